@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The braid subcommands. Each takes the arguments after its name (argv[0]
+ * is the subcommand) and returns the process exit status. */
+#ifndef BRAID_CMD_H
+#define BRAID_CMD_H
+
+#include <stdio.h>
+
+int cmd_convert(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+
+/* Prints "braid: <message>" to stderr. Only commands and daemon loops log. */
+void cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+struct profile;
+struct profile_folded_opts;
+enum profile_format;
+
+/* Reads and decodes a profile file ("-" = stdin); on failure prints why
+ * (naming the file) and returns a negative errno. */
+int cmd_load_profile(const char *path, enum profile_format format,
+		     const struct profile_folded_opts *opts, struct profile **ret_profile,
+		     enum profile_format *ret_format);
+
+/* Exit statuses: 0 ok, 1 the work failed (bad input, I/O), 2 bad usage. */
+#define EXIT_USAGE 2
+
+#endif

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* braid: the entry point; dispatches to a subcommand. */
+#include "cmd.h"
+#include "profile/profile.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef BRAID_VERSION
+#define BRAID_VERSION "dev"
+#endif
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{"convert", cmd_convert, "convert a profile between pprof and folded stacks"},
+	{"inspect", cmd_inspect, "summarise a profile: types, period, time, totals, top functions"},
+};
+
+void cmd_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("braid: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cmd_load_profile(const char *path, enum profile_format format,
+		     const struct profile_folded_opts *opts, struct profile **ret_profile,
+		     enum profile_format *ret_format)
+{
+	struct dynbuf data;
+	struct errbuf err = {{0}};
+	int r;
+
+	dynbuf__init(&data, 0);
+	/* a compressed file is never larger than what it inflates to */
+	r = util__read_file(path, PROFILE_DEFAULT_MAX_DECOMPRESSED, &err, &data);
+	if (r < 0) {
+		cmd_error("%s", err.msg);
+		goto cleanup;
+	}
+	r = profile__decode(data.data, data.len, format, opts, NULL, &err, ret_profile,
+			    ret_format);
+	if (r < 0)
+		cmd_error("%s: %s", path, err.msg);
+cleanup:
+	dynbuf__free(&data);
+	return r;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: braid COMMAND [OPTIONS]\n"
+		   "\n"
+		   "braid merges whole-system eBPF CPU stacks with the profiles that language\n"
+		   "SDKs push to Pyroscope. Commands:\n\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n"
+		   "Options:\n"
+		   "  -h, --help     show this help (braid COMMAND --help: that command's)\n"
+		   "  -V, --version  print the version\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("braid %s\n", BRAID_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
+	cmd_error("unknown command '%s'", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * util: the small pieces every braid module shares — a bump arena, a growable
+ * byte buffer with a hard cap (like curl's dynbuf), a seeded hash, an open
+ * addressing index of 32-bit ids, a string interner with stable pointers,
+ * gzip in and out, and capped file I/O.
+ *
+ * Conventions: functions return 0 or a negative errno; constructors return
+ * NULL; destructors accept NULL. Where a caller may want to know *why* an
+ * input was refused, the function takes a `struct errbuf *` (may be NULL) and
+ * leaves a one-line message there.
+ */
+#ifndef BRAID_UTIL_H
+#define BRAID_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define UTIL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- error messages ---------------------------------------------------- */
+
+struct errbuf {
+	char msg[512];
+};
+
+/* Writes a message into e (if e is not NULL) and returns err, so that a
+ * caller can write `return errbuf__set(e, -EBADMSG, "...")`. */
+int errbuf__set(struct errbuf *e, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ---- arena ------------------------------------------------------------- */
+
+/* A bump allocator: many small allocations, freed all at once. `limit` caps
+ * the bytes handed out (0 = no cap); past it arena__alloc returns NULL. */
+struct arena {
+	struct arena_block *head;
+	size_t used;
+	size_t limit;
+};
+
+void *arena__alloc(struct arena *a, size_t size);
+/* Forgets every allocation but keeps the first block for reuse. */
+void arena__reset(struct arena *a);
+void arena__free(struct arena *a);
+
+/* ---- big buffers ------------------------------------------------------- */
+
+/* realloc for buffers that may grow large: from UTIL_BIG_MIN bytes on, the
+ * memory is mapped directly and marked for transparent huge pages, so that
+ * a decode that fills tens of MiB takes a few hundred page faults instead
+ * of thousands. The caller passes the old capacity (0 for NULL) and frees
+ * with util__big_free and the same capacity. */
+#define UTIL_BIG_MIN (4u << 20)
+void *util__big_realloc(void *ptr, size_t old_cap, size_t new_cap);
+void util__big_free(void *ptr, size_t cap);
+
+/* ---- dynbuf ------------------------------------------------------------ */
+
+/* A growable byte buffer that never grows past `max` bytes (0 = SIZE_MAX).
+ * The data is always followed by a NUL byte that len does not count. */
+struct dynbuf {
+	char *data;
+	size_t len;
+	size_t cap;
+	size_t max;
+};
+
+void dynbuf__init(struct dynbuf *b, size_t max);
+/* -ENOMEM, or -EFBIG when the result would exceed b->max. */
+int dynbuf__reserve(struct dynbuf *b, size_t extra);
+int dynbuf__append(struct dynbuf *b, const void *data, size_t len);
+int dynbuf__putc(struct dynbuf *b, char c);
+int dynbuf__printf(struct dynbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void dynbuf__reset(struct dynbuf *b);
+void dynbuf__free(struct dynbuf *b);
+
+/* ---- hashing ----------------------------------------------------------- */
+
+/* A fast 64-bit hash, seeded once per process from getrandom() so that
+ * inputs a client controls can't be chosen to collide. Only indexes use it:
+ * nothing braid outputs depends on hash order. */
+uint64_t util__hash(const void *data, size_t len);
+uint64_t util__hash_u64(uint64_t x);
+static inline uint64_t util__hash_combine(uint64_t h, uint64_t v)
+{
+	return util__hash_u64(h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2)));
+}
+
+/* ---- idtab: an index of ids by content ---------------------------------- */
+
+/* Open addressing table of non-zero uint32 ids, each stored with its hash.
+ * The caller owns the objects; the table answers "which id has this
+ * content?" through an equality callback. */
+struct idtab {
+	struct idtab_slot {
+		uint32_t id; /* 0 = empty */
+		uint32_t hash;
+	} *slots; /* side by side: one cache miss per probe */
+	size_t mask; /* capacity - 1, capacity a power of two; 0 when empty */
+	size_t n;
+};
+
+typedef bool (*idtab_eq_fn)(const void *ctx, uint32_t id);
+
+int idtab__grow(struct idtab *t);
+/* Sizes the table for n ids without further growth. */
+int idtab__presize(struct idtab *t, size_t n);
+
+/* Makes room for one more id (call before idtab__find when you may insert).
+ * Inline, with idtab__find, so that the equality callback inlines too: these
+ * are the hottest loops of decoding. */
+static inline int idtab__reserve(struct idtab *t)
+{
+	size_t cap = t->mask ? t->mask + 1 : 0;
+
+	/* keep the load factor under 3/4 */
+	if ((t->n + 1) * 4 <= cap * 3)
+		return 0;
+	return idtab__grow(t);
+}
+
+/* Returns the id whose hash is `hash` and for which eq(ctx, id) holds, or 0;
+ * *ret_slot receives where such an id would be inserted. */
+static inline uint32_t idtab__find(const struct idtab *t, uint32_t hash, idtab_eq_fn eq,
+				   const void *ctx, size_t *ret_slot)
+{
+	size_t j;
+
+	if (!t->mask) {
+		*ret_slot = 0;
+		return 0;
+	}
+	for (j = hash & t->mask; t->slots[j].id; j = (j + 1) & t->mask)
+		if (t->slots[j].hash == hash && eq(ctx, t->slots[j].id))
+			break;
+	*ret_slot = j;
+	return t->slots[j].id;
+}
+
+/* Inserts at a slot returned by idtab__find since the last reserve. */
+static inline void idtab__insert_at(struct idtab *t, size_t slot, uint32_t hash, uint32_t id)
+{
+	t->slots[slot].id = id;
+	t->slots[slot].hash = hash;
+	t->n++;
+}
+
+void idtab__free(struct idtab *t);
+
+/* ---- strtab: interned strings ------------------------------------------ */
+
+/* Id 0 is always the empty string. Pointers returned by strtab__get stay
+ * valid until strtab__free. Strings may contain NUL bytes; each is stored
+ * followed by a NUL. */
+struct strtab {
+	struct arena arena;
+	const char **ptr;
+	uint32_t *len;
+	size_t n;
+	size_t cap;
+	struct idtab index;
+};
+
+int strtab__init(struct strtab *t);
+/* Room for n strings in all, without regrowing. */
+int strtab__reserve(struct strtab *t, size_t n);
+/* -E2BIG when the table already holds `max` strings (0 = no cap). */
+int strtab__intern(struct strtab *t, const char *s, size_t len, size_t max, uint32_t *ret_id);
+/* Returns the id of s if interned, else 0 and false. */
+bool strtab__lookup(const struct strtab *t, const char *s, size_t len, uint32_t *ret_id);
+static inline const char *strtab__get(const struct strtab *t, uint32_t id)
+{
+	return id < t->n ? t->ptr[id] : NULL;
+}
+static inline size_t strtab__len(const struct strtab *t, uint32_t id)
+{
+	return id < t->n ? t->len[id] : 0;
+}
+void strtab__free(struct strtab *t);
+
+/* ---- gzip -------------------------------------------------------------- */
+
+static inline bool util__is_gzip(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	return len >= 2 && p[0] == 0x1f && p[1] == 0x8b;
+}
+
+/* Inflates a gzip stream (concatenated members too) and appends it to out.
+ * -EFBIG with a message when the output would exceed `max` bytes (the
+ * gzip-bomb cap), -EBADMSG for a corrupt or truncated stream. */
+int util__gunzip(const void *data, size_t len, size_t max, struct errbuf *err,
+		 struct dynbuf *out);
+/* Appends the gzip (RFC 1952) of data to out, at zlib `level` (-1 default). */
+int util__gzip(const void *data, size_t len, int level, struct dynbuf *out);
+
+/* ---- files ------------------------------------------------------------- */
+
+/* Reads a whole file ("-" = stdin) into out, refusing files over `max`
+ * bytes with -EFBIG. */
+int util__read_file(const char *path, size_t max, struct errbuf *err, struct dynbuf *out);
+/* Writes data to path ("-" = stdout). A regular file is written to a
+ * temporary name beside it, fsync'ed and renamed, so readers never see half
+ * a file. */
+int util__write_file(const char *path, const void *data, size_t len, struct errbuf *err);
+
+#endif
