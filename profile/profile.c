@@ -1113,8 +1113,9 @@ int profile__top(const struct profile *p, size_t type_index, struct profile_top_
 			}
 		}
 	}
+	/* as pprof, leave out functions whose value is zero for this type */
 	for (size_t i = 0; i < ns; i++)
-		if (seen[i])
+		if (seen[i] && (flat[i] || cum[i]))
 			n++;
 	out = malloc((n ? n : 1) * sizeof(*out));
 	if (!out) {
@@ -1123,7 +1124,7 @@ int profile__top(const struct profile *p, size_t type_index, struct profile_top_
 	}
 	n = 0;
 	for (size_t i = 0; i < ns; i++)
-		if (seen[i])
+		if (seen[i] && (flat[i] || cum[i]))
 			out[n++] = (struct profile_top_entry){(uint32_t)i, flat[i], cum[i]};
 	qsort_r(out, n, sizeof(*out), top_cmp, (void *)p);
 	*ret_entries = out;

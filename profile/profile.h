@@ -242,7 +242,8 @@ struct profile_top_entry {
 
 /* Computes flat and cumulative values per function name for sample type
  * `type_index`, sorted by flat descending, then name (pprof's -top order).
- * Inlined frames count as their own function. *ret_entries is malloc'ed;
+ * Inlined frames count as their own function; functions whose flat and
+ * cum are both zero are left out. *ret_entries is malloc'ed;
  * the caller frees it. */
 int profile__top(const struct profile *p, size_t type_index, struct profile_top_entry **ret_entries,
 		 size_t *ret_n);

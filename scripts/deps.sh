@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what braid needs to build and test, from Debian 12's packages
+# only. Idempotent: silent and quick when everything is already there.
+set -euo pipefail
+
+packages=(
+	# build
+	build-essential cmake pkg-config clang llvm bpftool
+	# libraries braid links
+	libbpf-dev libelf-dev zlib1g-dev libmicrohttpd-dev libprotobuf-c-dev protobuf-c-compiler
+	libsqlite3-dev libcurl4-openssl-dev
+	# tests and benchmarks: cmocka; Go and Google's pprof as the independent
+	# pprof reader and the speed peer; gzip for the CLI tests
+	libcmocka-dev golang-go golang-github-google-pprof-dev gzip
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null; then
+		sudo=(sudo)
+	else
+		echo "braid: these packages are missing and installing them needs root: ${missing[*]}" >&2
+		exit 1
+	fi
+fi
+echo "braid: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
