@@ -22,6 +22,15 @@ int cmd_load_profile(const char *path, enum profile_format format,
 		     const struct profile_folded_opts *opts, struct profile **ret_profile,
 		     enum profile_format *ret_format);
 
+/* Parses the value of --from (auto, pprof, folded, lines); on a bad value
+ * prints "CMD: --from takes ..." and returns -EINVAL. */
+int cmd_parse_from(const char *cmd, const char *arg, enum profile_format *ret_format);
+
+/* The one operand left after the options (argv[optind]); prints which is
+ * wrong ("no WHAT given" / "more than one WHAT given") and returns NULL
+ * unless there is exactly one. */
+const char *cmd_one_operand(const char *cmd, int argc, char **argv, const char *what);
+
 /* Exit statuses: 0 ok, 1 the work failed (bad input, I/O), 2 bad usage. */
 #define EXIT_USAGE 2
 

@@ -107,11 +107,8 @@ int cmd_convert(int argc, char **argv)
 			}
 			break;
 		case 'f':
-			if (profile__parse_format(optarg, &cfg.from) < 0) {
-				cmd_error("convert: --from takes auto, pprof, folded or lines, not '%s'",
-					  optarg);
+			if (cmd_parse_from("convert", optarg, &cfg.from) < 0)
 				return EXIT_USAGE;
-			}
 			break;
 		case 's':
 			cfg.sample_type = optarg;
@@ -130,12 +127,11 @@ int cmd_convert(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1) {
-		cmd_error("convert: %s", optind == argc ? "no input file given" : "more than one input file given");
+	cfg.input = cmd_one_operand("convert", argc, argv, "input file");
+	if (!cfg.input) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	cfg.input = argv[optind];
 	if (!cfg.to && strcmp(cfg.output, "-") != 0)
 		cfg.to = format_from_extension(cfg.output);
 

@@ -242,11 +242,8 @@ int cmd_inspect(int argc, char **argv)
 			cfg.sample_type = optarg;
 			break;
 		case 'f':
-			if (profile__parse_format(optarg, &cfg.from) < 0) {
-				cmd_error("inspect: --from takes auto, pprof, folded or lines, not '%s'",
-					  optarg);
+			if (cmd_parse_from("inspect", optarg, &cfg.from) < 0)
 				return EXIT_USAGE;
-			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -256,12 +253,11 @@ int cmd_inspect(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1) {
-		cmd_error("inspect: %s", optind == argc ? "no file given" : "more than one file given");
+	cfg.input = cmd_one_operand("inspect", argc, argv, "file");
+	if (!cfg.input) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	cfg.input = argv[optind];
 	if (cmd_load_profile(cfg.input, cfg.from, NULL, &p, &format) < 0)
 		goto cleanup;
 	r = profile__totals(p, totals);

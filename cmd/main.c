@@ -3,6 +3,8 @@
 #include "cmd.h"
 #include "profile/profile.h"
 
+#include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +55,22 @@ int cmd_load_profile(const char *path, enum profile_format format,
 cleanup:
 	dynbuf__free(&data);
 	return r;
+}
+
+int cmd_parse_from(const char *cmd, const char *arg, enum profile_format *ret_format)
+{
+	if (profile__parse_format(arg, ret_format) == 0)
+		return 0;
+	cmd_error("%s: --from takes auto, pprof, folded or lines, not '%s'", cmd, arg);
+	return -EINVAL;
+}
+
+const char *cmd_one_operand(const char *cmd, int argc, char **argv, const char *what)
+{
+	if (optind == argc - 1)
+		return argv[optind];
+	cmd_error("%s: %s %s given", cmd, optind == argc ? "no" : "more than one", what);
+	return NULL;
 }
 
 static void usage(FILE *f)
