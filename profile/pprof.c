@@ -617,23 +617,57 @@ cleanup:
 	return r;
 }
 
+/* A sample unpacked and checked, waiting to be added: its locations, values
+ * and labels are copied out of the arena that the next unpack empties. */
+struct pending {
+	size_t index;
+	uint32_t *locs;
+	size_t n_locs;
+	uint32_t hash;
+	int64_t *values;
+	struct profile_label *labels;
+	size_t n_labels;
+};
+
+static int commit_sample(struct builder *b, const struct pending *s)
+{
+	uint32_t stack, lset;
+	int r;
+
+	if ((r = profile__add_stack_hashed(b->p, s->locs, s->n_locs, s->hash, &stack)) < 0 ||
+	    (r = profile__add_labels(b->p, s->labels, s->n_labels, &lset)) < 0)
+		return r;
+	r = profile__add_sample(b->p, stack, lset, s->values);
+	if (r == -EOVERFLOW)
+		r = errbuf__set(b->err, -EBADMSG,
+				"malformed pprof: sample[%zu]: values overflow 64 bits when summed",
+				s->index);
+	return r;
+}
+
+/* Samples are added one behind the one being unpacked: the stack index
+ * slot of sample i is prefetched when it is unpacked and probed only after
+ * sample i+1 has been unpacked, which hides the cache miss. */
 static int build_samples(struct builder *b)
 {
 	size_t nt = profile__n_sample_types(b->p);
-	uint32_t *locs = NULL;
-	struct profile_label *labels = NULL;
+	size_t depth = b->lim->max_stack_depth ? b->lim->max_stack_depth : 1;
+	size_t nlab = b->lim->max_labels ? b->lim->max_labels : 1;
+	struct pending slot[2] = {{0}}, *cur, *prev = NULL;
 	int r = 0;
 
-	locs = malloc((b->lim->max_stack_depth ? b->lim->max_stack_depth : 1) * sizeof(*locs));
-	labels = malloc((b->lim->max_labels ? b->lim->max_labels : 1) * sizeof(*labels));
-	if (!locs || !labels) {
-		r = -ENOMEM;
-		goto cleanup;
+	for (int k = 0; k < 2; k++) {
+		slot[k].locs = malloc(depth * sizeof(uint32_t));
+		slot[k].values = malloc((nt ? nt : 1) * sizeof(int64_t));
+		slot[k].labels = malloc(nlab * sizeof(struct profile_label));
+		if (!slot[k].locs || !slot[k].values || !slot[k].labels) {
+			r = -ENOMEM;
+			goto cleanup;
+		}
 	}
 	for (size_t i = 0; i < b->el[F_SAMPLE].n; i++) {
 		const PbSample *ps = unpack_elem(b, &perftools__profiles__sample__descriptor,
 						 F_SAMPLE, "sample", i, &r);
-		uint32_t stack, lset;
 
 		if (!ps)
 			goto cleanup;
@@ -655,9 +689,11 @@ static int build_samples(struct builder *b)
 					ps->n_label, b->lim->max_labels);
 			goto cleanup;
 		}
+		cur = prev == &slot[0] ? &slot[1] : &slot[0];
+		cur->index = i;
 		for (size_t j = 0; j < ps->n_location_id; j++) {
-			locs[j] = idmap_get(&b->locations, ps->location_id[j]);
-			if (!locs[j]) {
+			cur->locs[j] = idmap_get(&b->locations, ps->location_id[j]);
+			if (!cur->locs[j]) {
 				r = errbuf__set(b->err, -EBADMSG,
 						"malformed pprof: sample[%zu] refers to location id %" PRIu64
 						", which does not exist",
@@ -665,30 +701,34 @@ static int build_samples(struct builder *b)
 				goto cleanup;
 			}
 		}
+		cur->n_locs = ps->n_location_id;
 		for (size_t j = 0; j < ps->n_label; j++) {
 			const PbLabel *pl = ps->label[j];
+			struct profile_label *l = &cur->labels[j];
 
-			labels[j].num = pl->num;
-			if ((r = bstr(b, pl->key, "sample", i, "label.key", &labels[j].key)) < 0 ||
-			    (r = bstr(b, pl->str, "sample", i, "label.str", &labels[j].str)) < 0 ||
+			l->num = pl->num;
+			if ((r = bstr(b, pl->key, "sample", i, "label.key", &l->key)) < 0 ||
+			    (r = bstr(b, pl->str, "sample", i, "label.str", &l->str)) < 0 ||
 			    (r = bstr(b, pl->num_unit, "sample", i, "label.num_unit",
-				      &labels[j].num_unit)) < 0)
+				      &l->num_unit)) < 0)
 				goto cleanup;
 		}
-		if ((r = profile__add_stack(b->p, locs, ps->n_location_id, &stack)) < 0 ||
-		    (r = profile__add_labels(b->p, labels, ps->n_label, &lset)) < 0)
+		cur->n_labels = ps->n_label;
+		if (nt)
+			memcpy(cur->values, ps->value, nt * sizeof(int64_t));
+		cur->hash = profile__stack_hash(b->p, cur->locs, cur->n_locs);
+		if (prev && (r = commit_sample(b, prev)) < 0)
 			goto cleanup;
-		r = profile__add_sample(b->p, stack, lset, ps->value);
-		if (r == -EOVERFLOW)
-			r = errbuf__set(b->err, -EBADMSG,
-					"malformed pprof: sample[%zu]: values overflow 64 bits when summed",
-					i);
-		if (r < 0)
-			goto cleanup;
+		prev = cur;
 	}
+	if (prev)
+		r = commit_sample(b, prev);
 cleanup:
-	free(locs);
-	free(labels);
+	for (int k = 0; k < 2; k++) {
+		free(slot[k].locs);
+		free(slot[k].values);
+		free(slot[k].labels);
+	}
 	return r;
 }
 

@@ -618,18 +618,17 @@ static bool span_eq(const void *ctx, uint32_t id)
 				    k->items, k->n * k->elem) == 0);
 }
 
-/* Hash-conses an array of items into (spans, pool): equal arrays share one
- * id. The shared path of stacks and label sets. */
+/* Hash-conses an array of items, whose hash is h, into (spans, pool): equal
+ * arrays share one id. The shared path of stacks and label sets. */
 static int intern_span(struct vec *spans, struct vec *pool, struct idtab *index, size_t elem,
-		       const void *items, size_t n, uint32_t *ret_id)
+		       const void *items, size_t n, uint32_t h, uint32_t *ret_id)
 {
 	struct span_key k = {spans, pool, elem, items, n};
 	struct span s;
-	uint32_t h, id;
+	uint32_t id;
 	size_t slot;
 	int r;
 
-	h = (uint32_t)util__hash(items, n * elem);
 	r = idtab__reserve(index);
 	if (r < 0)
 		return r;
@@ -658,13 +657,30 @@ static int intern_span(struct vec *spans, struct vec *pool, struct idtab *index,
 	return 0;
 }
 
-int profile__add_stack(struct profile *p, const uint32_t *locations, size_t n, uint32_t *ret_id)
+uint32_t profile__stack_hash(const struct profile *p, const uint32_t *locations, size_t n)
+{
+	uint32_t h = (uint32_t)util__hash(locations, n * sizeof(uint32_t));
+
+	if (p->stack_index.mask)
+		__builtin_prefetch(&p->stack_index.slots[h & p->stack_index.mask]);
+	return h;
+}
+
+int profile__add_stack_hashed(struct profile *p, const uint32_t *locations, size_t n,
+			      uint32_t hash, uint32_t *ret_id)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!locations[i] || locations[i] >= p->locations.n)
 			return -EINVAL;
 	return intern_span(&p->stacks, &p->stack_locs, &p->stack_index, sizeof(uint32_t),
-			   locations, n, ret_id);
+			   locations, n, hash, ret_id);
+}
+
+int profile__add_stack(struct profile *p, const uint32_t *locations, size_t n, uint32_t *ret_id)
+{
+	return profile__add_stack_hashed(p, locations, n,
+					 (uint32_t)util__hash(locations, n * sizeof(uint32_t)),
+					 ret_id);
 }
 
 size_t profile__n_stacks(const struct profile *p)
@@ -737,7 +753,8 @@ int profile__add_labels(struct profile *p, const struct profile_label *labels, s
 		sorted[j] = x;
 	}
 	r = intern_span(&p->labelsets, &p->labels, &p->labelset_index,
-			sizeof(struct profile_label), sorted, n, ret_id);
+			sizeof(struct profile_label), sorted, n,
+			(uint32_t)util__hash(sorted, n * sizeof(*sorted)), ret_id);
 	if (sorted != stackbuf)
 		free(sorted);
 	return r;
@@ -769,7 +786,9 @@ int profile__add_sample(struct profile *p, uint32_t stack, uint32_t labels, cons
 	if (!stack || stack >= p->stacks.n || labels >= p->labelsets.n)
 		return -EINVAL;
 	if (stack >= p->stack_first.n) {
-		size_t grow = p->stacks.n - p->stack_first.n;
+		/* cover every stack there is, and the ones its capacity allows */
+		size_t grow = (p->stacks.cap > p->stacks.n ? p->stacks.cap : p->stacks.n) -
+			      p->stack_first.n;
 
 		r = vec_reserve(&p->stack_first, sizeof(uint32_t), grow);
 		if (r < 0)

@@ -195,6 +195,12 @@ int profile__location(const struct profile *p, uint32_t id, struct profile_locat
 /* Stacks: location ids, leaf first. Hash-consed: the same sequence always
  * gives the same id. An empty stack is allowed. */
 int profile__add_stack(struct profile *p, const uint32_t *locations, size_t n, uint32_t *ret_id);
+/* The same in two steps, for decoders that add many stacks: the first
+ * computes the stack's hash and starts loading the index slot it will probe;
+ * the second adds the stack. Work done between them hides the cache miss. */
+uint32_t profile__stack_hash(const struct profile *p, const uint32_t *locations, size_t n);
+int profile__add_stack_hashed(struct profile *p, const uint32_t *locations, size_t n,
+			      uint32_t hash, uint32_t *ret_id);
 size_t profile__n_stacks(const struct profile *p);
 /* Returns the depth and points *ret_locations at the ids (leaf first). */
 size_t profile__stack(const struct profile *p, uint32_t id, const uint32_t **ret_locations);

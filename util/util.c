@@ -306,7 +306,10 @@ uint64_t util__hash(const void *data, size_t len)
 
 static int idtab_grow(struct idtab *t, size_t ncap)
 {
-	struct idtab_slot *slots = calloc(ncap, sizeof(*slots));
+	/* a fresh mapping is zeroed: big tables take huge pages, small calloc */
+	struct idtab_slot *slots = ncap * sizeof(*slots) >= UTIL_BIG_MIN
+					   ? util__big_realloc(NULL, 0, ncap * sizeof(*slots))
+					   : calloc(ncap, sizeof(*slots));
 	size_t i, j, mask = ncap - 1;
 
 	if (!slots)
@@ -318,7 +321,7 @@ static int idtab_grow(struct idtab *t, size_t ncap)
 			;
 		slots[j] = t->slots[i];
 	}
-	free(t->slots);
+	util__big_free(t->slots, t->mask ? (t->mask + 1) * sizeof(*slots) : 0);
 	t->slots = slots;
 	t->mask = mask;
 	return 0;
@@ -351,7 +354,7 @@ void idtab__free(struct idtab *t)
 {
 	if (!t)
 		return;
-	free(t->slots);
+	util__big_free(t->slots, t->mask ? (t->mask + 1) * sizeof(*t->slots) : 0);
 	memset(t, 0, sizeof(*t));
 }
 
