@@ -16,15 +16,13 @@ struct vec {
 	size_t cap;
 };
 
-static int vec_reserve(struct vec *v, size_t elem, size_t extra)
+static int vec_grow(struct vec *v, size_t elem, size_t extra)
 {
 	size_t ncap;
 	void *p;
 
 	if (extra > SIZE_MAX / elem - v->n)
 		return -ENOMEM;
-	if (v->n + extra <= v->cap)
-		return 0;
 	ncap = v->cap ? v->cap : 16;
 	while (ncap < v->n + extra)
 		ncap *= 2;
@@ -43,6 +41,11 @@ static void vec_free(struct vec *v, size_t elem)
 	util__big_free(v->data, v->cap * elem);
 	v->data = NULL;
 	v->n = v->cap = 0;
+}
+
+static inline int vec_reserve(struct vec *v, size_t elem, size_t extra)
+{
+	return extra <= v->cap - v->n ? 0 : vec_grow(v, elem, extra);
 }
 
 #define VEC_AT(v, type, i) (((type *)(v).data)[i])

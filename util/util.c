@@ -256,16 +256,6 @@ static void hash_seed_init(void)
 	hash_seed = s | 1;
 }
 
-uint64_t util__hash_u64(uint64_t x)
-{
-	x ^= x >> 32;
-	x *= 0xd6e8feb86659fd93ULL;
-	x ^= x >> 32;
-	x *= 0xd6e8feb86659fd93ULL;
-	x ^= x >> 32;
-	return x;
-}
-
 /* 64x64 -> 128-bit multiply folded to 64 bits: one multiply mixes 16 bytes
  * (the construction of wyhash and mum-hash). */
 static inline uint64_t mum(uint64_t a, uint64_t b)
@@ -478,10 +468,52 @@ void strtab__free(struct strtab *t)
 
 /* ---- gzip -------------------------------------------------------------- */
 
+/* One inflate state per thread, reset between streams: setting one up (and
+ * its 32 KiB window) costs as much as inflating a small SDK push. Freed at
+ * thread exit. */
+static pthread_key_t inflater_key;
+static pthread_once_t inflater_once = PTHREAD_ONCE_INIT;
+static bool inflater_key_ok;
+
+static void inflater_free(void *p)
+{
+	if (p) {
+		inflateEnd(p);
+		free(p);
+	}
+}
+
+static void inflater_key_init(void)
+{
+	inflater_key_ok = pthread_key_create(&inflater_key, inflater_free) == 0;
+}
+
+static z_stream *inflater_get(void)
+{
+	z_stream *zs;
+
+	pthread_once(&inflater_once, inflater_key_init);
+	zs = inflater_key_ok ? pthread_getspecific(inflater_key) : NULL;
+	if (zs)
+		return inflateReset(zs) == Z_OK ? zs : NULL;
+	zs = calloc(1, sizeof(*zs));
+	if (!zs)
+		return NULL;
+	/* 16 + MAX_WBITS: gzip wrapper only, so a zlib or raw stream is refused */
+	if (inflateInit2(zs, 16 + MAX_WBITS) != Z_OK) {
+		free(zs);
+		return NULL;
+	}
+	if (inflater_key_ok && pthread_setspecific(inflater_key, zs) == 0)
+		return zs;
+	inflater_free(zs);
+	return NULL;
+}
+
 int util__gunzip(const void *data, size_t len, size_t max, struct errbuf *err,
 		 struct dynbuf *out)
 {
-	z_stream zs;
+	z_stream *zsp;
 	size_t start = out->len;
 	size_t saved_max = out->max;
 	size_t limit;
@@ -489,14 +521,13 @@ int util__gunzip(const void *data, size_t len, size_t max, struct errbuf *err,
 
 	if (!util__is_gzip(data, len))
 		return errbuf__set(err, -EBADMSG, "not gzip data (no 1f 8b magic)");
-	memset(&zs, 0, sizeof(zs));
-	/* 16 + MAX_WBITS: gzip wrapper only, so a zlib or raw stream is refused */
-	if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
+	zsp = inflater_get();
+	if (!zsp)
 		return errbuf__set(err, -ENOMEM, "cannot initialise zlib");
 	/* Let the buffer hold one byte past the cap: reaching it proves the bomb. */
 	limit = max && max < saved_max - start ? max : saved_max - start;
 	out->max = start + limit + 1 < saved_max ? start + limit + 1 : saved_max;
-	zs.next_in = (Bytef *)data;
+	zsp->next_in = (Bytef *)data;
 	{
 		/* The trailer's ISIZE (size mod 2^32 of the last member) is a good
 		 * first guess for the common single-member stream; it is only a
@@ -526,14 +557,14 @@ int util__gunzip(const void *data, size_t len, size_t max, struct errbuf *err,
 		room = out->cap - out->len - 1;
 		if (room > out->max - out->len)
 			room = out->max - out->len;
-		zs.avail_in = (uInt)in_chunk;
-		zs.next_out = (Bytef *)out->data + out->len;
-		zs.avail_out = room > UINT_MAX ? UINT_MAX : (uInt)room;
-		room = zs.avail_out;
-		zr = inflate(&zs, Z_NO_FLUSH);
-		out->len += room - zs.avail_out;
+		zsp->avail_in = (uInt)in_chunk;
+		zsp->next_out = (Bytef *)out->data + out->len;
+		zsp->avail_out = room > UINT_MAX ? UINT_MAX : (uInt)room;
+		room = zsp->avail_out;
+		zr = inflate(zsp, Z_NO_FLUSH);
+		out->len += room - zsp->avail_out;
 		out->data[out->len] = '\0';
-		len -= in_chunk - zs.avail_in;
+		len -= in_chunk - zsp->avail_in;
 		if (out->len - start > limit) {
 			r = errbuf__set(err, -EFBIG, "gzip data inflates to more than %zu bytes",
 					limit);
@@ -541,18 +572,18 @@ int util__gunzip(const void *data, size_t len, size_t max, struct errbuf *err,
 		}
 		if (zr == Z_STREAM_END) {
 			/* skip zero padding some writers append, then maybe another member */
-			while (len && *zs.next_in == 0) {
-				zs.next_in++;
+			while (len && *zsp->next_in == 0) {
+				zsp->next_in++;
 				len--;
 			}
 			if (len == 0)
 				break;
-			if (!util__is_gzip(zs.next_in, len)) {
+			if (!util__is_gzip(zsp->next_in, len)) {
 				r = errbuf__set(err, -EBADMSG,
 						"%zu bytes of garbage after the gzip stream", len);
 				goto cleanup;
 			}
-			if (inflateReset(&zs) != Z_OK) {
+			if (inflateReset(zsp) != Z_OK) {
 				r = errbuf__set(err, -EBADMSG, "cannot restart zlib");
 				goto cleanup;
 			}
@@ -560,16 +591,15 @@ int util__gunzip(const void *data, size_t len, size_t max, struct errbuf *err,
 		}
 		if (zr != Z_OK && zr != Z_BUF_ERROR) {
 			r = errbuf__set(err, -EBADMSG, "corrupt gzip data: %s",
-					zs.msg ? zs.msg : "inflate failed");
+					zsp->msg ? zsp->msg : "inflate failed");
 			goto cleanup;
 		}
-		if (len == 0 && zs.avail_out != 0) {
+		if (len == 0 && zsp->avail_out != 0) {
 			r = errbuf__set(err, -EBADMSG, "truncated gzip data (stream ends early)");
 			goto cleanup;
 		}
 	}
 cleanup:
-	inflateEnd(&zs);
 	out->max = saved_max;
 	if (r < 0) {
 		out->len = start;

@@ -84,7 +84,16 @@ void dynbuf__free(struct dynbuf *b);
  * inputs a client controls can't be chosen to collide. Only indexes use it:
  * nothing braid outputs depends on hash order. */
 uint64_t util__hash(const void *data, size_t len);
-uint64_t util__hash_u64(uint64_t x);
+/* A fixed mix of one 64-bit value (for ids and offsets, not client bytes). */
+static inline uint64_t util__hash_u64(uint64_t x)
+{
+	x ^= x >> 32;
+	x *= 0xd6e8feb86659fd93ULL;
+	x ^= x >> 32;
+	x *= 0xd6e8feb86659fd93ULL;
+	x ^= x >> 32;
+	return x;
+}
 static inline uint64_t util__hash_combine(uint64_t h, uint64_t v)
 {
 	return util__hash_u64(h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2)));
