@@ -89,7 +89,8 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "-min-seconds") == 0 && i + 1 < argc)
 			min_seconds = atof(argv[++i]);
 		else {
-			fprintf(stderr, "usage: bench_pprof_decode [-n ITERS] [-min-seconds S] FILE...\n");
+			fprintf(stderr,
+				"usage: bench_pprof_decode [-n ITERS] [-min-seconds S] FILE...\n");
 			return 2;
 		}
 	}

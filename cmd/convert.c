@@ -31,12 +31,14 @@ static void usage(FILE *f)
 		"Options:\n"
 		"  -o, --output OUT       where to write (default: standard output)\n"
 		"      --to FORMAT        pprof or folded; default: from OUT's extension\n"
-		"                         (.folded .collapsed .txt: folded; .pprof .pb .gz: pprof),\n"
+		"                         (.folded .collapsed .txt: folded; .pprof .pb .gz: "
+		"pprof),\n"
 		"                         else the other format than the input's\n"
 		"      --from FORMAT      auto (default), pprof, folded, or lines (Pyroscope's\n"
 		"                         \"a;b;c\" per line, each weighing 1); gzip is detected\n"
 		"      --sample-type T    pprof to folded: which sample type's values to write,\n"
-		"                         as \"type\" or \"type/unit\" (default: the profile's default,\n"
+		"                         as \"type\" or \"type/unit\" (default: the profile's "
+		"default,\n"
 		"                         else its last type); folded to pprof: the type/unit of\n"
 		"                         the counts (default samples/count)\n"
 		"      --annotate         in folded output, mark kernel frames \"_[k]\" and JIT\n"
@@ -51,9 +53,9 @@ static enum profile_format format_from_extension(const char *path)
 		const char *ext;
 		enum profile_format format;
 	} exts[] = {
-		{".folded", PROFILE_FORMAT_FOLDED}, {".collapsed", PROFILE_FORMAT_FOLDED},
-		{".txt", PROFILE_FORMAT_FOLDED},    {".pprof", PROFILE_FORMAT_PPROF},
-		{".pb", PROFILE_FORMAT_PPROF},	    {".pb.gz", PROFILE_FORMAT_PPROF},
+		{".folded", PROFILE_FORMAT_FOLDED},  {".collapsed", PROFILE_FORMAT_FOLDED},
+		{".txt", PROFILE_FORMAT_FOLDED},     {".pprof", PROFILE_FORMAT_PPROF},
+		{".pb", PROFILE_FORMAT_PPROF},	     {".pb.gz", PROFILE_FORMAT_PPROF},
 		{".pprof.gz", PROFILE_FORMAT_PPROF}, {".folded.gz", PROFILE_FORMAT_FOLDED},
 	};
 	size_t len = strlen(path);
@@ -154,7 +156,8 @@ int cmd_convert(int argc, char **argv)
 	if (cmd_load_profile(cfg.input, cfg.from, &fo, &p, &in_format) < 0)
 		goto cleanup;
 	if (!cfg.to)
-		cfg.to = in_format == PROFILE_FORMAT_PPROF ? PROFILE_FORMAT_FOLDED : PROFILE_FORMAT_PPROF;
+		cfg.to = in_format == PROFILE_FORMAT_PPROF ? PROFILE_FORMAT_FOLDED
+							   : PROFILE_FORMAT_PPROF;
 
 	if (cfg.to == PROFILE_FORMAT_FOLDED) {
 		int ti = in_format == PROFILE_FORMAT_PPROF && cfg.sample_type
@@ -169,14 +172,16 @@ int cmd_convert(int argc, char **argv)
 		r = profile__to_folded(p, (size_t)ti, &fo, &out);
 	} else {
 		if (!cfg.no_gzip && strcmp(cfg.output, "-") == 0 && isatty(STDOUT_FILENO)) {
-			cmd_error("convert: refusing to write binary pprof to a terminal; use -o FILE");
+			cmd_error("convert: refusing to write binary pprof to a terminal; use -o "
+				  "FILE");
 			status = EXIT_USAGE;
 			goto cleanup;
 		}
 		r = profile__to_pprof(p, !cfg.no_gzip, &out);
 	}
 	if (r < 0) {
-		cmd_error("convert: cannot encode %s: %s", profile__format_name(cfg.to), strerror(-r));
+		cmd_error("convert: cannot encode %s: %s", profile__format_name(cfg.to),
+			  strerror(-r));
 		goto cleanup;
 	}
 	if (util__write_file(cfg.output, out.data, out.len, &err) < 0) {

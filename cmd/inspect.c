@@ -48,8 +48,7 @@ static struct scale pick_scale(const char *unit, int64_t magnitude)
 		const char *unit;
 		struct scale steps[6];
 	} tables[] = {
-		{"nanoseconds",
-		 {{"s", 1e9}, {"ms", 1e6}, {"us", 1e3}, {"ns", 1}, {NULL, 0}}},
+		{"nanoseconds", {{"s", 1e9}, {"ms", 1e6}, {"us", 1e3}, {"ns", 1}, {NULL, 0}}},
 		{"microseconds", {{"s", 1e6}, {"ms", 1e3}, {"us", 1}, {NULL, 0}}},
 		{"milliseconds", {{"s", 1e3}, {"ms", 1}, {NULL, 0}}},
 		{"seconds", {{"s", 1}, {NULL, 0}}},

@@ -48,8 +48,7 @@ int cmd_load_profile(const char *path, enum profile_format format,
 		cmd_error("%s", err.msg);
 		goto cleanup;
 	}
-	r = profile__decode(data.data, data.len, format, opts, NULL, &err, ret_profile,
-			    ret_format);
+	r = profile__decode(data.data, data.len, format, opts, NULL, &err, ret_profile, ret_format);
 	if (r < 0)
 		cmd_error("%s: %s", path, err.msg);
 cleanup:

@@ -78,8 +78,9 @@ int profile__decode(const void *data, size_t len, enum profile_format format,
 		/* fall through */
 	case PROFILE_FORMAT_FOLDED:
 		if (len > lim->max_decompressed) {
-			r = errbuf__set(err, -EFBIG, "input of %zu bytes is over the limit of %zu bytes",
-					len, lim->max_decompressed);
+			r = errbuf__set(err, -EFBIG,
+					"input of %zu bytes is over the limit of %zu bytes", len,
+					lim->max_decompressed);
 			break;
 		}
 		r = profile__from_folded(data, len, &fo, lim, err, ret_profile);

@@ -100,8 +100,8 @@ int profile__from_folded(const char *data, size_t len, const struct profile_fold
 			llen--;
 		if (llen > lim->max_line_length) {
 			r = errbuf__set(err, -E2BIG,
-					"line %zu: %zu bytes long, over the limit of %zu bytes", lineno,
-					llen, lim->max_line_length);
+					"line %zu: %zu bytes long, over the limit of %zu bytes",
+					lineno, llen, lim->max_line_length);
 			goto cleanup;
 		}
 		if (llen == 0)
@@ -111,17 +111,21 @@ int profile__from_folded(const char *data, size_t len, const struct profile_fold
 			const char *sp = memrchr(line, ' ', llen);
 
 			if (!sp) {
-				r = errbuf__set(err, -EBADMSG,
-						"line %zu: no count (expected \"frame;frame;... COUNT\")",
-						lineno);
+				r = errbuf__set(
+					err, -EBADMSG,
+					"line %zu: no count (expected \"frame;frame;... COUNT\")",
+					lineno);
 				goto cleanup;
 			}
 			stack_len = (size_t)(sp - line);
 			if (!parse_count(sp + 1, llen - stack_len - 1, &count)) {
-				r = errbuf__set(err, -EBADMSG,
-						"line %zu: count \"%.*s\" is not a non-negative integer",
-						lineno, (int)(llen - stack_len - 1 > 40 ? 40 : llen - stack_len - 1),
-						sp + 1);
+				r = errbuf__set(
+					err, -EBADMSG,
+					"line %zu: count \"%.*s\" is not a non-negative integer",
+					lineno,
+					(int)(llen - stack_len - 1 > 40 ? 40
+									: llen - stack_len - 1),
+					sp + 1);
 				goto cleanup;
 			}
 		}
@@ -131,14 +135,16 @@ int profile__from_folded(const char *data, size_t len, const struct profile_fold
 			size_t flen = semi ? (size_t)(semi - (line + start)) : stack_len - start;
 
 			if (flen == 0) {
-				r = errbuf__set(err, -EBADMSG, "line %zu: empty frame name (frame %zu)",
-						lineno, depth + 1);
+				r = errbuf__set(err, -EBADMSG,
+						"line %zu: empty frame name (frame %zu)", lineno,
+						depth + 1);
 				goto cleanup;
 			}
 			if (depth == lim->max_stack_depth) {
-				r = errbuf__set(err, -E2BIG,
-						"line %zu: more than %zu frames (the stack depth limit)",
-						lineno, lim->max_stack_depth);
+				r = errbuf__set(
+					err, -E2BIG,
+					"line %zu: more than %zu frames (the stack depth limit)",
+					lineno, lim->max_stack_depth);
 				goto cleanup;
 			}
 			r = add_frame(p, line + start, flen, &locs[depth++]);
@@ -157,13 +163,15 @@ int profile__from_folded(const char *data, size_t len, const struct profile_fold
 			goto cleanup;
 		r = profile__add_sample(p, stack, 0, &count);
 		if (r == 0 && profile__n_samples(p) > lim->max_samples) {
-			r = errbuf__set(err, -E2BIG,
-					"line %zu: more than %zu distinct stacks (the sample limit)",
-					lineno, lim->max_samples);
+			r = errbuf__set(
+				err, -E2BIG,
+				"line %zu: more than %zu distinct stacks (the sample limit)",
+				lineno, lim->max_samples);
 			goto cleanup;
 		}
 		if (r == -EOVERFLOW) {
-			r = errbuf__set(err, -EBADMSG, "line %zu: the counts of this stack overflow 64 bits",
+			r = errbuf__set(err, -EBADMSG,
+					"line %zu: the counts of this stack overflow 64 bits",
 					lineno);
 			goto cleanup;
 		}
@@ -199,8 +207,7 @@ static int append_name(struct dynbuf *b, const char *s, size_t len)
 }
 
 /* Appends the frames of one location, outermost inlined function first. */
-static int append_location(const struct profile *p, uint32_t id, bool annotate,
-			   struct dynbuf *b)
+static int append_location(const struct profile *p, uint32_t id, bool annotate, struct dynbuf *b)
 {
 	struct profile_location l;
 	int r;
@@ -218,7 +225,8 @@ static int append_location(const struct profile *p, uint32_t id, bool annotate,
 			base = base ? base + 1 : file;
 			r = append_name(b, base, strlen(base));
 			if (r == 0)
-				r = dynbuf__printf(b, "+0x%" PRIx64, l.address - m->start + m->offset);
+				r = dynbuf__printf(b, "+0x%" PRIx64,
+						   l.address - m->start + m->offset);
 		} else {
 			r = dynbuf__printf(b, "0x%" PRIx64, l.address);
 		}

@@ -57,8 +57,9 @@ static int read_varint(const uint8_t *d, size_t len, size_t *pos, uint64_t *ret)
 
 static const char *wire_type_name(unsigned wt)
 {
-	static const char *const names[] = {"varint", "64-bit", "length-delimited", "group start",
-					    "group end", "32-bit", "invalid (6)", "invalid (7)"};
+	static const char *const names[] = {"varint",	   "64-bit",	 "length-delimited",
+					    "group start", "group end",	 "32-bit",
+					    "invalid (6)", "invalid (7)"};
 	return names[wt & 7];
 }
 
@@ -93,8 +94,8 @@ static unsigned allowed_wire_types(const ProtobufCFieldDescriptor *f)
 struct walk {
 	const uint8_t *base; /* start of the buffer, for offsets */
 	struct errbuf *err;
-	char path[256]; /* where the walk started, e.g. "Profile.sample[3]" */
-	unsigned depth; /* levels to descend into embedded messages; 0 = top only */
+	char path[256];	   /* where the walk started, e.g. "Profile.sample[3]" */
+	unsigned depth;	   /* levels to descend into embedded messages; 0 = top only */
 	size_t counts[16]; /* top-level occurrences per field number < 16 */
 	/* the field being read at each level, turned into a path on failure */
 	struct {
@@ -114,11 +115,10 @@ static int walk_fail(struct walk *w, const uint8_t *at, const char *what)
 		if (!w->at[i].f && !w->at[i].number)
 			break;
 		if (w->at[i].f)
-			n += (size_t)snprintf(path + n, sizeof(path) - n,
-					      w->at[i].f->label == PROTOBUF_C_LABEL_REPEATED
-						      ? ".%s[%zu]"
-						      : ".%s",
-					      w->at[i].f->name, w->at[i].index);
+			n += (size_t)snprintf(
+				path + n, sizeof(path) - n,
+				w->at[i].f->label == PROTOBUF_C_LABEL_REPEATED ? ".%s[%zu]" : ".%s",
+				w->at[i].f->name, w->at[i].index);
 		else
 			n += (size_t)snprintf(path + n, sizeof(path) - n, ".<field %" PRIu64 ">",
 					      w->at[i].number);
@@ -152,8 +152,10 @@ static int walk_message(struct walk *w, const ProtobufCMessageDescriptor *desc, 
 		w->at[level].number = 0;
 		vr = read_varint(d, len, &pos, &tag);
 		if (vr < 0)
-			return walk_fail(w, d + start, vr == -1 ? "truncated message (field tag runs past the end)"
-							       : "bad varint in a field tag");
+			return walk_fail(w, d + start,
+					 vr == -1
+						 ? "truncated message (field tag runs past the end)"
+						 : "bad varint in a field tag");
 		wt = tag & 7;
 		if ((tag >> 3) == 0 || (tag >> 3) > 536870911u)
 			return walk_fail(w, d + start, "invalid field number 0");
@@ -165,7 +167,8 @@ static int walk_message(struct walk *w, const ProtobufCMessageDescriptor *desc, 
 			if (!(allowed_wire_types(f) & (1u << wt))) {
 				char what[160];
 
-				snprintf(what, sizeof(what), "wire type %s where the field needs %s",
+				snprintf(what, sizeof(what),
+					 "wire type %s where the field needs %s",
 					 wire_type_name(wt),
 					 wire_type_name(__builtin_ctz(allowed_wire_types(f))));
 				return walk_fail(w, d + start, what);
@@ -177,27 +180,33 @@ static int walk_message(struct walk *w, const ProtobufCMessageDescriptor *desc, 
 		case 0:
 			vr = read_varint(d, len, &pos, &v);
 			if (vr < 0)
-				return walk_fail(w, d + pos, vr == -1 ? "truncated message (varint runs past the end)"
-								      : "bad varint (more than 10 bytes)");
+				return walk_fail(
+					w, d + pos,
+					vr == -1 ? "truncated message (varint runs past the end)"
+						 : "bad varint (more than 10 bytes)");
 			break;
 		case 1:
 		case 5:
 			n = wt == 1 ? 8 : 4;
 			if (len - pos < n)
-				return walk_fail(w, d + pos, "truncated message (fixed-size value runs past the end)");
+				return walk_fail(
+					w, d + pos,
+					"truncated message (fixed-size value runs past the end)");
 			pos += n;
 			break;
 		case 2:
 			vr = read_varint(d, len, &pos, &n);
 			if (vr < 0)
-				return walk_fail(w, d + pos, vr == -1 ? "truncated message (length runs past the end)"
-								      : "bad varint in a length");
+				return walk_fail(
+					w, d + pos,
+					vr == -1 ? "truncated message (length runs past the end)"
+						 : "bad varint in a length");
 			if (n > len - pos) {
 				char what[160];
 
 				snprintf(what, sizeof(what),
-					 "truncated message (%" PRIu64 " bytes declared, %zu left)", n,
-					 len - pos);
+					 "truncated message (%" PRIu64 " bytes declared, %zu left)",
+					 n, len - pos);
 				return walk_fail(w, d + start, what);
 			}
 			if (f && level < w->depth && f->type == PROTOBUF_C_TYPE_MESSAGE) {
@@ -214,13 +223,19 @@ static int walk_message(struct walk *w, const ProtobufCMessageDescriptor *desc, 
 					if (allowed_wire_types(f) & 1u) {
 						vr = read_varint(d, end, &q, &v);
 						if (vr < 0)
-							return walk_fail(w, d + q, vr == -1 ? "truncated packed varints"
-											    : "bad varint in a packed field");
+							return walk_fail(
+								w, d + q,
+								vr == -1
+									? "truncated packed varints"
+									: "bad varint in a packed "
+									  "field");
 					} else {
 						size_t sz = (allowed_wire_types(f) & 2u) ? 8 : 4;
 
 						if (end - q < sz)
-							return walk_fail(w, d + q, "packed fixed-size values do not fill the field");
+							return walk_fail(w, d + q,
+									 "packed fixed-size values "
+									 "do not fill the field");
 						q += sz;
 					}
 				}
@@ -228,9 +243,10 @@ static int walk_message(struct walk *w, const ProtobufCMessageDescriptor *desc, 
 			pos += (size_t)n;
 			break;
 		default:
-			return walk_fail(w, d + start, wt == 3 || wt == 4
-							       ? "groups (wire types 3, 4) are not part of pprof"
-							       : "invalid wire type");
+			return walk_fail(w, d + start,
+					 wt == 3 || wt == 4
+						 ? "groups (wire types 3, 4) are not part of pprof"
+						 : "invalid wire type");
 		}
 	}
 	return 0;
@@ -270,7 +286,7 @@ struct idmap {
 	struct idpair {
 		uint64_t file_id;
 		uint32_t model_id;
-	} *pairs;
+	} * pairs;
 	size_t n_pairs, cap_pairs;
 	struct idtab index; /* ids are pairs index + 1 */
 };
@@ -322,8 +338,9 @@ static int idmap_put(struct idmap *m, uint64_t id, uint32_t model_id, size_t i, 
 	if (id == 0)
 		return errbuf__set(err, -EBADMSG, "malformed pprof: %s[%zu] has id 0", m->what, i);
 	if (idmap_get(m, id))
-		return errbuf__set(err, -EBADMSG, "malformed pprof: %s[%zu]: duplicate %s id %" PRIu64,
-				   m->what, i, m->what, id);
+		return errbuf__set(err, -EBADMSG,
+				   "malformed pprof: %s[%zu]: duplicate %s id %" PRIu64, m->what, i,
+				   m->what, id);
 	if (id < m->direct_n) {
 		m->direct[id] = model_id;
 		return 0;
@@ -401,12 +418,13 @@ static void *unpack_elem(struct builder *b, const ProtobufCMessageDescriptor *de
 		return NULL;
 	if (b->pa.over_limit)
 		*ret_err = errbuf__set(b->err, -E2BIG,
-				       "Profile.%s[%zu] needs more than %zu bytes of memory to decode (max_decode_memory)",
+				       "Profile.%s[%zu] needs more than %zu bytes of memory to "
+				       "decode (max_decode_memory)",
 				       name, i, b->lim->max_decode_memory);
 	else
-		*ret_err = errbuf__set(b->err, -EBADMSG,
-				       "malformed pprof: the protobuf decoder rejected Profile.%s[%zu]",
-				       name, i);
+		*ret_err = errbuf__set(
+			b->err, -EBADMSG,
+			"malformed pprof: the protobuf decoder rejected Profile.%s[%zu]", name, i);
 	return NULL;
 }
 
@@ -526,7 +544,8 @@ static int build_mappings(struct builder *b)
 		    (r = idmap_put(&b->mappings, pm->id, id, i, b->err)) < 0)
 			return r;
 		/* model ids are dense, so never above the file's mapping count */
-		b->mapping_kind[id] = (uint8_t)profile__kind_of_mapping(profile__str(b->p, m.filename));
+		b->mapping_kind[id] =
+			(uint8_t)profile__kind_of_mapping(profile__str(b->p, m.filename));
 	}
 	return 0;
 }
@@ -545,7 +564,8 @@ static int build_functions(struct builder *b)
 			return r;
 		f.start_line = pf->start_line;
 		if ((r = bstr(b, pf->name, "function", i, "name", &f.name)) < 0 ||
-		    (r = bstr(b, pf->system_name, "function", i, "system_name", &f.system_name)) < 0 ||
+		    (r = bstr(b, pf->system_name, "function", i, "system_name", &f.system_name)) <
+			    0 ||
 		    (r = bstr(b, pf->filename, "function", i, "filename", &f.filename)) < 0 ||
 		    (r = profile__add_function(b->p, &f, &id)) < 0 ||
 		    (r = idmap_put(&b->functions, pf->id, id, i, b->err)) < 0)
@@ -673,14 +693,16 @@ static int build_samples(struct builder *b)
 			goto cleanup;
 		if (ps->n_value != nt) {
 			r = errbuf__set(b->err, -EBADMSG,
-					"malformed pprof: sample[%zu] has %zu values but the profile has %zu sample types",
+					"malformed pprof: sample[%zu] has %zu values but the "
+					"profile has %zu sample types",
 					i, ps->n_value, nt);
 			goto cleanup;
 		}
 		if (ps->n_location_id > b->lim->max_stack_depth) {
-			r = errbuf__set(b->err, -E2BIG,
-					"sample[%zu] has %zu frames, over the stack depth limit of %zu",
-					i, ps->n_location_id, b->lim->max_stack_depth);
+			r = errbuf__set(
+				b->err, -E2BIG,
+				"sample[%zu] has %zu frames, over the stack depth limit of %zu", i,
+				ps->n_location_id, b->lim->max_stack_depth);
 			goto cleanup;
 		}
 		if (ps->n_label > b->lim->max_labels) {
@@ -695,8 +717,8 @@ static int build_samples(struct builder *b)
 			cur->locs[j] = idmap_get(&b->locations, ps->location_id[j]);
 			if (!cur->locs[j]) {
 				r = errbuf__set(b->err, -EBADMSG,
-						"malformed pprof: sample[%zu] refers to location id %" PRIu64
-						", which does not exist",
+						"malformed pprof: sample[%zu] refers to location "
+						"id %" PRIu64 ", which does not exist",
 						i, ps->location_id[j]);
 				goto cleanup;
 			}
@@ -869,7 +891,8 @@ int profile__from_pprof(const void *data, size_t len, const struct profile_limit
 	}
 	if ((r = split_top_level(&b, &w, len, &header)) < 0)
 		goto cleanup;
-	pb = perftools__profiles__profile__unpack(&b.alloc, header.len, (const uint8_t *)header.data);
+	pb = perftools__profiles__profile__unpack(&b.alloc, header.len,
+						  (const uint8_t *)header.data);
 	if (!pb) {
 		/* fields 1 and 7-15; the offsets below are within the header copy */
 		w.depth = 64;
@@ -879,7 +902,8 @@ int profile__from_pprof(const void *data, size_t len, const struct profile_limit
 				 (const uint8_t *)header.data, header.len, 0);
 		if (r == 0)
 			r = errbuf__set(err, -EBADMSG,
-					"malformed pprof: the protobuf decoder rejected the profile's header fields");
+					"malformed pprof: the protobuf decoder rejected the "
+					"profile's header fields");
 		goto cleanup;
 	}
 	w.base = b.buf;
@@ -896,8 +920,8 @@ int profile__from_pprof(const void *data, size_t len, const struct profile_limit
 			frames += b.el[F_SAMPLE].len[i];
 		if (frames > b.el[F_SAMPLE].n * lim->max_stack_depth)
 			frames = b.el[F_SAMPLE].n * lim->max_stack_depth;
-		r = profile__reserve(b.p, b.el[F_STRING].n, b.el[F_FUNCTION].n,
-				     b.el[F_LOCATION].n, b.el[F_SAMPLE].n, frames);
+		r = profile__reserve(b.p, b.el[F_STRING].n, b.el[F_FUNCTION].n, b.el[F_LOCATION].n,
+				     b.el[F_SAMPLE].n, frames);
 		if (r < 0)
 			goto cleanup;
 	}

@@ -86,28 +86,31 @@ struct profile {
 	struct vec locations; /* struct loc_rec, [0] unused */
 	struct vec lines;     /* struct profile_line */
 	struct idtab location_index;
-	struct vec stacks;	   /* struct span into stack_locs, [0] unused */
-	struct vec stack_locs;	   /* uint32_t */
+	struct vec stacks;     /* struct span into stack_locs, [0] unused */
+	struct vec stack_locs; /* uint32_t */
 	struct idtab stack_index;
-	struct vec labelsets;	   /* struct span into labels, [0] = empty set */
-	struct vec labels;	   /* struct profile_label */
+	struct vec labelsets; /* struct span into labels, [0] = empty set */
+	struct vec labels;    /* struct profile_label */
 	struct idtab labelset_index;
-	struct vec samples;	   /* struct sample_rec */
-	struct vec values;	   /* int64_t, n_sample_types per sample */
+	struct vec samples; /* struct sample_rec */
+	struct vec values;  /* int64_t, n_sample_types per sample */
 	/* samples of a stack, chained: by stack id the first sample's index
 	 * + 1, by sample the next one's; nearly every stack has one sample */
-	struct vec stack_first;	   /* uint32_t */
-	struct vec sample_next;	   /* uint32_t */
+	struct vec stack_first; /* uint32_t */
+	struct vec sample_next; /* uint32_t */
 };
 
 static const char *const kind_names[FRAME_KIND_COUNT] = {
-	[FRAME_UNKNOWN] = "unknown", [FRAME_NATIVE] = "native", [FRAME_KERNEL] = "kernel",
+	[FRAME_UNKNOWN] = "unknown", [FRAME_NATIVE] = "native",		  [FRAME_KERNEL] = "kernel",
 	[FRAME_JIT] = "jit",	     [FRAME_INTERPRETED] = "interpreted",
 };
 
 static const char *const kind_mappings[FRAME_KIND_COUNT] = {
-	[FRAME_UNKNOWN] = "",	   [FRAME_NATIVE] = "[native]", [FRAME_KERNEL] = "[kernel.kallsyms]",
-	[FRAME_JIT] = "[jit]", [FRAME_INTERPRETED] = "[interpreted]",
+	[FRAME_UNKNOWN] = "",
+	[FRAME_NATIVE] = "[native]",
+	[FRAME_KERNEL] = "[kernel.kallsyms]",
+	[FRAME_JIT] = "[jit]",
+	[FRAME_INTERPRETED] = "[interpreted]",
 };
 
 const char *profile__kind_name(enum frame_kind kind)
@@ -499,7 +502,8 @@ size_t profile__n_mappings(const struct profile *p)
 
 const struct profile_function *profile__function(const struct profile *p, uint32_t id)
 {
-	return id && id < p->functions.n ? &VEC_AT(p->functions, struct profile_function, id) : NULL;
+	return id && id < p->functions.n ? &VEC_AT(p->functions, struct profile_function, id)
+					 : NULL;
 }
 
 const struct profile_mapping *profile__mapping(const struct profile *p, uint32_t id)
@@ -669,21 +673,20 @@ uint32_t profile__stack_hash(const struct profile *p, const uint32_t *locations,
 	return h;
 }
 
-int profile__add_stack_hashed(struct profile *p, const uint32_t *locations, size_t n,
-			      uint32_t hash, uint32_t *ret_id)
+int profile__add_stack_hashed(struct profile *p, const uint32_t *locations, size_t n, uint32_t hash,
+			      uint32_t *ret_id)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!locations[i] || locations[i] >= p->locations.n)
 			return -EINVAL;
-	return intern_span(&p->stacks, &p->stack_locs, &p->stack_index, sizeof(uint32_t),
-			   locations, n, hash, ret_id);
+	return intern_span(&p->stacks, &p->stack_locs, &p->stack_index, sizeof(uint32_t), locations,
+			   n, hash, ret_id);
 }
 
 int profile__add_stack(struct profile *p, const uint32_t *locations, size_t n, uint32_t *ret_id)
 {
-	return profile__add_stack_hashed(p, locations, n,
-					 (uint32_t)util__hash(locations, n * sizeof(uint32_t)),
-					 ret_id);
+	return profile__add_stack_hashed(
+		p, locations, n, (uint32_t)util__hash(locations, n * sizeof(uint32_t)), ret_id);
 }
 
 size_t profile__n_stacks(const struct profile *p)
@@ -755,9 +758,8 @@ int profile__add_labels(struct profile *p, const struct profile_label *labels, s
 			sorted[j] = sorted[j - 1];
 		sorted[j] = x;
 	}
-	r = intern_span(&p->labelsets, &p->labels, &p->labelset_index,
-			sizeof(struct profile_label), sorted, n,
-			(uint32_t)util__hash(sorted, n * sizeof(*sorted)), ret_id);
+	r = intern_span(&p->labelsets, &p->labels, &p->labelset_index, sizeof(struct profile_label),
+			sorted, n, (uint32_t)util__hash(sorted, n * sizeof(*sorted)), ret_id);
 	if (sorted != stackbuf)
 		free(sorted);
 	return r;
@@ -1011,7 +1013,8 @@ int profile__merge(struct profile *dst, const struct profile *src)
 				out[j] = l[j];
 				if ((r = remap_str(dst, src, &m, l[j].key, &out[j].key)) < 0 ||
 				    (r = remap_str(dst, src, &m, l[j].str, &out[j].str)) < 0 ||
-				    (r = remap_str(dst, src, &m, l[j].num_unit, &out[j].num_unit)) < 0)
+				    (r = remap_str(dst, src, &m, l[j].num_unit, &out[j].num_unit)) <
+					    0)
 					goto cleanup;
 			}
 			if ((r = profile__add_labels(dst, out, n, &m.lset[s.labels])) < 0)
@@ -1115,10 +1118,11 @@ int profile__top(const struct profile *p, size_t type_index, struct profile_top_
 			const struct loc_rec *l = &VEC_AT(p->locations, struct loc_rec, locs[j]);
 
 			for (uint32_t k = 0; k < l->n_lines; k++) {
-				uint32_t fid = VEC_AT(p->lines, struct profile_line,
-						      l->line_off + k).function;
-				uint32_t name = VEC_AT(p->functions, struct profile_function,
-						       fid).name;
+				uint32_t fid =
+					VEC_AT(p->lines, struct profile_line, l->line_off + k)
+						.function;
+				uint32_t name =
+					VEC_AT(p->functions, struct profile_function, fid).name;
 
 				if (leaf && __builtin_add_overflow(flat[name], v, &flat[name])) {
 					r = -EOVERFLOW;

@@ -199,8 +199,8 @@ int profile__add_stack(struct profile *p, const uint32_t *locations, size_t n, u
  * computes the stack's hash and starts loading the index slot it will probe;
  * the second adds the stack. Work done between them hides the cache miss. */
 uint32_t profile__stack_hash(const struct profile *p, const uint32_t *locations, size_t n);
-int profile__add_stack_hashed(struct profile *p, const uint32_t *locations, size_t n,
-			      uint32_t hash, uint32_t *ret_id);
+int profile__add_stack_hashed(struct profile *p, const uint32_t *locations, size_t n, uint32_t hash,
+			      uint32_t *ret_id);
 size_t profile__n_stacks(const struct profile *p);
 /* Returns the depth and points *ret_locations at the ids (leaf first). */
 size_t profile__stack(const struct profile *p, uint32_t id, const uint32_t **ret_locations);
@@ -214,8 +214,7 @@ size_t profile__labels(const struct profile *p, uint32_t id,
 
 /* Adds values (one per sample type) to the sample (stack, labels), creating
  * it if needed. -EOVERFLOW if a sum would overflow int64 (nothing changed). */
-int profile__add_sample(struct profile *p, uint32_t stack, uint32_t labels,
-			const int64_t *values);
+int profile__add_sample(struct profile *p, uint32_t stack, uint32_t labels, const int64_t *values);
 size_t profile__n_samples(const struct profile *p);
 /* Samples in insertion order, i in [0, n_samples). */
 struct profile_sample profile__sample(const struct profile *p, size_t i);
@@ -272,10 +271,10 @@ int profile__to_pprof(const struct profile *p, bool gzip, struct dynbuf *out);
 /* ---- folded codec ------------------------------------------------------ */
 
 struct profile_folded_opts {
-	bool lines;	   /* Pyroscope "lines": one "a;b;c" per line, weight 1 */
-	const char *type;  /* sample type of a decoded profile; NULL = "samples" */
-	const char *unit;  /* NULL = "count" */
-	bool annotate;	   /* on encode, suffix kernel frames "_[k]" and JIT "_[j]" */
+	bool lines;	  /* Pyroscope "lines": one "a;b;c" per line, weight 1 */
+	const char *type; /* sample type of a decoded profile; NULL = "samples" */
+	const char *unit; /* NULL = "count" */
+	bool annotate;	  /* on encode, suffix kernel frames "_[k]" and JIT "_[j]" */
 };
 
 /* Decodes Brendan Gregg's collapsed format ("a;b;c 12" per line, the count

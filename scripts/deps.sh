@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
 	# build
-	build-essential cmake pkg-config clang llvm bpftool
+	build-essential cmake pkg-config clang llvm clang-format bpftool
 	# libraries braid links
 	libbpf-dev libelf-dev zlib1g-dev libmicrohttpd-dev libprotobuf-c-dev protobuf-c-compiler
 	libsqlite3-dev libcurl4-openssl-dev

@@ -336,8 +336,9 @@ static void test_top(void **state)
 
 static void test_folded_read_write(void **state)
 {
-	const char *in = "main;fib;fib 3\r\n\nmain;sort 2\nmain;fib;fib 4\nmain;irq_[k];do_irq_[k] 1\n"
-			 "main;LazyCompile:*fib_[j] 5\n";
+	const char *in =
+		"main;fib;fib 3\r\n\nmain;sort 2\nmain;fib;fib 4\nmain;irq_[k];do_irq_[k] 1\n"
+		"main;LazyCompile:*fib_[j] 5\n";
 	struct profile_folded_opts o = {.type = "cpu", .unit = "nanoseconds"};
 	struct profile *p = NULL;
 	struct errbuf err = {{0}};
@@ -471,9 +472,9 @@ static void test_pprof_round_trip_model(void **state)
 	/* every frame kind survived, and the real mapping too */
 	{
 		const uint32_t *locs;
-		static const enum frame_kind kinds[6] = {FRAME_KERNEL,	    FRAME_NATIVE,
-							 FRAME_JIT,	    FRAME_INTERPRETED,
-							 FRAME_NATIVE,	    FRAME_UNKNOWN};
+		static const enum frame_kind kinds[6] = {FRAME_KERNEL, FRAME_NATIVE,
+							 FRAME_JIT,    FRAME_INTERPRETED,
+							 FRAME_NATIVE, FRAME_UNKNOWN};
 
 		assert_int_equal(profile__n_samples(q), 1);
 		assert_int_equal(profile__stack(q, profile__sample(q, 0).stack, &locs), 6);
@@ -498,8 +499,9 @@ static void test_pprof_round_trip_model(void **state)
 	folded(p, 1, true, &f1);
 	folded(q, 1, true, &f2);
 	assert_string_equal(f1.data, f2.data);
-	assert_string_equal(f1.data, "Node.js;node+0x1234;./app.js:fib:5;LazyCompile:*fib_[j];write;"
-				     "do_syscall_64_[k] 30\n");
+	assert_string_equal(f1.data,
+			    "Node.js;node+0x1234;./app.js:fib:5;LazyCompile:*fib_[j];write;"
+			    "do_syscall_64_[k] 30\n");
 	dynbuf__free(&enc);
 	dynbuf__free(&f1);
 	dynbuf__free(&f2);
@@ -584,7 +586,8 @@ static void test_pprof_malformed(void **state)
 	f.type_string = 55;
 	fake_pprof(&f, &b);
 	expect_pprof_error(&b, -EBADMSG,
-			   "sample_type[0].type: string index 55 out of range (the string table has 5 entries)");
+			   "sample_type[0].type: string index 55 out of range (the string table "
+			   "has 5 entries)");
 	dynbuf__free(&b);
 
 	/* non-empty string 0 */
@@ -619,7 +622,8 @@ static void test_pprof_malformed(void **state)
 	dynbuf__reset(&b);
 	pb_varint(&b, 7 << 3 | 3);
 	expect_pprof_error(&b, -EBADMSG,
-			   "wire type group start where the field needs varint at byte 0 (in Profile.drop_frames)");
+			   "wire type group start where the field needs varint at byte 0 (in "
+			   "Profile.drop_frames)");
 	dynbuf__reset(&b);
 	pb_varint(&b, 99 << 3 | 3);
 	expect_pprof_error(&b, -EBADMSG, "groups (wire types 3, 4) are not part of pprof");
@@ -643,7 +647,8 @@ static void test_pprof_malformed(void **state)
 		pb_uint(&m, 2, 5);
 		pb_msg(&b, 2, &m);
 		pb_bytes(&b, 6, "", 0);
-		expect_pprof_error(&b, -EBADMSG, "sample[0] has 1 values but the profile has 0 sample types");
+		expect_pprof_error(&b, -EBADMSG,
+				   "sample[0] has 1 values but the profile has 0 sample types");
 		dynbuf__free(&m);
 	}
 	dynbuf__free(&b);
@@ -850,7 +855,8 @@ static void test_fixture_node_sdk(void **state)
 
 			if (strcmp(profile__str(p, f->name), "./app2.js:fib:5") == 0) {
 				assert_string_equal(profile__str(p, f->system_name), "fib");
-				assert_string_equal(profile__str(p, f->filename), "/tmp/nodesdk/app2.js");
+				assert_string_equal(profile__str(p, f->filename),
+						    "/tmp/nodesdk/app2.js");
 				found = true;
 			}
 		}
@@ -869,17 +875,16 @@ static void test_decode_detects_format(void **state)
 	enum profile_format f;
 
 	(void)state;
-	assert_int_equal(profile__decode(text, strlen(text), PROFILE_FORMAT_AUTO, NULL, NULL, &err,
-					 &p, &f),
-			 0);
+	assert_int_equal(
+		profile__decode(text, strlen(text), PROFILE_FORMAT_AUTO, NULL, NULL, &err, &p, &f),
+		0);
 	assert_int_equal(f, PROFILE_FORMAT_FOLDED);
 	profile__free(p);
 	/* gzipped folded text */
 	dynbuf__init(&z, 0);
 	assert_int_equal(util__gzip(text, strlen(text), 6, &z), 0);
-	assert_int_equal(profile__decode(z.data, z.len, PROFILE_FORMAT_AUTO, NULL, NULL, &err, &p,
-					 &f),
-			 0);
+	assert_int_equal(
+		profile__decode(z.data, z.len, PROFILE_FORMAT_AUTO, NULL, NULL, &err, &p, &f), 0);
 	assert_int_equal(f, PROFILE_FORMAT_FOLDED);
 	profile__free(p);
 	dynbuf__free(&z);

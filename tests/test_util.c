@@ -227,9 +227,9 @@ static void test_files(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_dynbuf_cap),   cmocka_unit_test(test_big_buffers),
+		cmocka_unit_test(test_dynbuf_cap),	cmocka_unit_test(test_big_buffers),
 		cmocka_unit_test(test_gzip_round_trip), cmocka_unit_test(test_gunzip_bad_input),
-		cmocka_unit_test(test_gunzip_bomb),  cmocka_unit_test(test_strtab),
+		cmocka_unit_test(test_gunzip_bomb),	cmocka_unit_test(test_strtab),
 		cmocka_unit_test(test_files),
 	};
 

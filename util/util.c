@@ -510,8 +510,7 @@ static z_stream *inflater_get(void)
 	return NULL;
 }
 
-int util__gunzip(const void *data, size_t len, size_t max, struct errbuf *err,
-		 struct dynbuf *out)
+int util__gunzip(const void *data, size_t len, size_t max, struct errbuf *err, struct dynbuf *out)
 {
 	z_stream *zsp;
 	size_t start = out->len;
@@ -548,7 +547,8 @@ int util__gunzip(const void *data, size_t len, size_t max, struct errbuf *err,
 
 		if (!out->data || out->cap - out->len - 1 == 0) {
 			/* grow geometrically; near the cap, to exactly the cap */
-			r = dynbuf__reserve(out, out->len - start < 65536 ? 65536 : out->len - start);
+			r = dynbuf__reserve(out,
+					    out->len - start < 65536 ? 65536 : out->len - start);
 			if (r == -EFBIG)
 				r = dynbuf__reserve(out, out->max - out->len);
 			if (r < 0)

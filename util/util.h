@@ -108,7 +108,7 @@ struct idtab {
 	struct idtab_slot {
 		uint32_t id; /* 0 = empty */
 		uint32_t hash;
-	} *slots; /* side by side: one cache miss per probe */
+	} * slots;   /* side by side: one cache miss per probe */
 	size_t mask; /* capacity - 1, capacity a power of two; 0 when empty */
 	size_t n;
 };
@@ -202,8 +202,7 @@ static inline bool util__is_gzip(const void *data, size_t len)
 /* Inflates a gzip stream (concatenated members too) and appends it to out.
  * -EFBIG with a message when the output would exceed `max` bytes (the
  * gzip-bomb cap), -EBADMSG for a corrupt or truncated stream. */
-int util__gunzip(const void *data, size_t len, size_t max, struct errbuf *err,
-		 struct dynbuf *out);
+int util__gunzip(const void *data, size_t len, size_t max, struct errbuf *err, struct dynbuf *out);
 /* Appends the gzip (RFC 1952) of data to out, at zlib `level` (-1 default). */
 int util__gzip(const void *data, size_t len, int level, struct dynbuf *out);
 
