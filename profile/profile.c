@@ -685,8 +685,8 @@ int profile__add_stack_hashed(struct profile *p, const uint32_t *locations, size
 
 int profile__add_stack(struct profile *p, const uint32_t *locations, size_t n, uint32_t *ret_id)
 {
-	return profile__add_stack_hashed(
-		p, locations, n, (uint32_t)util__hash(locations, n * sizeof(uint32_t)), ret_id);
+	return profile__add_stack_hashed(p, locations, n, profile__stack_hash(p, locations, n),
+					 ret_id);
 }
 
 size_t profile__n_stacks(const struct profile *p)
