@@ -2,12 +2,16 @@
 /*
  * pprof codec. Decoding runs in four steps:
  *   1. gunzip (detected by magic) under max_decompressed;
- *   2. a cheap walk over the top-level fields that counts the repeated ones,
- *      so that count caps are enforced before anything is allocated;
- *   3. protobuf-c unpacks into an arena capped at max_decode_memory;
- *   4. the model is built, checking every reference.
- * protobuf-c says only "failed" about a malformed message, so when step 3
- * fails, a second walk driven by protobuf-c's own descriptors finds and
+ *   2. a cheap walk over the top-level fields that validates them and counts
+ *      the repeated ones, so that count caps hold before anything is
+ *      allocated; a second pass records where each element sits;
+ *   3. protobuf-c unpacks the header fields as a small Profile, then each
+ *      string, mapping, function, location and sample on its own, into an
+ *      arena emptied between elements and capped at max_decode_memory;
+ *   4. each element goes into the model as it is unpacked, in dependency
+ *      order, with every reference checked.
+ * protobuf-c says only "failed" about a malformed message, so when an
+ * unpack fails, a walk driven by protobuf-c's own descriptors finds and
  * names the fault (path, byte offset, what is wrong).
  */
 #include "profile.h"
