@@ -12,6 +12,8 @@ packages=(
 	# tests and benchmarks: cmocka; Go and Google's pprof as the independent
 	# pprof reader and the speed peer; gzip for the CLI tests
 	libcmocka-dev golang-go golang-github-google-pprof-dev gzip
+	# jq reads the JSON braid prints; sqlite3 pokes at a store in the tests
+	jq sqlite3
 )
 
 missing=()

@@ -224,13 +224,48 @@ static void test_files(void **state)
 	dynbuf__free(&b);
 }
 
+static void test_json_str(void **state)
+{
+	struct dynbuf b;
+
+	(void)state;
+	dynbuf__init(&b, 0);
+	assert_int_equal(dynbuf__json_str(&b, "a\"b\\c\n\t\x01 caf\xc3\xa9 \xff end"), 0);
+	/* escapes per RFC 8259; a byte that is not UTF-8 becomes U+FFFD */
+	assert_string_equal(b.data, "\"a\\\"b\\\\c\\n\\t\\u0001 caf\xc3\xa9 \xef\xbf\xbd end\"");
+	dynbuf__reset(&b);
+	assert_int_equal(dynbuf__json_str(&b, NULL), 0);
+	assert_string_equal(b.data, "null");
+	dynbuf__reset(&b);
+	/* an overlong encoding and a lone surrogate are not UTF-8 either */
+	assert_int_equal(dynbuf__json_str(&b, "\xc0\xaf\xed\xa0\x80"), 0);
+	assert_string_equal(b.data,
+			    "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
+	dynbuf__free(&b);
+}
+
+static void test_hash_seeded_is_stable(void **state)
+{
+	(void)state;
+	/* the store keeps these hashes on disk: they must never change */
+	assert_int_equal(util__hash_seeded("main;fib", 8, 0x8f1bbcdcca62c1d6ULL),
+			 0xe52b00a8575e61b6ULL);
+	assert_int_not_equal(util__hash_seeded("main;fib", 8, 1),
+			     util__hash_seeded("main;fib", 8, 2));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_dynbuf_cap),	cmocka_unit_test(test_big_buffers),
-		cmocka_unit_test(test_gzip_round_trip), cmocka_unit_test(test_gunzip_bad_input),
-		cmocka_unit_test(test_gunzip_bomb),	cmocka_unit_test(test_strtab),
+		cmocka_unit_test(test_dynbuf_cap),
+		cmocka_unit_test(test_big_buffers),
+		cmocka_unit_test(test_gzip_round_trip),
+		cmocka_unit_test(test_gunzip_bad_input),
+		cmocka_unit_test(test_gunzip_bomb),
+		cmocka_unit_test(test_strtab),
 		cmocka_unit_test(test_files),
+		cmocka_unit_test(test_json_str),
+		cmocka_unit_test(test_hash_seeded_is_stable),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -226,6 +226,77 @@ int dynbuf__printf(struct dynbuf *b, const char *fmt, ...)
 	return 0;
 }
 
+/* Length of the valid UTF-8 sequence at p (up to end), 0 if invalid. */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+{
+	size_t n;
+	uint32_t c;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, c = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, c = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, c = p[0] & 0x07;
+	else
+		return 0;
+	if ((size_t)(end - p) < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	/* overlong forms, surrogates and past U+10FFFF are not UTF-8 */
+	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10ffff)) ||
+	    (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	return n;
+}
+
+int dynbuf__json_str(struct dynbuf *b, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s, *end;
+	int r;
+
+	if (!s)
+		return dynbuf__append(b, "null", 4);
+	end = p + strlen(s);
+	r = dynbuf__putc(b, '"');
+	while (r >= 0 && p < end) {
+		size_t n;
+
+		if (*p == '"' || *p == '\\') {
+			char e[2] = {'\\', (char)*p};
+
+			r = dynbuf__append(b, e, 2);
+			p++;
+		} else if (*p < 0x20) {
+			static const char short_esc[] = "btn\0fr";
+
+			if (*p >= '\b' && *p <= '\r' && short_esc[*p - '\b']) {
+				char e[2] = {'\\', short_esc[*p - '\b']};
+
+				r = dynbuf__append(b, e, 2);
+			} else {
+				r = dynbuf__printf(b, "\\u%04x", *p);
+			}
+			p++;
+		} else if ((n = utf8_len(p, end)) > 0) {
+			r = dynbuf__append(b, p, n);
+			p += n;
+		} else {
+			r = dynbuf__append(b, "\xef\xbf\xbd", 3);
+			p++;
+		}
+	}
+	if (r >= 0)
+		r = dynbuf__putc(b, '"');
+	return r;
+}
+
 void dynbuf__reset(struct dynbuf *b)
 {
 	b->len = 0;
@@ -265,7 +336,7 @@ static inline uint64_t mum(uint64_t a, uint64_t b)
 	return (uint64_t)r ^ (uint64_t)(r >> 64);
 }
 
-uint64_t util__hash(const void *data, size_t len)
+static inline uint64_t hash_with(const void *data, size_t len, uint64_t seed)
 {
 	static const uint64_t k0 = 0xa0761d6478bd642fULL, k1 = 0xe7037ed1a0b428dbULL,
 			      k2 = 0x8ebc6af09c88c6e3ULL;
@@ -273,8 +344,7 @@ uint64_t util__hash(const void *data, size_t len)
 	uint64_t h, a, b;
 	size_t n = len;
 
-	pthread_once(&hash_once, hash_seed_init);
-	h = hash_seed ^ mum(len ^ k0, k1);
+	h = seed ^ mum(len ^ k0, k1);
 	while (n >= 16) {
 		memcpy(&a, p, 8);
 		memcpy(&b, p + 8, 8);
@@ -290,6 +360,17 @@ uint64_t util__hash(const void *data, size_t len)
 		memcpy(&a, p, n);
 	}
 	return mum(mum(a ^ k1 ^ h, b ^ k2 ^ n) ^ k0, len ^ k1);
+}
+
+uint64_t util__hash(const void *data, size_t len)
+{
+	pthread_once(&hash_once, hash_seed_init);
+	return hash_with(data, len, hash_seed);
+}
+
+uint64_t util__hash_seeded(const void *data, size_t len, uint64_t seed)
+{
+	return hash_with(data, len, seed);
 }
 
 /* ---- idtab ------------------------------------------------------------- */

@@ -20,6 +20,9 @@
 #include <string.h>
 
 #define UTIL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* A macro's value as a string literal. */
+#define UTIL_STR_(x) #x
+#define UTIL_STR(x)  UTIL_STR_(x)
 
 /* ---- error messages ---------------------------------------------------- */
 
@@ -76,6 +79,9 @@ int dynbuf__append(struct dynbuf *b, const void *data, size_t len);
 int dynbuf__putc(struct dynbuf *b, char c);
 int dynbuf__printf(struct dynbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void dynbuf__reset(struct dynbuf *b);
+/* Appends s as a JSON string literal (quoted, escaped per RFC 8259; bytes
+ * that are not UTF-8 become U+FFFD). s may be NULL: appends null. */
+int dynbuf__json_str(struct dynbuf *b, const char *s);
 void dynbuf__free(struct dynbuf *b);
 
 /* ---- hashing ----------------------------------------------------------- */
@@ -84,6 +90,9 @@ void dynbuf__free(struct dynbuf *b);
  * inputs a client controls can't be chosen to collide. Only indexes use it:
  * nothing braid outputs depends on hash order. */
 uint64_t util__hash(const void *data, size_t len);
+/* The same function with a given seed: for hashes that are stored and must
+ * be the same in every process (content keys on disk). */
+uint64_t util__hash_seeded(const void *data, size_t len, uint64_t seed);
 /* A fixed mix of one 64-bit value (for ids and offsets, not client bytes). */
 static inline uint64_t util__hash_u64(uint64_t x)
 {

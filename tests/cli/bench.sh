@@ -7,4 +7,26 @@ expect_contains "bench table" "$TMP/bench.txt" "cpu.pprof.gz"
 expect_contains "bench table" "$TMP/bench.txt" "generated.pb.gz"
 grep -Eq 'generated\.pb\.gz +[0-9]+ +[0-9]+ +[0-9.]+ +[0-9.]+ +[0-9.]+x' "$TMP/bench.txt" ||
 	fail "bench table row for the generated file is malformed"
+# The store benchmark runs end to end (~0.3 s per phase): every figure row is
+# well-formed; the figures themselves are for a person to read.
+sqlite3 --version 2>/dev/null | sed 's/^/# sqlite3 /' || true
+BENCH_QUICK=1 "$BENCH_STORE" --dir "$TMP/store-bench" \
+	--fixture "$FIXTURES/node-sdk-0.6.4/req2.pprof.gz" >"$TMP/store-bench.txt" ||
+	fail "bench_store exited $?"
+cat "$TMP/store-bench.txt"
+expect_contains "store bench machine line" "$TMP/store-bench.txt" "# machine: nproc="
+for fig in sdk_profiles_per_s sdk_commit_p50_us sdk_commit_p99_us ebpf_rows_per_s \
+	ebpf_samples_per_s ebpf_drain_p99_ms; do
+	for sync in normal full; do
+		grep -Eq "^$fig +sync=$sync +[0-9]+(\.[0-9]+)? +target(>=[0-9]+|=none) +(ok|BELOW|-)\$" \
+			"$TMP/store-bench.txt" || fail "store bench row $fig sync=$sync is missing or malformed"
+	done
+done
+if grep -Ev '^(#|figure )' "$TMP/store-bench.txt" |
+	grep -Evq '^[a-z0-9_]+ +sync=(normal|full) +[0-9]+(\.[0-9]+)? +target(>=[0-9]+|=none) +(ok|BELOW|-)$'; then
+	fail "store bench printed a malformed row"
+fi
+if [ -n "$(ls -A "$TMP/store-bench" 2>/dev/null)" ]; then
+	fail "bench_store left files in $TMP/store-bench"
+fi
 finish
