@@ -249,6 +249,16 @@ struct ls_ctx {
 	int err;
 };
 
+/* Ends a listed row (r: how writing it went): counts it, writes out what
+ * has piled up, and keeps an error for print_ls, stopping the walk. */
+static int ls_row_done(struct ls_ctx *c, int r)
+{
+	c->n++;
+	if (r >= 0 && c->b->len > (1 << 16))
+		r = flush(c->b);
+	return r < 0 ? (c->err = r) : 0;
+}
+
 static bool has_service(const struct store_label *l, size_t n, const char *service)
 {
 	for (size_t i = 0; i < n; i++)
@@ -332,10 +342,7 @@ static int ls_sdk(void *ctx, const struct store_sdk_profile *p)
 		r = r < 0 ? r : text_labels(b, p->labels, p->n_labels);
 		r = r < 0 ? r : dynbuf__printf(b, " %s\n", p->tenant ? p->tenant : "-");
 	}
-	c->n++;
-	if (r >= 0 && b->len > (1 << 16))
-		r = flush(b);
-	return r < 0 ? (c->err = r) : 0;
+	return ls_row_done(c, r);
 }
 
 static int ls_item(struct ls_ctx *c, const struct store_outbox_item *it,
@@ -396,10 +403,7 @@ static int ls_item(struct ls_ctx *c, const struct store_outbox_item *it,
 				  : dynbuf__printf(b, "%s", it->last_error ? it->last_error : "-");
 		r = r < 0 ? r : dynbuf__printf(b, "  [%s]\n", it->series);
 	}
-	c->n++;
-	if (r >= 0 && b->len > (1 << 16))
-		r = flush(b);
-	return r < 0 ? (c->err = r) : 0;
+	return ls_row_done(c, r);
 }
 
 static int ls_outbox(void *ctx, const struct store_outbox_item *it)

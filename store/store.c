@@ -761,11 +761,9 @@ static int begin_immediate(struct store *s)
 }
 
 /* Starts the write transaction of one call: BEGIN IMMEDIATE, or inside the
- * user's transaction a savepoint, so a failed call undoes only itself. Then
- * forgets the caches if a cleanup removed stacks since they were filled. */
+ * user's transaction a savepoint, so a failed call undoes only itself. */
 static int op_begin(struct store *s)
 {
-	int64_t gen;
 	int r;
 
 	if (s->read_only)
@@ -778,24 +776,25 @@ static int op_begin(struct store *s)
 	} else {
 		r = begin_immediate(s);
 	}
-	if (r < 0)
-		return r;
+	return r < 0 ? r : 0;
+}
+
+/* Inside a write transaction: forgets the content caches if a cleanup
+ * removed stacks since they were filled. Only writers of buckets use the
+ * caches, so only they pay for the look. */
+static int caches_check(struct store *s)
+{
+	int64_t gen;
+	int r;
+
 	gen = query_int(s, ST_GENERATION, &r);
 	if (r < 0)
-		goto fail;
+		return r;
 	if (gen != s->generation) {
 		caches_forget(s);
 		s->generation = gen;
 	}
 	return 0;
-fail:
-	if (s->user_tx) {
-		run(s, st(s, ST_ROLLBACK_TO), "rolling back");
-	} else {
-		run(s, st(s, ST_ROLLBACK), "rolling back");
-		tx_unlock(s);
-	}
-	return r;
 }
 
 /* Ends the call's transaction: commits (or releases the savepoint) when r is
@@ -1252,20 +1251,26 @@ static int exec_sql(struct store *s, const char *sql, const char *what)
 	return r;
 }
 
-static int pragma_int(struct store *s, const char *sql, int64_t *ret)
+/* One integer from a query (bound to `param` if it takes one): -ENOENT,
+ * without a message, when it gives no row. */
+static int scalar(struct store *s, const char *sql, int64_t param, int64_t *ret)
 {
 	sqlite3_stmt *q = NULL;
 	int rc = sqlite3_prepare_v2(s->db, sql, -1, &q, NULL);
 
 	if (rc == SQLITE_OK) {
+		if (sqlite3_bind_parameter_count(q))
+			sqlite3_bind_int64(q, 1, param);
 		rc = sqlite3_step(q);
-		if (rc == SQLITE_ROW) {
-			*ret = sqlite3_column_int64(q, 0);
-			rc = SQLITE_OK;
-		}
+		if (rc == SQLITE_ROW)
+			*ret = sqlite3_column_type(q, 0) == SQLITE_FLOAT
+				       ? (int64_t)sqlite3_column_double(q, 0)
+				       : sqlite3_column_int64(q, 0);
 	}
 	sqlite3_finalize(q);
-	return rc == SQLITE_OK ? 0 : db_fail(s, rc, sql);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : db_fail(s, rc, "reading the database");
 }
 
 /* PRAGMA quick_check / integrity_check: "ok", or the first complaints. */
@@ -1320,11 +1325,11 @@ static int migrate(struct store *s)
 	int64_t app_id, version, objects;
 	int r;
 
-	r = pragma_int(s, "PRAGMA application_id", &app_id);
+	r = scalar(s, "PRAGMA application_id", 0, &app_id);
 	if (r >= 0)
-		r = pragma_int(s, "PRAGMA user_version", &version);
+		r = scalar(s, "PRAGMA user_version", 0, &version);
 	if (r >= 0)
-		r = pragma_int(s, "SELECT count(*) FROM sqlite_schema", &objects);
+		r = scalar(s, "SELECT count(*) FROM sqlite_schema", 0, &objects);
 	if (r < 0)
 		return fail(s, r,
 			    "cannot read %s: %s; braid never recreates it: move it aside to start "
@@ -1351,7 +1356,7 @@ static int migrate(struct store *s)
 		if (r < 0)
 			return r;
 		/* another process may have migrated while we waited */
-		r = pragma_int(s, "PRAGMA user_version", &version);
+		r = scalar(s, "PRAGMA user_version", 0, &version);
 		if (r >= 0 && version > v) {
 			r = exec_sql(s, "COMMIT", "committing");
 			tx_unlock(s);
@@ -1415,7 +1420,7 @@ static int configure(struct store *s, const struct store_options *opts)
 			    "cannot open %s: %s; braid never recreates it: move it aside to start "
 			    "afresh",
 			    s->path, sqlite3_errmsg(s->db));
-	r = pragma_int(s, "PRAGMA page_size", &v);
+	r = scalar(s, "PRAGMA page_size", 0, &v);
 	if (r < 0)
 		return r;
 	s->page_size = v > 0 ? v : 4096;
@@ -1446,10 +1451,10 @@ static int bounds_meta(struct store *s, const struct store_options *opts)
 		return exec_sql(s, sql, "recording the bounds");
 	}
 	if (!opts->max_bytes &&
-	    pragma_int(s, "SELECT value FROM meta WHERE key = 'max_bytes'", &v) >= 0 && v > 0)
+	    scalar(s, "SELECT value FROM meta WHERE key = 'max_bytes'", 0, &v) >= 0 && v > 0)
 		s->max_bytes = (uint64_t)v;
 	if (!opts->retention_ns &&
-	    pragma_int(s, "SELECT value FROM meta WHERE key = 'retention_ns'", &v) >= 0 && v > 0)
+	    scalar(s, "SELECT value FROM meta WHERE key = 'retention_ns'", 0, &v) >= 0 && v > 0)
 		s->retention_ns = v;
 	return 0;
 }
@@ -1956,26 +1961,40 @@ static int check_depth(struct store *s, const struct store_frame *f, size_t n)
 	return 0;
 }
 
-/* The frame's key bytes: kind, offset, name NUL module. */
-static int frame_key(const struct store_frame *f, struct dynbuf *b)
+/* Appends the frame's key bytes to b: kind, offset (little-endian), name
+ * NUL, module NUL. The frame's own key and a stack's cache key (all its
+ * frames' keys end to end) are both made of these. Checks the frame here,
+ * where the lengths are known anyway: a bad frame fails the call, whose
+ * transaction then keeps nothing. `i` names the frame in the message. */
+static int frame_key_append(struct store *s, struct dynbuf *b, const struct store_frame *f,
+			    size_t i)
 {
-	unsigned char head[9];
-	uint64_t off = f->offset;
+	const char *name = f->name ? f->name : "", *module = f->module ? f->module : "";
+	size_t nl = strlen(name) + 1, ml = strlen(module) + 1;
+	unsigned char *p;
 	int r;
 
-	head[0] = (unsigned char)f->kind;
-	for (int i = 0; i < 8; i++)
-		head[1 + i] = (unsigned char)(off >> (8 * i));
-	dynbuf__reset(b);
-	r = dynbuf__append(b, head, sizeof(head));
-	if (r >= 0)
-		r = put_strings(b, f->name);
-	if (r >= 0)
-		r = put_strings(b, f->module);
-	return r;
+	if ((unsigned)f->kind >= FRAME_KIND_COUNT)
+		return fail(s, -EINVAL, "frame %zu has an unknown kind %d", i, f->kind);
+	if (nl > STORE_MAX_FRAME_NAME + 1 || ml > STORE_MAX_FRAME_NAME + 1)
+		return fail(s, -EINVAL, "frame %zu has a name over %d bytes", i,
+			    STORE_MAX_FRAME_NAME);
+	/* one reserve and plain copies: this runs for every frame of a drain */
+	r = dynbuf__reserve(b, 9 + nl + ml);
+	if (r < 0)
+		return fail(s, r, "out of memory");
+	p = (unsigned char *)b->data + b->len;
+	p[0] = (unsigned char)f->kind;
+	for (int k = 0; k < 8; k++)
+		p[1 + k] = (unsigned char)(f->offset >> (8 * k));
+	memcpy(p + 9, name, nl);
+	memcpy(p + 9 + nl, module, ml);
+	b->len += 9 + nl + ml;
+	b->data[b->len] = '\0'; /* dynbuf's promise */
+	return 0;
 }
 
-static int frame_id(struct store *s, const struct store_frame *f, int64_t *ret_id)
+static int frame_id(struct store *s, const struct store_frame *f, size_t i, int64_t *ret_id)
 {
 	const char *name = f->name ? f->name : "", *module = f->module ? f->module : "";
 	struct cache_slot *c;
@@ -1983,9 +2002,10 @@ static int frame_id(struct store *s, const struct store_frame *f, int64_t *ret_i
 	sqlite3_stmt *q;
 	int rc, r;
 
-	r = frame_key(f, &s->buf2);
+	dynbuf__reset(&s->buf2);
+	r = frame_key_append(s, &s->buf2, f, i);
 	if (r < 0)
-		return fail(s, r, "out of memory");
+		return r;
 	h1 = util__hash_seeded(s->buf2.data, s->buf2.len, HASH_SEED_1);
 	h2 = util__hash_seeded(s->buf2.data, s->buf2.len, HASH_SEED_2);
 	c = cache_find(&s->frames, h1, h2);
@@ -2075,36 +2095,14 @@ static int stack_key(struct store *s, const struct store_frame *f, size_t n, uin
 		     uint64_t *ret2)
 {
 	struct dynbuf *b = &s->buf2;
-	int r = 0;
+	int r;
 
 	dynbuf__reset(b);
-	for (size_t i = 0; i < n && r >= 0; i++) {
-		const char *name = f[i].name ? f[i].name : "",
-			   *module = f[i].module ? f[i].module : "";
-		size_t nl = strlen(name) + 1, ml = strlen(module) + 1;
-		unsigned char head[9];
-
-		/* checked here, where the lengths are known anyway: a bad frame
-		 * fails the call, whose transaction then keeps nothing */
-		if ((unsigned)f[i].kind >= FRAME_KIND_COUNT)
-			return fail(s, -EINVAL, "frame %zu has an unknown kind %d", i, f[i].kind);
-		if (nl > STORE_MAX_FRAME_NAME + 1 || ml > STORE_MAX_FRAME_NAME + 1)
-			return fail(s, -EINVAL, "frame %zu has a name over %d bytes", i,
-				    STORE_MAX_FRAME_NAME);
-
-		head[0] = (unsigned char)f[i].kind;
-		memcpy(head + 1, &f[i].offset, 8);
-		r = dynbuf__reserve(b, sizeof(head) + nl + ml);
+	for (size_t i = 0; i < n; i++) {
+		r = frame_key_append(s, b, &f[i], i);
 		if (r < 0)
-			break;
-		memcpy(b->data + b->len, head, sizeof(head));
-		memcpy(b->data + b->len + sizeof(head), name, nl);
-		memcpy(b->data + b->len + sizeof(head) + nl, module, ml);
-		b->len += sizeof(head) + nl + ml;
-		b->data[b->len] = '\0'; /* dynbuf's promise */
+			return r;
 	}
-	if (r < 0)
-		return fail(s, r, "out of memory");
 	*ret1 = util__hash_seeded(b->data ? b->data : "", b->len, HASH_SEED_1);
 	*ret2 = util__hash_seeded(b->data ? b->data : "", b->len, HASH_SEED_2);
 	if (!*ret1)
@@ -2154,7 +2152,7 @@ static int stack_id(struct store *s, const struct store_frame *frames, size_t n,
 	/* on disk a stack is its frame ids; its key there is their hash */
 	dynbuf__reset(&s->buf1);
 	for (size_t i = 0; i < n; i++) {
-		r = frame_id(s, &frames[i], &fid);
+		r = frame_id(s, &frames[i], i, &fid);
 		if (r < 0)
 			return r;
 		r = put_varint(&s->buf1, (uint64_t)fid);
@@ -2237,6 +2235,9 @@ int store__put_buckets(struct store *s, const struct store_bucket *rows, size_t 
 	r = op_begin(s);
 	if (r < 0)
 		return r;
+	r = caches_check(s);
+	if (r < 0)
+		goto cleanup;
 	/* only buckets older than this drain make room for it */
 	r = make_room(s, need + 2 * (uint64_t)s->page_size, intake_limit(s), min_second, false,
 		      &ok);
@@ -2799,27 +2800,6 @@ int store__dead_letters(struct store *s, size_t limit, store_dead_fn fn, void *c
 }
 
 /* ---- stats ---------------------------------------------------------------------------- */
-
-/* One integer from a query with one optional int64 parameter. */
-static int scalar(struct store *s, const char *sql, int64_t param, int64_t *ret)
-{
-	sqlite3_stmt *q = NULL;
-	int rc = sqlite3_prepare_v2(s->db, sql, -1, &q, NULL);
-
-	if (rc == SQLITE_OK) {
-		if (sqlite3_bind_parameter_count(q))
-			sqlite3_bind_int64(q, 1, param);
-		rc = sqlite3_step(q);
-		if (rc == SQLITE_ROW) {
-			*ret = sqlite3_column_type(q, 0) == SQLITE_FLOAT
-				       ? (int64_t)sqlite3_column_double(q, 0)
-				       : sqlite3_column_int64(q, 0);
-			rc = SQLITE_DONE;
-		}
-	}
-	sqlite3_finalize(q);
-	return rc == SQLITE_DONE ? 0 : db_fail(s, rc, "reading statistics");
-}
 
 static uint64_t file_size(const char *path, const char *suffix)
 {
