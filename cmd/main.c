@@ -20,6 +20,7 @@ static const struct {
 } commands[] = {
 	{"convert", cmd_convert, "convert a profile between pprof and folded stacks"},
 	{"inspect", cmd_inspect, "summarise a profile: types, period, time, totals, top functions"},
+	{"ingest", cmd_ingest, "receive Pyroscope SDK pushes (the sidecar) and store them"},
 	{"store", cmd_store, "look inside the buffer: stats, ls, check, gc"},
 };
 

@@ -12,9 +12,15 @@ packages=(
 	# tests and benchmarks: cmocka; Go and Google's pprof as the independent
 	# pprof reader and the speed peer; gzip for the CLI tests
 	libcmocka-dev golang-go golang-github-google-pprof-dev gzip
-	# jq reads the JSON braid prints; sqlite3 pokes at a store in the tests
-	jq sqlite3
+	# jq reads the JSON braid prints; sqlite3 pokes at a store in the tests;
+	# curl speaks to braid ingest in the tests
+	jq sqlite3 curl
 )
+# The end-to-end tests run the real @pyroscope/nodejs SDK (from npm) on Node.js:
+# Debian's nodejs and npm, unless a Node.js is already installed.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -29,4 +29,19 @@ fi
 if [ -n "$(ls -A "$TMP/store-bench" 2>/dev/null)" ]; then
 	fail "bench_store left files in $TMP/store-bench"
 fi
+# The ingest benchmark runs end to end (2 s, 2 connections) against a real
+# braid ingest: the run succeeds and every acknowledged push is in the store;
+# the figures are for bench/ingest.sh to show, not for a test to judge.
+if [ -n "${BENCH_INGEST:-}" ]; then
+	BENCH_DIR="$TMP/ingest-bench" bash "$SRC_DIR/bench/ingest.sh" --quick \
+		>"$TMP/ingest-bench.txt" || fail "bench/ingest.sh --quick exited $?"
+	cat "$TMP/ingest-bench.txt"
+	grep -Eq '^# 2 connection\(s\): ([1-9][0-9]*) answered 200, \1 SDK profiles stored: match$' \
+		"$TMP/ingest-bench.txt" || fail "ingest bench: acknowledged and stored counts differ"
+	grep -Eq '^2 +[0-9]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[1-9][0-9]* +[1-9][0-9]* +0  (met|not met)$' \
+		"$TMP/ingest-bench.txt" || fail "ingest bench row is missing or malformed"
+	if [ -n "$(ls -A "$TMP/ingest-bench" 2>/dev/null)" ]; then
+		fail "bench/ingest.sh left files in $TMP/ingest-bench"
+	fi
+fi
 finish

@@ -45,3 +45,41 @@ finish() {
 	fi
 	echo "ok"
 }
+
+# start_ingest DATA_DIR [braid ingest options...]: starts `braid ingest` on a
+# free loopback port and waits for it to listen. Sets INGEST_PID, INGEST_URL
+# and INGEST_LOG. A trap stops it when the test exits.
+start_ingest() {
+	local dir=$1
+	shift
+	INGEST_LOG=$(mktemp "$TMP/ingest-log.XXXXXX")
+	"$BRAID" ingest --listen 127.0.0.1:0 --data-dir "$dir" "$@" 2>"$INGEST_LOG" &
+	INGEST_PID=$!
+	trap 'stop_ingest; rm -rf "$TMP"' EXIT
+	for _ in $(seq 1 200); do
+		INGEST_URL=$(sed -n 's/^braid: ingest: listening on \(http:\/\/[^ ]*\) .*/\1/p' "$INGEST_LOG" | head -1)
+		[ -n "$INGEST_URL" ] && return 0
+		if ! kill -0 "$INGEST_PID" 2>/dev/null; then
+			echo "FAIL: braid ingest exited at start:" >&2
+			cat "$INGEST_LOG" >&2
+			exit 1
+		fi
+		sleep 0.05
+	done
+	echo "FAIL: braid ingest did not listen within 10 s:" >&2
+	cat "$INGEST_LOG" >&2
+	exit 1
+}
+
+# stop_ingest: SIGTERM, and the exit status must be 0.
+stop_ingest() {
+	[ -n "${INGEST_PID:-}" ] || return 0
+	local pid=$INGEST_PID status=0
+	INGEST_PID=
+	kill -TERM "$pid" 2>/dev/null || true
+	wait "$pid" || status=$?
+	if [ "$status" -ne 0 ]; then
+		fail "braid ingest exited with status $status on SIGTERM:"
+		cat "$INGEST_LOG" >&2
+	fi
+}

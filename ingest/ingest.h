@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ingest: braid's Pyroscope-compatible HTTP endpoint, the one the language
+ * SDKs push to unchanged (see ../shared/DESIGN.md, "The wire protocols").
+ *
+ *   POST /ingest, /pyroscope/ingest      the legacy API: pprof, multipart,
+ *                                        folded, lines
+ *   POST /push.v1.PusherService/Push     the push API (Connect unary):
+ *                                        application/proto or application/json
+ *   GET  /ready, /metrics                health and Prometheus metrics
+ *
+ * A push is decoded (to validate it and to read its sample types and
+ * totals), attributed to the host process that sent it, committed to the
+ * store, and only then answered 200. The payload is stored as received.
+ *
+ * Two layers: the decoders below are pure functions of a request's parts
+ * (no I/O, all memory from an arena), so they can be tested and fuzzed on
+ * their own; the server (libmicrohttpd) gathers those parts, attributes,
+ * stores and replies.
+ *
+ * Errors are negative errnos that map to HTTP statuses (ingest__http_status):
+ *   -EINVAL          400 invalid_argument (bad name, labels, time, request)
+ *   -EACCES          401 unauthenticated
+ *   -EFBIG, -E2BIG   413 (body, decompressed size or a count over its cap)
+ *   -EPROTONOSUPPORT 415 (content type the push endpoint does not speak)
+ *   -EBADMSG         422 (undecodable body)
+ *   -ENOTSUP         422 (a format braid does not read yet: jfr, trie, ...)
+ *   -ENOSPC          429 (store full; the reply carries Retry-After)
+ *   -EBUSY, -EIO     503 (store unavailable)
+ *   anything else    500
+ */
+#ifndef BRAID_INGEST_H
+#define BRAID_INGEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "profile/profile.h"
+#include "store/store.h"
+#include "util/util.h"
+
+#define INGEST_DEFAULT_LISTEN		"127.0.0.1:4040" /* the SDKs' default server address */
+#define INGEST_DEFAULT_MAX_BODY		(32u << 20)	 /* bytes of a request body */
+#define INGEST_DEFAULT_MAX_DECOMPRESSED (64u << 20)	 /* bytes after gunzip */
+#define INGEST_DEFAULT_MAX_CONNECTIONS	4096
+#define INGEST_DEFAULT_TIMEOUT_S	60 /* idle seconds before a connection is closed */
+#define INGEST_DEFAULT_RETRY_AFTER_S	30 /* Retry-After on 429 */
+
+/* Pyroscope's limits on a series: labels (service_name and __name__
+ * included), label name and value bytes. */
+#define INGEST_MAX_LABELS      30
+#define INGEST_MAX_LABEL_NAME  1024
+#define INGEST_MAX_LABEL_VALUE 2048
+#define INGEST_MAX_APP_NAME    1024
+/* Caps on one push request. */
+#define INGEST_MAX_SERIES	      1024	  /* series in one request */
+#define INGEST_MAX_SAMPLES	      4096	  /* raw profiles in one request, all series */
+#define INGEST_MAX_SAMPLE_TYPE_CONFIG (64u << 10) /* bytes of a multipart sample_type_config */
+
+struct ingest_limits {
+	size_t max_decompressed; /* bytes of a body or raw profile after gunzip */
+	size_t max_labels;	 /* per series, service_name and __name__ included */
+	size_t max_series;
+	size_t max_samples;
+	struct profile_limits profile; /* for decoding each profile */
+};
+/* Fills *lim with the defaults above. */
+void ingest_limits__default(struct ingest_limits *lim);
+
+/* The HTTP status for a negative errno from this module or the store, and
+ * the Connect code its JSON error carries ("invalid_argument", ...). */
+int ingest__http_status(int err);
+const char *ingest__error_code(int status);
+
+/* ---- decoding ------------------------------------------------------------ */
+
+/* The legacy `name`: "app.suffix{k=v,k2=v2}". The app name is
+ * [A-Za-z0-9_./-]+ and non-empty; label keys [A-Za-z0-9_.]+; values any
+ * bytes but ',' and '}' (spaces around keys and values are trimmed). */
+struct ingest_name {
+	const char *app;     /* as given, e.g. "checkout.cpu" */
+	const char *service; /* app without a known profile-type suffix: "checkout" */
+	const char
+		*profile_name; /* __name__ the suffix implies ("process_cpu", ...), NULL if none */
+	const char *sample_type;  /* the suffix's sample type ("cpu", "inuse_space", ...), NULL */
+	const char *sample_unit;  /* its unit ("samples", "bytes", ...), NULL */
+	struct store_label *tags; /* the labels in braces, in order */
+	size_t n_tags;
+};
+/* Parses and validates a name; every string in ret is allocated from a.
+ * -EINVAL with a message naming the fault: empty app name, a bad character
+ * (quoted, with its offset), a missing '}', a key without '=', a duplicate
+ * key, more than max_labels - 2 tags, a key or value over its cap. */
+int ingest__parse_name(const char *name, size_t max_labels, struct arena *a, struct errbuf *err,
+		       struct ingest_name *ret);
+
+/* A legacy `from`/`until`: all digits, by digit count 19 = ns, 16 = µs,
+ * 13 = ms, otherwise seconds. NULL or "" gives now_ns. -EINVAL otherwise. */
+int ingest__parse_time(const char *s, int64_t now_ns, int64_t *ret_ns);
+
+/* One profile ready for the store: everything in sdk but received_ns,
+ * tenant, process_id and attribution, which the server fills. Strings,
+ * labels and types live in the arena; payload points into the request
+ * (the body, or the multipart field, or the push request's raw_profile),
+ * exactly as received. */
+struct ingest_profile {
+	struct store_sdk_profile sdk;
+	int32_t pid_label; /* the value of a "pid" label, 0 if none or not a PID */
+};
+
+/* The parts of a legacy /ingest request. Query values are URL-decoded
+ * strings, NULL when absent. */
+struct ingest_query {
+	const char *name, *from, *until, *format, *sample_rate, *spy_name, *units, *aggregation;
+};
+struct ingest_body {
+	const char *content_type; /* the header, NULL if none */
+	const void *data;	  /* the body; for multipart the `profile` field */
+	size_t len;
+	bool multipart;			/* the server split a multipart/form-data body */
+	const char *sample_type_config; /* multipart field (JSON), NULL if none */
+	size_t sample_type_config_len;
+	bool prev_profile; /* multipart had a prev_profile field: refused */
+};
+
+/* Decodes a legacy ingest. The body format comes from `format`, then the
+ * content type (Pyroscope's order): pprof (raw, gzip by magic), multipart,
+ * lines, folded (the default); jfr, trie, tree and speedscope are -ENOTSUP
+ * naming the format. service_name and __name__ are derived as Pyroscope
+ * does: the name's suffix if it is a known profile type, else the pprof's
+ * sample types (wall, process_cpu, memory, mutex, block, goroutines). */
+int ingest__decode_legacy(const struct ingest_query *q, const struct ingest_body *b, int64_t now_ns,
+			  const struct ingest_limits *lim, struct arena *a, struct errbuf *err,
+			  struct ingest_profile *ret);
+
+/* Decodes a push request body (already inflated if Content-Encoding was
+ * gzip): content type "application/proto" (also application/protobuf,
+ * application/x-protobuf) or "application/json" (proto3 JSON: base64
+ * rawProfile/raw_profile). One profile per raw sample of every series; each
+ * series needs a __name__ label (service_name defaults to
+ * "unknown_service"), labels are checked against the caps, "__"-prefixed
+ * labels other than __name__ are dropped. *ret_profiles is an array of
+ * *ret_n elements in the arena. -EPROTONOSUPPORT for another content type. */
+int ingest__decode_push(const char *content_type, const void *body, size_t len, int64_t now_ns,
+			const struct ingest_limits *lim, struct arena *a, struct errbuf *err,
+			struct ingest_profile **ret_profiles, size_t *ret_n);
+
+/* ---- the server ---------------------------------------------------------- */
+
+struct ingest;
+
+struct ingest_options {
+	/* Addresses to listen on: "ADDR:PORT", "[V6ADDR]:PORT", "unix:PATH";
+	 * port 0 picks a free port (see ingest__address). NULL/0: the default. */
+	const char *const *listen;
+	size_t n_listen;
+	unsigned threads;	     /* request threads; 0: the number of CPUs, at least 2 */
+	unsigned max_connections;    /* 0: INGEST_DEFAULT_MAX_CONNECTIONS */
+	unsigned timeout_s;	     /* idle connection timeout; 0: INGEST_DEFAULT_TIMEOUT_S */
+	size_t max_body;	     /* 0: INGEST_DEFAULT_MAX_BODY */
+	struct ingest_limits limits; /* zeroed: the defaults */
+	unsigned retry_after_s;	     /* 0: INGEST_DEFAULT_RETRY_AFTER_S */
+	/* Credentials an ingest request must carry (either one will do); both
+	 * NULL: none. A listen address that is not loopback or a Unix socket
+	 * is refused without them. */
+	const char *auth_token;	    /* "Authorization: Bearer TOKEN" */
+	const char *basic_auth;	    /* "user:password" for "Authorization: Basic ..." */
+	struct store_options store; /* how request threads open the store */
+	const char *proc_root;	    /* NULL: "/proc" */
+	/* Appended to /metrics (the agent's other stages); may be NULL. */
+	int (*extra_metrics)(void *ctx, struct dynbuf *out);
+	void *extra_metrics_ctx;
+};
+
+/* Checks the options, binds every address and starts serving. On failure
+ * returns a negative errno with a message in err (a bad address, a port in
+ * use, a remote address without auth, a store that does not open). */
+int ingest__start(const struct ingest_options *opts, struct errbuf *err, struct ingest **ret);
+/* Stops accepting, lets requests in progress finish, frees everything. */
+void ingest__stop(struct ingest *in);
+
+/* The i-th bound address ("127.0.0.1:4040", "[::1]:4040", "unix:/run/x"),
+ * NULL past the last one. */
+const char *ingest__address(const struct ingest *in, size_t i);
+
+/* Appends the Prometheus text exposition of the counters to out. */
+int ingest__metrics(struct ingest *in, struct dynbuf *out);
+
+#endif
