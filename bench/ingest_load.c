@@ -727,9 +727,11 @@ static int load_target(const char *path, struct dynbuf *out)
 		fprintf(stderr, "bench_ingest_load: %s\n", err.msg);
 		return r;
 	}
-	len = strcspn(out->data, "\r\n");
-	out->data[len] = '\0';
-	out->len = len;
+	len = out->data ? strcspn(out->data, "\r\n") : 0;
+	if (len) {
+		out->data[len] = '\0';
+		out->len = len;
+	}
 	for (i = 0; i < len; i++)
 		if ((unsigned char)out->data[i] <= ' ' || out->data[i] == 0x7f)
 			break;

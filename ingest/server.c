@@ -81,6 +81,7 @@ struct metrics {
 	atomic_uint_fast64_t connections_total;
 	atomic_int_fast64_t connections_open;
 	atomic_int_fast64_t requests_in_flight;
+	atomic_bool stopping; /* ingest__stop began: no new request is taken */
 	/* duration of ingest requests (the three ingest endpoints) */
 	atomic_uint_fast64_t latency[N_BUCKETS + 1];
 	atomic_uint_fast64_t latency_sum_us, latency_count;
@@ -279,6 +280,10 @@ static enum MHD_Result reply_error(struct ingest *in, struct MHD_Connection *c, 
 		hname = "WWW-Authenticate";
 		snprintf(hvalue, sizeof(hvalue), "%s",
 			 in->auth_token ? "Bearer realm=\"braid\"" : "Basic realm=\"braid\"");
+	}
+	if (status == 503 && atomic_load(&in->m.stopping)) {
+		hname = "Connection";
+		snprintf(hvalue, sizeof(hvalue), "close");
 	}
 	ret = queue(c, status, "application/json", b.data, b.len, hname, hvalue);
 	count_request(in, rq, status);
@@ -1069,7 +1074,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		clock_gettime(CLOCK_MONOTONIC, &rq->start);
 		rq->ep = endpoint_of(url);
 		dynbuf__init(&rq->body, in->opts.max_body);
-		if (rq->ep == EP_OTHER) {
+		if (atomic_load(&in->m.stopping)) {
+			/* A request that arrives on a kept-alive connection after
+			 * SIGTERM is refused before anything is committed, so that
+			 * the requests in progress drain: the SDK sends it again
+			 * to the next server. */
+			rq->early_status = 503;
+			snprintf(rq->early_msg, sizeof(rq->early_msg),
+				 "braid is shutting down; send this again in a moment");
+		} else if (rq->ep == EP_OTHER) {
 			rq->early_status = 404;
 			snprintf(rq->early_msg, sizeof(rq->early_msg),
 				 "no such endpoint: %.128s (braid serves /ingest, "
@@ -1454,11 +1467,13 @@ void ingest__stop(struct ingest *in)
 {
 	if (!in)
 		return;
-	/* Stop accepting on every address first, then give the requests in
+	/* Stop accepting on every address and refuse new requests on open
+	 * connections (503, Connection: close), then give the requests in
 	 * progress up to STOP_GRACE_MS to be answered (a store commit that is
 	 * not answered makes the SDK send the profile again), then close. A
 	 * quiesced daemon hands its listening socket back; it is closed after
 	 * the daemon stopped, as libmicrohttpd asks. */
+	atomic_store(&in->m.stopping, true);
 	for (size_t i = 0; i < MAX_LISTEN; i++) {
 		struct listener *l = &in->listeners[i];
 

@@ -330,4 +330,22 @@ for m in 'braid_ingest_requests_total{endpoint="/ingest",status="200"} 1' \
 	expect_contains "metrics" "$TMP/metrics.txt" "$m"
 done
 
+# ---- SIGTERM under keep-alive load: every committed profile was answered 200 ----------------
+if [ -n "${BENCH_INGEST:-}" ]; then
+	start_ingest "$TMP/data-term"
+	port=${INGEST_URL##*:}
+	"$BENCH_INGEST" --port "$port" --seconds 4 --warmup 0 --connections 4 --json \
+		>"$TMP/load.json" 2>"$TMP/load.err" &
+	load=$!
+	sleep 1.5
+	stop_ingest
+	wait "$load" || true # the requests refused at shutdown make it exit 1
+	answered_ok=$(jq .ok "$TMP/load.json")
+	stored=$("$BRAID" store stats --json --data-dir "$TMP/data-term" | jq .tables.sdk_profiles.rows)
+	[ "$answered_ok" -gt 0 ] || fail "no push answered before SIGTERM: $(cat "$TMP/load.err")"
+	expect_eq "profiles stored = pushes answered 200, across SIGTERM" "$answered_ok" "$stored"
+	other=$(jq -r '.statuses | to_entries | map(select(.key != "200" and .key != "503")) | length' "$TMP/load.json")
+	expect_eq "statuses other than 200 and 503 at shutdown" "0" "$other"
+fi
+
 finish
