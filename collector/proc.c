@@ -410,32 +410,56 @@ static int open_pid_dir(int rootfd, int32_t pid, int *ret_fd)
 	return 0;
 }
 
-int collector__start_time(const char *proc_root, int32_t pid, int64_t *ret_ns)
+/* Opens proc_root and its PID directory and reads the process's comm and
+ * start time from stat: what every per-process read starts with. On success
+ * the caller closes *ret_root and *ret_pidfd; on error nothing is left open. */
+static int open_process(const char *proc_root, int32_t pid, struct dynbuf *buf, DIR **ret_root,
+			int *ret_pidfd, char comm[17], int64_t *ret_start_ns)
 {
-	char comm[17];
-	struct dynbuf buf;
 	DIR *root = NULL;
 	int pidfd = -1, r;
 	uint64_t ticks;
-	int64_t btime, ns;
+	int64_t btime;
 
-	dynbuf__init(&buf, 0);
 	r = open_root(proc_root, &root);
 	if (r < 0)
 		goto cleanup;
 	r = open_pid_dir(dirfd(root), pid, &pidfd);
 	if (r < 0)
 		goto cleanup;
-	r = read_at(pidfd, "stat", PROC_MAX_STAT, &buf, NULL);
+	r = read_at(pidfd, "stat", PROC_MAX_STAT, buf, NULL);
 	if (r < 0)
 		goto cleanup;
-	r = parse_stat(buf.data, buf.len, comm, &ticks);
+	r = parse_stat(buf->data, buf->len, comm, &ticks);
 	if (r < 0)
 		goto cleanup;
 	r = read_btime(dirfd(root), proc_root, &btime);
 	if (r < 0)
 		goto cleanup;
-	r = start_time_ns(btime, ticks, &ns);
+	r = start_time_ns(btime, ticks, ret_start_ns);
+	if (r < 0)
+		goto cleanup;
+	*ret_root = root;
+	*ret_pidfd = pidfd;
+	return 0;
+cleanup:
+	if (pidfd >= 0)
+		close(pidfd);
+	if (root)
+		closedir(root);
+	return r;
+}
+
+int collector__start_time(const char *proc_root, int32_t pid, int64_t *ret_ns)
+{
+	char comm[17];
+	struct dynbuf buf;
+	DIR *root = NULL;
+	int pidfd = -1, r;
+	int64_t ns;
+
+	dynbuf__init(&buf, 0);
+	r = open_process(proc_root, pid, &buf, &root, &pidfd, comm, &ns);
 	if (r < 0)
 		goto cleanup;
 	*ret_ns = ns;
@@ -666,27 +690,10 @@ int collector__proc_read(const char *proc_root, int32_t pid, struct collector_pr
 	struct dynbuf buf;
 	DIR *root = NULL;
 	int pidfd = -1, r;
-	uint64_t ticks;
-	int64_t btime;
 
 	memset(ret, 0, sizeof(*ret));
 	dynbuf__init(&buf, 0);
-	r = open_root(proc_root, &root);
-	if (r < 0)
-		goto cleanup;
-	r = open_pid_dir(dirfd(root), pid, &pidfd);
-	if (r < 0)
-		goto cleanup;
-	r = read_at(pidfd, "stat", PROC_MAX_STAT, &buf, NULL);
-	if (r < 0)
-		goto cleanup;
-	r = parse_stat(buf.data, buf.len, p.comm, &ticks);
-	if (r < 0)
-		goto cleanup;
-	r = read_btime(dirfd(root), proc_root, &btime);
-	if (r < 0)
-		goto cleanup;
-	r = start_time_ns(btime, ticks, &p.start_time_ns);
+	r = open_process(proc_root, pid, &buf, &root, &pidfd, p.comm, &p.start_time_ns);
 	if (r < 0)
 		goto cleanup;
 	p.pid = pid;

@@ -559,6 +559,15 @@ static void resolve_peer(struct ingest *in, struct MHD_Connection *c, struct con
 	remember_pid(in, pid);
 }
 
+/* The cache entry of a service; cache_lock held. NULL if none. */
+static struct service_entry *service_entry(struct ingest *in, const char *service)
+{
+	for (size_t i = 0; i < in->n_services; i++)
+		if (strcmp(in->services[i].service, service) == 0)
+			return &in->services[i];
+	return NULL;
+}
+
 /* The process whose environment names `service`, from a cache refreshed
  * every SERVICE_CACHE_TTL_NS (a scan reads every process's environ). */
 static int32_t service_pid(struct ingest *in, const char *service, int64_t now)
@@ -568,11 +577,7 @@ static int32_t service_pid(struct ingest *in, const char *service, int64_t now)
 	int r;
 
 	pthread_mutex_lock(&in->cache_lock);
-	for (size_t i = 0; i < in->n_services; i++)
-		if (strcmp(in->services[i].service, service) == 0) {
-			e = &in->services[i];
-			break;
-		}
+	e = service_entry(in, service);
 	if (e && now - e->checked_ns < SERVICE_CACHE_TTL_NS) {
 		pid = e->pid;
 		pthread_mutex_unlock(&in->cache_lock);
@@ -586,11 +591,9 @@ static int32_t service_pid(struct ingest *in, const char *service, int64_t now)
 	if (r < 0)
 		pid = 0;
 
+	/* looked up again: another thread may have added it meanwhile */
 	pthread_mutex_lock(&in->cache_lock);
-	e = NULL;
-	for (size_t i = 0; i < in->n_services; i++)
-		if (strcmp(in->services[i].service, service) == 0)
-			e = &in->services[i];
+	e = service_entry(in, service);
 	if (!e) {
 		char *copy = strdup(service);
 
