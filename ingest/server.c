@@ -1121,6 +1121,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			return reply_error(in, c, rq, rq->early_status, rq->early_msg);
 		return MHD_YES;
 	}
+	if (rq->early_status) {
+		/* The reply went out on the first call. libmicrohttpd may still
+		 * read the body and call again: nothing of this request is
+		 * processed (a refused push must never be committed). */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
 	if (*upload_data_size) {
 		size_t n = *upload_data_size;
 
