@@ -95,4 +95,314 @@ int collector__container_id(const char *cgroup_line, size_t len, char *ret);
  * anything else native; NULL -> unknown. */
 enum store_runtime collector__runtime_of_exe(const char *exe);
 
+/* ---- symbolization ------------------------------------------------------ */
+/*
+ * Turning sampled addresses into frames. Kernel addresses through
+ * /proc/kallsyms; user addresses through /proc/PID/maps and the ELF file's
+ * .symtab (else .dynsym) read with libelf; JIT code through
+ * /tmp/perf-PID.map. What can't be named keeps its module and offset.
+ */
+
+#define COLLECTOR_KERNEL_MODULE	       "[kernel.kallsyms]"
+#define COLLECTOR_JIT_MODULE	       "[jit]"	    /* anonymous executable memory */
+#define COLLECTOR_UNKNOWN_MODULE       "[unknown]"  /* an address in no mapping */
+#define COLLECTOR_KSYM_MAX_SIZE	       (1u << 20)   /* past the last symbol: unknown */
+#define COLLECTOR_MAX_KALLSYMS	       (64u << 20)  /* bytes of kallsyms read */
+#define COLLECTOR_MAX_PERF_MAP	       (256u << 20) /* bytes of one perf map read */
+#define COLLECTOR_MAX_MAPS	       (16u << 20)  /* bytes of /proc/PID/maps read */
+#define COLLECTOR_MAX_SYMBOL_NAME      4096	    /* longer names are cut */
+#define COLLECTOR_DEFAULT_SYMBOL_CACHE (16u << 20)  /* bytes of ELF symbol tables kept */
+
+/* Kernel symbols: the text symbols (t, T, w, W) of kallsyms, of the kernel
+ * and of its modules ("name\t[mod]"), sorted once by address. */
+struct collector_ksyms;
+
+/* Parses kallsyms text. -EACCES with a message when every address is zero
+ * (kptr_restrict hides them from this user), -EBADMSG for a malformed line
+ * (its number in err). *ret is freed with collector_ksyms__free. */
+int collector_ksyms__parse(const char *text, size_t len, struct errbuf *err,
+			   struct collector_ksyms **ret);
+/* The same on a file (at most COLLECTOR_MAX_KALLSYMS bytes). */
+int collector_ksyms__load(const char *path, struct errbuf *err, struct collector_ksyms **ret);
+void collector_ksyms__free(struct collector_ksyms *k);
+size_t collector_ksyms__count(const struct collector_ksyms *k);
+/* The symbol holding addr: the one with the greatest start <= addr, unless
+ * addr is past the end of its module's (or the kernel's) last symbol by more
+ * than COLLECTOR_KSYM_MAX_SIZE. *ret_module is COLLECTOR_KERNEL_MODULE or
+ * "[mod]". Strings live as long as k. -ENOENT if none. */
+int collector_ksyms__lookup(const struct collector_ksyms *k, uint64_t addr, const char **ret_name,
+			    const char **ret_module, uint64_t *ret_offset);
+
+/* The function symbols of one ELF file (STT_FUNC and STT_GNU_IFUNC of
+ * .symtab, else of .dynsym), its PT_LOAD segments and its GNU build id. */
+struct collector_elf;
+
+/* Reads fd (the caller keeps it; nothing refers to it afterwards). `name`
+ * is only for messages. -ENOEXEC with a message when it is not an ELF file. */
+int collector_elf__read(int fd, const char *name, struct errbuf *err, struct collector_elf **ret);
+/* The same on ELF bytes in memory (the vDSO). */
+int collector_elf__read_memory(const void *data, size_t len, const char *name, struct errbuf *err,
+			       struct collector_elf **ret);
+void collector_elf__free(struct collector_elf *e);
+/* The ELF virtual address of a file offset, through the PT_LOAD segment
+ * that holds it: vaddr = off - p_offset + p_vaddr. For an address sampled in
+ * a mapping [start, end) of file offset pgoff: off = addr - start + pgoff.
+ * This is right for PIE, non-PIE and shared objects alike. -ENOENT if no
+ * segment holds it. */
+int collector_elf__vaddr(const struct collector_elf *e, uint64_t file_offset, uint64_t *ret_vaddr);
+/* The function holding vaddr (by its st_value and st_size; a zero-size
+ * symbol holds up to the next symbol). The name is as in the table
+ * (mangled) and lives as long as e. -ENOENT if none. */
+int collector_elf__lookup(const struct collector_elf *e, uint64_t vaddr, const char **ret_name,
+			  uint64_t *ret_offset);
+/* The build id in lowercase hex, NULL if it has none. */
+const char *collector_elf__build_id(const struct collector_elf *e);
+size_t collector_elf__count(const struct collector_elf *e);
+/* Bytes of memory e holds (for the cache bound). */
+size_t collector_elf__bytes(const struct collector_elf *e);
+
+/* A perf map (/tmp/perf-PID.map, written by `node --perf-basic-prof`,
+ * `python -X perf`, JVM agents): "START SIZE name" lines, hex with or
+ * without 0x. Code may be moved and its address reused: where entries
+ * overlap, the one written last wins. */
+struct collector_perfmap;
+
+/* Parses perf map text; a malformed line is skipped and counted, never an
+ * error (a JIT may be writing the last line as it is read). */
+int collector_perfmap__parse(const char *text, size_t len, struct collector_perfmap **ret);
+/* Adds the lines of text (the part of the file appended since the last
+ * read) to m. */
+int collector_perfmap__append(struct collector_perfmap *m, const char *text, size_t len);
+void collector_perfmap__free(struct collector_perfmap *m);
+size_t collector_perfmap__count(const struct collector_perfmap *m);
+size_t collector_perfmap__skipped(const struct collector_perfmap *m);
+/* The entry holding addr; the name lives as long as m. -ENOENT if none. */
+int collector_perfmap__lookup(const struct collector_perfmap *m, uint64_t addr,
+			      const char **ret_name, uint64_t *ret_offset);
+
+/* Demangles an Itanium C++ (or legacy Rust) symbol name: with params false,
+ * without its parameter list and trailing qualifiers ("ns::Cls::fn(int)
+ * const" -> "ns::Cls::fn"). Returns a malloc'ed string, or NULL when name is
+ * not mangled or can't be demangled (the caller keeps the raw name). */
+char *collector__demangle(const char *name, bool params);
+
+/* The symbolizer: kernel symbols, each process's executable mappings, the
+ * ELF files they map (shared between processes, keyed by build id or by
+ * device and inode, bounded in bytes) and their perf maps. One thread. */
+struct collector_symbolizer;
+
+struct collector_symbolizer_options {
+	const char *proc_root;	/* NULL: COLLECTOR_PROC_ROOT */
+	const char *kallsyms;	/* NULL: PROC_ROOT/kallsyms */
+	size_t max_cache_bytes; /* ELF symbol tables kept; 0: COLLECTOR_DEFAULT_SYMBOL_CACHE */
+	bool no_kernel;		/* don't load kallsyms */
+	bool demangle_params;	/* C++ names with their parameter lists */
+};
+
+struct collector_symbolizer_stats {
+	uint64_t frames;	  /* addresses symbolized */
+	uint64_t frames_unnamed;  /* ... left with module + offset only */
+	uint64_t frames_unmapped; /* ... in no mapping of their process */
+	uint64_t processes_lost;  /* processes whose maps could not be read (exited) */
+	uint64_t elf_loaded;	  /* ELF files read */
+	uint64_t elf_errors;	  /* ELF files that could not be read */
+	uint64_t elf_evicted;	  /* ELF entries dropped for the cache bound */
+	uint64_t elf_shared;	  /* lookups served by an entry another process loaded */
+	uint64_t perfmap_loads;	  /* perf map (re)reads */
+	size_t cache_bytes;	  /* bytes held by ELF entries now */
+	size_t processes;	  /* processes whose maps are cached now */
+};
+
+/* -EACCES/-ENOENT with a message when kallsyms can't be read (unless
+ * no_kernel). */
+int collector_symbolizer__new(const struct collector_symbolizer_options *o, struct errbuf *err,
+			      struct collector_symbolizer **ret);
+void collector_symbolizer__free(struct collector_symbolizer *s);
+
+/* Symbolizes n kernel addresses into ret_frames (n entries, always all
+ * written): kind FRAME_KERNEL, module COLLECTOR_KERNEL_MODULE or "[mod]",
+ * name the symbol and offset 0, or name NULL and offset the address. */
+void collector_symbolizer__kernel(struct collector_symbolizer *s, const uint64_t *ips, size_t n,
+				  struct store_frame *ret_frames);
+/* Symbolizes n user addresses of process pid into ret_frames (always all
+ * written; a frame is function-level: offset 0 when named):
+ *   ELF code:    FRAME_NATIVE, module the mapped path, name demangled; or
+ *                name NULL and offset the ELF virtual address;
+ *   perf map:    FRAME_JIT, module COLLECTOR_JIT_MODULE, name the map's;
+ *   other anonymous executable memory: FRAME_JIT, COLLECTOR_JIT_MODULE,
+ *                name NULL, offset 0;
+ *   no mapping:  FRAME_UNKNOWN, COLLECTOR_UNKNOWN_MODULE, name NULL, offset 0.
+ * The process's maps are read on first use and again when an address falls
+ * outside them (at most once per pid between trims); files are opened
+ * through PROC_ROOT/PID/map_files or PROC_ROOT/PID/root (containers) and
+ * checked against the mapping's device and inode. Returns 0, or -ENOENT
+ * when the process's maps could not be read (frames all unknown). */
+int collector_symbolizer__user(struct collector_symbolizer *s, int32_t pid, const uint64_t *ips,
+			       size_t n, struct store_frame *ret_frames);
+/* Reads a process's maps now and loads the ELF files it maps, so that its
+ * samples can be named after it exits. -ENOENT if it is gone already. */
+int collector_symbolizer__prefetch(struct collector_symbolizer *s, int32_t pid);
+/* Forgets a process (it exited, or its PID was reused). */
+void collector_symbolizer__forget(struct collector_symbolizer *s, int32_t pid);
+/* Between drains: forgets processes that no longer exist, evicts ELF entries
+ * (least recently used first) down to the bound. Strings handed out by
+ * __kernel and __user stay valid until the next trim or free. */
+void collector_symbolizer__trim(struct collector_symbolizer *s);
+void collector_symbolizer__stats(const struct collector_symbolizer *s,
+				 struct collector_symbolizer_stats *ret);
+
+/* ---- eBPF sampling ----------------------------------------------------- */
+/*
+ * The sampler: bpf/profile.bpf.c attached to the cpu-clock event of every
+ * online CPU, counting (process, thread, comm, kernel stack, user stack) in
+ * the kernel. Draining swaps the map generations, so that every sample is
+ * read exactly once. Needs CAP_BPF and CAP_PERFMON (or root) and kernel BTF.
+ */
+
+#define COLLECTOR_DEFAULT_FREQ 97    /* Hz: off the 100 Hz timer tick, like perf */
+#define COLLECTOR_MAX_FREQ     10000 /* Hz */
+#define COLLECTOR_MAX_PIDS     4096  /* --pid filters */
+#define COLLECTOR_MAX_DEPTH    127   /* frames per kernel or user stack */
+
+struct collector_sampler_options {
+	unsigned freq;		 /* Hz; 0: COLLECTOR_DEFAULT_FREQ */
+	bool no_kernel, no_user; /* leave out kernel or user stacks */
+	bool include_idle;	 /* count the idle task (pid 0) too */
+	const int32_t *pids;	 /* keep only these processes (host PIDs); n_pids 0: all */
+	size_t n_pids;
+	const char *cgroup;	   /* keep only this cgroup v2 directory and below; NULL: all */
+	unsigned drain_interval_s; /* how often the caller drains (sizes the maps); 0: 1 */
+	size_t max_stacks;	   /* stacks per generation; 0: sized from freq and CPUs */
+	bool verbose;		   /* libbpf's messages to stderr */
+};
+
+/* What the kernel counted, since the sampler opened. */
+struct collector_sampler_stats {
+	uint64_t samples;	   /* counted */
+	uint64_t filtered;	   /* left out by a filter, or idle */
+	uint64_t lost_full;	   /* lost: the counts map was full */
+	uint64_t kstack_fault;	   /* kernel stacks bpf_get_stack could not read */
+	uint64_t ustack_fault;	   /* user stacks ... */
+	uint64_t stack_full;	   /* stacks not stored: the stacks map was full */
+	uint64_t stack_other;	   /* stacks not stored for another reason */
+	uint64_t kstack_truncated; /* kernel stacks deeper than COLLECTOR_MAX_DEPTH */
+	uint64_t ustack_truncated; /* user stacks ... */
+	uint64_t announce_lost;	   /* new processes not announced: the ring was full */
+	uint64_t announced;	   /* new processes announced and read */
+	uint64_t drained;	   /* samples read by drains */
+	uint64_t drains;
+	uint64_t drain_wait_timeouts; /* drains that gave up waiting for a running program */
+	uint64_t lost_drain;	      /* samples read but not passed on (the callback failed) */
+	unsigned cpus;		      /* CPUs sampled */
+	size_t max_stacks;	      /* the map size chosen */
+};
+
+/* One counted (process, thread, stacks) of a drain. The arrays are valid
+ * during the callback only. */
+struct collector_sample {
+	int32_t pid, tid;
+	char comm[16];	      /* the thread's */
+	const uint64_t *kips; /* kernel return addresses, leaf first */
+	size_t n_kips;
+	const uint64_t *uips; /* user ... */
+	size_t n_uips;
+	bool kstack_lost, ustack_lost; /* a stack was there but could not be stored */
+	uint64_t count;
+};
+typedef int (*collector_sample_fn)(void *ctx, const struct collector_sample *s);
+
+struct collector_sampler;
+
+/* Loads the program, sizes its maps, fills the filters and attaches it to
+ * every online CPU. -EPERM/-EACCES without the capabilities, -ENOENT without
+ * kernel BTF, -ESRCH for a --pid that does not exist; a message in err. */
+int collector_sampler__open(const struct collector_sampler_options *o, struct errbuf *err,
+			    struct collector_sampler **ret);
+/* Stops sampling (detaches from every CPU): a drain after it reads the last
+ * samples, and nothing is counted after. Idempotent. */
+void collector_sampler__stop(struct collector_sampler *s);
+/* Detaches and frees. The samples counted since the last drain are lost:
+ * stop and drain first. */
+void collector_sampler__close(struct collector_sampler *s);
+/* Switches generations, waits for programs still counting into the old
+ * one, then calls fn for each of its entries and clears it. A non-zero
+ * return from fn stops the calls (the generation is still cleared, and the
+ * samples not passed are counted as lost) and is returned. */
+int collector_sampler__drain(struct collector_sampler *s, collector_sample_fn fn, void *ctx);
+int collector_sampler__stats(const struct collector_sampler *s,
+			     struct collector_sampler_stats *ret);
+/* The sampling frequency in Hz. */
+unsigned collector_sampler__freq(const struct collector_sampler *s);
+
+/* Processes sampled for the first time are announced at once (a ring
+ * buffer, one wake-up per new process), so that their mappings can be read
+ * before a short-lived process exits. The fd polls readable (epoll) when
+ * announcements wait; collector_sampler__new_pids calls fn for each without
+ * blocking. */
+int collector_sampler__new_pids_fd(const struct collector_sampler *s);
+typedef int (*collector_pid_fn)(void *ctx, int32_t pid);
+int collector_sampler__new_pids(struct collector_sampler *s, collector_pid_fn fn, void *ctx);
+/* Forgets that pid was announced (the process exited, or its PID was
+ * reused): it is announced again when next sampled. */
+void collector_sampler__forget(struct collector_sampler *s, int32_t pid);
+
+/* ---- the collector: sampling, symbolization and process metadata ---------- */
+
+struct collector_options {
+	const char *proc_root; /* NULL: COLLECTOR_PROC_ROOT */
+	struct collector_sampler_options sampler;
+	struct collector_symbolizer_options symbols; /* its proc_root is this one's */
+};
+
+/* One symbolized (process, thread, stack) of a drain, with its count. */
+struct collector_row {
+	const struct collector_proc *process; /* start_time_ns 0: it exited unread */
+	const char *service; /* its service: environment, else container id, else comm */
+	int32_t tid;
+	const char *thread_comm;
+	int64_t second;			  /* the drain's */
+	const struct store_frame *frames; /* leaf first: kernel frames, then user frames */
+	size_t n_frames;
+	size_t n_kernel; /* how many of frames are kernel frames */
+	int64_t count;
+};
+typedef int (*collector_row_fn)(void *ctx, const struct collector_row *r);
+
+struct collector_stats {
+	struct collector_sampler_stats sampler;
+	struct collector_symbolizer_stats symbols;
+	uint64_t rows;
+	uint64_t processes_seen;       /* processes ever seen in samples */
+	uint64_t processes_unreadable; /* ... whose metadata could not be read (exited) */
+	uint64_t processes_reused;     /* PIDs found to name a new process */
+	uint64_t processes_prefetched; /* new processes read as soon as announced */
+	uint64_t samples_stack_lost;   /* samples with a stack that could not be stored */
+	size_t processes;	       /* processes whose metadata is cached now */
+};
+
+struct collector;
+
+/* Opens the sampler and the symbolizer (see their errors). */
+int collector__open(const struct collector_options *o, struct errbuf *err, struct collector **ret);
+void collector__close(struct collector *c);
+/* Drains the sampler, symbolizes what it read and calls fn once per row,
+ * all with `second` (the caller drains each second, just after it ends).
+ * Strings and frames are valid during the call only. */
+int collector__drain(struct collector *c, int64_t second, collector_row_fn fn, void *ctx);
+/* An fd that polls readable (epoll) when processes sampled for the first
+ * time wait to be read; collector__poll reads them (metadata, mappings and
+ * their ELF files) without blocking. A caller that waits on the fd between
+ * drains names the samples of processes that live less than a second. */
+int collector__fd(const struct collector *c);
+int collector__poll(struct collector *c);
+/* Stops sampling: the next drain is the last one with samples. */
+void collector__stop(struct collector *c);
+int collector__stats(const struct collector *c, struct collector_stats *ret);
+unsigned collector__freq(const struct collector *c);
+
+/* The runtime a process runs, from its executable's name and, for a native
+ * executable, what it maps (libpython, libnode, libjvm, libruby, libcoreclr)
+ * or, for Go, its executable's .note.go.buildid / .go.buildinfo section. */
+enum store_runtime collector__runtime(const char *proc_root, int32_t pid, const char *exe);
+
 #endif

@@ -241,17 +241,6 @@ static bool parse_u64(const char **p, const char *end, uint64_t *ret)
 	return true;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The line of buf (NUL-terminated, len bytes) that starts with prefix, or
  * NULL; *ret_end receives the end of that line. */
 static const char *find_line(const char *buf, size_t len, const char *prefix, const char **ret_end)
@@ -806,7 +795,7 @@ static bool tcp_token_is(const char **p, const char *end, const uint32_t *w, siz
 	if ((size_t)(*p - s) < words * 8 + 2)
 		return false;
 	for (i = 0; i < words * 8; i++) {
-		int h = hex_value(s[i]);
+		int h = util__hex_digit(s[i]);
 
 		if (h < 0)
 			return false;
@@ -820,7 +809,7 @@ static bool tcp_token_is(const char **p, const char *end, const uint32_t *w, siz
 	if (s[i++] != ':')
 		return false;
 	for (; s + i < *p; i++, nport++) {
-		int h = hex_value(s[i]);
+		int h = util__hex_digit(s[i]);
 
 		if (h < 0 || nport == 4)
 			return false;
@@ -1035,10 +1024,10 @@ static const char *find_hex64(const char *p, const char *end)
 	while (p < end) {
 		const char *s;
 
-		while (p < end && hex_value(*p) < 0)
+		while (p < end && util__hex_digit(*p) < 0)
 			p++;
 		s = p;
-		while (p < end && hex_value(*p) >= 0)
+		while (p < end && util__hex_digit(*p) >= 0)
 			p++;
 		if (p - s == COLLECTOR_CONTAINER_ID_MAX)
 			return s;

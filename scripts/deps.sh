@@ -15,6 +15,9 @@ packages=(
 	# jq reads the JSON braid prints; sqlite3 pokes at a store in the tests;
 	# curl speaks to braid ingest in the tests
 	jq sqlite3 curl
+	# braid record's benchmark: perf record is its peer, GNU time measures
+	# each profiler's CPU and peak RSS
+	linux-perf time
 )
 # The end-to-end tests run the real @pyroscope/nodejs SDK (from npm) on Node.js:
 # Debian's nodejs and npm, unless a Node.js is already installed.

@@ -2,16 +2,19 @@
 /* collector/: /proc read live (this process, children it forks, loopback TCP
  * connections between them) and from a fake procfs tree built in a temporary
  * folder, for the parsing edge cases the live kernel won't produce on cue. */
-#define _GNU_SOURCE /* accept4, pipe2, nftw */
+#define _GNU_SOURCE /* accept4, pipe2, nftw, memmem, memfd_create */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -19,8 +22,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -944,6 +949,1267 @@ static void test_runtime_of_exe(void **state)
 				 collector__runtime_of_exe(cases[i].exe), cases[i].runtime);
 }
 
+/* ---- symbolization: kallsyms ---------------------------------------------------- */
+
+static const char ksyms_text[] = "ffffffff81000000 T _stext\n"
+				 "ffffffff81000000 T _text\n"
+				 "ffffffff81000100 t local_fn\n"
+				 "ffffffff81000200 W weak_fn\n"
+				 "ffffffff81000300 w weak_local\n"
+				 "ffffffff81000400 D some_data\n"
+				 "ffffffff81000500 b bss_thing\n"
+				 "ffffffff81000600 r rodata_thing\n"
+				 "ffffffff81000700 T last_kernel_fn\n"
+				 "ffffffff810006f0 t aaa_local\n"
+				 "ffffffff810006f0 T zzz_global\n"
+				 "ffffffffc0a01000 t foo_init\t[foo]\n"
+				 "ffffffffc0a01100 T foo_exported\t[foo]\n"
+				 "ffffffffc0c00000 t bar_fn\t[bar]\n"
+				 "ffffffffc0a01200 t foo_late\t[foo]"; /* no final newline */
+
+/* Looks addr up and checks the answer; name NULL: -ENOENT. */
+static void check_ksym(const struct collector_ksyms *k, uint64_t addr, const char *name,
+		       const char *module, uint64_t offset)
+{
+	const char *n = NULL, *m = NULL;
+	uint64_t off = 0;
+	int r = collector_ksyms__lookup(k, addr, &n, &m, &off);
+
+	if (!name) {
+		if (r != -ENOENT)
+			fail_msg("%#" PRIx64 ": %d (%s), want -ENOENT", addr, r, r == 0 ? n : "");
+		return;
+	}
+	if (r != 0)
+		fail_msg("%#" PRIx64 ": %d, want %s", addr, r, name);
+	assert_string_equal(n, name);
+	assert_string_equal(m, module);
+	assert_int_equal(off, offset);
+}
+
+static void test_ksyms_parse(void **state)
+{
+	static const char hidden[] = "0000000000000000 T _stext\n"
+				     "0000000000000000 D data\n"
+				     "0000000000000000 t foo\t[foo]\n";
+	const uint64_t max = COLLECTOR_KSYM_MAX_SIZE;
+	struct collector_ksyms *k = NULL;
+	const char *n1, *n2, *m1, *m2;
+	struct errbuf err = {""};
+	uint64_t off;
+
+	(void)state;
+	assert_int_equal(collector_ksyms__parse(ksyms_text, strlen(ksyms_text), &err, &k), 0);
+	/* _text is an alias of _stext; d, D, b, r are no text */
+	assert_int_equal(collector_ksyms__count(k), 10);
+	check_ksym(k, 0xffffffff81000000, "_stext", COLLECTOR_KERNEL_MODULE, 0);
+	check_ksym(k, 0xffffffff81000050, "_stext", COLLECTOR_KERNEL_MODULE, 0x50);
+	check_ksym(k, 0xffffffff81000100, "local_fn", COLLECTOR_KERNEL_MODULE, 0);
+	check_ksym(k, 0xffffffff810001ff, "local_fn", COLLECTOR_KERNEL_MODULE, 0xff);
+	check_ksym(k, 0xffffffff81000250, "weak_fn", COLLECTOR_KERNEL_MODULE, 0x50);
+	check_ksym(k, 0xffffffff81000350, "weak_local", COLLECTOR_KERNEL_MODULE, 0x50);
+	/* the data symbols name nothing: the text symbol before them holds */
+	check_ksym(k, 0xffffffff81000450, "weak_local", COLLECTOR_KERNEL_MODULE, 0x150);
+	check_ksym(k, 0xffffffff81000600, "weak_local", COLLECTOR_KERNEL_MODULE, 0x300);
+	/* at one address the global symbol wins over the local one */
+	check_ksym(k, 0xffffffff810006f4, "zzz_global", COLLECTOR_KERNEL_MODULE, 4);
+	check_ksym(k, 0xffffffff81000700 + 0x1000, "last_kernel_fn", COLLECTOR_KERNEL_MODULE,
+		   0x1000);
+	check_ksym(k, 0xffffffff81000700 + max, "last_kernel_fn", COLLECTOR_KERNEL_MODULE, max);
+	/* between the kernel's last symbol and the modules, and before all */
+	check_ksym(k, 0xffffffff81000700 + max + 1, NULL, NULL, 0);
+	check_ksym(k, 0xffffffffc0000000, NULL, NULL, 0);
+	check_ksym(k, 0xffffffff80ffffff, NULL, NULL, 0);
+	check_ksym(k, 0, NULL, NULL, 0);
+	check_ksym(k, 0xffffffffc0a01010, "foo_init", "[foo]", 0x10);
+	check_ksym(k, 0xffffffffc0a01100, "foo_exported", "[foo]", 0);
+	check_ksym(k, 0xffffffffc0a01250, "foo_late", "[foo]", 0x50);
+	check_ksym(k, 0xffffffffc0a01200 + max + 1, NULL, NULL, 0);
+	check_ksym(k, 0xffffffffc0c00010, "bar_fn", "[bar]", 0x10);
+	check_ksym(k, 0xffffffffc0c00000 + max, "bar_fn", "[bar]", max);
+	check_ksym(k, 0xffffffffc0c00000 + max + 1, NULL, NULL, 0);
+	check_ksym(k, UINT64_MAX, NULL, NULL, 0);
+	/* one string per module */
+	assert_int_equal(collector_ksyms__lookup(k, 0xffffffffc0a01000, &n1, &m1, &off), 0);
+	assert_int_equal(collector_ksyms__lookup(k, 0xffffffffc0a01200, &n2, &m2, &off), 0);
+	assert_ptr_equal(m1, m2);
+	collector_ksyms__free(k);
+	collector_ksyms__free(NULL);
+
+	/* empty: no symbols, no error */
+	k = NULL;
+	assert_int_equal(collector_ksyms__parse("", 0, &err, &k), 0);
+	assert_int_equal(collector_ksyms__count(k), 0);
+	check_ksym(k, 0xffffffff81000000, NULL, NULL, 0);
+	collector_ksyms__free(k);
+
+	/* what an unprivileged reader sees under kptr_restrict */
+	k = NULL;
+	assert_int_equal(collector_ksyms__parse(hidden, strlen(hidden), &err, &k), -EACCES);
+	assert_null(k);
+	assert_string_equal(err.msg,
+			    "kallsyms addresses are hidden (kernel.kptr_restrict): run as root");
+
+	/* malformed lines, by number */
+	assert_int_equal(collector_ksyms__parse("ffffffff81000000 T a\nnot a line\n", 32, &err, &k),
+			 -EBADMSG);
+	assert_non_null(strstr(err.msg, "line 2"));
+	assert_int_equal(collector_ksyms__parse("ffffffff81000000 T a\tfoo]\n", 26, &err, &k),
+			 -EBADMSG);
+	assert_non_null(strstr(err.msg, "line 1"));
+	assert_int_equal(collector_ksyms__parse("ffffffff81000000T a\n", 20, &err, &k), -EBADMSG);
+	assert_int_equal(collector_ksyms__parse("fffffffff81000000 T a\n", 22, &err, &k), -EBADMSG);
+	assert_null(k);
+}
+
+/* The live kallsyms, when this user may see its addresses: a symbol alone
+ * at its address is found by it. */
+static void test_ksyms_proc(void **state)
+{
+	struct collector_ksyms *k = NULL;
+	struct errbuf err = {""};
+	struct dynbuf text;
+	const char *p, *end, *name, *module, *want = NULL;
+	char want_name[256] = "";
+	uint64_t want_addr = 0, off;
+	size_t line = 0;
+	int r;
+
+	(void)state;
+	r = collector_ksyms__load("/proc/kallsyms", &err, &k);
+	if (r == -EACCES || r == -ENOENT) {
+		print_message("skipped: %s\n", err.msg);
+		skip();
+	}
+	assert_int_equal(r, 0);
+	assert_true(collector_ksyms__count(k) > 1000);
+
+	/* a kernel text symbol some way in whose address no other text
+	 * symbol shares */
+	dynbuf__init(&text, 0);
+	assert_int_equal(util__read_file("/proc/kallsyms", COLLECTOR_MAX_KALLSYMS, NULL, &text), 0);
+	end = text.data + text.len;
+	for (p = text.data; p < end && !want; line++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		unsigned long long addr;
+		char type, nm[256];
+
+		if (line > 5000 && sscanf(p, "%llx %c %255s", &addr, &type, nm) == 3 &&
+		    type == 'T' && nl && nl[-1] != ']') {
+			char key[32];
+			size_t n = (size_t)snprintf(key, sizeof(key), "\n%016llx ", addr);
+			const char *first = memmem(text.data, text.len, key, n);
+
+			/* no other line, of any type, at this address */
+			if (first && !memmem(first + 1, (size_t)(end - first - 1), key, n)) {
+				want_addr = addr;
+				snprintf(want_name, sizeof(want_name), "%s", nm);
+				want = want_name;
+			}
+		}
+		p = nl ? nl + 1 : end;
+	}
+	dynbuf__free(&text);
+	assert_non_null(want);
+	assert_int_equal(collector_ksyms__lookup(k, want_addr, &name, &module, &off), 0);
+	assert_string_equal(name, want);
+	assert_string_equal(module, COLLECTOR_KERNEL_MODULE);
+	assert_int_equal(off, 0);
+	collector_ksyms__free(k);
+}
+
+/* ---- symbolization: programs to look at ------------------------------------------ */
+
+#define TARGET_MAX_FUNCS 8
+
+/* A running symtarget program and the addresses it printed. */
+struct target {
+	pid_t pid;
+	int in; /* its stdin: closing it ends it */
+	size_t n;
+	struct {
+		char name[64];
+		uint64_t addr;
+	} funcs[TARGET_MAX_FUNCS];
+};
+
+static void target_start(const char *path, struct target *t)
+{
+	char buf[2048] = "", *line, *nl;
+	int in[2], out[2];
+	size_t have = 0;
+
+	memset(t, 0, sizeof(*t));
+	assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+	t->pid = fork();
+	assert_true(t->pid >= 0);
+	if (t->pid == 0) {
+		char *argv[] = {(char *)path, NULL};
+
+		if (dup2(in[0], STDIN_FILENO) < 0 || dup2(out[1], STDOUT_FILENO) < 0)
+			_exit(126);
+		execv(path, argv);
+		_exit(127);
+	}
+	child_track(t->pid);
+	close(in[0]);
+	close(out[1]);
+	t->in = in[1];
+	while (!strstr(buf, "ready\n")) {
+		struct pollfd pfd = {.fd = out[0], .events = POLLIN};
+		ssize_t n;
+
+		assert_int_equal(poll(&pfd, 1, 20000), 1);
+		n = read(out[0], buf + have, sizeof(buf) - 1 - have);
+		assert_true(n > 0);
+		have += (size_t)n;
+		buf[have] = '\0';
+	}
+	close(out[0]);
+	for (line = buf; (nl = strchr(line, '\n')); line = nl + 1) {
+		void *addr;
+
+		*nl = '\0';
+		if (strcmp(line, "ready") == 0)
+			break;
+		assert_true(t->n < TARGET_MAX_FUNCS);
+		assert_int_equal(sscanf(line, "%63s %p", t->funcs[t->n].name, &addr), 2);
+		t->funcs[t->n++].addr = (uint64_t)(uintptr_t)addr;
+	}
+}
+
+static uint64_t target_addr(const struct target *t, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (strcmp(t->funcs[i].name, name) == 0)
+			return t->funcs[i].addr;
+	fail_msg("%s: not printed", name);
+	return 0;
+}
+
+/* Closes its stdin: it exits 0. */
+static void target_stop(struct target *t)
+{
+	int status;
+	size_t i;
+
+	close(t->in);
+	assert_int_equal(waitpid(t->pid, &status, 0), t->pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	for (i = 0; i < n_children; i++)
+		if (children[i] == t->pid)
+			children[i] = children[--n_children];
+}
+
+/* The mapping of pid holding addr, from its maps: start and file offset. */
+static void mapping_of(pid_t pid, uint64_t addr, uint64_t *ret_start, uint64_t *ret_pgoff)
+{
+	char path[64], line[4096];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	assert_non_null(f);
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned long long start, end, pgoff;
+
+		if (sscanf(line, "%llx-%llx %*s %llx", &start, &end, &pgoff) == 3 &&
+		    addr >= start && addr < end) {
+			*ret_start = start;
+			*ret_pgoff = pgoff;
+			found = true;
+		}
+	}
+	fclose(f);
+	assert_true(found);
+}
+
+/* The lowest address pid maps file_path at: a PIE's load bias. */
+static uint64_t load_base(pid_t pid, const char *file_path)
+{
+	char path[64], line[4096];
+	uint64_t base = UINT64_MAX;
+	size_t plen = strlen(file_path);
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long start;
+		size_t len = strcspn(line, "\n");
+
+		if (len >= plen && memcmp(line + len - plen, file_path, plen) == 0 &&
+		    sscanf(line, "%llx-", &start) == 1 && start < base)
+			base = start;
+	}
+	fclose(f);
+	assert_true(base != UINT64_MAX);
+	return base;
+}
+
+/* Whether an ELF file has a section of type `type`, read by hand. */
+static bool elf_has_section(const char *path, uint32_t type)
+{
+	struct dynbuf b;
+	const Elf64_Ehdr *eh;
+	bool found = false;
+	size_t i;
+
+	dynbuf__init(&b, 0);
+	assert_int_equal(util__read_file(path, 1u << 30, NULL, &b), 0);
+	assert_true(b.len >= sizeof(*eh));
+	eh = (const Elf64_Ehdr *)b.data;
+	assert_memory_equal(eh->e_ident, ELFMAG, SELFMAG);
+	assert_int_equal(eh->e_ident[EI_CLASS], ELFCLASS64);
+	assert_true(eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr) <= b.len);
+	for (i = 0; i < eh->e_shnum; i++) {
+		Elf64_Shdr sh;
+
+		memcpy(&sh, b.data + eh->e_shoff + i * sizeof(sh), sizeof(sh));
+		found |= sh.sh_type == type;
+	}
+	dynbuf__free(&b);
+	return found;
+}
+
+static void assert_frame(const struct store_frame *f, enum frame_kind kind, const char *module,
+			 const char *name, uint64_t offset)
+{
+	if (f->kind != kind)
+		fail_msg("kind %d (%s %s), want %d", f->kind, f->module, f->name ? f->name : "-",
+			 kind);
+	assert_non_null(f->module);
+	assert_string_equal(f->module, module);
+	if (name) {
+		if (!f->name)
+			fail_msg("%s: no name, want %s (offset %#" PRIx64 ")", f->module, name,
+				 f->offset);
+		assert_string_equal(f->name, name);
+	} else if (f->name) {
+		fail_msg("%s: named %s, want none", f->module, f->name);
+	}
+	assert_int_equal(f->offset, offset);
+}
+
+static struct collector_symbolizer *symbolizer_new(size_t max_bytes)
+{
+	struct collector_symbolizer_options o = {.no_kernel = true, .max_cache_bytes = max_bytes};
+	struct collector_symbolizer *s = NULL;
+	struct errbuf err = {""};
+
+	assert_int_equal(collector_symbolizer__new(&o, &err, &s), 0);
+	assert_non_null(s);
+	return s;
+}
+
+/* ---- symbolization: ELF files ----------------------------------------------------- */
+
+/* Reads path and checks that its function `name`, at run time at addr in
+ * the running t, is found through its file offset. */
+static void check_elf_file(const char *path, const struct target *t, const char *name,
+			   bool stripped)
+{
+	struct collector_elf *e = NULL;
+	struct errbuf err = {""};
+	const char *bid, *found;
+	uint64_t addr = target_addr(t, name), start = 0, pgoff = 0, vaddr, off;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(collector_elf__read(fd, path, &err, &e), 0);
+	close(fd); /* nothing refers to it any more */
+	assert_true(collector_elf__count(e) > 2);
+	assert_true(collector_elf__bytes(e) > collector_elf__count(e) * 8);
+	/* gcc on Debian links with --build-id (SHA-1) */
+	bid = collector_elf__build_id(e);
+	assert_non_null(bid);
+	assert_int_equal(strlen(bid), 40);
+	assert_int_equal(strspn(bid, "0123456789abcdef"), 40);
+
+	mapping_of(t->pid, addr, &start, &pgoff);
+	assert_int_equal(collector_elf__vaddr(e, addr - start + pgoff, &vaddr), 0);
+	if (strstr(path, "nopie"))
+		assert_int_equal(vaddr, addr); /* an ET_EXEC runs at its link addresses */
+	else
+		assert_int_equal(vaddr, addr - load_base(t->pid, path));
+	assert_int_equal(collector_elf__lookup(e, vaddr, &found, &off), 0);
+	assert_string_equal(found, name);
+	assert_int_equal(off, 0);
+	assert_int_equal(collector_elf__lookup(e, vaddr + 5, &found, &off), 0);
+	assert_string_equal(found, name);
+	assert_int_equal(off, 5);
+	assert_int_equal(collector_elf__lookup(e, 0, &found, &off), -ENOENT);
+	assert_int_equal(collector_elf__lookup(e, UINT64_MAX, &found, &off), -ENOENT);
+	assert_int_equal(collector_elf__vaddr(e, UINT64_MAX - 1, &vaddr), -ENOENT);
+	if (stripped && strcmp(name, "braid_sym_alpha") == 0) {
+		/* the static function is in .symtab only */
+		addr = target_addr(t, "braid_sym_gamma");
+		assert_int_equal(collector_elf__vaddr(e, addr - start + pgoff, &vaddr), 0);
+		assert_int_equal(collector_elf__lookup(e, vaddr + 4, &found, &off), -ENOENT);
+	}
+	collector_elf__free(e);
+}
+
+static void test_elf_files(void **state)
+{
+	struct target t;
+
+	(void)state;
+	collector_elf__free(NULL);
+	target_start(SYMTARGET_PIE, &t);
+	check_elf_file(SYMTARGET_PIE, &t, "braid_sym_alpha", false);
+	check_elf_file(SYMTARGET_PIE, &t, "braid_sym_gamma", false);
+	target_stop(&t);
+
+	target_start(SYMTARGET_NOPIE, &t);
+	check_elf_file(SYMTARGET_NOPIE, &t, "braid_sym_beta", false);
+	check_elf_file(SYMTARGET_NOPIE, &t, "braid_sym_gamma", false);
+	target_stop(&t);
+
+	/* stripped: no .symtab, the exported functions from .dynsym */
+	assert_true(elf_has_section(SYMTARGET_PIE, SHT_SYMTAB));
+	assert_false(elf_has_section(SYMTARGET_STRIPPED, SHT_SYMTAB));
+	assert_true(elf_has_section(SYMTARGET_STRIPPED, SHT_DYNSYM));
+	target_start(SYMTARGET_STRIPPED, &t);
+	check_elf_file(SYMTARGET_STRIPPED, &t, "braid_sym_alpha", true);
+	target_stop(&t);
+
+	target_start(SYMTARGET_LIB, &t);
+	check_elf_file(SYMLIB, &t, "braid_lib_delta", false);
+	target_stop(&t);
+}
+
+/* Bytes that are no ELF file, cut short, or corrupted at random: an error
+ * or a usable result, never a crash (the ASan build watches the reads). */
+static void test_elf_hostile(void **state)
+{
+	char path[] = "/tmp/braid-elf-XXXXXX";
+	struct collector_elf *e = NULL;
+	struct errbuf err = {""};
+	struct dynbuf good;
+	uint64_t seed = 0x9e3779b97f4a7c15ULL, v;
+	const char *name;
+	char *bad;
+	int fd, i, j, r;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "#!/bin/sh\necho hi\n", 18), 18);
+	assert_int_equal(collector_elf__read(fd, "script", &err, &e), -ENOEXEC);
+	assert_non_null(strstr(err.msg, "script: not an ELF file"));
+	assert_null(e);
+	close(fd);
+	fd = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_int_equal(collector_elf__read(fd, "/tmp", &err, &e), -ENOEXEC);
+	close(fd);
+	assert_int_equal(collector_elf__read_memory("\177ELF", 4, "tiny", &err, &e), -ENOEXEC);
+
+	dynbuf__init(&good, 0);
+	assert_int_equal(util__read_file(SYMTARGET_PIE, 64u << 20, NULL, &good), 0);
+	bad = malloc(good.len);
+	assert_non_null(bad);
+	/* the ELF header alone: its program headers lie past the end */
+	r = collector_elf__read_memory(good.data, 64, "header", &err, &e);
+	assert_true(r < 0 && r != -ENOMEM);
+	assert_null(e);
+	for (i = 0; i < 400; i++) {
+		memcpy(bad, good.data, good.len);
+		for (j = 0; j < 8; j++) {
+			size_t at;
+
+			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+			v = seed >> 16;
+			/* the headers, or the section headers and tables at the end */
+			at = j % 2 ? v % 256
+				   : good.len - 1 - v % (good.len < 8192 ? good.len : 8192);
+			bad[at] = (char)(v >> 24);
+		}
+		e = NULL;
+		r = collector_elf__read_memory(bad, good.len, "corrupt", &err, &e);
+		assert_true(r == 0 || (r < 0 && r != -ENOMEM));
+		if (r == 0) {
+			uint64_t off;
+
+			for (v = 0; v < 0x10000; v += 0x101)
+				(void)collector_elf__lookup(e, v, &name, &off);
+			(void)collector_elf__vaddr(e, 0x1000, &off);
+			collector_elf__free(e);
+		}
+	}
+	free(bad);
+	dynbuf__free(&good);
+	unlink(path);
+}
+
+/* ---- symbolization: processes --------------------------------------------------- */
+
+static void check_target(struct collector_symbolizer *s, const char *path, bool stripped)
+{
+	struct collector_symbolizer_stats st;
+	struct store_frame f[6];
+	uint64_t ips[6];
+	char module[PATH_MAX];
+	struct target t;
+
+	assert_non_null(realpath(path, module));
+	target_start(path, &t);
+	ips[0] = target_addr(&t, "braid_sym_alpha") + 4;
+	ips[1] = target_addr(&t, "braid_sym_beta") + 1;
+	ips[2] = target_addr(&t, "braid_sym_gamma") + 4;
+	ips[3] = target_addr(&t, "braid_sym_alpha");
+	ips[4] = 0x10; /* below every mapping */
+	ips[5] = strstr(path, "symtarget_lib") ? target_addr(&t, "braid_lib_delta") + 4 : ips[0];
+	memset(f, 0, sizeof(f));
+	assert_int_equal(collector_symbolizer__user(s, t.pid, ips, 6, f), 0);
+	assert_frame(&f[0], FRAME_NATIVE, module, "braid_sym_alpha", 0);
+	assert_frame(&f[1], FRAME_NATIVE, module, "braid_sym_beta", 0);
+	if (stripped)
+		/* in .symtab only: the module and its ELF address */
+		assert_frame(&f[2], FRAME_NATIVE, module, NULL, ips[2] - load_base(t.pid, module));
+	else
+		assert_frame(&f[2], FRAME_NATIVE, module, "braid_sym_gamma", 0);
+	assert_frame(&f[3], FRAME_NATIVE, module, "braid_sym_alpha", 0);
+	assert_frame(&f[4], FRAME_UNKNOWN, COLLECTOR_UNKNOWN_MODULE, NULL, 0);
+	if (strstr(path, "symtarget_lib")) {
+		char lib[PATH_MAX];
+
+		assert_non_null(realpath(SYMLIB, lib));
+		assert_frame(&f[5], FRAME_NATIVE, lib, "braid_lib_delta", 0);
+	}
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.processes_lost, 0);
+	assert_int_equal(st.elf_errors, 0);
+	target_stop(&t);
+}
+
+static void test_symbolize_programs(void **state)
+{
+	struct collector_symbolizer_stats st;
+	struct collector_symbolizer *s;
+
+	(void)state;
+	s = symbolizer_new(0);
+	check_target(s, SYMTARGET_PIE, false);
+	check_target(s, SYMTARGET_NOPIE, false);
+	check_target(s, SYMTARGET_STRIPPED, true);
+	check_target(s, SYMTARGET_LIB, false);
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.frames, 24);
+	assert_int_equal(st.frames_unmapped, 4);
+	assert_int_equal(st.frames_unnamed, 1); /* the stripped static function */
+	/* the four programs and the library, each read once */
+	assert_int_equal(st.elf_loaded, 5);
+	assert_int_equal(st.elf_shared, 0);
+	assert_int_equal(st.processes, 4);
+	assert_true(st.cache_bytes > 0);
+	/* they exited: trim forgets them */
+	collector_symbolizer__trim(s);
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.processes, 0);
+	collector_symbolizer__free(s);
+	collector_symbolizer__free(NULL);
+}
+
+/* Two processes of one binary: one ELF entry. */
+static void test_symbolize_shared(void **state)
+{
+	struct collector_symbolizer_stats st;
+	struct collector_symbolizer *s;
+	struct store_frame f[2];
+	struct target a, b;
+	uint64_t ips[2];
+
+	(void)state;
+	s = symbolizer_new(0);
+	target_start(SYMTARGET_PIE, &a);
+	target_start(SYMTARGET_PIE, &b);
+	ips[0] = target_addr(&a, "braid_sym_alpha") + 2;
+	ips[1] = target_addr(&a, "braid_sym_beta") + 2;
+	assert_int_equal(collector_symbolizer__user(s, a.pid, ips, 2, f), 0);
+	assert_string_equal(f[0].name, "braid_sym_alpha");
+	ips[0] = target_addr(&b, "braid_sym_alpha") + 2;
+	ips[1] = target_addr(&b, "braid_sym_gamma") + 2;
+	assert_int_equal(collector_symbolizer__user(s, b.pid, ips, 2, f), 0);
+	assert_string_equal(f[0].name, "braid_sym_alpha");
+	assert_string_equal(f[1].name, "braid_sym_gamma");
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.elf_loaded, 1);
+	assert_int_equal(st.elf_shared, 2);
+	assert_int_equal(st.processes, 2);
+
+	/* forget() takes effect at once; a (still running) process
+	 * symbolized again is read afresh */
+	collector_symbolizer__forget(s, b.pid);
+	collector_symbolizer__forget(s, 999999999); /* unknown: nothing */
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.processes, 1);
+	assert_string_equal(f[1].name, "braid_sym_gamma"); /* valid until trim */
+	assert_int_equal(collector_symbolizer__user(s, b.pid, ips, 2, f), 0);
+	assert_string_equal(f[1].name, "braid_sym_gamma");
+	collector_symbolizer__trim(s);
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.processes, 2); /* both still run */
+	assert_int_equal(st.elf_loaded, 1);
+	target_stop(&a);
+	target_stop(&b);
+	collector_symbolizer__trim(s);
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.processes, 0);
+	collector_symbolizer__free(s);
+}
+
+/* The cache bound: least recently used entries go at trim, and come back
+ * when needed. */
+static void test_symbolize_evict(void **state)
+{
+	struct collector_symbolizer_stats st;
+	struct collector_symbolizer *s;
+	struct target a, b;
+	struct store_frame f;
+	uint64_t ia, ib;
+	size_t bytes_a, bytes_ab;
+
+	(void)state;
+	target_start(SYMTARGET_PIE, &a);
+	target_start(SYMTARGET_NOPIE, &b);
+	ia = target_addr(&a, "braid_sym_alpha") + 1;
+	ib = target_addr(&b, "braid_sym_beta") + 1;
+
+	/* how big the two entries are */
+	s = symbolizer_new(0);
+	assert_int_equal(collector_symbolizer__user(s, a.pid, &ia, 1, &f), 0);
+	collector_symbolizer__stats(s, &st);
+	bytes_a = st.cache_bytes;
+	assert_int_equal(collector_symbolizer__user(s, b.pid, &ib, 1, &f), 0);
+	collector_symbolizer__stats(s, &st);
+	bytes_ab = st.cache_bytes;
+	assert_true(bytes_a > 0 && bytes_ab > bytes_a);
+	collector_symbolizer__trim(s); /* under the default bound: nothing goes */
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.elf_evicted, 0);
+	assert_int_equal(st.cache_bytes, bytes_ab);
+	collector_symbolizer__free(s);
+
+	/* room for either, not both */
+	s = symbolizer_new(bytes_ab - 1);
+	assert_int_equal(collector_symbolizer__user(s, a.pid, &ia, 1, &f), 0);
+	assert_int_equal(collector_symbolizer__user(s, b.pid, &ib, 1, &f), 0);
+	assert_int_equal(collector_symbolizer__user(s, a.pid, &ia, 1, &f), 0);
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.cache_bytes, bytes_ab); /* over the bound until trim */
+	collector_symbolizer__trim(s);
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.elf_evicted, 1);
+	assert_int_equal(st.cache_bytes, bytes_a); /* b's was used least recently */
+	assert_int_equal(collector_symbolizer__user(s, a.pid, &ia, 1, &f), 0);
+	assert_string_equal(f.name, "braid_sym_alpha");
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.elf_loaded, 2);
+	assert_int_equal(collector_symbolizer__user(s, b.pid, &ib, 1, &f), 0);
+	assert_string_equal(f.name, "braid_sym_beta");
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.elf_loaded, 3); /* read again */
+	collector_symbolizer__trim(s);
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.elf_evicted, 2);
+	assert_int_equal(st.cache_bytes, bytes_ab - bytes_a); /* now a's was */
+	collector_symbolizer__free(s);
+
+	/* a bound nothing fits in */
+	s = symbolizer_new(1);
+	assert_int_equal(collector_symbolizer__user(s, a.pid, &ia, 1, &f), 0);
+	assert_int_equal(collector_symbolizer__user(s, b.pid, &ib, 1, &f), 0);
+	collector_symbolizer__trim(s);
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.elf_evicted, 2);
+	assert_int_equal(st.cache_bytes, 0);
+	assert_int_equal(collector_symbolizer__user(s, b.pid, &ib, 1, &f), 0);
+	assert_frame(&f, FRAME_NATIVE, f.module, "braid_sym_beta", 0);
+	collector_symbolizer__free(s);
+	target_stop(&a);
+	target_stop(&b);
+}
+
+/* The vDSO, named from this process's own copy. */
+static void test_symbolize_vdso(void **state)
+{
+	static const char *const names[] = {"__vdso_clock_gettime", "__kernel_clock_gettime"};
+	struct collector_symbolizer *s;
+	struct store_frame f;
+	const char *name = NULL;
+	void *h, *sym = NULL;
+	uint64_t ip;
+	size_t i;
+
+	(void)state;
+	h = dlopen("linux-vdso.so.1", RTLD_NOLOAD | RTLD_LAZY);
+	if (!h)
+		skip();
+	for (i = 0; i < UTIL_ARRAY_SIZE(names) && !sym; i++) {
+		sym = dlsym(h, names[i]);
+		name = names[i];
+	}
+	if (!sym)
+		skip();
+	ip = (uint64_t)(uintptr_t)sym + 3;
+	s = symbolizer_new(0);
+	assert_int_equal(collector_symbolizer__user(s, getpid(), &ip, 1, &f), 0);
+	assert_frame(&f, FRAME_NATIVE, "[vdso]", name, 0);
+	collector_symbolizer__free(s);
+}
+
+/* A process whose maps can't be read: unknown frames, counted once. */
+static void test_symbolize_lost(void **state)
+{
+	struct collector_symbolizer_stats st;
+	struct collector_symbolizer *s;
+	struct store_frame f[2];
+	uint64_t ips[2] = {0x400000, 0x7f0000000000};
+	pid_t pid;
+
+	(void)state;
+	pid = spawn_sleep("x", "y");
+	child_reap(pid);
+	s = symbolizer_new(0);
+	memset(f, 0xa5, sizeof(f));
+	assert_int_equal(collector_symbolizer__user(s, pid, ips, 2, f), -ENOENT);
+	assert_frame(&f[0], FRAME_UNKNOWN, COLLECTOR_UNKNOWN_MODULE, NULL, 0);
+	assert_frame(&f[1], FRAME_UNKNOWN, COLLECTOR_UNKNOWN_MODULE, NULL, 0);
+	assert_int_equal(collector_symbolizer__user(s, pid, ips, 1, f), -ENOENT);
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.processes_lost, 1);
+	assert_int_equal(st.frames, 3);
+	assert_int_equal(st.frames_unmapped, 3);
+	collector_symbolizer__trim(s);
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.processes, 0);
+	collector_symbolizer__free(s);
+}
+
+/* ---- symbolization: JIT code --------------------------------------------------- */
+
+static void perfmap_write(const char *path, const char *mode, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void perfmap_write(const char *path, const char *mode, const char *fmt, ...)
+{
+	va_list ap;
+	FILE *f = fopen(path, mode);
+
+	assert_non_null(f);
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* A child with anonymous executable memory and a memfd mapped executable
+ * (not ELF), described by a perf map in /tmp. */
+static void test_symbolize_jit(void **state)
+{
+	struct collector_symbolizer_stats st;
+	struct collector_symbolizer *s;
+	struct store_frame f[4];
+	uint64_t page, mfd, ips[4];
+	char path[64];
+	int fds[2], go[2];
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		uint64_t addrs[2];
+		void *p =
+			mmap(NULL, 8192, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		int m = memfd_create("braid-jit", MFD_CLOEXEC);
+		void *q;
+		char c;
+
+		if (p == MAP_FAILED || m < 0 || ftruncate(m, 4096) < 0)
+			_exit(1);
+		q = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_SHARED, m, 0);
+		if (q == MAP_FAILED)
+			_exit(1);
+		addrs[0] = (uint64_t)(uintptr_t)p;
+		addrs[1] = (uint64_t)(uintptr_t)q;
+		if (write(fds[1], addrs, sizeof(addrs)) != sizeof(addrs))
+			_exit(1);
+		while (read(go[0], &c, 1) > 0)
+			;
+		_exit(0);
+	}
+	child_track(pid);
+	close(fds[1]);
+	close(go[0]);
+	{
+		uint64_t addrs[2];
+
+		assert_int_equal(read(fds[0], addrs, sizeof(addrs)), sizeof(addrs));
+		page = addrs[0];
+		mfd = addrs[1];
+	}
+	close(fds[0]);
+	snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)pid);
+	perfmap_write(path, "w", "%" PRIx64 " 40 braid_jit_fn one\n0x%" PRIx64 " 0x10 memfd_fn\n",
+		      page, mfd);
+
+	s = symbolizer_new(0);
+	ips[0] = page + 8;
+	ips[1] = page + 0x100;
+	ips[2] = page + 4096 + 8;
+	ips[3] = mfd + 4;
+	assert_int_equal(collector_symbolizer__user(s, pid, ips, 4, f), 0);
+	assert_frame(&f[0], FRAME_JIT, COLLECTOR_JIT_MODULE, "braid_jit_fn one", 0);
+	assert_frame(&f[1], FRAME_JIT, COLLECTOR_JIT_MODULE, NULL, 0);
+	assert_frame(&f[2], FRAME_JIT, COLLECTOR_JIT_MODULE, NULL, 0);
+	/* a memfd that is no ELF file is a JIT's */
+	assert_frame(&f[3], FRAME_JIT, COLLECTOR_JIT_MODULE, "memfd_fn", 0);
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.perfmap_loads, 1);
+	assert_int_equal(st.frames_unnamed, 2);
+
+	/* appended lines are read on a miss, once between trims */
+	perfmap_write(path, "a", "%" PRIx64 " 20 later_fn\n", page + 0x100);
+	ips[0] = page + 0x108;
+	assert_int_equal(collector_symbolizer__user(s, pid, ips, 1, f), 0);
+	assert_frame(&f[0], FRAME_JIT, COLLECTOR_JIT_MODULE, NULL, 0);
+	collector_symbolizer__trim(s);
+	assert_int_equal(collector_symbolizer__user(s, pid, ips, 1, f), 0);
+	assert_frame(&f[0], FRAME_JIT, COLLECTOR_JIT_MODULE, "later_fn", 0);
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.perfmap_loads, 2);
+
+	/* code moved: the entry written last wins where they overlap; a hit
+	 * reads nothing, a miss does */
+	perfmap_write(path, "a", "%" PRIx64 " 10 newer_fn\n", page);
+	collector_symbolizer__trim(s);
+	ips[0] = page + 4;
+	ips[1] = page + 0x800; /* a miss */
+	ips[2] = page + 4;
+	ips[3] = page + 0x18;
+	assert_int_equal(collector_symbolizer__user(s, pid, ips, 4, f), 0);
+	assert_frame(&f[0], FRAME_JIT, COLLECTOR_JIT_MODULE, "braid_jit_fn one", 0);
+	assert_frame(&f[1], FRAME_JIT, COLLECTOR_JIT_MODULE, NULL, 0);
+	assert_frame(&f[2], FRAME_JIT, COLLECTOR_JIT_MODULE, "newer_fn", 0);
+	assert_frame(&f[3], FRAME_JIT, COLLECTOR_JIT_MODULE, "braid_jit_fn one", 0);
+
+	/* a map rewritten shorter is read again from its start */
+	perfmap_write(path, "w", "%" PRIx64 " 8 rewritten\n", page);
+	collector_symbolizer__trim(s);
+	ips[0] = page + 0x900; /* a miss */
+	ips[1] = page + 4;
+	ips[2] = page + 0x108;
+	assert_int_equal(collector_symbolizer__user(s, pid, ips, 3, f), 0);
+	assert_frame(&f[1], FRAME_JIT, COLLECTOR_JIT_MODULE, "rewritten", 0);
+	assert_frame(&f[2], FRAME_JIT, COLLECTOR_JIT_MODULE, NULL, 0);
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.perfmap_loads, 4);
+	assert_int_equal(st.frames_unmapped, 0);
+	assert_int_equal(st.elf_loaded, 0);
+	collector_symbolizer__free(s);
+
+	assert_int_equal(unlink(path), 0);
+	child_reap(pid);
+	close(go[1]);
+}
+
+/* ---- symbolization: perf maps --------------------------------------------------- */
+
+static void check_pm(const struct collector_perfmap *m, uint64_t addr, const char *name,
+		     uint64_t offset)
+{
+	const char *n = NULL;
+	uint64_t off = 0;
+	int r = collector_perfmap__lookup(m, addr, &n, &off);
+
+	if (!name) {
+		if (r != -ENOENT)
+			fail_msg("%#" PRIx64 ": %d (%s), want -ENOENT", addr, r, r == 0 ? n : "");
+		return;
+	}
+	if (r != 0)
+		fail_msg("%#" PRIx64 ": %d, want %s", addr, r, name);
+	assert_string_equal(n, name);
+	assert_int_equal(off, offset);
+}
+
+static void test_perfmap(void **state)
+{
+	static const char text[] = "1000 100 first\n"
+				   "0x2000 0x100 with spaces in  name\r\n"
+				   "garbage line\n"
+				   "3000 zz bad_size\n"
+				   "\n"
+				   "1080 10 overlay\n"
+				   "4000 0 zero_size\n"
+				   "5000 100\n"
+				   "1000 20 newer_start\n"
+				   "ffffffffffffff00 1000 wraps\n"
+				   "12345678901234567 10 too_long\n"
+				   "6000 100 last_no_newline";
+	struct collector_perfmap *m = NULL;
+	const char *before, *after;
+	char *line;
+	uint64_t off;
+
+	(void)state;
+	assert_int_equal(collector_perfmap__parse(text, strlen(text), &m), 0);
+	assert_int_equal(collector_perfmap__count(m), 5);
+	assert_int_equal(collector_perfmap__skipped(m), 6);
+	check_pm(m, 0xfff, NULL, 0);
+	check_pm(m, 0x1000, "newer_start", 0);
+	check_pm(m, 0x101f, "newer_start", 0x1f);
+	check_pm(m, 0x1020, "first", 0x20);
+	check_pm(m, 0x107f, "first", 0x7f);
+	check_pm(m, 0x1085, "overlay", 5);
+	check_pm(m, 0x1090, "first", 0x90);
+	check_pm(m, 0x10ff, "first", 0xff);
+	check_pm(m, 0x1100, NULL, 0);
+	check_pm(m, 0x2010, "with spaces in  name", 0x10);
+	check_pm(m, 0x3000, NULL, 0);
+	check_pm(m, 0x5000, NULL, 0);
+	check_pm(m, 0x6050, "last_no_newline", 0x50);
+	check_pm(m, 0x6100, NULL, 0);
+	check_pm(m, UINT64_MAX, NULL, 0);
+
+	/* appending keeps the names handed out */
+	assert_int_equal(collector_perfmap__lookup(m, 0x1020, &before, &off), 0);
+	assert_int_equal(collector_perfmap__append(m, "1010 8 appended\n7000 10 seven\nbad\n", 34),
+			 0);
+	assert_int_equal(collector_perfmap__count(m), 7);
+	assert_int_equal(collector_perfmap__skipped(m), 7);
+	assert_int_equal(collector_perfmap__lookup(m, 0x1020, &after, &off), 0);
+	assert_ptr_equal(before, after);
+	check_pm(m, 0x1009, "newer_start", 9);
+	check_pm(m, 0x1012, "appended", 2);
+	check_pm(m, 0x1018, "newer_start", 0x18);
+	check_pm(m, 0x7000, "seven", 0);
+
+	/* a long name is cut */
+	line = malloc(COLLECTOR_MAX_SYMBOL_NAME + 100);
+	assert_non_null(line);
+	memcpy(line, "8000 10 ", 8);
+	memset(line + 8, 'n', COLLECTOR_MAX_SYMBOL_NAME + 50);
+	assert_int_equal(collector_perfmap__append(m, line, COLLECTOR_MAX_SYMBOL_NAME + 58), 0);
+	assert_int_equal(collector_perfmap__lookup(m, 0x8000, &after, &off), 0);
+	assert_int_equal(strlen(after), COLLECTOR_MAX_SYMBOL_NAME);
+	free(line);
+	collector_perfmap__free(m);
+	collector_perfmap__free(NULL);
+
+	m = NULL;
+	assert_int_equal(collector_perfmap__parse("", 0, &m), 0);
+	assert_int_equal(collector_perfmap__count(m), 0);
+	check_pm(m, 0x1000, NULL, 0);
+	collector_perfmap__free(m);
+}
+
+/* Random overlapping entries, in batches, against a brute-force answer:
+ * the entry written last among those holding the address. */
+static void test_perfmap_random(void **state)
+{
+	enum { N = 3000, BATCH = 500, SPACE = 0x8000 };
+	struct collector_perfmap *m = NULL;
+	uint64_t starts[N], ends[N], seed = 42;
+	struct dynbuf text;
+	size_t n = 0, i, k;
+	char name[32];
+
+	(void)state;
+	dynbuf__init(&text, 0);
+	assert_int_equal(collector_perfmap__parse("", 0, &m), 0);
+	while (n < N) {
+		dynbuf__reset(&text);
+		for (i = 0; i < BATCH; i++, n++) {
+			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+			starts[n] = 0x100000 + (seed >> 33) % SPACE;
+			ends[n] = starts[n] + 1 + (seed >> 20) % (i % 7 ? 0x40 : 0x800);
+			assert_int_equal(dynbuf__printf(&text, "%" PRIx64 " %" PRIx64 " fn%zu\n",
+							starts[n], ends[n] - starts[n], n),
+					 0);
+		}
+		assert_int_equal(collector_perfmap__append(m, text.data, text.len), 0);
+		for (k = 0; k < 4000; k++) {
+			uint64_t addr = 0x100000 - 0x10 + (k * 7919) % (SPACE + 0x900);
+			const char *want = NULL;
+			size_t j;
+
+			for (j = n; j > 0 && !want; j--)
+				if (addr >= starts[j - 1] && addr < ends[j - 1]) {
+					snprintf(name, sizeof(name), "fn%zu", j - 1);
+					want = name;
+				}
+			check_pm(m, addr, want, want ? addr - starts[j] : 0);
+		}
+	}
+	assert_int_equal(collector_perfmap__count(m), N);
+	collector_perfmap__free(m);
+	dynbuf__free(&text);
+}
+
+/* ---- symbolization: demangling ------------------------------------------------- */
+
+static void test_demangle(void **state)
+{
+	static const struct {
+		const char *mangled, *name, *full; /* NULL: not demangled */
+	} cases[] = {
+		{"_ZN4node6crypto12PBKDF2Traits10DeriveBitsEPNS_11EnvironmentERKNS0_"
+		 "12PBKDF2ConfigEPNS0_10ByteSourceE",
+		 "node::crypto::PBKDF2Traits::DeriveBits",
+		 "node::crypto::PBKDF2Traits::DeriveBits(node::Environment*, "
+		 "node::crypto::PBKDF2Config const&, node::crypto::ByteSource*)"},
+		{"_ZNK3foo3barEv", "foo::bar", "foo::bar() const"},
+		{"_ZNKR3Foo3barEv", "Foo::bar", "Foo::bar() const &"},
+		{"_ZNKO3Foo3barEv", "Foo::bar", "Foo::bar() const &&"},
+		{"_ZNK3FooclEv", "Foo::operator()", "Foo::operator()() const"},
+		{"_ZZ4mainENKUliE_clEi", "main::{lambda(int)#1}::operator()",
+		 "main::{lambda(int)#1}::operator()(int) const"},
+		{"_ZN12_GLOBAL__N_11fEi", "(anonymous namespace)::f",
+		 "(anonymous namespace)::f(int)"},
+		{"_ZN3FoocvbEv", "Foo::operator bool", "Foo::operator bool()"},
+		{"_ZlsRSoRK3Foo", "operator<<", "operator<<(std::ostream&, Foo const&)"},
+		{"_ZN3FoolsERi", "Foo::operator<<", "Foo::operator<<(int&)"},
+		{"_ZdlPv", "operator delete", "operator delete(void*)"},
+		{"_ZN3FooD2Ev", "Foo::~Foo", "Foo::~Foo()"},
+		/* a template function's return type goes too */
+		{"_Z3fooIiEvT_", "foo<int>", "void foo<int>(int)"},
+		{"_ZNSt6vectorIiSaIiEE17_M_realloc_insertIJRKiEEEvN9__gnu_cxx17__normal_"
+		 "iteratorIPiS1_EEDpOT_",
+		 "std::vector<int, std::allocator<int> >::_M_realloc_insert<int const&>",
+		 "void std::vector<int, std::allocator<int> >::_M_realloc_insert<int const&>"
+		 "(__gnu_cxx::__normal_iterator<int*, std::vector<int, std::allocator<int> > >, "
+		 "int const&)"},
+		/* GCC's clones are the function they were cloned from */
+		{"_Z3foov.cold", "foo", "foo() [clone .cold]"},
+		{"_ZN3Foo3barEv.constprop.0.cold", "Foo::bar",
+		 "Foo::bar() [clone .constprop.0] [clone .cold]"},
+		/* legacy Rust: no hash, escapes decoded */
+		{"_ZN4core3ptr13drop_in_place17h0123456789abcdefE", "core::ptr::drop_in_place",
+		 "core::ptr::drop_in_place"},
+		{"_ZN70_$LT$alloc..vec..Vec$LT$T$C$A$GT$$u20$as$u20$core..ops..drop..Drop$GT$"
+		 "4drop17h0123456789abcdefE",
+		 "<alloc::vec::Vec<T,A> as core::ops::drop::Drop>::drop",
+		 "<alloc::vec::Vec<T,A> as core::ops::drop::Drop>::drop"},
+		{"main", NULL, NULL},
+		{"__Z3foov", NULL, NULL},
+		{"_Zxx", NULL, NULL},
+		{"_Z", NULL, NULL},
+		{"", NULL, NULL},
+		{"_ZN3Foo3bazEvDx", NULL, NULL},
+	};
+	size_t i;
+
+	(void)state;
+	assert_null(collector__demangle(NULL, false));
+	for (i = 0; i < UTIL_ARRAY_SIZE(cases); i++) {
+		char *name = collector__demangle(cases[i].mangled, false);
+		char *full = collector__demangle(cases[i].mangled, true);
+
+		if (!cases[i].name) {
+			if (name || full)
+				fail_msg("%s: demangled to %s", cases[i].mangled,
+					 name ? name : full);
+			continue;
+		}
+		if (!name || strcmp(name, cases[i].name) != 0)
+			fail_msg("%s: \"%s\", want \"%s\"", cases[i].mangled,
+				 name ? name : "(null)", cases[i].name);
+		if (!full || strcmp(full, cases[i].full) != 0)
+			fail_msg("%s: \"%s\", want \"%s\"", cases[i].mangled,
+				 full ? full : "(null)", cases[i].full);
+		free(name);
+		free(full);
+	}
+}
+
+/* ---- symbolization: a procfs of our own ------------------------------------------- */
+
+static int symfake_setup(void **state)
+{
+	char tmpl[] = "/tmp/braid-symbols-XXXXXX", *root;
+
+	assert_non_null(mkdtemp(tmpl));
+	root = strdup(tmpl);
+	assert_non_null(root);
+	*state = root;
+	fake_put_str(root, "stat", "cpu  1 2 3\nbtime 1700000000\n");
+	return 0;
+}
+
+/* Copies a file into the fake tree. */
+static void fake_copy(const char *root, const char *rel, const char *from)
+{
+	struct dynbuf b;
+
+	dynbuf__init(&b, 0);
+	assert_int_equal(util__read_file(from, 64u << 20, NULL, &b), 0);
+	fake_put(root, rel, b.data, b.len);
+	dynbuf__free(&b);
+}
+
+/* Process 4242 of a container: its root is a folder of the fake tree with
+ * the binary at /bin/app and its perf map under its own PID (9). */
+static void test_symbolize_fake_root(void **state)
+{
+	const char *root = *state;
+	struct collector_symbolizer_options o = {.proc_root = root, .no_kernel = true};
+	struct collector_symbolizer_stats st;
+	struct collector_symbolizer *s = NULL;
+	struct errbuf err = {""};
+	struct store_frame f[8];
+	char maps[2048];
+	uint64_t ips[8], alpha, beta;
+	struct target t;
+	struct stat sb;
+	unsigned maj, min;
+
+	/* a non-PIE runs at its link addresses: the copy's are the same */
+	target_start(SYMTARGET_NOPIE, &t);
+	alpha = target_addr(&t, "braid_sym_alpha");
+	beta = target_addr(&t, "braid_sym_beta");
+	target_stop(&t);
+	fake_copy(root, "4242/root/bin/app", SYMTARGET_NOPIE);
+	assert_int_equal(stat(fake_path(root, "4242/root/bin/app"), &sb), 0);
+	maj = major(sb.st_dev);
+	min = minor(sb.st_dev);
+	snprintf(maps, sizeof(maps),
+		 "00400000-00500000 r-xp 00000000 %02x:%02x %llu          /bin/app\n"
+		 "00600000-00601000 r-xp 00000000 %02x:%02x 999999999 /bin/app\n"
+		 "00700000-00701000 rw-p 00000000 00:00 0\n"
+		 "00800000-00801000 r-xp 00000000 00:00 0\n"
+		 "00900000-00901000 r-xp 00000000 00:00 0 [anon:v8]\n"
+		 "00a00000-00a01000 r-xp 00001000 %02x:%02x %llu /bin/app (deleted)\n"
+		 "00a01000-00a02000 r-xp 00001000 %02x:%02x %llu /bin/app\n"
+		 "this line is no mapping\n"
+		 "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0  [vsyscall]\n",
+		 maj, min, (unsigned long long)sb.st_ino, maj, min, maj, min,
+		 (unsigned long long)sb.st_ino + 1000000, maj + 1, min,
+		 (unsigned long long)sb.st_ino);
+	fake_put_str(root, "4242/maps", maps);
+	fake_stat(root, 4242, "app", 500);
+	{
+		char status[256];
+
+		snprintf(status, sizeof(status),
+			 "Name:\tapp\nUid:\t%u\t%u\t%u\t%u\nNSpid:\t4242\t9\n", getuid(), geteuid(),
+			 geteuid(), geteuid());
+		fake_put_str(root, "4242/status", status);
+	}
+	fake_put_str(root, "4242/root/tmp/perf-9.map", "800000 20 fake_jit\n");
+	fake_put_str(root, "4242/root/tmp/perf-4242.map", "800000 20 wrong_pid\n");
+
+	assert_int_equal(collector_symbolizer__new(&o, &err, &s), 0);
+	ips[0] = alpha + 4;
+	ips[1] = 0x600010;	     /* another inode: not this file */
+	ips[2] = 0x700010;	     /* not executable */
+	ips[3] = 0x800010;	     /* anonymous, in the perf map */
+	ips[4] = 0x900010;	     /* anonymous, not in it */
+	ips[5] = 0xa00010;	     /* deleted (another file): no map_files to open it by */
+	ips[6] = 0xa01010;	     /* another device */
+	ips[7] = 0xffffffffff600400; /* [vsyscall] */
+	assert_int_equal(collector_symbolizer__user(s, 4242, ips, 8, f), 0);
+	assert_frame(&f[0], FRAME_NATIVE, "/bin/app", "braid_sym_alpha", 0);
+	assert_frame(&f[1], FRAME_NATIVE, "/bin/app", NULL, 0x10);
+	assert_frame(&f[2], FRAME_UNKNOWN, COLLECTOR_UNKNOWN_MODULE, NULL, 0);
+	assert_frame(&f[3], FRAME_JIT, COLLECTOR_JIT_MODULE, "fake_jit", 0);
+	assert_frame(&f[4], FRAME_JIT, COLLECTOR_JIT_MODULE, NULL, 0);
+	assert_frame(&f[5], FRAME_NATIVE, "/bin/app", NULL, 0x1010);
+	assert_frame(&f[6], FRAME_NATIVE, "/bin/app", NULL, 0x1010);
+	assert_frame(&f[7], FRAME_NATIVE, "[vsyscall]", NULL, 0x400);
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.frames, 8);
+	assert_int_equal(st.frames_unmapped, 1);
+	assert_int_equal(st.frames_unnamed, 5);
+	assert_int_equal(st.elf_loaded, 1);
+	assert_int_equal(st.elf_errors, 3);
+	assert_int_equal(st.processes, 1);
+
+	/* a mapping added since: seen after a trim (maps are read once
+	 * between trims); failures are tried again after one too */
+	ips[0] = 0xb00010;
+	ips[1] = beta;
+	strcat(maps, "00b00000-00b01000 r-xp 00000000 00:00 0\n");
+	fake_put_str(root, "4242/maps", maps);
+	assert_int_equal(collector_symbolizer__user(s, 4242, ips, 2, f), 0);
+	assert_frame(&f[0], FRAME_UNKNOWN, COLLECTOR_UNKNOWN_MODULE, NULL, 0);
+	assert_frame(&f[1], FRAME_NATIVE, "/bin/app", "braid_sym_beta", 0);
+	collector_symbolizer__trim(s);
+	ips[2] = 0x600010;
+	assert_int_equal(collector_symbolizer__user(s, 4242, ips, 3, f), 0);
+	assert_frame(&f[0], FRAME_JIT, COLLECTOR_JIT_MODULE, NULL, 0);
+	assert_frame(&f[1], FRAME_NATIVE, "/bin/app", "braid_sym_beta", 0);
+	assert_frame(&f[2], FRAME_NATIVE, "/bin/app", NULL, 0x10);
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.processes, 1);
+	assert_int_equal(st.elf_loaded, 1);
+	assert_int_equal(st.elf_errors, 4);
+
+	/* the PID now names another process: forgotten at trim */
+	fake_stat(root, 4242, "app", 501);
+	collector_symbolizer__trim(s);
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.processes, 0);
+	/* and one that is gone */
+	assert_int_equal(collector_symbolizer__user(s, 4242, ips, 1, f), 0);
+	assert_int_equal(unlink(fake_path(root, "4242/stat")), 0);
+	collector_symbolizer__trim(s);
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.processes, 0);
+	assert_int_equal(st.processes_lost, 0);
+	collector_symbolizer__free(s);
+}
+
+/* Kernel frames through the symbolizer, from a kallsyms file of our own. */
+static void test_symbolize_kernel(void **state)
+{
+	const char *root = *state;
+	struct collector_symbolizer_options o = {.proc_root = root};
+	struct collector_symbolizer_stats st;
+	struct collector_symbolizer *s = NULL;
+	struct errbuf err = {""};
+	uint64_t ips[3] = {0xffffffff81000104, 0xffffffffc0a01010, 0xffffffff90000000};
+	struct store_frame f[3];
+
+	/* PROC_ROOT/kallsyms by default: there is none */
+	assert_int_equal(collector_symbolizer__new(&o, &err, &s), -ENOENT);
+	assert_null(s);
+	assert_non_null(strstr(err.msg, "kallsyms"));
+	fake_put_str(root, "hidden", "0000000000000000 T _stext\n");
+	o.kallsyms = fake_path(root, "hidden");
+	assert_int_equal(collector_symbolizer__new(&o, &err, &s), -EACCES);
+	assert_non_null(strstr(err.msg, "kptr_restrict"));
+
+	fake_put_str(root, "kallsyms", ksyms_text);
+	o.kallsyms = NULL;
+	assert_int_equal(collector_symbolizer__new(&o, &err, &s), 0);
+	collector_symbolizer__kernel(s, ips, 3, f);
+	assert_frame(&f[0], FRAME_KERNEL, COLLECTOR_KERNEL_MODULE, "local_fn", 0);
+	assert_frame(&f[1], FRAME_KERNEL, "[foo]", "foo_init", 0);
+	assert_frame(&f[2], FRAME_KERNEL, COLLECTOR_KERNEL_MODULE, NULL, 0xffffffff90000000);
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.frames, 3);
+	assert_int_equal(st.frames_unnamed, 1);
+	collector_symbolizer__free(s);
+
+	/* no_kernel: every kernel frame keeps its address */
+	o.no_kernel = true;
+	assert_int_equal(collector_symbolizer__new(&o, &err, &s), 0);
+	collector_symbolizer__kernel(s, ips, 1, f);
+	assert_frame(&f[0], FRAME_KERNEL, COLLECTOR_KERNEL_MODULE, NULL, 0xffffffff81000104);
+	collector_symbolizer__free(s);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -958,6 +2224,23 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_fake_socket_owner, fake_setup, fake_teardown),
 		cmocka_unit_test(test_container_id),
 		cmocka_unit_test(test_runtime_of_exe),
+		cmocka_unit_test(test_ksyms_parse),
+		cmocka_unit_test(test_ksyms_proc),
+		cmocka_unit_test_teardown(test_elf_files, reap_all),
+		cmocka_unit_test(test_elf_hostile),
+		cmocka_unit_test(test_perfmap),
+		cmocka_unit_test(test_perfmap_random),
+		cmocka_unit_test(test_demangle),
+		cmocka_unit_test_teardown(test_symbolize_programs, reap_all),
+		cmocka_unit_test_teardown(test_symbolize_shared, reap_all),
+		cmocka_unit_test_teardown(test_symbolize_evict, reap_all),
+		cmocka_unit_test(test_symbolize_vdso),
+		cmocka_unit_test_teardown(test_symbolize_lost, reap_all),
+		cmocka_unit_test_teardown(test_symbolize_jit, reap_all),
+		cmocka_unit_test_setup_teardown(test_symbolize_fake_root, symfake_setup,
+						fake_teardown),
+		cmocka_unit_test_setup_teardown(test_symbolize_kernel, symfake_setup,
+						fake_teardown),
 	};
 
 	(void)argc;

@@ -856,3 +856,21 @@ cleanup:
 	free(tmp);
 	return r;
 }
+
+bool util__parse_hex64(const char **p, const char *end, uint64_t *ret)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+	int d, digits = 0;
+
+	for (; s < end && (d = util__hex_digit(*s)) >= 0; s++) {
+		if (++digits > 16)
+			return false;
+		v = v << 4 | (uint64_t)d;
+	}
+	if (digits == 0)
+		return false;
+	*p = s;
+	*ret = v;
+	return true;
+}

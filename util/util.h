@@ -215,6 +215,24 @@ int util__gunzip(const void *data, size_t len, size_t max, struct errbuf *err, s
 /* Appends the gzip (RFC 1952) of data to out, at zlib `level` (-1 default). */
 int util__gzip(const void *data, size_t len, int level, struct dynbuf *out);
 
+/* ---- hex ------------------------------------------------------------------ */
+
+/* The value of hex digit c (either case), or -1. */
+static inline int util__hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Reads the hex digits at *p (not past end) as a number and moves *p past
+ * them. False, with *p unmoved, when there is none or more than 16. */
+bool util__parse_hex64(const char **p, const char *end, uint64_t *ret);
+
 /* ---- files ------------------------------------------------------------- */
 
 /* Reads a whole file ("-" = stdin) into out, refusing files over `max`

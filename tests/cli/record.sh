@@ -1,0 +1,505 @@
+#!/usr/bin/env bash
+# braid record end to end, on workloads whose profile is known in advance
+# (tests/workloads): cpu_split's 70/30 split between two functions, every
+# sample labelled with its pid and comm, the pprof header as Go's pprof reads
+# it, the kernel's write path under a syscall loop, JIT frames of Node from
+# its perf map, the whole system at once, --no-kernel and --no-user, the
+# folded format, stdout and the default file name, SIGINT and SIGTERM, and
+# bad arguments. Needs root and kernel BTF: exits 77 (a skip) with the
+# reason otherwise.
+#
+#   bash tests/cli/record.sh           # the checks above (~30 s)
+#   bash tests/cli/record.sh --bench   # bench/record.sh --quick prints its figures
+. "$(dirname "$0")/lib.sh"
+: "${SRC_DIR:?}" "${WORKLOAD_CPU_SPLIT:?}" "${WORKLOAD_SYSCALL_LOOP:?}" "${WORKLOAD_HOT_JS:?}"
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "skip: braid record needs root (CAP_BPF and CAP_PERFMON): run as root"
+	exit 77
+fi
+if [ ! -r /sys/kernel/btf/vmlinux ]; then
+	echo "skip: no kernel BTF (/sys/kernel/btf/vmlinux): braid record needs a kernel built with CONFIG_DEBUG_INFO_BTF"
+	exit 77
+fi
+command -v go >/dev/null || { echo "FAIL: go not found: run scripts/deps.sh" >&2; exit 1; }
+
+# ---- the benchmark, once and small: its figures are there, never judged ----------------
+if [ "${1:-}" = --bench ]; then
+	rc=0
+	BENCH_DIR=$TMP bash "$SRC_DIR/bench/record.sh" --quick --json >"$TMP/bench.json" \
+		2>"$TMP/bench.err" || rc=$?
+	cat "$TMP/bench.err" >&2
+	if [ "$rc" -eq 77 ]; then
+		exit 77
+	fi
+	expect_eq "bench/record.sh --quick --json: exit status" 0 "$rc"
+	cat "$TMP/bench.json"
+	jq -e . "$TMP/bench.json" >/dev/null 2>&1 || fail "bench/record.sh --json printed no JSON"
+	for f in '.modes.none.wall_s' '.modes.none.cpu_s' '.modes.braid.wall_s' \
+		'.modes.braid.slowdown_pct' '.modes.braid.profiler_cpu_pct' \
+		'.modes.braid.profiler_rss_mib' '.modes.braid.samples' '.modes.perf.wall_s' \
+		'.modes.perf.slowdown_pct' '.modes.perf.profiler_cpu_pct' '.modes.perf.profiler_rss_mib'; do
+		jq -e "$f | type == \"number\"" "$TMP/bench.json" >/dev/null 2>&1 ||
+			fail "bench/record.sh --json: $f is not a number"
+	done
+	jq -e '.modes.none.wall_s > 0 and .modes.braid.wall_s > 0 and .modes.braid.profiler_rss_mib > 0
+		and .modes.braid.samples > 0' "$TMP/bench.json" >/dev/null 2>&1 ||
+		fail "bench/record.sh --json: a time, braid's RSS or its sample count is not > 0"
+	for t in braid_cpu braid_slowdown braid_rss; do
+		jq -e ".targets.$t.met | type == \"boolean\"" "$TMP/bench.json" >/dev/null 2>&1 ||
+			fail "bench/record.sh --json: targets.$t.met is not true or false"
+	done
+	finish
+	exit 0
+fi
+
+PERIOD=10309278 # 1e9 / 97 Hz, the default
+PIDS=()         # every background process, stopped at exit
+NODE_MAP=
+CGROUP=
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do
+		kill -KILL "$p" 2>/dev/null || true
+	done
+	wait 2>/dev/null || true
+	if [ -n "$NODE_MAP" ]; then
+		rm -f "$NODE_MAP"
+	fi
+	if [ -n "$CGROUP" ]; then
+		rmdir "$CGROUP" 2>/dev/null || true
+	fi
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# start_workload NAME COMMAND...: runs it in the background (stdout in
+# $TMP/NAME.out) and waits for its "pid N" line. Sets WL_PID.
+start_workload() {
+	local name=$1 pid i
+	shift
+	# made here: the background job opens it some time after the fork
+	: >"$TMP/$name.out"
+	"$@" >>"$TMP/$name.out" 2>"$TMP/$name.err" &
+	pid=$!
+	PIDS+=("$pid")
+	for ((i = 0; i < 200; i++)); do
+		WL_PID=$(sed -n 's/^pid \([0-9][0-9]*\)$/\1/p' "$TMP/$name.out")
+		if [ -n "$WL_PID" ]; then
+			[ "$WL_PID" = "$pid" ] || fail "$name: says it is pid $WL_PID, started as $pid"
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "FAIL: workload $name did not start: $(cat "$TMP/$name.err")" >&2
+	exit 1
+}
+
+stop_workload() {
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+# record NAME OPTIONS...: braid record OPTIONS in the background, stderr in
+# $TMP/NAME.err, at most 60 s. Sets REC_PID for record_wait.
+record() {
+	local name=$1
+	shift
+	timeout -k 5 60 "$BRAID" record "$@" 2>"$TMP/$name.err" &
+	REC_PID=$!
+	PIDS+=("$REC_PID")
+}
+
+# record_wait NAME PID: braid record exited 0 and printed its summary line
+# ("N samples ... wrote FILE"). Returns 1 if not.
+record_wait() {
+	local name=$1 rc=0
+	wait "$2" || rc=$?
+	if [ "$rc" -eq 124 ]; then
+		fail "$name: braid record had not exited after 60 s: $(cat "$TMP/$name.err")"
+		return 1
+	elif [ "$rc" -ne 0 ]; then
+		fail "$name: braid record exited $rc: $(cat "$TMP/$name.err")"
+		return 1
+	fi
+	if ! grep -Eq '[0-9]+ samples.*wrote' "$TMP/$name.err"; then
+		fail "$name: no summary line (N samples ... wrote FILE) on stderr: $(cat "$TMP/$name.err")"
+		return 1
+	fi
+}
+
+# summary_samples NAME: N of the summary line
+summary_samples() {
+	sed -n 's/.*[^0-9]\([0-9][0-9]*\) samples.*wrote.*/\1/p' "$TMP/$1.err" | tail -1
+}
+
+# raw NAME: `go tool pprof -raw` of $TMP/NAME.pb.gz into $TMP/NAME.raw.
+# -symbolize=none: the names must be braid's own, not ones Go's pprof finds
+# in the binaries on this machine.
+raw() {
+	if ! go tool pprof -symbolize=none -raw "$TMP/$1.pb.gz" >"$TMP/$1.raw" 2>"$TMP/$1.raw.err"; then
+		fail "$1: go tool pprof -raw could not read $1.pb.gz: $(cat "$TMP/$1.raw.err")"
+		: >"$TMP/$1.raw"
+		return 1
+	fi
+}
+
+# raw_samples NAME: the number of samples in $TMP/NAME.raw (sum of values / period)
+raw_samples() {
+	awk -v period="$PERIOD" '/^Samples:/ { s = 1; getline; next } /^Locations/ { s = 0 }
+		s && $1 ~ /^[0-9]+:$/ { v = $1; sub(/:$/, "", v); t += v }
+		END { printf "%d\n", t / period }' "$TMP/$1.raw"
+}
+
+# raw_pids NAME: the distinct pid labels of the samples, sorted
+raw_pids() {
+	sed -n 's/^ *pid:\[\([0-9]*\)\]$/\1/p' "$TMP/$1.raw" | sort -un
+}
+
+# raw_mapping NAME REGEX: the mapping file of each location whose (first)
+# function name matches REGEX, one a line
+raw_mapping() {
+	awk -v pat="$2" '/^Locations/ { s = "loc"; next } /^Mappings/ { s = "map"; next }
+		s == "loc" && $1 ~ /^[0-9]+:$/ {
+			rest = $0; m = "none"
+			if ($3 ~ /^M=/) { m = substr($3, 3); sub(/^ *[0-9]+: [^ ]+ M=[0-9]+ /, "", rest) }
+			else sub(/^ *[0-9]+: [^ ]+ /, "", rest)
+			if (rest ~ pat) want[m] = 1
+		}
+		s == "map" && $1 ~ /^[0-9]+:$/ { id = $1; sub(/:$/, "", id); file[id] = $3 }
+		END { for (m in want) print (m in file) ? file[m] : "(no mapping)" }' "$TMP/$1.raw" | sort -u
+}
+
+# top NAME: `go tool pprof -top` in ns, every node, into $TMP/NAME.top
+top() {
+	if ! go tool pprof -symbolize=none -top -unit=ns -nodecount=1000000 -nodefraction=0 \
+		-edgefraction=0 "$TMP/$1.pb.gz" >"$TMP/$1.top" 2>"$TMP/$1.top.err"; then
+		fail "$1: go tool pprof -top exited non-zero: $(cat "$TMP/$1.top.err")"
+		: >"$TMP/$1.top"
+		return 1
+	fi
+}
+
+# top_cum NAME FUNCTION: FUNCTION's cumulative ns in $TMP/NAME.top (0 if absent)
+top_cum() {
+	awk -v fn="$2" '$6 == fn { v = $4; sub(/ns$/, "", v); t += v } END { printf "%d\n", t }' \
+		"$TMP/$1.top"
+}
+
+# folded_total FILE: the sum of the counts of a folded file
+folded_total() {
+	awk '{ t += $NF } END { printf "%d\n", t }' "$1"
+}
+
+# folded_check FILE WHAT: every line is "comm;frames... N" with N > 0
+folded_check() {
+	local bad
+	bad=$(grep -Evc '^[^;]+(;[^;]+)* [1-9][0-9]*$' "$1" || true)
+	[ "$bad" -eq 0 ] || fail "$2: $bad malformed folded lines: $(grep -Ev '^[^;]+(;[^;]+)* [1-9][0-9]*$' "$1" | head -3)"
+	[ -s "$1" ] || fail "$2: empty folded output"
+}
+
+# folded_leafward FILE A B: the count of stacks with a frame matching A and,
+# leafward of it, one matching B (both regexes on whole frame names)
+folded_leafward() {
+	awk -v a="^($2)\$" -v b="^($3)\$" '{
+		line = $0; sub(/ [0-9]+$/, "", line); n = split(line, f, ";"); seen = 0
+		for (i = 2; i <= n; i++) {
+			if (f[i] ~ a) seen = 1
+			else if (seen && f[i] ~ b) { t += $NF; break }
+		}
+	} END { printf "%d\n", t }' "$1"
+}
+
+# folded_frames FILE REGEX: the count of stacks with a frame (not the comm) matching REGEX
+folded_frames() {
+	awk -v a="^($2)\$" '{
+		line = $0; sub(/ [0-9]+$/, "", line); n = split(line, f, ";")
+		for (i = 2; i <= n; i++) if (f[i] ~ a) { t += $NF; break }
+	} END { printf "%d\n", t }' "$1"
+}
+
+# folded_not_kernel FILE: the count of stacks with a frame (not the comm)
+# that is not suffixed _[k]
+folded_not_kernel() {
+	awk '{
+		line = $0; sub(/ [0-9]+$/, "", line); n = split(line, f, ";")
+		for (i = 2; i <= n; i++)
+			if (substr(f[i], length(f[i]) - 3) != "_[k]" && f[i] != "[user space]") { t += $NF; break }
+	} END { printf "%d\n", t }' "$1"
+}
+
+# ---- --help names every option ---------------------------------------------------------
+rc=0
+"$BRAID" record --help >"$TMP/help.txt" 2>&1 || rc=$?
+expect_eq "braid record --help: exit status" 0 "$rc"
+for opt in --duration --pid --cgroup --freq --no-kernel --no-user --format -o; do
+	expect_contains "braid record --help" "$TMP/help.txt" "$opt"
+done
+
+# ---- cpu_split alone, 3 s: the split, the count, the labels, the header ----------------
+start_workload cpu "$WORKLOAD_CPU_SPLIT" --seconds 10
+CPU=$WL_PID
+record cpu --duration 3 --pid "$CPU" -o "$TMP/cpu.pb.gz"
+record_wait cpu "$REC_PID" || true
+stop_workload "$CPU"
+if [ -s "$TMP/cpu.pb.gz" ]; then
+	top cpu || true
+	hot=$(top_cum cpu braid_work_hot)
+	cold=$(top_cum cpu braid_work_cold)
+	grep -q ' braid_work_hot$' "$TMP/cpu.top" || fail "go tool pprof -top lists no braid_work_hot: $(head -20 "$TMP/cpu.top")"
+	grep -q ' braid_work_cold$' "$TMP/cpu.top" || fail "go tool pprof -top lists no braid_work_cold: $(head -20 "$TMP/cpu.top")"
+	if [ "$((hot + cold))" -gt 0 ]; then
+		share=$(awk -v h="$hot" -v c="$cold" 'BEGIN { printf "%.1f", 100 * h / (h + c) }')
+		echo "# cpu_split: braid_work_hot ${share} % of hot + cold ($hot ns, $cold ns)"
+		awk -v s="$share" 'BEGIN { exit !(s >= 60 && s <= 80) }' ||
+			fail "braid_work_hot's share is $share %, expected 70 ± 10 % (cold: $(awk -v s="$share" 'BEGIN { print 100 - s }') %)"
+	fi
+	raw cpu || true
+	grep -qx 'PeriodType: cpu nanoseconds' "$TMP/cpu.raw" ||
+		fail "period type is not cpu nanoseconds: $(head -3 "$TMP/cpu.raw")"
+	grep -qx "Period: $PERIOD" "$TMP/cpu.raw" ||
+		fail "period is not 1e9/97 = $PERIOD: $(grep '^Period:' "$TMP/cpu.raw")"
+	types=$(sed -n '/^Samples:/{n;p;q}' "$TMP/cpu.raw" | sed 's/\[dflt\]//; s/ *$//')
+	expect_eq "sample types" "cpu/nanoseconds" "$types"
+	n=$(raw_samples cpu)
+	echo "# cpu_split: $n samples in 3 s at 97 Hz (291 at most)"
+	[ "$n" -ge 200 ] || fail "only $n samples of cpu_split in 3 s at 97 Hz, expected >= 200 of 291"
+	[ "$n" -le 300 ] || fail "$n samples of one thread in 3 s at 97 Hz, more than 291 (+3 %)"
+	expect_eq "samples in the summary line and in the file" "$n" "$(summary_samples cpu)"
+	notmult=$(awk -v p="$PERIOD" '/^Samples:/ { s = 1; getline; next } /^Locations/ { s = 0 }
+		s && $1 ~ /^[0-9]+:$/ { v = $1; sub(/:$/, "", v); if (v % p) n++ } END { print n + 0 }' "$TMP/cpu.raw")
+	expect_eq "sample values that are not a multiple of the period" 0 "$notmult"
+	expect_eq "pid labels of the samples (--pid $CPU)" "$CPU" "$(raw_pids cpu | tr '\n' ' ' | sed 's/ $//')"
+	nsamples=$(awk '/^Samples:/ { s = 1; getline; next } /^Locations/ { s = 0 } s && $1 ~ /^[0-9]+:$/ { n++ } END { print n + 0 }' "$TMP/cpu.raw")
+	# string labels print on one line (comm:[x] pid:[y] if pid were one), numbers on their own
+	expect_eq "samples with a numeric pid label" "$nsamples" "$(grep -Ec '^ *pid:\[[0-9]+\]$' "$TMP/cpu.raw" || true)"
+	expect_eq "samples with comm label cpu_split" "$nsamples" "$(grep -Ec '^ *comm:\[cpu_split\]' "$TMP/cpu.raw" || true)"
+	expect_eq "the mapping of braid_work_hot" "$(readlink -f "$WORKLOAD_CPU_SPLIT")" \
+		"$(raw_mapping cpu '^braid_work_hot( |$)')"
+else
+	fail "braid record wrote no $TMP/cpu.pb.gz"
+fi
+
+# ---- cpu_split in 2 threads, 2 s: --pid takes the whole process ------------------------
+# One thread gives at most 194 samples in 2 s at 97 Hz: more come from the
+# second thread, and each is labelled with the process's pid, not a thread id.
+start_workload threads "$WORKLOAD_CPU_SPLIT" --seconds 10 --threads 2
+THR=$WL_PID
+record threads --duration 2 --pid "$THR" -o "$TMP/threads.pb.gz"
+if record_wait threads "$REC_PID"; then
+	raw threads || true
+	n=$(raw_samples threads)
+	echo "# cpu_split, 2 threads: $n samples in 2 s at 97 Hz (194 per thread at most)"
+	[ "$n" -gt 213 ] || fail "cpu_split in 2 threads: $n samples in 2 s, not more than one thread gives (194, +10 %)"
+	expect_eq "pid labels of a 2-thread process's samples" "$THR" "$(raw_pids threads | tr '\n' ' ' | sed 's/ $//')"
+fi
+stop_workload "$THR"
+
+# ---- syscall_loop and cpu_split side by side, 2 s: kernel frames, --no-kernel, ---------
+# ---- --no-user, system-wide, --cgroup, --freq, stdout and the default file name --------
+start_workload sys "$WORKLOAD_SYSCALL_LOOP" --seconds 10
+SYS=$WL_PID
+start_workload cpu2 "$WORKLOAD_CPU_SPLIT" --seconds 10
+CPU2=$WL_PID
+# cpu_split alone in a cgroup of its own, where a cgroup v2 hierarchy is mounted
+cg_root=$(findmnt -t cgroup2 -n -o TARGET 2>/dev/null | head -1 || true)
+r_cgroup=
+if [ -n "$cg_root" ] && mkdir "$cg_root/braid-test-$$" 2>/dev/null; then
+	CGROUP=$cg_root/braid-test-$$
+	if echo "$CPU2" >"$CGROUP/cgroup.procs"; then
+		record cgroup --duration 1 --cgroup "$CGROUP" -o "$TMP/cgroup.pb.gz"
+		r_cgroup=$REC_PID
+	else
+		echo "skip: cannot move a process into $CGROUP: --cgroup is not tested" >&2
+	fi
+else
+	echo "skip: no writable cgroup v2 hierarchy: --cgroup is not tested" >&2
+fi
+record sys --duration 2 --pid "$SYS" --format folded -o "$TMP/sys.folded"
+r_sys=$REC_PID
+record syspb --duration 2 --pid "$SYS" -o "$TMP/syspb.pb.gz"
+r_syspb=$REC_PID
+record nokernel --duration 2 --pid "$SYS" --pid "$CPU2" --no-kernel --format folded -o "$TMP/nokernel.folded"
+r_nokernel=$REC_PID
+record nouser --duration 2 --pid "$SYS" --pid "$CPU2" --no-user --format folded -o "$TMP/nouser.folded"
+r_nouser=$REC_PID
+record all --duration 1 -o "$TMP/all.pb.gz"
+r_all=$REC_PID
+timeout -k 5 60 "$BRAID" record --duration 1 --pid "$CPU2" --freq 49 -o - >"$TMP/f49.pb.gz" 2>"$TMP/f49.err" &
+r_f49=$!
+PIDS+=("$r_f49")
+mkdir "$TMP/cwd"
+(cd "$TMP/cwd" && exec timeout -k 5 60 "$BRAID" record --duration 1 --pid "$CPU2") 2>"$TMP/default.err" &
+r_default=$!
+PIDS+=("$r_default")
+
+if record_wait sys "$r_sys"; then
+	folded_check "$TMP/sys.folded" "syscall_loop, folded"
+	n=$(folded_total "$TMP/sys.folded")
+	expect_eq "syscall_loop: samples in the summary line and the folded counts" "$n" "$(summary_samples sys)"
+	expect_eq "syscall_loop: comms (--pid $SYS)" "syscall_loop" "$(cut -d';' -f1 "$TMP/sys.folded" | sed 's/ [0-9]*$//' | sort -u | tr '\n' ' ' | sed 's/ $//')"
+	k=$(folded_leafward "$TMP/sys.folded" braid_syscall_loop '.*sys_write_\[k\]')
+	echo "# syscall_loop: $k of $n samples with braid_syscall_loop and a sys_write kernel frame leafward of it"
+	[ "$k" -gt 0 ] || fail "no stack with braid_syscall_loop and, leafward, a *sys_write_[k] frame: $(sort -t' ' -k2 -nr "$TMP/sys.folded" | head -5)"
+fi
+if record_wait syspb "$r_syspb"; then
+	raw syspb || true
+	expect_eq "the mapping of the kernel's write path" "[kernel.kallsyms]" \
+		"$(raw_mapping syspb '^(ksys_write|vfs_write|__x64_sys_write)( |$)')"
+	expect_eq "the mapping of braid_syscall_loop" "$(readlink -f "$WORKLOAD_SYSCALL_LOOP")" \
+		"$(raw_mapping syspb '^braid_syscall_loop( |$)')"
+fi
+if record_wait nokernel "$r_nokernel"; then
+	folded_check "$TMP/nokernel.folded" "--no-kernel"
+	k=$(grep -c '_\[k\]' "$TMP/nokernel.folded" || true)
+	expect_eq "--no-kernel: stacks with kernel frames" 0 "$k"
+	[ "$(folded_frames "$TMP/nokernel.folded" braid_work_hot)" -gt 0 ] ||
+		fail "--no-kernel: no braid_work_hot: $(head -5 "$TMP/nokernel.folded")"
+	[ "$(folded_frames "$TMP/nokernel.folded" braid_syscall_loop)" -gt 0 ] ||
+		fail "--no-kernel: no braid_syscall_loop: $(head -5 "$TMP/nokernel.folded")"
+fi
+if record_wait nouser "$r_nouser"; then
+	folded_check "$TMP/nouser.folded" "--no-user"
+	u=$(folded_not_kernel "$TMP/nouser.folded")
+	expect_eq "--no-user: stacks with a frame not suffixed _[k]" 0 "$u"
+	w=$(folded_frames "$TMP/nouser.folded" 'braid_.*')
+	expect_eq "--no-user: stacks naming braid_work_* or braid_syscall_loop" 0 "$w"
+	[ "$(folded_frames "$TMP/nouser.folded" '.*sys_write_\[k\]')" -gt 0 ] ||
+		fail "--no-user: no *sys_write_[k] frame from syscall_loop: $(head -5 "$TMP/nouser.folded")"
+	# time in user space shows as one [user space] frame under the comm
+	grep -Eq '^cpu_split;\[user space\] [0-9]+$' "$TMP/nouser.folded" ||
+		fail "--no-user: no cpu_split;[user space] stack for its user-space work: $(head -5 "$TMP/nouser.folded")"
+fi
+if record_wait all "$r_all"; then
+	raw all || true
+	pids=$(raw_pids all)
+	echo "# system-wide, 1 s: samples from $(echo "$pids" | grep -c .) processes"
+	[ "$(echo "$pids" | grep -c .)" -ge 2 ] || fail "system-wide: samples from fewer than 2 processes: $pids"
+	for p in "$SYS" "$CPU2"; do
+		echo "$pids" | grep -qx "$p" || fail "system-wide: no sample of the running workload $p"
+	done
+	go tool pprof -symbolize=none -top "$TMP/all.pb.gz" >/dev/null 2>"$TMP/all.top.err" ||
+		fail "system-wide: go tool pprof -top failed: $(cat "$TMP/all.top.err")"
+fi
+if record_wait f49 "$r_f49"; then
+	raw f49 || true
+	grep -qx "Period: 20408163" "$TMP/f49.raw" ||
+		fail "--freq 49 -o -: period is not 1e9/49 = 20408163: $(grep '^Period:' "$TMP/f49.raw")"
+fi
+if record_wait default "$r_default"; then
+	if [ -s "$TMP/cwd/braid-record.pb.gz" ]; then
+		go tool pprof -symbolize=none -top "$TMP/cwd/braid-record.pb.gz" >/dev/null 2>&1 ||
+			fail "the default output file does not decode"
+	else
+		fail "no -o: no braid-record.pb.gz in the working directory: $(ls "$TMP/cwd")"
+	fi
+	expect_contains "no -o: the summary names the file" "$TMP/default.err" "braid-record.pb.gz"
+fi
+if [ -n "$r_cgroup" ] && record_wait cgroup "$r_cgroup"; then
+	raw cgroup || true
+	expect_eq "pid labels of the samples (--cgroup holding $CPU2 alone)" "$CPU2" \
+		"$(raw_pids cgroup | tr '\n' ' ' | sed 's/ $//')"
+	[ "$(raw_samples cgroup)" -gt 0 ] || fail "--cgroup: no samples"
+fi
+stop_workload "$SYS"
+stop_workload "$CPU2"
+if [ -n "$CGROUP" ]; then
+	rmdir "$CGROUP" || fail "could not remove $CGROUP"
+	CGROUP=
+fi
+
+# ---- Node with --perf-basic-prof: JIT frames named from /tmp/perf-PID.map --------------
+if command -v node >/dev/null; then
+	start_workload node node --perf-basic-prof "$WORKLOAD_HOT_JS" 10
+	NODE=$WL_PID
+	NODE_MAP=/tmp/perf-$NODE.map
+	sleep 0.5 # V8 compiles braidJsHot in its first calls
+	record node --duration 2 --pid "$NODE" --format folded -o "$TMP/node.folded"
+	r_node=$REC_PID
+	record nodepb --duration 2 --pid "$NODE" -o "$TMP/nodepb.pb.gz"
+	r_nodepb=$REC_PID
+	if record_wait node "$r_node"; then
+		folded_check "$TMP/node.folded" "node, folded"
+		n=$(folded_total "$TMP/node.folded")
+		j=$(folded_frames "$TMP/node.folded" '.*braidJsHot.*_\[j\]')
+		echo "# node: $j of $n samples in a JIT frame braidJsHot"
+		if [ "$j" -eq 0 ] || [ "$((j * 2))" -lt "$n" ]; then
+			fail "node: $j of $n samples in a braidJsHot_[j] frame, expected most: $(sort -t' ' -k2 -nr "$TMP/node.folded" | head -3)"
+		fi
+	fi
+	if record_wait nodepb "$r_nodepb"; then
+		raw nodepb || true
+		expect_eq "the mapping of braidJsHot" "[jit]" "$(raw_mapping nodepb 'braidJsHot')"
+	fi
+	stop_workload "$NODE"
+	rm -f "$NODE_MAP"
+	NODE_MAP=
+else
+	echo "skip: node not found: JIT frames from a perf map are not tested" >&2
+fi
+
+# ---- SIGINT and SIGTERM end a recording without --duration normally --------------------
+start_workload sig "$WORKLOAD_CPU_SPLIT" --seconds 10
+SIG=$WL_PID
+# timeout sends the signal after 3 s and, with --preserve-status, exits with
+# braid's status; it also gives braid default dispositions, as a terminal's
+# Ctrl-C finds them (a shell's background job ignores SIGINT).
+declare -A r_sig
+for s in INT TERM; do
+	timeout --preserve-status -k 15 -s "$s" 3 "$BRAID" record --pid "$SIG" \
+		-o "$TMP/sig$s.pb.gz" 2>"$TMP/sig$s.err" &
+	r_sig[$s]=$!
+	PIDS+=("$!")
+done
+for s in INT TERM; do
+	if record_wait "sig$s" "${r_sig[$s]}"; then
+		raw "sig$s" || true
+		n=$(raw_samples "sig$s")
+		[ "$n" -gt 0 ] || fail "SIG$s: no sample in ~3 s"
+		expect_eq "SIG$s: samples in the summary line and in the file" "$n" "$(summary_samples "sig$s")"
+	fi
+done
+stop_workload "$SIG"
+
+# ---- bad arguments: exit 2, a message naming the option, no file ------------------------
+sleep 0 &
+gone=$!
+wait "$gone"
+# bad_arg OPTION ARGS...: braid record ARGS exits 2 and names OPTION
+bad_arg() {
+	local opt=$1 rc=0
+	shift
+	rm -f "$TMP/bad.pb.gz"
+	timeout -k 5 30 "$BRAID" record "$@" -o "$TMP/bad.pb.gz" >"$TMP/bad.out" 2>"$TMP/bad.err" || rc=$?
+	if [ "$rc" -ne 2 ]; then
+		fail "braid record $*: exit $rc, expected 2: $(cat "$TMP/bad.err")"
+	fi
+	grep -qF -- "$opt" "$TMP/bad.err" || fail "braid record $*: the message does not name $opt: $(cat "$TMP/bad.err")"
+	[ ! -e "$TMP/bad.pb.gz" ] || fail "braid record $*: wrote a file"
+}
+bad_arg --freq --freq 0 --duration 1
+bad_arg --freq --freq 100000 --duration 1
+bad_arg --freq --freq abc --duration 1
+bad_arg --duration --duration -1
+bad_arg --duration --duration x
+bad_arg --pid --pid abc --duration 1
+bad_arg --pid --pid "$gone" --duration 1
+bad_arg --format --format bogus --duration 1
+bad_arg --bogus --bogus --duration 1
+
+# ---- without privileges: exit 1 and say what is missing --------------------------------
+if command -v setpriv >/dev/null &&
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$BRAID" --help >/dev/null 2>&1; then
+	rc=0
+	timeout -k 5 30 setpriv --reuid=65534 --regid=65534 --clear-groups "$BRAID" record --duration 1 \
+		-o - >/dev/null 2>"$TMP/nopriv.err" || rc=$?
+	expect_eq "braid record as nobody: exit status ($(cat "$TMP/nopriv.err"))" 1 "$rc"
+	grep -Eqi 'root|CAP_BPF|CAP_PERFMON|privilege|permission' "$TMP/nopriv.err" ||
+		fail "braid record as nobody: the message does not say what is missing: $(cat "$TMP/nopriv.err")"
+else
+	echo "skip: cannot run $BRAID as nobody here: the unprivileged case is not tested" >&2
+fi
+
+finish
