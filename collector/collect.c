@@ -79,7 +79,8 @@ static int resolve_service(struct proc_entry *e)
 }
 
 /* Reads a new process's metadata; a process gone already keeps its PID and
- * the comm the kernel gave (start time 0: unknown). */
+ * the comm its samples gave (start time 0: unknown), or, announced without a
+ * sample (comm ""), is not kept: -ENOENT. */
 static int proc_entry_new(struct collector *c, int32_t pid, const char *comm,
 			  struct proc_entry **ret)
 {
@@ -92,6 +93,11 @@ static int proc_entry_new(struct collector *c, int32_t pid, const char *comm,
 	if (r == -ENOMEM) {
 		free(e);
 		return r;
+	}
+	if (r < 0 && !*comm) {
+		/* announced, and gone already: its samples will say who it was */
+		free(e);
+		return -ENOENT;
 	}
 	if (r < 0) {
 		memset(&e->info, 0, sizeof(e->info));
@@ -306,6 +312,8 @@ static int on_new_pid(void *ctx, int32_t pid)
 
 	/* the metadata now, while /proc/PID is there */
 	r = lookup_proc(c, pid, "", &e);
+	if (r == -ENOENT)
+		return 0;
 	if (r < 0)
 		return r;
 	if (collector_symbolizer__prefetch(c->symbols, pid) == 0)

@@ -410,6 +410,26 @@ if [ -n "$CGROUP" ]; then
 	CGROUP=
 fi
 
+# ---- short-lived processes: named although they exit before the drain ------------------
+# Ten cpu_split runs of 0.25 s each, one after the other, during 3 s of
+# system-wide recording: each lives and dies between two drains, so its
+# mappings are read only because the BPF program announced it at its first
+# sample. Their samples must be named, not [unknown].
+record short --duration 3 --format folded -o "$TMP/short.folded"
+r_short=$REC_PID
+sleep 0.5 # the program is attached
+for _ in $(seq 10); do
+	"$WORKLOAD_CPU_SPLIT" --seconds 0.25 >/dev/null
+done
+if record_wait short "$r_short"; then
+	n=$(awk '$0 ~ /^cpu_split;/ { t += $NF } END { printf "%d\n", t }' "$TMP/short.folded")
+	named=$(grep '^cpu_split;' "$TMP/short.folded" | folded_frames /dev/stdin 'braid_work_(hot|cold)')
+	echo "# short-lived cpu_split runs: $named of $n samples named braid_work_*"
+	[ "$n" -ge 100 ] || fail "short-lived processes: only $n samples of cpu_split in 10 x 0.25 s"
+	[ "$((named * 10))" -ge "$((n * 9))" ] ||
+		fail "short-lived processes: $named of $n samples named (expected 90 % or more): $(grep '^cpu_split;' "$TMP/short.folded" | sort -t' ' -k2 -nr | head -3)"
+fi
+
 # ---- Node with --perf-basic-prof: JIT frames named from /tmp/perf-PID.map --------------
 if command -v node >/dev/null; then
 	start_workload node node --perf-basic-prof "$WORKLOAD_HOT_JS" 10
