@@ -545,6 +545,16 @@ int cmd_record(int argc, char **argv)
 		cmd_error("record: %s", strerror(-r));
 		goto cleanup;
 	}
+	if (collector__stats(c, &st) == 0) {
+		char until[64];
+
+		if (cfg.duration_s > 0)
+			snprintf(until, sizeof(until), "for %g s", cfg.duration_s);
+		else
+			snprintf(until, sizeof(until), "until Ctrl-C or SIGTERM");
+		fprintf(stderr, "braid: record: sampling %u CPUs at %u Hz %s\n", st.sampler.cpus,
+			collector__freq(c), until);
+	}
 	r = record(&cfg, c, &b, &elapsed);
 	if (r < 0) {
 		cmd_error("record: %s", strerror(-r));
