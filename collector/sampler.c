@@ -39,10 +39,13 @@
 /* Count entries read per batch. A batch must hold a whole hash bucket, and
  * buckets (as many as entries, rounded up to a power of two) hold a few. */
 #define SAMPLER_COUNTS_CHUNK 512u
+/* Stacks read per batch (1 KiB each): they are kept compactly after. */
+#define SAMPLER_STACKS_CHUNK 256u
 
+/* Where a drained stack is: in the pool, ips [off, off + n). */
 struct stack_slot {
 	uint64_t hash; /* 0: empty */
-	uint32_t index;
+	uint32_t off, n;
 };
 
 struct collector_sampler {
@@ -53,12 +56,15 @@ struct collector_sampler {
 	int n_possible;	 /* per-CPU map values come for every possible CPU */
 	unsigned freq;
 	uint32_t counts_entries, stacks_entries;
-	/* batch buffers: every stack of a generation, a chunk of its counts */
+	/* batch buffers: a chunk of the counts, a chunk of the stacks */
 	struct braid_key *keys;
 	uint64_t *values;
 	uint64_t *stack_keys;
 	struct braid_stack *stacks;
-	struct stack_slot *index; /* open addressing over stack_keys, 2x stacks_entries */
+	/* a generation's stacks, packed: only their frames, not 127 slots */
+	uint64_t *pool;
+	size_t pool_len, pool_cap;
+	struct stack_slot *index; /* open addressing, 2x stacks_entries slots */
 	size_t index_mask;
 	uint64_t *percpu;	  /* n_possible values */
 	struct ring_buffer *ring; /* new_pids */
@@ -213,8 +219,8 @@ static int alloc_buffers(struct collector_sampler *s)
 	/* the counts map is per CPU: one value per possible CPU per entry */
 	s->values =
 		calloc((size_t)SAMPLER_COUNTS_CHUNK * (size_t)s->n_possible, sizeof(*s->values));
-	s->stack_keys = calloc(s->stacks_entries, sizeof(*s->stack_keys));
-	s->stacks = malloc((size_t)s->stacks_entries * sizeof(*s->stacks));
+	s->stack_keys = calloc(SAMPLER_STACKS_CHUNK, sizeof(*s->stack_keys));
+	s->stacks = malloc((size_t)SAMPLER_STACKS_CHUNK * sizeof(*s->stacks));
 	s->index = calloc(slots, sizeof(*s->index));
 	s->percpu = calloc((size_t)s->n_possible, sizeof(*s->percpu));
 	if (!s->keys || !s->values || !s->stack_keys || !s->stacks || !s->index || !s->percpu)
@@ -421,6 +427,7 @@ void collector_sampler__close(struct collector_sampler *s)
 	free(s->values);
 	free(s->stack_keys);
 	free(s->stacks);
+	free(s->pool);
 	free(s->index);
 	free(s->percpu);
 	free(s);
@@ -480,17 +487,6 @@ static int wait_inflight(struct collector_sampler *s)
 
 /* Reads and deletes every entry of a hash map in batches; returns the
  * number of entries read. */
-/* Bytes of one entry's value in a batch: a per-CPU map gives the value of
- * every possible CPU, each rounded up to 8 bytes. */
-static size_t batch_value_size(const struct bpf_map *map, int n_possible)
-{
-	size_t size = bpf_map__value_size(map);
-
-	if (bpf_map__type(map) == BPF_MAP_TYPE_PERCPU_HASH)
-		size = ((size + 7) & ~(size_t)7) * (size_t)n_possible;
-	return size;
-}
-
 /* A walk that reads and deletes a hash map's entries, in batches. */
 struct batch {
 	const struct bpf_map *map;
@@ -520,56 +516,79 @@ static int batch_next(struct batch *b, void *keys, void *values, uint32_t max, u
 	return 0;
 }
 
-/* Reads and deletes every entry of a hash map; returns how many. */
-static int drain_map(const struct bpf_map *map, void *keys, void *values, uint32_t max,
-		     int n_possible)
+/* Keeps a chunk of drained stacks: their frames packed in the pool, their
+ * place in the index. */
+static int keep_stacks(struct collector_sampler *s, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		const struct braid_stack *st = &s->stacks[i];
+		uint64_t h = s->stack_keys[i];
+		size_t depth = 0, j;
+
+		while (depth < BRAID_MAX_STACK_DEPTH && st->ips[depth])
+			depth++;
+		if (s->pool_len + depth > s->pool_cap) {
+			size_t cap = s->pool_cap ? 2 * s->pool_cap : 4096;
+			uint64_t *p;
+
+			while (cap < s->pool_len + depth)
+				cap *= 2;
+			p = realloc(s->pool, cap * sizeof(*p));
+			if (!p)
+				return -ENOMEM;
+			s->pool = p;
+			s->pool_cap = cap;
+		}
+		memcpy(s->pool + s->pool_len, st->ips, depth * sizeof(*s->pool));
+		for (j = util__hash_u64(h) & s->index_mask; s->index[j].hash;
+		     j = (j + 1) & s->index_mask)
+			;
+		s->index[j].hash = h;
+		s->index[j].off = (uint32_t)s->pool_len;
+		s->index[j].n = (uint32_t)depth;
+		s->pool_len += depth;
+	}
+	return 0;
+}
+
+/* Reads and deletes every stack of a generation, in chunks, into the pool. */
+static int drain_stacks(struct collector_sampler *s, const struct bpf_map *map)
 {
 	struct batch b = {.map = map};
-	size_t key_size = bpf_map__key_size(map), value_size = batch_value_size(map, n_possible);
 	uint32_t total = 0;
 
-	while (!b.done && total < max) {
+	s->pool_len = 0;
+	memset(s->index, 0, (s->index_mask + 1) * sizeof(*s->index));
+	while (!b.done) {
 		uint32_t n;
-		int r = batch_next(&b, (char *)keys + (size_t)total * key_size,
-				   (char *)values + (size_t)total * value_size, max - total, &n);
+		int r = batch_next(&b, s->stack_keys, s->stacks, SAMPLER_STACKS_CHUNK, &n);
 
 		if (r < 0)
 			return r;
+		/* never more than the map holds: the index has room for that */
+		if (n > s->stacks_entries - total)
+			return -EOVERFLOW;
 		total += n;
+		r = keep_stacks(s, n);
+		if (r < 0)
+			return r;
 	}
-	return (int)total;
+	return 0;
 }
 
-static void index_stacks(struct collector_sampler *s, uint32_t n)
-{
-	memset(s->index, 0, (s->index_mask + 1) * sizeof(*s->index));
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t h = s->stack_keys[i];
-		size_t j = util__hash_u64(h) & s->index_mask;
-
-		while (s->index[j].hash)
-			j = (j + 1) & s->index_mask;
-		s->index[j].hash = h;
-		s->index[j].index = i;
-	}
-}
-
-/* The stack stored under hash h, and its depth; NULL if absent. */
+/* The stack stored under hash h, and its depth; NULL if absent. Valid
+ * until the next drain. */
 static const uint64_t *find_stack(const struct collector_sampler *s, uint64_t h, size_t *ret_n)
 {
-	size_t j = util__hash_u64(h) & s->index_mask, n = 0;
-	const struct braid_stack *st;
+	size_t j = util__hash_u64(h) & s->index_mask;
 
 	for (; s->index[j].hash; j = (j + 1) & s->index_mask)
 		if (s->index[j].hash == h)
 			break;
 	if (!s->index[j].hash)
 		return NULL;
-	st = &s->stacks[s->index[j].index];
-	while (n < BRAID_MAX_STACK_DEPTH && st->ips[n])
-		n++;
-	*ret_n = n;
-	return (const uint64_t *)st->ips;
+	*ret_n = s->index[j].n;
+	return s->pool + s->index[j].off;
 }
 
 /* Hands on one drained count entry. */
@@ -606,7 +625,7 @@ int collector_sampler__drain(struct collector_sampler *s, collector_sample_fn fn
 	uint32_t old = __atomic_load_n(&s->skel->bss->epoch, __ATOMIC_RELAXED);
 	const struct bpf_map *stacks;
 	struct batch counts = {0};
-	int n_stacks, r, ret = 0;
+	int r, ret = 0;
 
 	/* seq_cst: the store is ordered before the reads of `inflight` */
 	__atomic_store_n(&s->skel->bss->epoch, old + 1, __ATOMIC_SEQ_CST);
@@ -616,10 +635,9 @@ int collector_sampler__drain(struct collector_sampler *s, collector_sample_fn fn
 	counts.map = (old & 1) ? s->skel->maps.counts1 : s->skel->maps.counts0;
 	stacks = (old & 1) ? s->skel->maps.stacks1 : s->skel->maps.stacks0;
 	/* every stack first: the counts refer to them */
-	n_stacks = drain_map(stacks, s->stack_keys, s->stacks, s->stacks_entries, s->n_possible);
-	if (n_stacks < 0)
-		return n_stacks;
-	index_stacks(s, (uint32_t)n_stacks);
+	r = drain_stacks(s, stacks);
+	if (r < 0)
+		return r;
 	s->drains++;
 
 	/* the counts a chunk at a time: their per-CPU values take

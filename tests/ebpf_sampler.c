@@ -39,7 +39,15 @@ struct tally {
 	int32_t only_pid;   /* 0: any */
 	uint64_t with_user, with_kernel;
 	uint64_t drain_entries, max_drain_entries; /* entries in one drain */
+	uint64_t stack_lost;
+	/* varied: user stacks that read leafN, descend, ... (as they must),
+	 * and the depths seen */
+	uint64_t leaf_in_range, spinner_samples;
+	bool depth_seen[COLLECTOR_MAX_DEPTH + 1];
+	const pid_t *spinners;
 };
+
+static unsigned func_of(uint64_t ip);
 
 static int on_sample(void *ctx, const struct collector_sample *s)
 {
@@ -55,6 +63,14 @@ static int on_sample(void *ctx, const struct collector_sample *s)
 		t->with_user += s->count;
 	if (s->n_kips)
 		t->with_kernel += s->count;
+	if (s->kstack_lost || s->ustack_lost)
+		t->stack_lost += s->count;
+	if (t->spinners && (s->pid == t->spinners[0] || s->pid == t->spinners[1]) && s->n_uips) {
+		t->spinner_samples += s->count;
+		if (s->n_uips >= 2 && func_of(s->uips[0]) < 5 && func_of(s->uips[1]) == 5)
+			t->leaf_in_range += s->count;
+		t->depth_seen[s->n_uips] = true;
+	}
 	return 0;
 }
 
@@ -94,6 +110,22 @@ static __attribute__((noinline)) uint64_t descend(unsigned depth, unsigned leaf,
 	/* no tail-recursion tricks: each level keeps its frame */
 	__asm__ volatile("" : "+r"(x));
 	return x + y;
+}
+
+/* Which of leaf0..leaf4 (0-4) or descend (5) holds a return address: the
+ * nearest start below it, within 512 bytes; 6 for none. The children are
+ * forks: this file's code is at the same addresses in them. */
+static unsigned func_of(uint64_t ip)
+{
+	const uintptr_t starts[] = {(uintptr_t)leaf0, (uintptr_t)leaf1, (uintptr_t)leaf2,
+				    (uintptr_t)leaf3, (uintptr_t)leaf4, (uintptr_t)descend};
+	unsigned best = 6;
+
+	for (unsigned i = 0; i < 6; i++)
+		if (starts[i] <= ip && ip - starts[i] < 512 &&
+		    (best == 6 || starts[i] > starts[best]))
+			best = i;
+	return best;
 }
 
 /* Children that spin until killed: one per CPU. `varied`: through hundreds
@@ -143,6 +175,8 @@ static void test_conservation(unsigned freq, double seconds, bool rapid, bool va
 	if (r < 0)
 		return;
 	CHECK(spawn_spinners(spin, 2, varied) == 0, "fork");
+	if (varied)
+		t.spinners = spin;
 	end = now_s() + seconds;
 	while (now_s() < end) {
 		t.drain_entries = 0;
@@ -170,10 +204,24 @@ static void test_conservation(unsigned freq, double seconds, bool rapid, bool va
 	CHECK(t.samples > (uint64_t)(freq * seconds), "only %" PRIu64 " samples", t.samples);
 	CHECK(t.with_user > t.samples / 2, "%" PRIu64 " of %" PRIu64 " samples with user stacks",
 	      t.with_user, t.samples);
-	if (varied)
+	CHECK(t.stack_lost == 0, "%" PRIu64 " samples with a stack not found", t.stack_lost);
+	if (varied) {
+		size_t depths = 0;
+
+		for (size_t i = 0; i <= COLLECTOR_MAX_DEPTH; i++)
+			depths += t.depth_seen[i];
+		printf("varied: %" PRIu64 " of %" PRIu64 " spinner samples with stacks "
+		       "leafN <- descend <- ..., %zu stack depths\n",
+		       t.leaf_in_range, t.spinner_samples, depths);
 		CHECK(t.max_drain_entries > 512,
 		      "at most %" PRIu64 " entries in a drain: the batches were not exercised",
 		      t.max_drain_entries);
+		/* stacks drained in several chunks come back whole and right */
+		CHECK(t.leaf_in_range * 10 >= t.spinner_samples * 9,
+		      "%" PRIu64 " of %" PRIu64 " stacks read leafN <- descend", t.leaf_in_range,
+		      t.spinner_samples);
+		CHECK(depths >= 60, "only %zu different stack depths", depths);
+	}
 	/* a drain after everything was read finds nothing */
 	memset(&t, 0, sizeof(t));
 	CHECK(collector_sampler__drain(s, on_sample, &t) == 0 && t.samples == 0,
