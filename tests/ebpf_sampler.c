@@ -288,6 +288,17 @@ int main(void)
 		printf("skip: no kernel BTF at /sys/kernel/btf/vmlinux\n");
 		return SKIP;
 	}
+	{
+		struct collector_sampler_options o = {0};
+		struct collector_sampler *s = NULL;
+		struct errbuf err = {{0}};
+
+		if (collector_sampler__open(&o, &err, &s) == -EOPNOTSUPP) {
+			printf("skip: %s\n", err.msg);
+			return SKIP;
+		}
+		collector_sampler__close(s);
+	}
 	test_conservation(COLLECTOR_DEFAULT_FREQ, 2.0, false, false);
 	test_conservation(2000, 3.0, true, false);
 	/* a generation of more than a batch: > 512 count entries per drain */
