@@ -922,6 +922,21 @@ static int json_null(struct json *j)
 	return r < 0 ? r : 1;
 }
 
+/* Enters an array member, or reads a null in its place (proto3 JSON's
+ * empty repeated field): *ret_open tells whether there are elements to walk
+ * with json_next. */
+static int json_array_or_null(struct json *j, bool *ret_open)
+{
+	int r = json_null(j);
+
+	*ret_open = false;
+	if (r)
+		return r < 0 ? r : 0;
+	r = json_enter(j, '[');
+	*ret_open = r == 0;
+	return r;
+}
+
 /* A string member or null (*ret NULL), in the arena. */
 static int json_opt_string(struct json *j, struct arena *a, const char *field, char **ret,
 			   size_t *ret_len)
@@ -1736,7 +1751,7 @@ static int pj_series(struct push_json *pj, size_t si, bool keep)
 	struct raw_series s = {0};
 	struct store_label l;
 	struct raw_sample sm;
-	bool seen_labels = false, seen_samples = false;
+	bool seen_labels = false, seen_samples = false, open;
 	size_t i, k, klen;
 	void *p;
 	int r;
@@ -1757,12 +1772,8 @@ static int pj_series(struct push_json *pj, size_t si, bool keep)
 			if (seen_labels)
 				return json_fail(j, "duplicate field 'labels'");
 			seen_labels = true;
-			r = json_null(j);
-			if (r)
-				r = r < 0 ? r : 0;
-			else
-				r = json_enter(j, '[');
-			for (k = 0; r == 0; k++) {
+			r = json_array_or_null(j, &open);
+			for (k = 0; r == 0 && open; k++) {
 				r = json_next(j, ']', k);
 				if (r <= 0)
 					break;
@@ -1778,12 +1789,8 @@ static int pj_series(struct push_json *pj, size_t si, bool keep)
 			if (seen_samples)
 				return json_fail(j, "duplicate field 'samples'");
 			seen_samples = true;
-			r = json_null(j);
-			if (r)
-				r = r < 0 ? r : 0;
-			else
-				r = json_enter(j, '[');
-			for (k = 0; r == 0; k++) {
+			r = json_array_or_null(j, &open);
+			for (k = 0; r == 0 && open; k++) {
 				r = json_next(j, ']', k);
 				if (r <= 0)
 					break;
@@ -1829,7 +1836,7 @@ static int push_from_json(const void *body, size_t len, const struct ingest_limi
 	};
 	struct raw_series *series = NULL;
 	char key[JSON_KEY_MAX];
-	bool seen_series = false;
+	bool seen_series = false, open;
 	size_t i, k, klen;
 	int r;
 
@@ -1853,13 +1860,8 @@ static int push_from_json(const void *body, size_t len, const struct ingest_limi
 			break;
 		}
 		seen_series = true;
-		r = json_null(&pj.j);
-		if (r) {
-			r = r < 0 ? r : 0;
-			continue;
-		}
-		r = json_enter(&pj.j, '[');
-		for (k = 0; r == 0; k++) {
+		r = json_array_or_null(&pj.j, &open);
+		for (k = 0; r == 0 && open; k++) {
 			r = json_next(&pj.j, ']', k);
 			if (r <= 0)
 				break;

@@ -1065,6 +1065,15 @@ static void test_push_json(void **state)
 	assert_int_equal(
 		push("application/json", " {\"series\": null} ", 18, NULL, &a, &err, &p, &n), 0);
 	assert_int_equal(n, 0);
+	/* null for a series' labels or samples, as for any repeated field */
+	{
+		const char *nulls = "{\"series\": [{\"labels\": null, \"samples\": null}, "
+				    "{\"samples\": null, \"labels\": null}]}";
+
+		if (push("application/json", nulls, strlen(nulls), NULL, &a, &err, &p, &n))
+			fail_msg("%s", err.msg);
+		assert_int_equal(n, 0);
+	}
 	dynbuf__free(&body);
 	free_fixtures(&f);
 	arena__free(&a);
