@@ -918,7 +918,7 @@ static void test_container_id(void **state)
  * runtime) and from Go's build id note, in a fake /proc. */
 static void test_runtime_detection(void **state)
 {
-	char tmpl[] = "/tmp/braid-runtime-XXXXXX", *root = mkdtemp(tmpl);
+	const char *root = *state;
 	const char *maps_py = "55d0c0000000-55d0c0001000 r-xp 00000000 08:01 11 /usr/bin/uwsgi\n"
 			      "7f0000000000-7f0000100000 r-xp 00000000 08:01 12 "
 			      "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0\n";
@@ -930,30 +930,22 @@ static void test_runtime_detection(void **state)
 		"7f0000000000-7f0000100000 r-xp 00000000 08:01 14 "
 		"/usr/lib/x86_64-linux-gnu/libc.so.6\n";
 
-	assert_non_null(root);
-	fake_put_str(root, "400/maps", maps_py);
-	fake_put_str(root, "401/maps", maps_node);
-	fake_put_str(root, "402/maps", maps_plain);
-	fake_link(root, "402/exe", SYMTARGET_GO);
-	fake_put_str(root, "403/maps", maps_plain);
-	fake_link(root, "403/exe", SYMTARGET_PIE);
+	fake_put_str(root, "901/maps", maps_py);
+	fake_put_str(root, "902/maps", maps_node);
+	fake_put_str(root, "903/maps", maps_plain);
+	fake_link(root, "903/exe", SYMTARGET_GO);
+	fake_put_str(root, "904/maps", maps_plain);
+	fake_link(root, "904/exe", SYMTARGET_PIE);
 
-	assert_int_equal(collector__runtime(root, 400, "/usr/bin/uwsgi"), STORE_RUNTIME_PYTHON);
-	assert_int_equal(collector__runtime(root, 401, "/opt/app/server"), STORE_RUNTIME_NODE);
-	assert_int_equal(collector__runtime(root, 402, "/opt/app/server"), STORE_RUNTIME_GO);
-	assert_int_equal(collector__runtime(root, 403, "/opt/app/server"), STORE_RUNTIME_NATIVE);
+	assert_int_equal(collector__runtime(root, 901, "/usr/bin/uwsgi"), STORE_RUNTIME_PYTHON);
+	assert_int_equal(collector__runtime(root, 902, "/opt/app/server"), STORE_RUNTIME_NODE);
+	assert_int_equal(collector__runtime(root, 903, "/opt/app/server"), STORE_RUNTIME_GO);
+	assert_int_equal(collector__runtime(root, 904, "/opt/app/server"), STORE_RUNTIME_NATIVE);
 	/* the exe's name decides first; no exe: unknown */
-	assert_int_equal(collector__runtime(root, 402, "/usr/bin/node"), STORE_RUNTIME_NODE);
-	assert_int_equal(collector__runtime(root, 402, NULL), STORE_RUNTIME_UNKNOWN);
+	assert_int_equal(collector__runtime(root, 903, "/usr/bin/node"), STORE_RUNTIME_NODE);
+	assert_int_equal(collector__runtime(root, 903, NULL), STORE_RUNTIME_UNKNOWN);
 	/* a process gone: what the name says */
 	assert_int_equal(collector__runtime(root, 999, "/opt/app/server"), STORE_RUNTIME_NATIVE);
-
-	{
-		char cmd[128];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
-		assert_int_equal(system(cmd), 0);
-	}
 }
 
 static void test_runtime_of_exe(void **state)
@@ -2266,7 +2258,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_fake_socket_owner, fake_setup, fake_teardown),
 		cmocka_unit_test(test_container_id),
 		cmocka_unit_test(test_runtime_of_exe),
-		cmocka_unit_test(test_runtime_detection),
+		cmocka_unit_test_setup_teardown(test_runtime_detection, fake_setup, fake_teardown),
 		cmocka_unit_test(test_ksyms_parse),
 		cmocka_unit_test(test_ksyms_proc),
 		cmocka_unit_test_teardown(test_elf_files, reap_all),
