@@ -120,14 +120,27 @@ static int proc_entry_new(struct collector *c, int32_t pid, const char *comm,
 	return 0;
 }
 
+/* Unlinks the process at *link and forgets it everywhere: its metadata, its
+ * symbols, and the sampler's note that it was announced. */
+static void drop_proc(struct collector *c, struct proc_entry **link)
+{
+	struct proc_entry *e = *link;
+
+	*link = e->next;
+	collector_symbolizer__forget(c->symbols, e->info.pid);
+	collector_sampler__forget(c->sampler, e->info.pid);
+	proc_entry_free(e);
+	c->n_procs--;
+}
+
 static int lookup_proc(struct collector *c, int32_t pid, const char *comm, struct proc_entry **ret)
 {
-	struct proc_entry **pp = &c->procs[(uint32_t)pid % PROC_BUCKETS], *e;
+	struct proc_entry **pp = &c->procs[(uint32_t)pid % PROC_BUCKETS], **link, *e;
 	int r;
 
-	for (e = *pp; e; e = e->next)
-		if (e->info.pid == pid)
-			break;
+	for (link = pp; *link && (*link)->info.pid != pid; link = &(*link)->next)
+		;
+	e = *link;
 	if (e && e->info.start_time_ns && e->checked_drain + RECHECK_DRAINS <= c->drain) {
 		int64_t start;
 
@@ -135,15 +148,7 @@ static int lookup_proc(struct collector *c, int32_t pid, const char *comm, struc
 		r = collector__start_time(c->proc_root, pid, &start);
 		if (r == 0 && start != e->info.start_time_ns) {
 			/* the PID names another process now */
-			struct proc_entry **q;
-
-			for (q = pp; *q != e; q = &(*q)->next)
-				;
-			*q = e->next;
-			proc_entry_free(e);
-			c->n_procs--;
-			collector_symbolizer__forget(c->symbols, pid);
-			collector_sampler__forget(c->sampler, pid);
+			drop_proc(c, link);
 			c->reused++;
 			e = NULL;
 		}
@@ -170,15 +175,10 @@ static void prune_procs(struct collector *c)
 		while (*pp) {
 			struct proc_entry *e = *pp;
 
-			if (e->seen_drain + FORGET_DRAINS > c->drain) {
+			if (e->seen_drain + FORGET_DRAINS > c->drain)
 				pp = &e->next;
-				continue;
-			}
-			*pp = e->next;
-			collector_symbolizer__forget(c->symbols, e->info.pid);
-			collector_sampler__forget(c->sampler, e->info.pid);
-			proc_entry_free(e);
-			c->n_procs--;
+			else
+				drop_proc(c, pp);
 		}
 	}
 }

@@ -67,6 +67,7 @@ struct collector_sampler {
 	struct stack_slot *index; /* open addressing, 2x stacks_entries slots */
 	size_t index_mask;
 	uint64_t *percpu;	  /* n_possible values */
+	uint64_t *inflight_seen;  /* n_possible values: wait_inflight's snapshot */
 	struct ring_buffer *ring; /* new_pids */
 	collector_pid_fn pid_fn;  /* set during collector_sampler__new_pids */
 	void *pid_ctx;
@@ -204,7 +205,7 @@ static int check_pids(const struct collector_sampler_options *o, struct errbuf *
 
 		if (o->pids[i] <= 0)
 			return errbuf__set(err, -EINVAL, "pid %d: not a process id", o->pids[i]);
-		snprintf(path, sizeof(path), "/proc/%d", o->pids[i]);
+		snprintf(path, sizeof(path), COLLECTOR_PROC_ROOT "/%d", o->pids[i]);
 		if (access(path, F_OK) != 0)
 			return errbuf__set(err, -ESRCH, "pid %d: no such process", o->pids[i]);
 	}
@@ -223,7 +224,9 @@ static int alloc_buffers(struct collector_sampler *s)
 	s->stacks = malloc((size_t)SAMPLER_STACKS_CHUNK * sizeof(*s->stacks));
 	s->index = calloc(slots, sizeof(*s->index));
 	s->percpu = calloc((size_t)s->n_possible, sizeof(*s->percpu));
-	if (!s->keys || !s->values || !s->stack_keys || !s->stacks || !s->index || !s->percpu)
+	s->inflight_seen = calloc((size_t)s->n_possible, sizeof(*s->inflight_seen));
+	if (!s->keys || !s->values || !s->stack_keys || !s->stacks || !s->index || !s->percpu ||
+	    !s->inflight_seen)
 		return -ENOMEM;
 	s->index_mask = slots - 1;
 	return 0;
@@ -430,6 +433,7 @@ void collector_sampler__close(struct collector_sampler *s)
 	free(s->pool);
 	free(s->index);
 	free(s->percpu);
+	free(s->inflight_seen);
 	free(s);
 }
 
@@ -453,16 +457,13 @@ static int read_percpu(struct collector_sampler *s, const struct bpf_map *map, u
  * sequence moves, that run is over (and later runs read the new epoch). */
 static int wait_inflight(struct collector_sampler *s)
 {
-	uint64_t *seen = NULL;
+	uint64_t *seen = s->inflight_seen;
 	int64_t deadline = monotonic_ns() + SAMPLER_WAIT_NS;
 	int r;
 
 	r = read_percpu(s, s->skel->maps.inflight, 0);
 	if (r < 0)
 		return r;
-	seen = malloc((size_t)s->n_possible * sizeof(*seen));
-	if (!seen)
-		return -ENOMEM;
 	memcpy(seen, s->percpu, (size_t)s->n_possible * sizeof(*seen));
 	for (;;) {
 		bool busy = false;
@@ -481,12 +482,9 @@ static int wait_inflight(struct collector_sampler *s)
 		if (r < 0)
 			break;
 	}
-	free(seen);
 	return r < 0 ? r : 0;
 }
 
-/* Reads and deletes every entry of a hash map in batches; returns the
- * number of entries read. */
 /* A walk that reads and deletes a hash map's entries, in batches. */
 struct batch {
 	const struct bpf_map *map;
