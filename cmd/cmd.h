@@ -29,6 +29,12 @@ int cmd_load_profile(const char *path, enum profile_format format,
  * prints "CMD: --from takes ..." and returns -EINVAL. */
 int cmd_parse_from(const char *cmd, const char *arg, enum profile_format *ret_format);
 
+/* Parses option `opt`'s value s, a whole number from min to max; on a bad
+ * value prints "CMD: OPT takes a whole number from MIN to MAX, not 'S'" and
+ * returns -EINVAL. */
+int cmd_parse_uint(const char *cmd, const char *opt, const char *s, unsigned min, unsigned max,
+		   unsigned *ret);
+
 /* The one operand left after the options (argv[optind]); prints which is
  * wrong ("no WHAT given" / "more than one WHAT given") and returns NULL
  * unless there is exactly one. */

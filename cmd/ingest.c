@@ -117,22 +117,6 @@ bad:
 	return -EINVAL;
 }
 
-static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *ret)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (end == s || *end || errno || *s == '-' || v < min || v > max) {
-		cmd_error("ingest: %s takes a whole number from %u to %u, not '%s'", opt, min, max,
-			  s);
-		return -EINVAL;
-	}
-	*ret = (unsigned)v;
-	return 0;
-}
-
 /* Reads a secret from a file: the first line, without its line break. */
 static char *read_secret(const char *path)
 {
@@ -263,16 +247,18 @@ int cmd_ingest(int argc, char **argv)
 			cfg.basic_auth_file = optarg;
 			break;
 		case OPT_THREADS:
-			if (parse_uint("--threads", optarg, 1, 1024, &cfg.threads) < 0)
+			if (cmd_parse_uint("ingest", "--threads", optarg, 1, 1024, &cfg.threads) <
+			    0)
 				return EXIT_USAGE;
 			break;
 		case OPT_MAX_CONN:
-			if (parse_uint("--max-connections", optarg, 1, 1000000,
-				       &cfg.max_connections) < 0)
+			if (cmd_parse_uint("ingest", "--max-connections", optarg, 1, 1000000,
+					   &cfg.max_connections) < 0)
 				return EXIT_USAGE;
 			break;
 		case OPT_TIMEOUT:
-			if (parse_uint("--timeout", optarg, 1, 86400, &cfg.timeout_s) < 0)
+			if (cmd_parse_uint("ingest", "--timeout", optarg, 1, 86400,
+					   &cfg.timeout_s) < 0)
 				return EXIT_USAGE;
 			break;
 		case OPT_MAX_BODY:
@@ -285,7 +271,8 @@ int cmd_ingest(int argc, char **argv)
 			}
 			break;
 		case OPT_RETRY_AFTER:
-			if (parse_uint("--retry-after", optarg, 1, 86400, &cfg.retry_after_s) < 0)
+			if (cmd_parse_uint("ingest", "--retry-after", optarg, 1, 86400,
+					   &cfg.retry_after_s) < 0)
 				return EXIT_USAGE;
 			break;
 		case 'h':

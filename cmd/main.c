@@ -37,6 +37,23 @@ void cmd_error(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+int cmd_parse_uint(const char *cmd, const char *opt, const char *s, unsigned min, unsigned max,
+		   unsigned *ret)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (end == s || *end || errno || *s == '-' || v < min || v > max) {
+		cmd_error("%s: %s takes a whole number from %u to %u, not '%s'", cmd, opt, min, max,
+			  s);
+		return -EINVAL;
+	}
+	*ret = (unsigned)v;
+	return 0;
+}
+
 int cmd_load_profile(const char *path, enum profile_format format,
 		     const struct profile_folded_opts *opts, struct profile **ret_profile,
 		     enum profile_format *ret_format)

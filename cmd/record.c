@@ -73,19 +73,6 @@ static void usage(FILE *f)
 		COLLECTOR_MAX_PIDS, COLLECTOR_DEFAULT_FREQ, COLLECTOR_MAX_FREQ);
 }
 
-static int parse_pid(const char *s, int32_t *ret)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v <= 0 || v > INT32_MAX)
-		return -EINVAL;
-	*ret = (int32_t)v;
-	return 0;
-}
-
 static int parse_args(int argc, char **argv, struct config *cfg)
 {
 	static const struct option opts[] = {
@@ -106,7 +93,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 
 	while ((c = getopt_long(argc, argv, "d:p:F:o:f:vh", opts, NULL)) != -1) {
 		char *end;
-		unsigned long v;
+		unsigned pid;
 
 		switch (c) {
 		case 'd':
@@ -126,25 +113,17 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 					  COLLECTOR_MAX_PIDS);
 				return -EINVAL;
 			}
-			if (parse_pid(optarg, &cfg->pids[cfg->n_pids]) < 0) {
-				cmd_error("record: --pid takes a process id, not \"%s\"", optarg);
+			if (cmd_parse_uint("record", "--pid", optarg, 1, INT32_MAX, &pid) < 0)
 				return -EINVAL;
-			}
-			cfg->n_pids++;
+			cfg->pids[cfg->n_pids++] = (int32_t)pid;
 			break;
 		case 'c':
 			cfg->cgroup = optarg;
 			break;
 		case 'F':
-			errno = 0;
-			v = strtoul(optarg, &end, 10);
-			if (errno || end == optarg || *end || optarg[0] == '-' || v == 0 ||
-			    v > COLLECTOR_MAX_FREQ) {
-				cmd_error("record: --freq takes 1 to %u (Hz), not \"%s\"",
-					  COLLECTOR_MAX_FREQ, optarg);
+			if (cmd_parse_uint("record", "--freq", optarg, 1, COLLECTOR_MAX_FREQ,
+					   &cfg->freq) < 0)
 				return -EINVAL;
-			}
-			cfg->freq = (unsigned)v;
 			break;
 		case 'K':
 			cfg->no_kernel = true;
