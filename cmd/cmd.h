@@ -11,6 +11,7 @@ int cmd_inspect(int argc, char **argv);
 int cmd_store(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
 int cmd_record(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 /* Prints "braid: <message>" to stderr. Only commands and daemon loops log. */
 void cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -21,6 +21,8 @@ static const struct {
 	{"convert", cmd_convert, "convert a profile between pprof and folded stacks"},
 	{"inspect", cmd_inspect, "summarise a profile: types, period, time, totals, top functions"},
 	{"ingest", cmd_ingest, "receive Pyroscope SDK pushes (the sidecar) and store them"},
+	{"merge", cmd_merge,
+	 "splice an SDK profile's frames into a recorded eBPF profile of its process"},
 	{"record", cmd_record,
 	 "sample every CPU's stacks with eBPF into a pprof (like perf record)"},
 	{"store", cmd_store, "look inside the buffer: stats, ls, check, gc"},

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "cmd.h"
 #include "collector/collector.h"
+#include "merger/merger.h"
 #include "profile/profile.h"
 
 #include <errno.h>
@@ -40,10 +41,11 @@ static void usage(FILE *f)
 		"\n"
 		"Samples the CPU stacks of every process (kernel and native user frames) with\n"
 		"eBPF on every online CPU, like `perf record -a -g`, and writes them as one\n"
-		"profile: pprof (sample type cpu/nanoseconds, period 1e9/HZ, labels pid and\n"
-		"comm on every sample) or folded stacks. Runs for --duration, or until SIGINT\n"
-		"or SIGTERM; either way the file is written. Needs root (or CAP_BPF and\n"
-		"CAP_PERFMON) and a kernel with BTF (Linux 5.8 or later).\n"
+		"profile: pprof (sample type cpu/nanoseconds, period 1e9/HZ, labels pid, tid,\n"
+		"comm and runtime on every sample; `braid merge` reads it) or folded stacks.\n"
+		"Runs for --duration, or until SIGINT or SIGTERM; either way the file is\n"
+		"written. Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with BTF\n"
+		"(Linux 5.8 or later).\n"
 		"\n"
 		"Options:\n"
 		"  -d, --duration S       record for S seconds (decimals allowed; default: until\n"
@@ -177,7 +179,7 @@ struct builder {
 	struct profile *p;
 	bool folded;
 	int64_t period;
-	uint32_t pid_key, comm_key;
+	uint32_t pid_key, tid_key, comm_key, runtime_key;
 	int64_t samples;
 	int32_t *pids; /* distinct pids seen, for the summary */
 	size_t n_pids, cap_pids;
@@ -224,58 +226,17 @@ static size_t distinct_pids(struct builder *b)
 	return n;
 }
 
-static int add_frame(struct profile *p, const struct store_frame *f, uint32_t *ret_loc)
-{
-	struct profile_mapping m = {0};
-	struct profile_location l = {0};
-	struct profile_line line = {0};
-	const char *name = f->name;
-	int r;
-
-	if (f->module && *f->module) {
-		r = profile__intern_cstr(p, f->module, &m.filename);
-		if (r < 0)
-			return r;
-		if (f->name && *f->name)
-			m.flags = PROFILE_MAPPING_HAS_FUNCTIONS;
-		r = profile__add_mapping(p, &m, &l.mapping);
-		if (r < 0)
-			return r;
-	}
-	l.kind = f->kind;
-	/* an address in no mapping (a broken unwind, usually) has nothing
-	 * worth showing but the fact, as perf shows it */
-	if ((!f->name || !*f->name) && f->kind == FRAME_UNKNOWN)
-		name = "[unknown]";
-	if (name && *name) {
-		struct profile_function fn = {0};
-
-		r = profile__intern_cstr(p, name, &fn.name);
-		if (r < 0)
-			return r;
-		fn.system_name = fn.name;
-		r = profile__add_function(p, &fn, &line.function);
-		if (r < 0)
-			return r;
-		l.lines = &line;
-		l.n_lines = 1;
-	} else {
-		l.address = f->offset;
-	}
-	return profile__add_location(p, &l, ret_loc);
-}
-
 static int on_row(void *ctx, const struct collector_row *row)
 {
 	struct builder *b = ctx;
-	struct profile_label labels[2] = {{0}};
+	struct profile_label labels[4] = {{0}};
 	uint32_t stack, label_set;
 	size_t n = 0;
 	int64_t value;
 	int r;
 
 	for (size_t i = 0; i < row->n_frames; i++) {
-		r = add_frame(b->p, &row->frames[i], &b->locs[n++]);
+		r = merger__add_frame(b->p, &row->frames[i], &b->locs[n++]);
 		if (r < 0)
 			return r;
 	}
@@ -283,7 +244,7 @@ static int on_row(void *ctx, const struct collector_row *row)
 		/* folded stacks carry no labels: the process is the root frame */
 		struct store_frame root = {.kind = FRAME_UNKNOWN, .name = row->process->comm};
 
-		r = add_frame(b->p, &root, &b->locs[n++]);
+		r = merger__add_frame(b->p, &root, &b->locs[n++]);
 		if (r < 0)
 			return r;
 	}
@@ -292,11 +253,17 @@ static int on_row(void *ctx, const struct collector_row *row)
 		return r;
 	labels[0].key = b->pid_key;
 	labels[0].num = row->process->pid;
-	labels[1].key = b->comm_key;
-	r = profile__intern_cstr(b->p, row->process->comm, &labels[1].str);
+	labels[1].key = b->tid_key;
+	labels[1].num = row->tid;
+	labels[2].key = b->comm_key;
+	r = profile__intern_cstr(b->p, row->process->comm, &labels[2].str);
 	if (r < 0)
 		return r;
-	r = profile__add_labels(b->p, labels, 2, &label_set);
+	labels[3].key = b->runtime_key;
+	r = profile__intern_cstr(b->p, store__runtime_name(row->process->runtime), &labels[3].str);
+	if (r < 0)
+		return r;
+	r = profile__add_labels(b->p, labels, 4, &label_set);
 	if (r < 0)
 		return r;
 	value = b->folded ? row->count : row->count * b->period;
@@ -323,7 +290,11 @@ static int builder_init(struct builder *b, const struct config *cfg, unsigned fr
 	if (r == 0)
 		r = profile__intern_cstr(b->p, "pid", &b->pid_key);
 	if (r == 0)
+		r = profile__intern_cstr(b->p, "tid", &b->tid_key);
+	if (r == 0)
 		r = profile__intern_cstr(b->p, "comm", &b->comm_key);
+	if (r == 0)
+		r = profile__intern_cstr(b->p, "runtime", &b->runtime_key);
 	return r;
 }
 

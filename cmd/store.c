@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* braid store: look inside the SQLite buffer (stats, ls), check it, clean
- * it up. Opens the store read-only except for `gc`. */
+/* braid store: look inside the SQLite buffer (stats, ls, export), check
+ * it, clean it up. Opens the store read-only except for `gc`. */
 #include "cmd.h"
 #include "store/store.h"
 
@@ -10,10 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 struct config {
 	const char *data_dir;
 	const char *service;
+	const char *output; /* export: "-" = standard output */
 	bool json;
 	long limit;
 };
@@ -22,6 +24,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "Usage: braid store stats [--json] [--data-dir DIR]\n"
 		   "       braid store ls [--service S] [--limit N] [--json] [--data-dir DIR]\n"
+		   "       braid store export ID [-o FILE] [--data-dir DIR]\n"
 		   "       braid store check [--data-dir DIR]\n"
 		   "       braid store gc [--data-dir DIR]\n"
 		   "\n"
@@ -30,8 +33,10 @@ static void usage(FILE *f)
 		   "  stats   rows and bytes per table, oldest and newest time, size against\n"
 		   "          the bound, and the counters of everything dropped or refused\n"
 		   "  ls      SDK profiles (id, service, labels, tenant, time range, sample types\n"
-		   "          and totals, the attributed PID and how), then the outbox and the\n"
-		   "          dead letters with their state\n"
+		   "          and totals, the attributed PID and how, CPU or not, merged,\n"
+		   "          queued, forwarded), then the outbox and the dead letters with\n"
+		   "          their state\n"
+		   "  export  SDK profile ID's body exactly as it was received\n"
 		   "  check   a full integrity check (PRAGMA integrity_check)\n"
 		   "  gc      one cleanup pass: what aged past the retention, unused stacks,\n"
 		   "          frames and processes (the agent runs it on its own)\n"
@@ -44,6 +49,8 @@ static void usage(FILE *f)
 		   "      --service S      ls: only SDK profiles (and outbox items) of service S\n"
 		   "      --limit N        ls: at most N rows of each list, oldest first (default\n"
 		   "                       1000; 0 = all)\n"
+		   "  -o, --output FILE    export: write to FILE (default -, standard output,\n"
+		   "                       which must not be a terminal for a binary body)\n"
 		   "  -h, --help           show this help\n");
 }
 
@@ -189,10 +196,11 @@ static int print_stats(struct store *s, const struct config *cfg)
 			  : dynbuf__printf(&b,
 					   "},\"ebpf_samples\":%" PRId64
 					   ",\"sdk_profiles_unmerged\":%" PRId64
+					   ",\"sdk_profiles_unqueued\":%" PRId64
 					   ",\"sdk_profiles_unforwarded\":%" PRId64
 					   ",\"outbox_due\":%" PRId64 ",\"counters\":{",
-					   st.ebpf_samples, st.sdk_unmerged, st.sdk_unforwarded,
-					   st.outbox_due);
+					   st.ebpf_samples, st.sdk_unmerged, st.sdk_unqueued,
+					   st.sdk_unforwarded, st.outbox_due);
 		for (int c = 0; r >= 0 && c < STORE_CTR_COUNT; c++)
 			r = dynbuf__printf(&b, "%s\"%s\":%" PRId64, c ? "," : "",
 					   store__counter_name(c), st.counters[c]);
@@ -222,11 +230,12 @@ static int print_stats(struct store *s, const struct config *cfg)
 			  : dynbuf__printf(&b,
 					   "\neBPF samples             %" PRId64
 					   "\nSDK profiles unmerged    %" PRId64
+					   "\nSDK profiles unqueued    %" PRId64
 					   "\nSDK profiles unforwarded %" PRId64
 					   "\noutbox items due         %" PRId64
 					   "\n\nCOUNTER%27s\n",
-					   st.ebpf_samples, st.sdk_unmerged, st.sdk_unforwarded,
-					   st.outbox_due, "VALUE");
+					   st.ebpf_samples, st.sdk_unmerged, st.sdk_unqueued,
+					   st.sdk_unforwarded, st.outbox_due, "VALUE");
 		for (int c = 0; r >= 0 && c < STORE_CTR_COUNT; c++)
 			r = dynbuf__printf(&b, "%-33s %" PRId64 "\n", store__counter_name(c),
 					   st.counters[c]);
@@ -320,9 +329,12 @@ static int ls_sdk(void *ctx, const struct store_sdk_profile *p)
 		r = r < 0 ? r : dynbuf__printf(b, ",\"attribution\":");
 		r = r < 0 ? r : dynbuf__json_str(b, store__attribution_name(p->attribution));
 		r = r < 0 ? r
-			  : dynbuf__printf(b, ",\"merged\":%s,\"forwarded\":%s}",
-					   p->merged ? "true" : "false",
-					   p->forwarded ? "true" : "false");
+			  : dynbuf__printf(
+				    b,
+				    ",\"cpu_time\":%s,\"merged\":%s,\"queued\":%s,"
+				    "\"forwarded\":%s}",
+				    p->cpu_time ? "true" : "false", p->merged ? "true" : "false",
+				    p->queued ? "true" : "false", p->forwarded ? "true" : "false");
 	} else {
 		r = dynbuf__printf(b, "%-8" PRId64 " %-20s %-10s %-24s %-24s ", p->id, p->service,
 				   p->profile_name ? p->profile_name : "-",
@@ -332,9 +344,10 @@ static int ls_sdk(void *ctx, const struct store_sdk_profile *p)
 		    : proc.pid ? dynbuf__printf(b, "%-8d", proc.pid)
 			       : dynbuf__printf(b, "%-8s", "-");
 		r = r < 0 ? r
-			  : dynbuf__printf(b, " %-11s %-6s %-7s ",
+			  : dynbuf__printf(b, " %-11s %-4s %-6s %-6s %-7s ",
 					   store__attribution_name(p->attribution),
-					   p->merged ? "yes" : "no", p->forwarded ? "yes" : "no");
+					   p->cpu_time ? "yes" : "no", p->merged ? "yes" : "no",
+					   p->queued ? "yes" : "no", p->forwarded ? "yes" : "no");
 		for (size_t i = 0; r >= 0 && i < p->n_types; i++)
 			r = dynbuf__printf(b, "%s%s/%s=%" PRId64, i ? "," : "", p->types[i].type,
 					   p->types[i].unit, p->types[i].total);
@@ -427,9 +440,9 @@ static int print_ls(struct store *s, const struct config *cfg)
 	r = dynbuf__printf(&b,
 			   cfg->json ? "{\"sdk_profiles\":["
 				     : "SDK PROFILES\n%-8s %-20s %-10s %-24s %-24s %-8s %-11s "
-				       "%-6s %-7s %s\n",
-			   "ID", "SERVICE", "NAME", "FROM", "UNTIL", "PID", "ATTRIBUTION", "MERGED",
-			   "FORWARD", "SAMPLE TYPES (TOTALS) LABELS TENANT");
+				       "%-4s %-6s %-6s %-7s %s\n",
+			   "ID", "SERVICE", "NAME", "FROM", "UNTIL", "PID", "ATTRIBUTION", "CPU",
+			   "MERGED", "QUEUED", "FORWARD", "SAMPLE TYPES (TOTALS) LABELS TENANT");
 	if (r >= 0)
 		r = store__sdk_profiles(s, &q, ls_sdk, &c);
 	if (r >= 0) {
@@ -462,6 +475,56 @@ static int print_ls(struct store *s, const struct config *cfg)
 	return r;
 }
 
+/* ---- export -------------------------------------------------------------------------- */
+
+struct export_ctx {
+	const char *output;
+	int status; /* the exit status when the callback stops the read */
+};
+
+/* A body a terminal can show: folded or lines text, as received. */
+static bool is_text(const struct store_sdk_profile *p)
+{
+	return (strcmp(p->format, "folded") == 0 || strcmp(p->format, "lines") == 0) &&
+	       !util__is_gzip(p->payload, p->payload_len) &&
+	       !memchr(p->payload, '\0', p->payload_len);
+}
+
+static int export_payload(void *ctx, const struct store_sdk_profile *p)
+{
+	struct export_ctx *c = ctx;
+	struct errbuf err = {{0}};
+
+	if (strcmp(c->output, "-") == 0 && isatty(STDOUT_FILENO) && !is_text(p)) {
+		cmd_error("store export: refusing to write a binary %s body to a terminal; use -o "
+			  "FILE",
+			  p->format);
+		c->status = EXIT_USAGE;
+		return -EINVAL;
+	}
+	if (util__write_file(c->output, p->payload, p->payload_len, &err) < 0) {
+		cmd_error("store export: %s", err.msg);
+		c->status = 1;
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Writes SDK profile id's payload as received; returns the exit status. */
+static int run_export(struct store *s, const struct config *cfg, int64_t id)
+{
+	struct export_ctx c = {.output = cfg->output ? cfg->output : "-"};
+	int r = store__get_sdk_profile(s, id, export_payload, &c);
+
+	if (r == -ENOENT) {
+		cmd_error("store export: no SDK profile %" PRId64, id);
+		return 1;
+	}
+	if (r < 0 && !c.status)
+		cmd_error("store export: %s", store__errmsg(s));
+	return r < 0 ? (c.status ? c.status : 1) : 0;
+}
+
 /* ---- gc and check -------------------------------------------------------------------- */
 
 static int run_gc(struct store *s, const struct config *cfg)
@@ -484,15 +547,20 @@ static int run_gc(struct store *s, const struct config *cfg)
 int cmd_store(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"data-dir", required_argument, NULL, 'd'}, {"json", no_argument, NULL, 'j'},
-		{"service", required_argument, NULL, 's'},  {"limit", required_argument, NULL, 'l'},
-		{"help", no_argument, NULL, 'h'},	    {NULL, 0, NULL, 0},
+		{"data-dir", required_argument, NULL, 'd'},
+		{"json", no_argument, NULL, 'j'},
+		{"service", required_argument, NULL, 's'},
+		{"limit", required_argument, NULL, 'l'},
+		{"output", required_argument, NULL, 'o'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	struct config cfg = {.limit = 1000};
 	struct store_options so = {0};
 	struct store *s = NULL;
 	struct errbuf err = {{0}};
-	const char *sub;
+	const char *sub, *arg = NULL;
+	int64_t export_id = 0;
 	char *end;
 	int c, r;
 
@@ -501,13 +569,13 @@ int cmd_store(int argc, char **argv)
 		return argc < 2 ? EXIT_USAGE : 0;
 	}
 	sub = argv[1];
-	if (strcmp(sub, "stats") && strcmp(sub, "ls") && strcmp(sub, "check") &&
-	    strcmp(sub, "gc")) {
-		cmd_error("store: unknown subcommand '%s' (stats, ls, check or gc)", sub);
+	if (strcmp(sub, "stats") && strcmp(sub, "ls") && strcmp(sub, "export") &&
+	    strcmp(sub, "check") && strcmp(sub, "gc")) {
+		cmd_error("store: unknown subcommand '%s' (stats, ls, export, check or gc)", sub);
 		return EXIT_USAGE;
 	}
 	optind = 1;
-	while ((c = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc - 1, argv + 1, "ho:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			cfg.data_dir = optarg;
@@ -526,6 +594,9 @@ int cmd_store(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
+		case 'o':
+			cfg.output = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -533,8 +604,25 @@ int cmd_store(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1) {
+	if (strcmp(sub, "export") == 0) {
+		/* argv + 1: the operand after the options, as getopt left them */
+		arg = cmd_one_operand("store export", argc - 1, argv + 1, "SDK profile ID");
+		if (!arg)
+			return EXIT_USAGE;
+		errno = 0;
+		export_id = strtoll(arg, &end, 10);
+		if (errno || *end || end == arg || export_id <= 0) {
+			cmd_error(
+				"store export: '%s' is not an SDK profile ID (see braid store ls)",
+				arg);
+			return EXIT_USAGE;
+		}
+	} else if (optind != argc - 1) {
 		cmd_error("store %s: unexpected argument '%s'", sub, argv[optind + 1]);
+		return EXIT_USAGE;
+	}
+	if (cfg.output && strcmp(sub, "export") != 0) {
+		cmd_error("store %s: -o is an option of export", sub);
 		return EXIT_USAGE;
 	}
 	if ((cfg.service || cfg.limit != 1000) && strcmp(sub, "ls") != 0) {
@@ -558,6 +646,10 @@ int cmd_store(int argc, char **argv)
 		r = print_stats(s, &cfg);
 	} else if (strcmp(sub, "ls") == 0) {
 		r = print_ls(s, &cfg);
+	} else if (strcmp(sub, "export") == 0) {
+		r = run_export(s, &cfg, export_id);
+		store__close(s);
+		return r;
 	} else if (strcmp(sub, "check") == 0) {
 		r = store__check(s, true, &err);
 		if (r < 0)

@@ -68,6 +68,7 @@ enum stmt_id {
 	ST_SDK_INSERT,
 	ST_SDK_GET,
 	ST_SDK_MARK_MERGED,
+	ST_SDK_MARK_QUEUED,
 	ST_FRAME_FIND,
 	ST_FRAME_INSERT,
 	ST_FRAME_GET,
@@ -129,14 +130,17 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SDK_INSERT] =
 		"INSERT INTO sdk_profiles(received_ns, service, profile_name, labels, tenant, "
 		"sample_types, from_ns, until_ns, spy_name, format, sample_rate, units, "
-		"aggregation, process_id, attribution, payload, payload_gzipped, payload_len) "
+		"aggregation, process_id, attribution, payload, payload_gzipped, payload_len, "
+		"cpu_time) "
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-		"?17, ?18)",
+		"?17, ?18, ?19)",
 	[ST_SDK_GET] = "SELECT id, received_ns, service, profile_name, labels, tenant, "
 		       "sample_types, from_ns, until_ns, spy_name, format, sample_rate, units, "
 		       "aggregation, process_id, attribution, payload, payload_gzipped, "
-		       "payload_len, merged, forwarded FROM sdk_profiles WHERE id = ?1",
+		       "payload_len, merged, forwarded, cpu_time, queued FROM sdk_profiles "
+		       "WHERE id = ?1",
 	[ST_SDK_MARK_MERGED] = "UPDATE sdk_profiles SET merged = 1 WHERE id = ?1",
+	[ST_SDK_MARK_QUEUED] = "UPDATE sdk_profiles SET queued = 1 WHERE id = ?1",
 	[ST_FRAME_FIND] = "SELECT id, kind, name, module, offset FROM frames WHERE hash = ?1",
 	[ST_FRAME_INSERT] = "INSERT INTO frames(hash, kind, name, module, offset) "
 			    "VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -159,14 +163,17 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"DELETE FROM sdk_profiles WHERE id IN (SELECT id FROM sdk_profiles s "
 		"WHERE forwarded = 1 AND NOT EXISTS (SELECT 1 FROM outbox o "
 		"WHERE o.sdk_profile_id = s.id) ORDER BY received_ns LIMIT ?1)",
+	/* only CPU and wall profiles cover a second: a process that pushes
+	 * only heap profiles must not hold its samples back for ever */
 	[ST_UNCOVERED] =
 		"SELECT p.id, min(b.second), max(b.second), count(*), total(b.count), "
-		"(SELECT count(*) FROM sdk_profiles s WHERE s.process_id = p.id) "
+		"(SELECT count(*) FROM sdk_profiles s WHERE s.process_id = p.id "
+		"AND s.cpu_time = 1) "
 		"FROM processes p JOIN ebpf_buckets b "
 		"ON b.process_id = p.id AND b.second >= p.ebpf_emitted_s AND b.second < ?1 "
 		"WHERE NOT EXISTS (SELECT 1 FROM sdk_profiles s WHERE s.process_id = p.id "
 		"AND s.from_ns < (b.second + 1) * 1000000000 AND s.until_ns > b.second * "
-		"1000000000) "
+		"1000000000 AND s.cpu_time = 1) "
 		"GROUP BY p.id ORDER BY p.id",
 	[ST_MARK_EMITTED] = "UPDATE processes SET ebpf_emitted_s = max(ebpf_emitted_s, ?2) "
 			    "WHERE id = ?1",
@@ -298,7 +305,21 @@ static const char *const migrations[] = {
 	" status INTEGER NOT NULL,"
 	" reason TEXT NOT NULL);"
 	"CREATE INDEX dead_letters_died ON dead_letters(died_ns);",
+	/* 1 -> 2: the merger's two facts per SDK profile. braid_cpu_time() is
+	 * store.c's rule (cpu_time_rule), registered by migrate() for as long
+	 * as this step exists: the sample types are a NUL-string blob that SQL
+	 * cannot split sanely. Only rows that change are written: an old row
+	 * given a value is rewritten whole, payload included. */
+	"ALTER TABLE sdk_profiles ADD COLUMN cpu_time INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE sdk_profiles ADD COLUMN queued INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE sdk_profiles SET cpu_time = 1 WHERE braid_cpu_time(profile_name, sample_types);"
+	"UPDATE sdk_profiles SET queued = 1 WHERE forwarded = 1"
+	" OR id IN (SELECT sdk_profile_id FROM outbox WHERE sdk_profile_id IS NOT NULL)"
+	" OR id IN (SELECT sdk_profile_id FROM dead_letters WHERE sdk_profile_id IS NOT NULL);"
+	"CREATE INDEX sdk_profiles_unqueued ON sdk_profiles(id) WHERE queued = 0;",
 };
+_Static_assert(UTIL_ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,
+	       "one migration step per schema version");
 
 /* content -> id; h1 == 0 marks an empty slot */
 struct cache_slot {
@@ -1195,6 +1216,49 @@ static int decode_types(struct store *s, sqlite3_stmt *q, int col,
 	return 0;
 }
 
+/* Whether a profile describes CPU or wall time, which the merger can splice
+ * eBPF stacks into (as opposed to memory, allocations, locks, goroutines):
+ * a sample type named "cpu" or "wall" (any unit), or a __name__ of
+ * process_cpu, cpu, wall or itimer. The one statement of the rule: puts and
+ * the 1 -> 2 migration's backfill both come here. */
+static bool cpu_time_rule(const char *profile_name, const struct store_sample_type *types, size_t n)
+{
+	static const char *const names[] = {"process_cpu", "cpu", "wall", "itimer"};
+
+	for (size_t i = 0; profile_name && i < UTIL_ARRAY_SIZE(names); i++)
+		if (strcmp(profile_name, names[i]) == 0)
+			return true;
+	for (size_t i = 0; i < n; i++)
+		if (types[i].type &&
+		    (strcmp(types[i].type, "cpu") == 0 || strcmp(types[i].type, "wall") == 0))
+			return true;
+	return false;
+}
+
+/* SQL braid_cpu_time(profile_name, sample_types): cpu_time_rule on a row as
+ * stored, for the migration. A damaged type list counts as no types: a
+ * migration that stopped on one odd row would leave the store unopenable. */
+static void sql_cpu_time(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const char *parts[3 * STORE_MAX_SAMPLE_TYPES];
+	struct store_sample_type types[STORE_MAX_SAMPLE_TYPES];
+	const char *name;
+	const void *blob;
+	size_t len;
+	int n;
+
+	(void)argc;
+	name = (const char *)sqlite3_value_text(argv[0]);
+	blob = sqlite3_value_blob(argv[1]);
+	len = (size_t)sqlite3_value_bytes(argv[1]);
+	n = blob ? split_strings(blob, len, parts, UTIL_ARRAY_SIZE(parts)) : 0;
+	if (n < 0 || n % 3)
+		n = 0;
+	for (int i = 0; i < n / 3; i++)
+		types[i] = (struct store_sample_type){.type = parts[3 * i]};
+	sqlite3_result_int(ctx, cpu_time_rule(name, types, (size_t)n / 3));
+}
+
 static const char *arena_col_text(struct store *s, sqlite3_stmt *q, int col)
 {
 	const unsigned char *t = sqlite3_column_text(q, col);
@@ -1319,8 +1383,9 @@ int store__check(struct store *s, bool full, struct errbuf *err)
 	return r;
 }
 
-/* Brings the schema to STORE_SCHEMA_VERSION, one step per transaction. */
-static int migrate(struct store *s)
+/* Brings the schema to `target` (STORE_SCHEMA_VERSION but in tests), one
+ * step per transaction. */
+static int migrate(struct store *s, int target)
 {
 	int64_t app_id, version, objects;
 	int r;
@@ -1342,14 +1407,21 @@ static int migrate(struct store *s)
 			    "%s has schema version %" PRId64
 			    ", newer than this braid knows (%d): use a newer braid",
 			    s->path, version, STORE_SCHEMA_VERSION);
-	if (version == STORE_SCHEMA_VERSION)
+	if (version >= target)
 		return 0;
 	if (s->read_only)
 		return fail(s, -EROFS,
 			    "%s has schema version %" PRId64
 			    " and needs migrating to %d: open it once read-write",
-			    s->path, version, STORE_SCHEMA_VERSION);
-	for (int64_t v = version; v < STORE_SCHEMA_VERSION; v++) {
+			    s->path, version, target);
+	/* the steps' scripts may call it (1 -> 2); direct SQL only, never
+	 * from the schema, so the file stays readable without braid */
+	r = sqlite3_create_function_v2(s->db, "braid_cpu_time", 2,
+				       SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, NULL,
+				       sql_cpu_time, NULL, NULL, NULL);
+	if (r != SQLITE_OK)
+		return db_fail(s, r, "migrating the schema");
+	for (int64_t v = version; v < target; v++) {
 		char tail[96];
 
 		r = begin_immediate(s);
@@ -1545,7 +1617,9 @@ int store__open(const struct store_options *opts, struct errbuf *err, struct sto
 	if (r >= 0 && !opts->skip_check)
 		r = run_check(s, false);
 	if (r >= 0)
-		r = migrate(s);
+		r = migrate(s, opts->migrate_to > 0 && opts->migrate_to < STORE_SCHEMA_VERSION
+				       ? opts->migrate_to
+				       : STORE_SCHEMA_VERSION);
 	if (r >= 0)
 		r = bounds_meta(s, opts);
 	if (r < 0) {
@@ -1786,6 +1860,7 @@ int store__put_sdk_profile(struct store *s, const struct store_sdk_profile *p, i
 	sqlite3_bind_blob(q, 16, payload, (int)payload_len, SQLITE_STATIC);
 	sqlite3_bind_int(q, 17, gzipped);
 	sqlite3_bind_int64(q, 18, (int64_t)p->payload_len);
+	sqlite3_bind_int(q, 19, cpu_time_rule(p->profile_name, p->types, p->n_types));
 	r = run(s, q, "storing an SDK profile");
 	if (r == -ENOSPC)
 		r = full_error(s, "SDK profile");
@@ -1854,6 +1929,8 @@ static int read_sdk(struct store *s, sqlite3_stmt *q, bool with_payload,
 		.payload_len = (size_t)sqlite3_column_int64(q, 18),
 		.merged = sqlite3_column_int(q, 19) != 0,
 		.forwarded = sqlite3_column_int(q, 20) != 0,
+		.cpu_time = sqlite3_column_int(q, 21) != 0,
+		.queued = sqlite3_column_int(q, 22) != 0,
 	};
 	r = decode_labels(s, q, 4, &p->labels, &p->n_labels);
 	if (r >= 0)
@@ -1897,25 +1974,32 @@ int store__sdk_profiles(struct store *s, const struct store_sdk_query *qy, store
 	if (!qy)
 		qy = &all;
 	/* the query varies with the filters: prepared per call, which is cheap
-	 * next to reading the rows */
+	 * next to reading the rows. Only the filters asked for are written
+	 * out, so the planner sees plain terms: process_id = ?1 AND from_ns <
+	 * ?4 takes sdk_profiles_process, a lone queued = 0 the partial index
+	 * sdk_profiles_unqueued (a term hidden in an OR takes neither). */
 	snprintf(sql, sizeof(sql),
 		 "SELECT id, received_ns, service, profile_name, labels, tenant, sample_types, "
 		 "from_ns, until_ns, spy_name, format, sample_rate, units, aggregation, "
-		 "process_id, attribution, %s, payload_gzipped, payload_len, merged, forwarded "
-		 "FROM sdk_profiles WHERE (?1 = 0 OR process_id = ?1) "
-		 "AND (?2 IS NULL OR service = ?2) "
-		 "AND ((?3 = 0 AND ?4 = 0) OR (from_ns < ?4 AND until_ns > ?3)) "
-		 "AND (?5 = 0 OR merged = 0) ORDER BY from_ns, id LIMIT ?6",
-		 qy->with_payload ? "payload" : "NULL");
+		 "process_id, attribution, %s, payload_gzipped, payload_len, merged, forwarded, "
+		 "cpu_time, queued FROM sdk_profiles WHERE 1%s%s%s%s%s%s "
+		 "ORDER BY from_ns, id LIMIT ?5",
+		 qy->with_payload ? "payload" : "NULL",
+		 qy->process_id ? " AND process_id = ?1" : "",
+		 qy->service ? " AND service = ?2" : "",
+		 qy->from_ns || qy->until_ns ? " AND from_ns < ?4 AND until_ns > ?3" : "",
+		 qy->unmerged_only ? " AND merged = 0" : "",
+		 qy->cpu_time_only ? " AND cpu_time = 1" : "",
+		 qy->unqueued_only ? " AND queued = 0" : "");
 	rc = sqlite3_prepare_v2(s->db, sql, -1, &q, NULL);
 	if (rc != SQLITE_OK)
 		return db_fail(s, rc, "listing SDK profiles");
+	/* numbered parameters: those the text leaves out exist unused */
 	sqlite3_bind_int64(q, 1, qy->process_id);
 	bind_text(q, 2, qy->service);
 	sqlite3_bind_int64(q, 3, qy->from_ns);
 	sqlite3_bind_int64(q, 4, qy->until_ns);
-	sqlite3_bind_int(q, 5, qy->unmerged_only);
-	sqlite3_bind_int64(q, 6, qy->limit ? (int64_t)qy->limit : -1);
+	sqlite3_bind_int64(q, 5, qy->limit ? (int64_t)qy->limit : -1);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		r = read_sdk(s, q, qy->with_payload, &p);
 		if (r >= 0)
@@ -2515,6 +2599,21 @@ int store__outbox_add(struct store *s, const struct store_outbox_item *it, int64
 		r = op_end(s, r);
 		return r < 0 ? r : full_error(s, "outbox item");
 	}
+	if (it->sdk_profile_id > 0) {
+		/* after make_room, which may prune forwarded profiles: the one
+		 * queued here must still be there */
+		q = st(s, ST_SDK_MARK_QUEUED);
+		if (!q) {
+			r = -EIO;
+			goto cleanup;
+		}
+		sqlite3_bind_int64(q, 1, it->sdk_profile_id);
+		r = run(s, q, "marking an SDK profile queued");
+		if (r >= 0 && sqlite3_changes(s->db) == 0)
+			r = fail(s, -ENOENT, "no SDK profile %" PRId64, it->sdk_profile_id);
+		if (r < 0)
+			goto cleanup;
+	}
 	q = st(s, ST_OUTBOX_INSERT);
 	if (!q) {
 		r = -EIO;
@@ -2851,6 +2950,8 @@ static int stats_locked(struct store *s, bool detailed, struct store_stats *st_o
 			&r0.sdk_unmerged)) < 0 ||
 	    (r = scalar(s, "SELECT count(*) FROM sdk_profiles WHERE forwarded = 0", 0,
 			&r0.sdk_unforwarded)) < 0 ||
+	    (r = scalar(s, "SELECT count(*) FROM sdk_profiles WHERE queued = 0", 0,
+			&r0.sdk_unqueued)) < 0 ||
 	    (r = scalar(s, "SELECT count(*) FROM outbox WHERE next_attempt_ns <= ?1",
 			store__now_ns(), &r0.outbox_due)) < 0)
 		return r;

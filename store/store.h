@@ -37,7 +37,7 @@
 
 struct store;
 
-#define STORE_SCHEMA_VERSION	1
+#define STORE_SCHEMA_VERSION	2
 #define STORE_DB_NAME		"braid.db"
 #define STORE_DEFAULT_MAX_BYTES (1ull << 30)		   /* 1 GiB */
 #define STORE_DEFAULT_RETENTION (24ll * 3600 * 1000000000) /* 24 h in ns */
@@ -72,6 +72,11 @@ struct store_options {
 	enum store_sync sync;
 	bool read_only;	 /* never writes, never creates: for looking inside */
 	bool skip_check; /* skip PRAGMA quick_check at open (tests, benchmarks) */
+	/* Tests of the migrations only: migrate no further than this version
+	 * (a new file gets that old schema). 0: STORE_SCHEMA_VERSION. A store
+	 * left at an old version is for raw SQL only: the calls below expect
+	 * the current schema. */
+	int migrate_to;
 };
 
 /* "/var/lib/braid" when running as root, else "./braid-data". */
@@ -189,12 +194,23 @@ struct store_sdk_profile {
 	size_t payload_len;
 	bool merged;	/* reads: the merger has used it */
 	bool forwarded; /* reads: its pass-through copy reached the upstream */
+	/* reads: it describes CPU or wall time, so the merger can splice eBPF
+	 * stacks into it (not memory, allocations, locks, goroutines...): a
+	 * sample type named "cpu" or "wall", or a profile_name of process_cpu,
+	 * cpu, wall or itimer. A put works it out from types and profile_name
+	 * and ignores this field. */
+	bool cpu_time;
+	/* reads: its pass-through copy is in the outbox (or was: forwarded,
+	 * or a dead letter). A put stores false; store__outbox_add of an item
+	 * with its sdk_profile_id sets it. */
+	bool queued;
 };
 
-/* Commits the profile; returns only once the row is durable (at the handle's
- * sync level), so the caller may acknowledge it. -ENOSPC when the store is
- * full even after dropping the oldest eBPF buckets: nothing is written and
- * the refusal is counted. *ret_id gets the new row's id. */
+/* Commits the profile, cpu_time worked out and queued false; returns only
+ * once the row is durable (at the handle's sync level), so the caller may
+ * acknowledge it. -ENOSPC when the store is full even after dropping the
+ * oldest eBPF buckets: nothing is written and the refusal is counted.
+ * *ret_id gets the new row's id. */
 int store__put_sdk_profile(struct store *s, const struct store_sdk_profile *p, int64_t *ret_id);
 
 /* Called once per profile; every pointer in p is valid only during the call
@@ -210,8 +226,10 @@ struct store_sdk_query {
 	const char *service;	   /* NULL: any */
 	int64_t from_ns, until_ns; /* profiles overlapping [from, until); 0, 0: any */
 	bool unmerged_only;
-	bool with_payload; /* false: p->payload is NULL (cheaper for listings) */
-	size_t limit;	   /* 0: no limit */
+	bool cpu_time_only; /* only CPU and wall profiles (cpu_time) */
+	bool unqueued_only; /* only profiles whose pass-through is not queued */
+	bool with_payload;  /* false: p->payload is NULL (cheaper for listings) */
+	size_t limit;	    /* 0: no limit */
 };
 /* Profiles matching q, by from_ns then id. */
 int store__sdk_profiles(struct store *s, const struct store_sdk_query *q, store_sdk_fn fn,
@@ -259,11 +277,14 @@ struct store_uncovered {
 	const struct store_process *process;
 	int64_t first_s, last_s; /* uncovered seconds in [watermark, before_s) */
 	int64_t rows, samples;
-	int64_t sdk_profiles; /* SDK profiles ever attributed to the process */
+	int64_t sdk_profiles; /* CPU SDK profiles ever attributed to the process */
 };
 typedef int (*store_uncovered_fn)(void *ctx, const struct store_uncovered *u);
 /* Processes with buckets at or past their watermark and before before_s in
- * seconds that no SDK profile attributed to the process covers. */
+ * seconds that no CPU SDK profile (cpu_time) attributed to the process
+ * covers: a process that pushes only heap profiles has its samples emitted
+ * as if it had no SDK, rather than waiting for CPU coverage that never
+ * comes. */
 int store__uncovered(struct store *s, int64_t before_s, store_uncovered_fn fn, void *ctx);
 /* Moves a process's watermark forward to until_s (never backward). */
 int store__mark_emitted(struct store *s, int64_t process_id, int64_t until_s);
@@ -290,6 +311,9 @@ struct store_outbox_item {
 	const char *last_error; /* NULL if none */
 };
 
+/* Queues an item. One that passes SDK profile sdk_profile_id on marks that
+ * profile queued in the same transaction: -ENOENT, and nothing written, if
+ * there is no such profile. */
 int store__outbox_add(struct store *s, const struct store_outbox_item *item, int64_t *ret_id);
 
 typedef int (*store_outbox_fn)(void *ctx, const struct store_outbox_item *item);
@@ -372,7 +396,8 @@ struct store_stats {
 	int64_t counters[STORE_CTR_COUNT];
 	int64_t ebpf_samples; /* sum of bucket counts */
 	int64_t sdk_unmerged, sdk_unforwarded;
-	int64_t outbox_due; /* items whose next attempt has come */
+	int64_t sdk_unqueued; /* SDK profiles whose pass-through is not queued */
+	int64_t outbox_due;   /* items whose next attempt has come */
 };
 
 /* Fills *ret. `detailed` adds bytes per table, which reads every page (for

@@ -232,6 +232,21 @@ static void test_schema_versions(void **state)
 	store__close(s);
 }
 
+/* X'..' of NUL-terminated strings laid end to end: a label or sample type
+ * list as the store keeps it. */
+static void blob_literal(char *out, size_t size, const char *const *parts, size_t n)
+{
+	size_t k = (size_t)snprintf(out, size, "X'");
+
+	for (size_t i = 0; i < n; i++)
+		for (const char *c = parts[i];; c++) {
+			k += (size_t)snprintf(out + k, size - k, "%02x", (unsigned char)*c);
+			if (!*c)
+				break;
+		}
+	snprintf(out + k, size - k, "'");
+}
+
 /* ---- SDK profiles --------------------------------------------------------------- */
 
 struct got_sdk {
@@ -242,7 +257,8 @@ struct got_sdk {
 	enum store_attribution attribution;
 	unsigned char payload[4096];
 	size_t payload_len;
-	bool merged, forwarded;
+	bool merged, forwarded, cpu_time, queued;
+	int64_t ids[16]; /* of every profile seen, in order */
 };
 
 static int got_sdk(void *ctx, const struct store_sdk_profile *p)
@@ -250,6 +266,8 @@ static int got_sdk(void *ctx, const struct store_sdk_profile *p)
 	struct got_sdk *g = ctx;
 	size_t n = 0;
 
+	if (g->n < 16)
+		g->ids[g->n] = p->id;
 	g->n++;
 	g->id = p->id;
 	snprintf(g->service, sizeof(g->service), "%s", p->service);
@@ -273,6 +291,8 @@ static int got_sdk(void *ctx, const struct store_sdk_profile *p)
 	g->attribution = p->attribution;
 	g->merged = p->merged;
 	g->forwarded = p->forwarded;
+	g->cpu_time = p->cpu_time;
+	g->queued = p->queued;
 	g->payload_len = p->payload_len;
 	if (p->payload && p->payload_len <= sizeof(g->payload))
 		memcpy(g->payload, p->payload, p->payload_len);
@@ -459,6 +479,251 @@ static void test_sdk_caps(void **state)
 	assert_int_equal(store__stats(f->s, false, &st), 0);
 	assert_int_equal(st.tables[STORE_TABLE_SDK_PROFILES].rows, 0);
 	dynbuf__free(&fixture);
+}
+
+/* Whether a profile is CPU or wall time: worked out on put from its sample
+ * types and __name__, whatever the caller says. */
+static void test_sdk_cpu_time(void **state)
+{
+	struct fx *f = *state;
+	static const struct store_sample_type memory_types[] = {
+		{"inuse_objects", "count", 12},
+		{"inuse_space", "bytes", 4096},
+	};
+	static const struct store_sample_type samples[] = {{"samples", "count", 7}};
+	static const struct store_sample_type goroutines[] = {{"goroutine", "count", 40}};
+	const char *folded = "main;work 7\n";
+	struct dynbuf fixture, text = {.data = (char *)folded, .len = strlen(folded)};
+	struct store_sdk_profile p;
+	struct got_sdk g = {0};
+	struct store_stats st;
+	int64_t proc, wall, mem, cpu, gor, oid;
+
+	read_fixture("node-sdk-0.6.4/req2.pprof.gz", &fixture);
+	assert_int_equal(store__put_process(f->s,
+					    &(struct store_process){.pid = 31, .start_time_ns = 31},
+					    1, &proc),
+			 0);
+	/* Node's wall profile: samples/count, wall/nanoseconds, cpu/nanoseconds */
+	p = node_profile(&fixture, proc);
+	assert_int_equal(store__put_sdk_profile(f->s, &p, &wall), 0);
+	/* its heap profile; what the caller claims is ignored */
+	p = node_profile(&fixture, proc);
+	p.profile_name = "memory";
+	p.types = memory_types;
+	p.n_types = 2;
+	p.cpu_time = true;
+	p.queued = true;
+	assert_int_equal(store__put_sdk_profile(f->s, &p, &mem), 0);
+	/* a folded push of app.cpu: __name__ process_cpu, samples/count */
+	p = node_profile(&text, 0);
+	p.format = "folded";
+	p.profile_name = "process_cpu";
+	p.types = samples;
+	p.n_types = 1;
+	assert_int_equal(store__put_sdk_profile(f->s, &p, &cpu), 0);
+	/* goroutines: neither */
+	p.profile_name = "goroutine";
+	p.types = goroutines;
+	assert_int_equal(store__put_sdk_profile(f->s, &p, &gor), 0);
+
+	assert_int_equal(store__get_sdk_profile(f->s, wall, got_sdk, &g), 0);
+	assert_true(g.cpu_time);
+	assert_false(g.queued);
+	assert_int_equal(store__get_sdk_profile(f->s, mem, got_sdk, &g), 0);
+	assert_false(g.cpu_time);
+	assert_false(g.queued);
+	assert_int_equal(store__get_sdk_profile(f->s, cpu, got_sdk, &g), 0);
+	assert_true(g.cpu_time);
+	assert_int_equal(store__get_sdk_profile(f->s, gor, got_sdk, &g), 0);
+	assert_false(g.cpu_time);
+
+	/* the merger's query: unmerged CPU profiles of a process in a range */
+	g = (struct got_sdk){0};
+	assert_int_equal(
+		store__sdk_profiles(f->s,
+				    &(struct store_sdk_query){.process_id = proc,
+							      .from_ns = 1700000010000000000,
+							      .until_ns = 1700000020000000000,
+							      .unmerged_only = true,
+							      .cpu_time_only = true},
+				    got_sdk, &g),
+		0);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.ids[0], wall);
+	g = (struct got_sdk){0};
+	assert_int_equal(store__sdk_profiles(f->s, &(struct store_sdk_query){.cpu_time_only = true},
+					     got_sdk, &g),
+			 0);
+	assert_int_equal(g.n, 2);
+	assert_int_equal(g.ids[0], wall);
+	assert_int_equal(g.ids[1], cpu);
+
+	/* queueing a pass-through marks its profile; the rest stay unqueued */
+	g = (struct got_sdk){0};
+	assert_int_equal(store__sdk_profiles(f->s, &(struct store_sdk_query){.unqueued_only = true},
+					     got_sdk, &g),
+			 0);
+	assert_int_equal(g.n, 4);
+	assert_int_equal(store__outbox_add(f->s,
+					   &(struct store_outbox_item){.series = "shop-api{wall}",
+								       .kind = "sdk",
+								       .sdk_profile_id = wall},
+					   &oid),
+			 0);
+	assert_int_equal(store__get_sdk_profile(f->s, wall, got_sdk, &g), 0);
+	assert_true(g.queued);
+	assert_false(g.forwarded);
+	g = (struct got_sdk){0};
+	assert_int_equal(store__sdk_profiles(f->s, &(struct store_sdk_query){.unqueued_only = true},
+					     got_sdk, &g),
+			 0);
+	assert_int_equal(g.n, 3);
+	assert_int_equal(g.ids[0], mem);
+	assert_int_equal(g.ids[1], cpu);
+	assert_int_equal(g.ids[2], gor);
+	g = (struct got_sdk){0};
+	assert_int_equal(store__sdk_profiles(f->s,
+					     &(struct store_sdk_query){.unqueued_only = true,
+								       .cpu_time_only = true},
+					     got_sdk, &g),
+			 0);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.ids[0], cpu);
+	assert_int_equal(store__stats(f->s, false, &st), 0);
+	assert_int_equal(st.sdk_unqueued, 3);
+
+	/* a pass-through of no profile: -ENOENT and nothing written, inside
+	 * a transaction too (where it undoes only itself) */
+	assert_int_equal(store__outbox_add(f->s,
+					   &(struct store_outbox_item){.series = "x{sdk}",
+								       .kind = "sdk",
+								       .sdk_profile_id = 999999},
+					   &oid),
+			 -ENOENT);
+	assert_non_null(strstr(store__errmsg(f->s), "no SDK profile 999999"));
+	assert_int_equal(store__begin(f->s), 0);
+	assert_int_equal(store__outbox_add(f->s,
+					   &(struct store_outbox_item){.series = "x{sdk}",
+								       .kind = "sdk",
+								       .sdk_profile_id = 999999},
+					   &oid),
+			 -ENOENT);
+	assert_int_equal(store__outbox_add(f->s,
+					   &(struct store_outbox_item){.series = "x{sdk}",
+								       .kind = "sdk",
+								       .sdk_profile_id = cpu},
+					   &oid),
+			 0);
+	assert_int_equal(store__commit(f->s), 0);
+	assert_int_equal(store__stats(f->s, false, &st), 0);
+	assert_int_equal(st.tables[STORE_TABLE_OUTBOX].rows, 2);
+	assert_int_equal(st.sdk_unqueued, 2);
+	dynbuf__free(&fixture);
+}
+
+/* A version 1 store (the 0 -> 1 step alone, rows written by SQL as braid 1
+ * wrote them) opened by this braid: cpu_time and queued are filled in. */
+static void test_migrate_v1(void **state)
+{
+	static const char *const wall_types[] = {"samples", "count",	   "1",
+						 "wall",    "nanoseconds", "5"};
+	static const char *const heap_types[] = {"inuse_space", "bytes", "4096"};
+	static const char *const cpu_types[] = {"samples", "count", "1", "cpu", "nanoseconds", "9"};
+	static const char *const alloc_types[] = {"alloc_objects", "count", "3"};
+	static const char *const mutex_types[] = {"contentions", "count",	"2",
+						  "delay",	 "nanoseconds", "8"};
+	static const struct {
+		const char *name;
+		const char *const *types;
+		size_t n_types;
+		int forwarded;
+		bool cpu_time, queued;
+	} rows[] = {
+		{"'wall'", wall_types, 6, 0, true, false},    /* 1: wall, waiting */
+		{"'memory'", heap_types, 3, 0, false, false}, /* 2: heap, waiting */
+		{"NULL", cpu_types, 6, 1, true, true},	      /* 3: forwarded; cpu type */
+		{"'memory'", alloc_types, 3, 0, false, true}, /* 4: in the outbox */
+		{"'mutex'", mutex_types, 6, 0, false, true},  /* 5: a dead letter */
+	};
+	struct fx *f = *state;
+	struct store_options o = {.data_dir = f->dir, .migrate_to = 1};
+	struct errbuf err = {{0}};
+	struct store *s = NULL;
+	struct store_stats st;
+	struct got_sdk g = {0};
+	struct dynbuf fixture;
+	struct store_sdk_profile p;
+	char path[160], cmd[256], types[512];
+	FILE *sql;
+	int64_t id;
+
+	if (system("sqlite3 -version >/dev/null 2>&1") != 0)
+		skip();
+	assert_int_equal(store__open(&o, &err, &s), 0);
+	store__close(s);
+	snprintf(path, sizeof(path), "%s/braid.db", f->dir);
+	snprintf(cmd, sizeof(cmd), "sqlite3 -bail %s >/dev/null", path);
+	sql = popen(cmd, "w");
+	assert_non_null(sql);
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(rows); i++) {
+		blob_literal(types, sizeof(types), rows[i].types, rows[i].n_types);
+		fprintf(sql,
+			"INSERT INTO sdk_profiles(id, received_ns, service, profile_name, labels, "
+			"tenant, sample_types, from_ns, until_ns, spy_name, format, sample_rate, "
+			"units, aggregation, process_id, attribution, payload, payload_gzipped, "
+			"payload_len, merged, forwarded) VALUES (%zu, 1, 'app', %s, X'', NULL, %s, "
+			"0, 10000000000, 'nodespy', 'pprof', 100, NULL, NULL, NULL, 'none', X'50', "
+			"0, 1, 0, %d);\n",
+			i + 1, rows[i].name, types, rows[i].forwarded);
+	}
+	fprintf(sql,
+		"INSERT INTO outbox(created_ns, series, kind, labels, from_ns, until_ns, "
+		"sdk_profile_id, next_attempt_ns) VALUES (1, 'app{memory}', 'sdk', X'', 0, "
+		"10000000000, 4, 0);\n"
+		"INSERT INTO dead_letters(outbox_id, created_ns, died_ns, series, kind, labels, "
+		"from_ns, until_ns, sdk_profile_id, attempts, status, reason) VALUES (9, 1, 2, "
+		"'app{mutex}', 'sdk', X'', 0, 10000000000, 5, 1, 400, 'bad');\n");
+	assert_int_equal(pclose(sql), 0);
+
+	/* read-only, it stays as it is: an error saying so */
+	o = (struct store_options){.data_dir = f->dir, .read_only = true};
+	assert_int_equal(store__open(&o, &err, &s), -EROFS);
+	assert_non_null(strstr(err.msg, "schema version 1 and needs migrating to 2"));
+
+	o.read_only = false;
+	assert_int_equal(store__open(&o, &err, &s), 0);
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(rows); i++) {
+		assert_int_equal(store__get_sdk_profile(s, (int64_t)i + 1, got_sdk, &g), 0);
+		if (g.cpu_time != rows[i].cpu_time || g.queued != rows[i].queued)
+			fail_msg("row %zu: cpu_time %d queued %d", i + 1, g.cpu_time, g.queued);
+		assert_int_equal(g.payload_len, 1);
+		assert_memory_equal(g.payload, "P", 1);
+	}
+	g = (struct got_sdk){0};
+	assert_int_equal(store__sdk_profiles(s, &(struct store_sdk_query){.unqueued_only = true},
+					     got_sdk, &g),
+			 0);
+	assert_int_equal(g.n, 2);
+	assert_int_equal(g.ids[0], 1);
+	assert_int_equal(g.ids[1], 2);
+	assert_int_equal(store__stats(s, false, &st), 0);
+	assert_int_equal(st.sdk_unqueued, 2);
+	/* and it takes this braid's rows */
+	read_fixture("node-sdk-0.6.4/req2.pprof.gz", &fixture);
+	p = node_profile(&fixture, 0);
+	assert_int_equal(store__put_sdk_profile(s, &p, &id), 0);
+	assert_int_equal(store__get_sdk_profile(s, id, got_sdk, &g), 0);
+	assert_true(g.cpu_time);
+	store__close(s);
+	dynbuf__free(&fixture);
+
+	/* migrated once: read-only opens now work */
+	o.read_only = true;
+	assert_int_equal(store__open(&o, &err, &s), 0);
+	store__close(s);
+	snprintf(cmd, sizeof(cmd), "test \"$(sqlite3 %s 'PRAGMA user_version')\" = 2", path);
+	assert_int_equal(system(cmd), 0);
 }
 
 /* ---- processes ------------------------------------------------------------------ */
@@ -704,6 +969,69 @@ static void test_uncovered(void **state)
 	assert_int_equal(g.first[1], T0 + 6);
 	assert_int_equal(g.samples[1], 4);
 	assert_int_equal(store__mark_emitted(f->s, 12345, T0), -ENOENT);
+	dynbuf__free(&fixture);
+}
+
+/* Only CPU and wall profiles cover seconds: a process that pushes only heap
+ * profiles has its samples emitted as an SDK-less process's would be. */
+static void test_uncovered_cpu_only(void **state)
+{
+	struct fx *f = *state;
+	static const struct store_sample_type heap_types[] = {{"inuse_space", "bytes", 1}};
+	struct got_uncovered g = {0};
+	struct dynbuf fixture;
+	struct store_sdk_profile p;
+	int64_t node, heap, id;
+	struct store_bucket rows[20];
+
+	assert_int_equal(
+		store__put_process(f->s, &(struct store_process){.pid = 1000, .start_time_ns = 1},
+				   1, &node),
+		0);
+	assert_int_equal(
+		store__put_process(f->s, &(struct store_process){.pid = 3000, .start_time_ns = 1},
+				   1, &heap),
+		0);
+	for (int i = 0; i < 10; i++) {
+		rows[2 * i] = (struct store_bucket){node, 1000, T0 + i, stack_a, 5, 1};
+		rows[2 * i + 1] = (struct store_bucket){heap, 3000, T0 + i, stack_b, 2, 2};
+	}
+	assert_int_equal(store__put_buckets(f->s, rows, 20, NULL), 0);
+	read_fixture("node-sdk-0.6.4/req3.pprof.gz", &fixture);
+	/* the heap-only process's memory profiles cover every second */
+	p = node_profile(&fixture, heap);
+	p.profile_name = "memory";
+	p.types = heap_types;
+	p.n_types = 1;
+	p.from_ns = T0 * 1000000000;
+	p.until_ns = (T0 + 10) * 1000000000;
+	assert_int_equal(store__put_sdk_profile(f->s, &p, &id), 0);
+	assert_int_equal(store__put_sdk_profile(f->s, &p, &id), 0);
+	/* the node process: a wall profile over seconds 0..4, a heap one over
+	 * 5..9 */
+	p = node_profile(&fixture, node);
+	p.from_ns = T0 * 1000000000;
+	p.until_ns = (T0 + 5) * 1000000000;
+	assert_int_equal(store__put_sdk_profile(f->s, &p, &id), 0);
+	p.profile_name = "memory";
+	p.types = heap_types;
+	p.n_types = 1;
+	p.from_ns = (T0 + 5) * 1000000000;
+	p.until_ns = (T0 + 10) * 1000000000;
+	assert_int_equal(store__put_sdk_profile(f->s, &p, &id), 0);
+
+	assert_int_equal(store__uncovered(f->s, T0 + 8, got_uncovered, &g), 0);
+	assert_int_equal(g.n, 2);
+	assert_int_equal(g.process_id[0], node);
+	assert_int_equal(g.first[0], T0 + 5);
+	assert_int_equal(g.last[0], T0 + 7);
+	assert_int_equal(g.samples[0], 3);
+	assert_int_equal(g.sdk[0], 1); /* the wall profile only */
+	assert_int_equal(g.process_id[1], heap);
+	assert_int_equal(g.first[1], T0);
+	assert_int_equal(g.last[1], T0 + 7);
+	assert_int_equal(g.samples[1], 16);
+	assert_int_equal(g.sdk[1], 0); /* like a process without an SDK */
 	dynbuf__free(&fixture);
 }
 
@@ -1169,11 +1497,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_refuses_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_refuses_damage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_versions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sdk_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sdk_caps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sdk_cpu_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_buckets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uncovered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uncovered_cpu_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bound, setup, teardown),

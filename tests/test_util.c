@@ -254,6 +254,30 @@ static void test_hash_seeded_is_stable(void **state)
 			     util__hash_seeded("main;fib", 8, 2));
 }
 
+/* util__grow: doubles from 16, keeps the contents, refuses an overflowing
+ * size without touching the array. */
+static void test_grow(void **state)
+{
+	int *a = NULL;
+	size_t cap = 0;
+
+	(void)state;
+	assert_int_equal(util__grow((void **)&a, &cap, 1, sizeof(*a)), 0);
+	assert_int_equal(cap, 16);
+	for (int i = 0; i < 16; i++)
+		a[i] = i;
+	assert_int_equal(util__grow((void **)&a, &cap, 17, sizeof(*a)), 0);
+	assert_int_equal(cap, 32);
+	assert_int_equal(util__grow((void **)&a, &cap, 20, sizeof(*a)), 0);
+	assert_int_equal(cap, 32);
+	for (int i = 0; i < 16; i++)
+		assert_int_equal(a[i], i);
+	assert_int_equal(util__grow((void **)&a, &cap, SIZE_MAX / 2, sizeof(*a)), -ENOMEM);
+	assert_int_equal(cap, 32);
+	assert_int_equal(a[15], 15);
+	free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -266,6 +290,7 @@ int main(void)
 		cmocka_unit_test(test_files),
 		cmocka_unit_test(test_json_str),
 		cmocka_unit_test(test_hash_seeded_is_stable),
+		cmocka_unit_test(test_grow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -874,3 +874,23 @@ bool util__parse_hex64(const char **p, const char *end, uint64_t *ret)
 	*ret = v;
 	return true;
 }
+
+int util__grow(void **p, size_t *cap, size_t need, size_t size)
+{
+	size_t cap2 = *cap ? *cap : 16;
+	void *q;
+
+	if (need <= *cap)
+		return 0;
+	while (cap2 < need) {
+		if (cap2 > SIZE_MAX / 2 / size)
+			return -ENOMEM;
+		cap2 *= 2;
+	}
+	q = realloc(*p, cap2 * size);
+	if (!q)
+		return -ENOMEM;
+	*p = q;
+	*cap = cap2;
+	return 0;
+}

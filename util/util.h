@@ -50,6 +50,12 @@ void *arena__alloc(struct arena *a, size_t size);
 void arena__reset(struct arena *a);
 void arena__free(struct arena *a);
 
+/* ---- growing arrays ---------------------------------------------------- */
+
+/* Makes the array *p of *cap elements of `size` bytes hold at least `need`,
+ * doubling from 16; -ENOMEM (and *p, *cap unchanged) when it can't. */
+int util__grow(void **p, size_t *cap, size_t need, size_t size);
+
 /* ---- big buffers ------------------------------------------------------- */
 
 /* realloc for buffers that may grow large: from UTIL_BIG_MIN bytes on, the

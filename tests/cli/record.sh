@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # braid record end to end, on workloads whose profile is known in advance
 # (tests/workloads): cpu_split's 70/30 split between two functions, every
-# sample labelled with its pid and comm, the pprof header as Go's pprof reads
+# sample labelled with its pid, tid, comm and runtime, the pprof header as Go's pprof reads
 # it, the kernel's write path under a syscall loop, JIT frames of Node from
 # its perf map, the whole system at once, --no-kernel and --no-user, the
 # folded format, stdout and the default file name, SIGINT and SIGTERM, and
@@ -158,9 +158,14 @@ raw_samples() {
 		END { printf "%d\n", t / period }' "$TMP/$1.raw"
 }
 
-# raw_pids NAME: the distinct pid labels of the samples, sorted
+# raw_pids NAME: the distinct pid labels of the samples, sorted (numeric
+# labels print on one line: pid:[P] tid:[T])
 raw_pids() {
-	sed -n 's/^ *pid:\[\([0-9]*\)\]$/\1/p' "$TMP/$1.raw" | sort -un
+	sed -n 's/^ *pid:\[\([0-9]*\)\] tid:\[[0-9]*\]$/\1/p' "$TMP/$1.raw" | sort -un
+}
+# raw_tids NAME: the distinct tid labels of the samples, sorted
+raw_tids() {
+	sed -n 's/^ *pid:\[[0-9]*\] tid:\[\([0-9]*\)\]$/\1/p' "$TMP/$1.raw" | sort -un
 }
 
 # raw_mapping NAME REGEX: the mapping file of each location whose (first)
@@ -280,8 +285,9 @@ if [ -s "$TMP/cpu.pb.gz" ]; then
 	expect_eq "pid labels of the samples (--pid $CPU)" "$CPU" "$(raw_pids cpu | tr '\n' ' ' | sed 's/ $//')"
 	nsamples=$(awk '/^Samples:/ { s = 1; getline; next } /^Locations/ { s = 0 } s && $1 ~ /^[0-9]+:$/ { n++ } END { print n + 0 }' "$TMP/cpu.raw")
 	# string labels print on one line (comm:[x] pid:[y] if pid were one), numbers on their own
-	expect_eq "samples with a numeric pid label" "$nsamples" "$(grep -Ec '^ *pid:\[[0-9]+\]$' "$TMP/cpu.raw" || true)"
-	expect_eq "samples with comm label cpu_split" "$nsamples" "$(grep -Ec '^ *comm:\[cpu_split\]' "$TMP/cpu.raw" || true)"
+	expect_eq "samples with numeric pid and tid labels" "$nsamples" "$(grep -Ec '^ *pid:\[[0-9]+\] tid:\[[0-9]+\]$' "$TMP/cpu.raw" || true)"
+	expect_eq "samples with comm label cpu_split and runtime native" "$nsamples" \
+		"$(grep -Ec '^ *comm:\[cpu_split\] runtime:\[native\]$' "$TMP/cpu.raw" || true)"
 	expect_eq "the mapping of braid_work_hot" "$(readlink -f "$WORKLOAD_CPU_SPLIT")" \
 		"$(raw_mapping cpu '^braid_work_hot( |$)')"
 else
@@ -290,7 +296,7 @@ fi
 
 # ---- cpu_split in 2 threads, 2 s: --pid takes the whole process ------------------------
 # One thread gives at most 194 samples in 2 s at 97 Hz: more come from the
-# second thread, and each is labelled with the process's pid, not a thread id.
+# second thread, and each is labelled with the process's pid and its own tid.
 start_workload threads "$WORKLOAD_CPU_SPLIT" --seconds 10 --threads 2
 THR=$WL_PID
 record threads --duration 2 --pid "$THR" -o "$TMP/threads.pb.gz"
@@ -300,6 +306,13 @@ if record_wait threads "$REC_PID"; then
 	echo "# cpu_split, 2 threads: $n samples in 2 s at 97 Hz (194 per thread at most)"
 	[ "$n" -gt 213 ] || fail "cpu_split in 2 threads: $n samples in 2 s, not more than one thread gives (194, +10 %)"
 	expect_eq "pid labels of a 2-thread process's samples" "$THR" "$(raw_pids threads | tr '\n' ' ' | sed 's/ $//')"
+	# and the tid label tells the threads apart: the main thread's is the pid
+	tids=$(raw_tids threads | tr '\n' ' ' | sed 's/ $//')
+	case " $tids " in
+	*" $THR "*) ;;
+	*) fail "tid labels of a 2-thread process ($tids) lack the main thread's ($THR)" ;;
+	esac
+	[ "$(raw_tids threads | wc -l)" -ge 2 ] || fail "tid labels of a 2-thread process: only $tids"
 fi
 stop_workload "$THR"
 

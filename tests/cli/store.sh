@@ -1,7 +1,8 @@
 # braid store: what a user sees of the buffer. A known set of rows (written
 # by store_fill through the store's API, with the real Node SDK payload) must
 # come out of `stats` and `ls` in text and JSON, the files must have the
-# modes the docs promise, and bad stores and bad usage give clear errors.
+# modes the docs promise, a body pushed to `braid ingest` must come out of
+# `export` byte for byte, and bad stores and bad usage give clear errors.
 . "$(dirname "$0")/lib.sh"
 : "${STORE_FILL:?}"
 
@@ -17,7 +18,7 @@ expect_eq "database mode" 600 "$(stat -c %a "$D/braid.db")"
 "$BRAID" store stats --json --data-dir "$D" >"$TMP/stats.json"
 jq -e . "$TMP/stats.json" >/dev/null || fail "stats --json is not JSON"
 q() { jq -r "$1" "$TMP/stats.json"; }
-expect_eq "stats schema" 1 "$(q .schema_version)"
+expect_eq "stats schema" 2 "$(q .schema_version)"
 expect_eq "stats path" "$D/braid.db" "$(q .path)"
 expect_eq "stats sdk rows" 2 "$(q .tables.sdk_profiles.rows)"
 expect_eq "stats process rows" 1 "$(q .tables.processes.rows)"
@@ -32,13 +33,16 @@ expect_eq "stats outbox rows" 2 "$(q .tables.outbox.rows)"
 expect_eq "stats dead letters" 1 "$(q .tables.dead_letters.rows)"
 expect_eq "stats dead letter counter" 1 "$(q .counters.dead_letters)"
 expect_eq "stats refusals" 0 "$(q .counters.sdk_profiles_refused_full)"
+expect_eq "stats unqueued (both passed on)" 0 "$(q .sdk_profiles_unqueued)"
+expect_eq "stats unforwarded" 2 "$(q .sdk_profiles_unforwarded)"
 expect_eq "stats max bytes" 1073741824 "$(q .max_bytes)"
 expect_eq "stats retention" 86400 "$(q .retention_seconds)"
 [ "$(q .tables.sdk_profiles.bytes)" -gt 0 ] || fail "stats: no bytes for sdk_profiles"
 [ "$(q .used_bytes)" -le "$(q .file_bytes)" ] || fail "stats: used bytes over the file size"
 
 "$BRAID" store stats --data-dir "$D" >"$TMP/stats.txt"
-expect_contains "stats text" "$TMP/stats.txt" "store       $D/braid.db (schema 1)"
+expect_contains "stats text" "$TMP/stats.txt" "store       $D/braid.db (schema 2)"
+expect_contains "stats text" "$TMP/stats.txt" "SDK profiles unqueued    0"
 expect_contains "stats text" "$TMP/stats.txt" "retention   24h"
 grep -Eq '^sdk_profiles +2 +[0-9.]+ (B|KiB) +2023-11-14T22:14:21.000Z +2023-11-14T22:14:22.000Z' \
 	"$TMP/stats.txt" || fail "stats text: no sdk_profiles row: $(cat "$TMP/stats.txt")"
@@ -65,6 +69,10 @@ expect_contains "ls totals vs inspect" "$TMP/inspect.txt" \
 	"samples/count: $(l '.sdk_profiles[0].sample_types[0].total')"
 expect_contains "ls totals vs inspect" "$TMP/inspect.txt" \
 	"($(l '.sdk_profiles[0].sample_types[2].total'))"
+expect_eq "ls wall is CPU time, queued (outbox), not merged or forwarded" "true true false false" \
+	"$(l '.sdk_profiles[0] | "\(.cpu_time) \(.queued) \(.merged) \(.forwarded)"')"
+expect_eq "ls process_cpu is CPU time, queued (dead letter)" "true true" \
+	"$(l '.sdk_profiles[1] | "\(.cpu_time) \(.queued)"')"
 expect_eq "ls unattributed pid" null "$(l '.sdk_profiles[1].pid')"
 expect_eq "ls unattributed" none "$(l '.sdk_profiles[1].attribution')"
 expect_eq "ls outbox" "merged sdk" "$(l '[.outbox[].kind] | join(" ")')"
@@ -82,7 +90,7 @@ expect_eq "ls --service dead" 1 "$(jq -r '.dead_letters | length' "$TMP/billing.
 expect_eq "ls --limit" 1 "$(jq -r '.sdk_profiles | length' "$TMP/one.json")"
 
 "$BRAID" store ls --data-dir "$D" >"$TMP/ls.txt"
-grep -Eq '^1 +shop-api +wall +2023-11-14T22:13:20.000Z +2023-11-14T22:14:20.000Z +4242 +tcp-peer +no +no +samples/count=199,wall/nanoseconds=1796724000,cpu/nanoseconds=1504614484 service_name=shop-api,__name__=wall,env=prod team-a$' \
+grep -Eq '^1 +shop-api +wall +2023-11-14T22:13:20.000Z +2023-11-14T22:14:20.000Z +4242 +tcp-peer +yes +no +yes +no +samples/count=199,wall/nanoseconds=1796724000,cpu/nanoseconds=1504614484 service_name=shop-api,__name__=wall,env=prod team-a$' \
 	"$TMP/ls.txt" || fail "ls text: profile row: $(cat "$TMP/ls.txt")"
 expect_contains "ls text" "$TMP/ls.txt" "connect: Connection refused  [shop-api{sdk}]"
 
@@ -104,6 +112,34 @@ expect_eq "after gc: outbox expired with its SDK profile" 1 "$(q .counters.outbo
 expect_eq "after gc: processes" 0 "$(q .tables.processes.rows)"
 expect_eq "after gc: stacks" 0 "$(q .tables.stacks.rows)"
 
+# ---- export: a body pushed to braid ingest comes back byte for byte
+NODE_DIR=$FIXTURES/node-sdk-0.6.4
+LIVE=$TMP/live
+start_ingest "$LIVE"
+for req in req2 req3; do
+	status=$(curl -s -o "$TMP/reply" -w '%{http_code}' -H 'Content-Type: application/octet-stream' \
+		--data-binary @"$NODE_DIR/$req.pprof.gz" "$INGEST_URL$(cat "$NODE_DIR/$req.path")") || true
+	expect_eq "push of $req" 200 "$status"
+done
+"$BRAID" store ls --json --data-dir "$LIVE" >"$TMP/live.json"
+expect_eq "pushed profiles" 2 "$(jq '.sdk_profiles | length' "$TMP/live.json")"
+expect_eq "req2 (wall) is CPU time, req3 (memory) is not" "wall true memory false" \
+	"$(jq -r '[.sdk_profiles[] | "\(.profile_name) \(.cpu_time)"] | join(" ")' "$TMP/live.json")"
+expect_eq "nothing queued yet" "false false" \
+	"$(jq -r '[.sdk_profiles[].queued] | join(" ")' "$TMP/live.json")"
+REQ2=$(jq '.sdk_profiles[0].id' "$TMP/live.json")
+REQ3=$(jq '.sdk_profiles[1].id' "$TMP/live.json")
+"$BRAID" store export "$REQ2" -o "$TMP/req2.out" --data-dir "$LIVE" ||
+	fail "store export $REQ2 -o FILE failed"
+cmp "$NODE_DIR/req2.pprof.gz" "$TMP/req2.out" || fail "export of req2 differs from the body posted"
+"$BRAID" store export --data-dir "$LIVE" "$REQ3" -o - >"$TMP/req3.out" ||
+	fail "store export $REQ3 -o - failed"
+cmp "$NODE_DIR/req3.pprof.gz" "$TMP/req3.out" || fail "export of req3 differs from the body posted"
+"$BRAID" store export "$REQ3" --data-dir "$LIVE" >"$TMP/req3.stdout" ||
+	fail "store export $REQ3 (standard output) failed"
+cmp "$NODE_DIR/req3.pprof.gz" "$TMP/req3.stdout" || fail "export to standard output differs"
+stop_ingest
+
 # ---- errors
 run_fail() {
 	local code=$1 text=$2 rc=0
@@ -118,6 +154,18 @@ run_fail 2 "unknown subcommand 'frob'" store frob
 run_fail 2 "--json is an option of stats and ls" store check --json --data-dir "$D"
 run_fail 2 "--limit takes a count, not 'x'" store ls --limit x
 run_fail 2 "--service and --limit are options of ls" store stats --service x
+run_fail 1 "braid: store export: no SDK profile 999" store export 999 -o "$TMP/none.out" --data-dir "$LIVE"
+[ ! -e "$TMP/none.out" ] || fail "export of a missing profile wrote a file"
+run_fail 2 "store export: no SDK profile ID given" store export --data-dir "$LIVE"
+run_fail 2 "store export: more than one SDK profile ID given" store export 1 2 --data-dir "$LIVE"
+run_fail 2 "store export: 'x1' is not an SDK profile ID" store export x1 --data-dir "$LIVE"
+run_fail 2 "store ls: -o is an option of export" store ls -o f --data-dir "$LIVE"
+if command -v script >/dev/null; then
+	# standard output a terminal: a binary body is refused, nothing written
+	script -qec "'$BRAID' store export $REQ2 --data-dir '$LIVE'" /dev/null >"$TMP/tty.out" 2>&1 &&
+		fail "export of binary to a terminal succeeded"
+	expect_contains "export to a terminal" "$TMP/tty.out" "refusing to write a binary pprof body to a terminal; use -o FILE"
+fi
 mkdir -p "$TMP/bad"
 printf 'definitely not a database, just text' >"$TMP/bad/braid.db"
 cp "$TMP/bad/braid.db" "$TMP/bad.orig"
@@ -127,4 +175,5 @@ run_fail 1 "never recreates it" store gc --data-dir "$TMP/bad"
 expect_same_file "damaged store left alone" "$TMP/bad.orig" "$TMP/bad/braid.db"
 "$BRAID" store --help >"$TMP/help.txt"
 expect_contains "help" "$TMP/help.txt" "--data-dir DIR"
+expect_contains "help" "$TMP/help.txt" "braid store export ID [-o FILE] [--data-dir DIR]"
 finish

@@ -1,0 +1,497 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * merger: the runtime classifiers. One row of `rules` per runtime says which
+ * frames execute guest code, which mark garbage collection, JIT compiling and
+ * the idle event loop, and what the runtime's SDK pseudo-frames mean; the
+ * functions below only read the table. The names were seen in real stacks
+ * (tests/test_classify.c has them) or found in the runtimes' symbol tables
+ * and sources, some for versions other than the ones recorded (V8's
+ * ScavengeJob, MinorMarkSweepCollector, maglev; CPython 3.8's collect):
+ * docs/classifiers.md says where each rule comes from, and how to add a
+ * runtime.
+ */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "merger/merger.h"
+
+/* Function names: `exact` ones are compared without GCC's clone suffixes
+ * (".constprop.0", ".isra.0", ".part.0", ".cold", ...), `prefix` ones
+ * against the start of the name. Both lists end with NULL; either may be
+ * NULL. */
+struct name_set {
+	const char *const *exact;
+	const char *const *prefix;
+	uint64_t first[4]; /* the first bytes of all of them (filled once) */
+};
+
+/* A pseudo-frame an SDK puts in its stacks instead of guest code. */
+struct sdk_pseudo {
+	const char *name; /* matched exactly */
+	enum merger_category category;
+};
+
+struct runtime_rules {
+	enum store_runtime runtime;
+	/* frames that execute guest code (FRAME_INTERPRETED frames always do) */
+	struct name_set guest;
+	bool jit_is_guest;     /* every FRAME_JIT frame is guest code */
+	bool main_thread_only; /* only the main thread runs guest code */
+	struct name_set gc;    /* collecting garbage */
+	struct name_set jit;   /* compiling guest code */
+	struct name_set idle;  /* the event loop, outside guest code */
+	/* SDK side: pseudo-frames (a NULL name ends the list; NULL: none) and
+	 * the root-most pseudo-frames to leave out of a splice */
+	const struct sdk_pseudo *sdk_pseudo;
+	const char *const *sdk_root_skip;
+	/* eBPF frames that tell a process runs this runtime: names, and
+	 * prefixes of a module's base name */
+	struct name_set ident;
+	const char *const *ident_module;
+};
+
+/* ---- Node.js / V8 ------------------------------------------------------- */
+
+static const char *const node_guest_prefix[] = {"Builtins_", NULL};
+
+static const char *const node_gc_prefix[] = {
+	"v8::internal::Heap::CollectGarbage",
+	"v8::internal::Heap::CollectAllGarbage",
+	"v8::internal::Heap::CollectAllAvailableGarbage",
+	"v8::internal::Heap::PreciseCollectAllGarbage",
+	"v8::internal::Heap::HandleGCRequest",
+	"v8::internal::Heap::PerformGarbageCollection",
+	"v8::internal::Heap::Scavenge",
+	"v8::internal::Heap::MarkCompact",
+	"v8::internal::Heap::MinorMarkSweep",
+	"v8::internal::Heap::EnsureSweepingCompleted",
+	"v8::internal::Heap::CompleteSweeping",
+	"v8::internal::Heap::StartIncrementalMarking",
+	"v8::internal::Heap::FinalizeIncrementalMarking",
+	"v8::internal::MarkCompactCollector",
+	"v8::internal::MinorMarkCompactCollector",
+	"v8::internal::MinorMarkSweepCollector",
+	"v8::internal::ScavengerCollector",
+	"v8::internal::Scavenger",
+	"v8::internal::ScavengeJob",
+	"v8::internal::MinorGCJob",
+	"v8::internal::IncrementalMarking", /* also IncrementalMarkingJob */
+	"v8::internal::ConcurrentMarking",
+	"v8::internal::MarkingVisitor",
+	"v8::internal::MainMarkingVisitor",
+	"v8::internal::Sweeper",
+	"v8::internal::Evacuator",
+	"v8::internal::PageEvacuationJob",
+	"v8::internal::PointersUpdatingJob",
+	"v8::internal::MemoryReducer",
+	"v8::internal::GCTracer",
+	/* cppgc (Oilpan): collection only; cppgc::internal::ObjectAllocator
+	 * is allocation */
+	"cppgc::internal::Sweeper",
+	"cppgc::internal::Marker", /* also MarkerBase */
+	"cppgc::internal::ConcurrentMarker",
+	"cppgc::internal::MarkingVisitor",
+	"cppgc::internal::Compactor",
+	"cppgc::internal::Heap::CollectGarbage",
+	"cppgc::internal::Heap::StartGarbageCollection",
+	"cppgc::internal::Heap::FinalizeGarbageCollection",
+	NULL,
+};
+
+static const char *const node_jit_prefix[] = {
+	"v8::internal::Compiler::",
+	"v8::internal::compiler::",
+	"v8::internal::maglev::",
+	"v8::internal::baseline::",
+	"v8::internal::OptimizingCompileDispatcher",
+	"v8::internal::OptimizedCompilationJob",
+	"v8::internal::UnoptimizedCompilationJob",
+	"v8::internal::interpreter::BytecodeGenerator",
+	"v8::internal::interpreter::BytecodeArrayBuilder",
+	"v8::internal::interpreter::BytecodeArrayWriter",
+	"v8::internal::Parser::",
+	"v8::internal::ParserBase<",
+	"v8::internal::PreParser::",
+	"v8::internal::Scanner::",
+	"v8::internal::parsing::",
+	"v8::internal::Runtime_Compile", /* Lazy, Optimized, Baseline, ...OSR */
+	NULL,
+};
+
+/* libuv's loop (uv_run, uv__io_poll, uv__run_timers, ...) and the epoll
+ * wrapper it waits in: glibc's epoll_pwait keeps no frame pointer, so a
+ * waiting main thread's stack is that one frame. */
+static const char *const node_idle_exact[] = {"epoll_wait", "epoll_pwait", "epoll_pwait2", NULL};
+static const char *const node_idle_prefix[] = {"uv_", NULL};
+
+/* @datadog/pprof's profile-serializer.js (updateTimeProfile): "(program)"
+ * is dropped, "(idle)" kept when it has labels, "(garbage collector)"
+ * renamed "Garbage Collection" and put with "Non JS threads activity"
+ * (the CPU of every other thread) under a root "Node.js". */
+static const struct sdk_pseudo node_sdk_pseudo[] = {
+	{"(idle)", MERGER_CAT_IDLE},
+	{"Garbage Collection", MERGER_CAT_GC},
+	{"(garbage collector)", MERGER_CAT_GC},
+	{"Non JS threads activity", MERGER_CAT_NATIVE},
+	{"(program)", MERGER_CAT_NATIVE},
+	{NULL, MERGER_CAT_NATIVE},
+};
+static const char *const node_sdk_root_skip[] = {"Node.js", NULL};
+
+static const char *const node_ident_prefix[] = {"Builtins_", "v8::", "node::", NULL};
+
+/* ---- CPython -------------------------------------------------------------- */
+
+static const char *const python_guest_exact[] = {
+	"_PyEval_EvalFrameDefault",
+	"_PyEval_EvalFrame",
+	"PyEval_EvalFrameEx",
+	"PyEval_EvalFrame",
+	"_PyEval_Vector",
+	"PyEval_EvalCode",
+	"PyEval_EvalCodeEx",
+	"_PyEval_EvalCodeWithName",
+	"_PyFunction_Vectorcall",
+	"function_code_fastcall",
+	NULL,
+};
+
+/* Modules/gcmodule.c (gc_free_threading.c): the collector and the visit
+ * callbacks only it passes to tp_traverse. Not _PyObject_GC_Link,
+ * _PyObject_GC_New, PyObject_GC_Del: allocation and deallocation. */
+static const char *const python_gc_exact[] = {
+	"collect",		 /* 3.8, 3.9 */
+	"collect_with_callback", /* 3.8, 3.9 */
+	"collect_generations",	 /* 3.8, 3.9 */
+	"gc_collect",		 /* gc.collect() */
+	"_Py_RunGC",		 /* 3.12+: the eval breaker's collection */
+	"visit_decref",
+	"visit_reachable",
+	"visit_move",
+	"delete_garbage",
+	"finalize_garbage",
+	"handle_weakrefs",
+	NULL,
+};
+static const char *const python_gc_prefix[] = {
+	"gc_collect_", /* _main, _with_callback, _generations, _impl, _young, ... */
+	"PyGC_Collect",
+	"_PyGC_Collect", /* also _PyGC_CollectNoFail, _PyGC_CollectIfEnabled */
+	NULL,
+};
+
+/* python -X perf (3.12+) names its trampolines "py::QUALNAME:FILE" */
+static const char *const python_ident_prefix[] = {"py::", NULL};
+static const char *const python_ident_module[] = {"libpython", NULL};
+
+static struct runtime_rules rules[] = {
+	{
+		.runtime = STORE_RUNTIME_NODE,
+		.guest = {.prefix = node_guest_prefix},
+		.jit_is_guest = true,
+		/* the SDK profiles the main isolate only; other threads'
+		 * CPU is its "Non JS threads activity" */
+		.main_thread_only = true,
+		.gc = {.prefix = node_gc_prefix},
+		.jit = {.prefix = node_jit_prefix},
+		.idle = {.exact = node_idle_exact, .prefix = node_idle_prefix},
+		.sdk_pseudo = node_sdk_pseudo,
+		.sdk_root_skip = node_sdk_root_skip,
+		.ident = {.prefix = node_ident_prefix},
+	},
+	{
+		.runtime = STORE_RUNTIME_PYTHON,
+		.guest = {.exact = python_guest_exact},
+		.jit_is_guest = true, /* -X perf trampolines, 3.13's JIT */
+		.gc = {.exact = python_gc_exact, .prefix = python_gc_prefix},
+		.ident = {.exact = python_guest_exact, .prefix = python_ident_prefix},
+		.ident_module = python_ident_module,
+	},
+};
+
+static void first_bytes(struct name_set *set)
+{
+	for (const char *const *p = set->exact; p && *p; p++)
+		set->first[(unsigned char)**p >> 6] |= 1ull << ((unsigned char)**p & 63);
+	for (const char *const *p = set->prefix; p && *p; p++)
+		set->first[(unsigned char)**p >> 6] |= 1ull << ((unsigned char)**p & 63);
+}
+
+static void rules_init(void)
+{
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(rules); i++) {
+		first_bytes(&rules[i].guest);
+		first_bytes(&rules[i].gc);
+		first_bytes(&rules[i].jit);
+		first_bytes(&rules[i].idle);
+		first_bytes(&rules[i].ident);
+	}
+}
+
+static pthread_once_t rules_once = PTHREAD_ONCE_INIT;
+
+static const struct runtime_rules *rules_of(enum store_runtime runtime)
+{
+	pthread_once(&rules_once, rules_init);
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(rules); i++)
+		if (rules[i].runtime == runtime)
+			return &rules[i];
+	return NULL;
+}
+
+/* ---- names ------------------------------------------------------------------ */
+
+/* One dot-separated part of a GCC clone suffix: a number or a clone kind. */
+static bool clone_part(const char *s, size_t len)
+{
+	static const char *const kinds[] = {"constprop", "isra",       "part", "cold",
+					    "lto_priv",	 "localalias", "llvm", "clone"};
+	size_t i;
+
+	if (!len)
+		return false;
+	for (i = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+		;
+	if (i == len)
+		return true;
+	for (i = 0; i < UTIL_ARRAY_SIZE(kinds); i++)
+		if (strlen(kinds[i]) == len && memcmp(s, kinds[i], len) == 0)
+			return true;
+	return false;
+}
+
+/* The length of name without a GCC clone suffix ("gc_collect_main.isra.0"
+ * -> "gc_collect_main"): the suffix starts at the first dot and is all
+ * clone parts, else the whole name counts. */
+static size_t base_len(const char *name)
+{
+	const char *dot = strchr(name, '.'), *p;
+
+	if (!dot || dot == name)
+		return strlen(name);
+	for (p = dot; *p == '.';) {
+		const char *end = strchr(p + 1, '.');
+		size_t len = end ? (size_t)(end - p - 1) : strlen(p + 1);
+
+		if (!clone_part(p + 1, len))
+			return strlen(name);
+		p += len + 1;
+	}
+	return (size_t)(dot - name);
+}
+
+static bool in_list(const char *const *list, const char *s, size_t len)
+{
+	for (; list && *list; list++)
+		if (strlen(*list) == len && memcmp(*list, s, len) == 0)
+			return true;
+	return false;
+}
+
+/* Inline rather than strncmp(name, prefix, strlen(prefix)): every frame of
+ * every stack is checked against dozens of prefixes, and nearly all differ
+ * at the first few bytes. */
+static inline bool has_prefix(const char *name, const char *prefix)
+{
+	while (*prefix)
+		if (*name++ != *prefix++)
+			return false;
+	return true;
+}
+
+static bool name_in(const struct name_set *set, const char *name)
+{
+	const char *const *p;
+
+	if (!name || !*name)
+		return false;
+	/* most frames are in no list: one bit test says so */
+	if (!(set->first[(unsigned char)*name >> 6] & (1ull << ((unsigned char)*name & 63))))
+		return false;
+	if (set->exact && in_list(set->exact, name, base_len(name)))
+		return true;
+	for (p = set->prefix; p && *p; p++)
+		if (has_prefix(name, *p))
+			return true;
+	return false;
+}
+
+/* ---- classifiers -------------------------------------------------------------- */
+
+const char *merger__category_name(enum merger_category c)
+{
+	static const char *const names[MERGER_CAT_COUNT] = {
+		[MERGER_CAT_GUEST] = "guest",	[MERGER_CAT_GC] = "gc",
+		[MERGER_CAT_JIT] = "jit",	[MERGER_CAT_IDLE] = "idle",
+		[MERGER_CAT_NATIVE] = "native",
+	};
+
+	if ((unsigned)c >= MERGER_CAT_COUNT)
+		return "unknown";
+	return names[c];
+}
+
+static bool is_guest(const struct runtime_rules *r, const struct store_frame *f)
+{
+	if (f->kind == FRAME_INTERPRETED)
+		return true;
+	if (f->kind == FRAME_JIT && r->jit_is_guest)
+		return true;
+	return name_in(&r->guest, f->name);
+}
+
+static bool any_in(const struct name_set *set, const struct store_frame *f, size_t end)
+{
+	for (size_t i = 0; i < end; i++)
+		if (name_in(set, f[i].name))
+			return true;
+	return false;
+}
+
+/* The category of a stack whose frames [0, end) are outside guest code (the
+ * native suffix, or every good frame of a stack without guest frames): GC
+ * before JIT (a compile that collects garbage is collecting), then the idle
+ * loop where `idle` (no guest frame at all), else `other`. */
+static enum merger_category outside_category(const struct runtime_rules *r,
+					     const struct store_frame *f, size_t end, bool idle,
+					     enum merger_category other)
+{
+	if (any_in(&r->gc, f, end))
+		return MERGER_CAT_GC;
+	if (any_in(&r->jit, f, end))
+		return MERGER_CAT_JIT;
+	if (idle && any_in(&r->idle, f, end))
+		return MERGER_CAT_IDLE;
+	return other;
+}
+
+void merger__classify_ebpf(enum store_runtime runtime, const struct store_frame *user_frames,
+			   size_t n_user, bool main_thread, struct merger_class *ret)
+{
+	const struct runtime_rules *r = rules_of(runtime);
+	const struct store_frame *f = user_frames;
+	struct merger_class c = {
+		.category = MERGER_CAT_NATIVE, .region_begin = n_user, .region_end = n_user};
+	size_t i, good = n_user, leaf = n_user, root = n_user;
+
+	if (!ret)
+		return;
+	if (n_user == 0 || !f) {
+		*ret = (struct merger_class){.category = MERGER_CAT_NATIVE};
+		return;
+	}
+	/* unwinding that stopped at an address in no mapping: what lies
+	 * rootward of the first such frame is unreliable */
+	c.broken = f[n_user - 1].kind == FRAME_UNKNOWN;
+	if (!r || (r->main_thread_only && !main_thread)) {
+		*ret = c;
+		return;
+	}
+	if (c.broken)
+		for (good = 0; good < n_user && f[good].kind != FRAME_UNKNOWN; good++)
+			;
+	for (i = 0; i < good; i++) {
+		if (!is_guest(r, &f[i]))
+			continue;
+		if (leaf == n_user)
+			leaf = i;
+		root = i;
+	}
+	if (c.broken) {
+		c.region_begin = leaf < good ? leaf : good;
+		c.region_end = n_user;
+		c.category =
+			outside_category(r, f, c.region_begin, leaf == n_user, MERGER_CAT_GUEST);
+	} else if (leaf < n_user) {
+		c.region_begin = leaf;
+		c.region_end = root + 1;
+		c.category = outside_category(r, f, leaf, false, MERGER_CAT_GUEST);
+	} else {
+		c.category = outside_category(r, f, n_user, true, MERGER_CAT_NATIVE);
+	}
+	*ret = c;
+}
+
+enum merger_category merger__classify_sdk(enum store_runtime runtime, const char *const *names,
+					  size_t n, size_t *ret_root_skip)
+{
+	const struct runtime_rules *r = rules_of(runtime);
+	enum merger_category c = MERGER_CAT_GUEST;
+	size_t skip = 0, i;
+
+	if (!names)
+		n = 0;
+	if (r && n && names[n - 1] && in_list(r->sdk_root_skip, names[n - 1], strlen(names[n - 1])))
+		skip = 1;
+	if (ret_root_skip)
+		*ret_root_skip = skip;
+	if (n == skip)
+		return MERGER_CAT_NATIVE; /* nothing but the runtime's root */
+	if (!r || !r->sdk_pseudo)
+		return MERGER_CAT_GUEST;
+	/* what the SDK groups under its runtime root is runtime activity */
+	if (skip)
+		c = MERGER_CAT_NATIVE;
+	for (i = n - skip; i-- > 0;) {
+		const struct sdk_pseudo *p;
+
+		if (!names[i])
+			continue;
+		for (p = r->sdk_pseudo; p->name; p++)
+			if (strcmp(names[i], p->name) == 0)
+				return p->category;
+	}
+	return c;
+}
+
+enum store_runtime merger__runtime_of_spy(const char *spy_name)
+{
+	static const struct {
+		const char *name;
+		enum store_runtime runtime;
+	} spies[] = {
+		/* "pyroscope-rs" is the Rust SDK's: Pyroscope reads it as rust */
+		{"nodespy", STORE_RUNTIME_NODE},     {"pyspy", STORE_RUNTIME_PYTHON},
+		{"gospy", STORE_RUNTIME_GO},	     {"rbspy", STORE_RUNTIME_RUBY},
+		{"dotnetspy", STORE_RUNTIME_DOTNET}, {"javaspy", STORE_RUNTIME_JVM},
+	};
+
+	if (!spy_name)
+		return STORE_RUNTIME_UNKNOWN;
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(spies); i++)
+		if (strcmp(spy_name, spies[i].name) == 0)
+			return spies[i].runtime;
+	return STORE_RUNTIME_UNKNOWN;
+}
+
+static bool module_in(const char *const *prefixes, const char *module)
+{
+	const char *base;
+
+	if (!prefixes || !module)
+		return false;
+	base = strrchr(module, '/');
+	base = base ? base + 1 : module;
+	for (; *prefixes; prefixes++)
+		if (strncmp(base, *prefixes, strlen(*prefixes)) == 0)
+			return true;
+	return false;
+}
+
+enum store_runtime merger__runtime_of_frames(const struct store_frame *frames, size_t n)
+{
+	pthread_once(&rules_once, rules_init);
+	/* from the root: the runtime that started the process wins over one
+	 * it embeds further up the stack */
+	for (size_t i = n; frames && i-- > 0;) {
+		for (size_t k = 0; k < UTIL_ARRAY_SIZE(rules); k++) {
+			if (name_in(&rules[k].ident, frames[i].name) ||
+			    module_in(rules[k].ident_module, frames[i].module))
+				return rules[k].runtime;
+		}
+	}
+	return STORE_RUNTIME_UNKNOWN;
+}

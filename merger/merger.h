@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * merger: correlates eBPF samples with SDK profiles by process and time, and
+ * splices the SDK's interpreted-language frames into the eBPF stacks.
+ *
+ * Three layers, each usable alone:
+ *   - classifiers: per runtime, which frames of a symbolized eBPF stack are
+ *     the interpreter region, and which category (guest code, GC, JIT, idle,
+ *     other native) an eBPF or SDK stack belongs to;
+ *   - the splice: one process's eBPF stacks + one SDK profile -> merged
+ *     samples in a profile, totals conserved to the sample;
+ *   - the merge loop: reads the store, emits merged, eBPF-only and
+ *     pass-through profiles to the outbox, every eBPF sample exactly once.
+ * See docs/merger.md.
+ */
+#ifndef BRAID_MERGER_H
+#define BRAID_MERGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "profile/profile.h"
+#include "store/store.h"
+#include "util/util.h"
+
+/* ---- classifiers --------------------------------------------------------- */
+
+/* What a thread was doing, as both views can tell it. */
+enum merger_category {
+	MERGER_CAT_GUEST = 0, /* running guest code (JS, Python) and what it calls */
+	MERGER_CAT_GC,	      /* garbage collection */
+	MERGER_CAT_JIT,	      /* compiling guest code */
+	MERGER_CAT_IDLE,      /* the event loop waiting or turning over */
+	MERGER_CAT_NATIVE,    /* other native work: other threads, start-up, ... */
+	MERGER_CAT_COUNT
+};
+/* "guest", "gc", "jit", "idle", "native". */
+const char *merger__category_name(enum merger_category c);
+
+/* How an eBPF stack's user frames (leaf first, user_frames[0] the leaf) are
+ * cut:
+ *   [0, region_begin)            the native suffix (what guest code called)
+ *   [region_begin, region_end)   the interpreter region (replaced by SDK frames)
+ *   [region_end, n_user)         the native prefix (the process's entry)
+ * A stack without guest frames has an empty region at the root
+ * (region_begin == region_end == n_user): SDK frames spliced into it (the
+ * SDK's pseudo-frames: "Non JS threads activity", "(idle)", ...) go at the
+ * root, above the whole eBPF stack. For a broken stack (unwinding stopped at
+ * an address in no mapping) region_end == n_user: what lies rootward of the
+ * good leaf frames is unreliable and is replaced too. */
+struct merger_class {
+	enum merger_category category;
+	size_t region_begin, region_end;
+	bool broken;
+};
+
+/* Classifies the user frames (leaf first) of one eBPF stack of a thread of a
+ * process running `runtime`; main_thread: tid == pid. Runtimes without a
+ * classifier give MERGER_CAT_NATIVE with an empty region at n_user (the
+ * whole stack is native). Never fails. */
+void merger__classify_ebpf(enum store_runtime runtime, const struct store_frame *user_frames,
+			   size_t n_user, bool main_thread, struct merger_class *ret);
+
+/* Classifies one SDK stack, given its function names leaf first (the
+ * function's system_name when set, else its name; NULL or "" for a location
+ * without a function). *ret_root_skip gets how many root-most frames are
+ * runtime pseudo-frames to leave out of a splice (the Node SDK's "Node.js"
+ * root). Never fails. */
+enum merger_category merger__classify_sdk(enum store_runtime runtime, const char *const *names,
+					  size_t n, size_t *ret_root_skip);
+
+/* The runtime an SDK's spy name implies ("nodespy" -> NODE, "pyspy" ->
+ * PYTHON, "gospy" -> GO, "rbspy" -> RUBY, "dotnetspy" -> DOTNET, "javaspy"
+ * -> JVM), else STORE_RUNTIME_UNKNOWN (the Rust SDK's "pyroscope-rs" too). */
+enum store_runtime merger__runtime_of_spy(const char *spy_name);
+
+/* The runtime a process's eBPF frames imply, for files that do not say it:
+ * V8 frames (Builtins_*, v8::) -> NODE, the CPython eval loop -> PYTHON, else
+ * STORE_RUNTIME_UNKNOWN. frames: user frames, leaf first. */
+enum store_runtime merger__runtime_of_frames(const struct store_frame *frames, size_t n);
+
+/* ---- frames in a profile ------------------------------------------------- */
+
+/* Adds (or finds) the location for one symbolized frame: its module as the
+ * mapping's file name, its name as a function ("[unknown]" for an address in
+ * no mapping), else the offset as the address; the frame's kind is kept. */
+int merger__add_frame(struct profile *p, const struct store_frame *f, uint32_t *ret_location);
+
+/* The frame a location of p stands for (the reverse of merger__add_frame):
+ * the pointers point into p. -ENOENT for a bad id. */
+int merger__frame_of_location(const struct profile *p, uint32_t location, struct store_frame *ret);
+
+/* ---- the splice ---------------------------------------------------------- */
+
+/* One eBPF stack of a process, with the samples it got. */
+struct merger_ebpf_stack {
+	const struct store_frame *frames; /* leaf first: n_kernel kernel frames, then user */
+	size_t n_frames, n_kernel;
+	int32_t tid;
+	int64_t count;
+};
+
+struct merger_splice_input {
+	enum store_runtime runtime;
+	int32_t pid; /* host PID: the main thread's tid */
+	const struct merger_ebpf_stack *stacks;
+	size_t n_stacks;
+	const struct profile *sdk; /* NULL: no SDK data, every stack keeps its frames */
+	int64_t period;		   /* ns per eBPF sample: values are count * period */
+	uint32_t labels;	   /* label set id in `out` for every sample, 0 = none */
+};
+
+struct merger_splice_stats {
+	int64_t samples;		       /* eBPF samples in (= samples out) */
+	int64_t spliced;		       /* samples given SDK frames */
+	int64_t by_category[MERGER_CAT_COUNT]; /* eBPF samples per category */
+	int64_t kept[MERGER_CAT_COUNT];	       /* ... left with eBPF frames: no SDK weight
+						* (by the category they were shared in) */
+	int64_t broken;			       /* samples of broken stacks */
+	int64_t to_guest; /* GC or JIT samples inside guest code that the SDK has no
+			   * category for: shared among its guest stacks */
+	double sdk_weight[MERGER_CAT_COUNT]; /* SDK weight per category */
+	int sdk_type;			     /* SDK sample type index used, -1 none */
+};
+
+/* The SDK sample type whose values weigh SDK stacks: "cpu" when present,
+ * else "samples", else "wall", else the default type. -ENOENT if the profile
+ * has no sample type. */
+int merger__sdk_weight_type(const struct profile *sdk);
+
+/* Adds the merged samples of one process to `out`, whose single sample type
+ * is cpu/nanoseconds. Each eBPF stack's count is shared among the SDK stacks
+ * of its category in proportion to their weight: each SDK stack gets its
+ * largest-remainder quota of the category's eBPF samples, and the slots are
+ * interleaved across the eBPF stacks in input order (a stride schedule), so
+ * every eBPF stack is shared in proportion too. Exact and deterministic:
+ * every eBPF sample is emitted once, with value period. A merged stack is,
+ * root first: native prefix + SDK frames + native suffix + kernel frames.
+ * GC and JIT stacks inside guest code whose category has no SDK weight are
+ * shared among the guest stacks (V8's profiler and py-spy count that time
+ * to the guest code); other stacks of a category with no SDK weight keep
+ * their eBPF frames.
+ * On error `out` may hold part of the samples; ret may be NULL. */
+int merger__splice(const struct merger_splice_input *in, struct profile *out,
+		   struct merger_splice_stats *ret);
+
+/* A new output profile: sample type and period type cpu/nanoseconds, period
+ * `period`, time [from_ns, until_ns) (0, 0: none). NULL on ENOMEM. */
+struct profile *merger__new_profile(int64_t period, int64_t from_ns, int64_t until_ns);
+
+/* ---- the merge loop ------------------------------------------------------ */
+
+#define MERGER_DEFAULT_GRACE_S		  75 /* the Node SDK pushes every 60 s */
+#define MERGER_DEFAULT_COLLECT_INTERVAL_S 15
+#define MERGER_DEFAULT_SETTLE_S		  2 /* buckets of a second are stored within it */
+#define MERGER_VIEW_LABEL		  "braid_view"
+
+struct merger_options {
+	int64_t grace_s;	    /* wait this long for SDK coverage; 0 = default */
+	int64_t collect_interval_s; /* eBPF-only profiles at most this often; 0 = default */
+	int64_t settle_s;	    /* 0 = default */
+	unsigned freq;		    /* eBPF sampling frequency, Hz (the period) */
+};
+
+struct merger;
+
+/* A merger on a store connection it uses but does not own. NULL on ENOMEM. */
+struct merger *merger__new(struct store *s, const struct merger_options *opts);
+void merger__free(struct merger *m);
+
+/* Everything one pass did (and, for merger__stats, all passes). */
+struct merger_stats {
+	int64_t passes;
+	int64_t merged_profiles, ebpf_profiles, sdk_passed; /* outbox items queued */
+	int64_t samples_in;				    /* eBPF samples read from buckets */
+	int64_t samples_merged;				    /* ... emitted in merged profiles */
+	int64_t samples_spliced;			    /* ... of which given SDK frames */
+	int64_t samples_ebpf;				    /* ... emitted in eBPF-only profiles */
+	int64_t sdk_late;	  /* SDK profiles whose range was already emitted */
+	int64_t sdk_unusable;	  /* CPU SDK profiles that failed to decode */
+	int64_t sdk_unattributed; /* CPU SDK profiles of no known process: passed only */
+};
+
+/* One pass at now_ns:
+ *  1. every SDK profile not yet queued goes to the outbox unchanged;
+ *  2. every CPU SDK profile (see store) whose range ended settle_s ago is
+ *     spliced with its process's buckets from the watermark to its end;
+ *  3. samples that no SDK profile covers leave as eBPF-only profiles: for a
+ *     process that has pushed SDK profiles once they are grace_s old, for
+ *     others once collect_interval_s has passed since the last emission.
+ * final: the agent is stopping; emit what is ready without waiting for the
+ * collect interval (processes waiting for SDK coverage keep waiting: their
+ * buckets stay in the store for the next start).
+ * Each emission is one transaction: outbox item + watermark + merged mark.
+ * ret (may be NULL) gets what this pass did. */
+int merger__run(struct merger *m, int64_t now_ns, bool final, struct merger_stats *ret);
+
+/* Totals over every pass. */
+void merger__stats(const struct merger *m, struct merger_stats *ret);
+/* The message of the last failed call ("" if none). */
+const char *merger__errmsg(const struct merger *m);
+
+#endif

@@ -1,0 +1,695 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * merger: the splice. One process's eBPF stacks and one SDK profile become
+ * merged samples: each eBPF stack keeps its native prefix, native suffix and
+ * kernel frames, and its interpreter region is replaced by the frames of the
+ * SDK stacks of the same category, shared in proportion to their weight.
+ *
+ * The sharing is an exact integer apportionment. Per category, the N eBPF
+ * samples are dealt to the SDK stacks by largest remainder (Hamilton): stack
+ * i gets floor(N w_i / W) slots, and the slots left go to the largest
+ * remainders (ties: the SDK stack seen first). The slots are then laid out in
+ * a stride schedule (stack i's j-th slot sits at (2j + 1) / (2 a_i) of the
+ * way) and the eBPF stacks take them in input order, so every eBPF stack, not
+ * only the whole category, is shared in proportion. Apportioning each eBPF
+ * stack alone would hand every single-sample stack to the heaviest SDK stack.
+ */
+#define _GNU_SOURCE /* qsort_r */
+#include "merger/merger.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- frames in a profile ------------------------------------------------- */
+
+int merger__add_frame(struct profile *p, const struct store_frame *f, uint32_t *ret_location)
+{
+	struct profile_mapping m = {0};
+	struct profile_location l = {0};
+	struct profile_line line = {0};
+	const char *name = f->name;
+	int r;
+
+	if (f->module && *f->module) {
+		r = profile__intern_cstr(p, f->module, &m.filename);
+		if (r < 0)
+			return r;
+		if (f->name && *f->name)
+			m.flags = PROFILE_MAPPING_HAS_FUNCTIONS;
+		r = profile__add_mapping(p, &m, &l.mapping);
+		if (r < 0)
+			return r;
+	}
+	l.kind = f->kind;
+	/* an address in no mapping (a broken unwind, usually) has nothing
+	 * worth showing but the fact, as perf shows it */
+	if ((!f->name || !*f->name) && f->kind == FRAME_UNKNOWN)
+		name = "[unknown]";
+	if (name && *name) {
+		struct profile_function fn = {0};
+
+		r = profile__intern_cstr(p, name, &fn.name);
+		if (r < 0)
+			return r;
+		fn.system_name = fn.name;
+		r = profile__add_function(p, &fn, &line.function);
+		if (r < 0)
+			return r;
+		l.lines = &line;
+		l.n_lines = 1;
+	} else {
+		l.address = f->offset;
+	}
+	return profile__add_location(p, &l, ret_location);
+}
+
+int merger__frame_of_location(const struct profile *p, uint32_t location, struct store_frame *ret)
+{
+	struct store_frame f = {0};
+	struct profile_location l;
+
+	if (profile__location(p, location, &l) < 0)
+		return -ENOENT;
+	f.kind = l.kind;
+	if (l.mapping) {
+		const struct profile_mapping *m = profile__mapping(p, l.mapping);
+
+		if (m && m->filename)
+			f.module = profile__str(p, m->filename);
+	}
+	if (l.n_lines) {
+		/* the last line is the function the code belongs to */
+		const struct profile_function *fn =
+			profile__function(p, l.lines[l.n_lines - 1].function);
+
+		if (fn)
+			f.name = profile__str(p, fn->name);
+	} else {
+		f.offset = l.address;
+	}
+	*ret = f;
+	return 0;
+}
+
+struct profile *merger__new_profile(int64_t period, int64_t from_ns, int64_t until_ns)
+{
+	struct profile *p = profile__new();
+
+	if (!p)
+		return NULL;
+	if (profile__add_sample_type(p, "cpu", "nanoseconds") < 0 ||
+	    profile__set_period(p, "cpu", "nanoseconds", period) < 0) {
+		profile__free(p);
+		return NULL;
+	}
+	if (from_ns || until_ns)
+		profile__set_time(p, from_ns, until_ns > from_ns ? until_ns - from_ns : 0);
+	return p;
+}
+
+int merger__sdk_weight_type(const struct profile *sdk)
+{
+	static const char *const prefer[] = {"cpu", "samples", "wall"};
+	int i;
+
+	for (size_t k = 0; k < sizeof(prefer) / sizeof(prefer[0]); k++) {
+		i = profile__find_sample_type(sdk, prefer[k]);
+		if (i >= 0)
+			return i;
+	}
+	return profile__default_sample_type(sdk);
+}
+
+/* ---- a cache of eBPF frames -> output locations ---------------------------- */
+
+/* Keyed by the frame's string pointers, not their content: callers pass
+ * frames whose strings come from one table (the store's copy, a decoded
+ * profile), so equal frames share pointers and a lookup is a few integer
+ * compares. Equal content behind other pointers only costs a second entry
+ * (the profile deduplicates the location itself). */
+struct fslot {
+	const char *name, *module;
+	uint64_t offset;
+	uint32_t kind;
+	uint32_t loc; /* 0 = empty */
+};
+
+struct fcache {
+	struct fslot *slots;
+	size_t mask, n;
+};
+
+static uint64_t fhash(const struct store_frame *f)
+{
+	/* one mix of a cheap combination: this runs for every frame */
+	return util__hash_u64((uint64_t)(uintptr_t)f->name * 0x9e3779b97f4a7c15ULL +
+			      (uint64_t)(uintptr_t)f->module * 0xc2b2ae3d27d4eb4fULL +
+			      f->offset * 0x165667b19e3779f9ULL + (uint64_t)f->kind);
+}
+
+static int fcache_grow(struct fcache *c)
+{
+	size_t cap = c->mask ? (c->mask + 1) * 2 : 1024;
+	struct fslot *s = calloc(cap, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	for (size_t i = 0; c->mask && i <= c->mask; i++) {
+		struct store_frame f = {.kind = c->slots[i].kind,
+					.name = c->slots[i].name,
+					.module = c->slots[i].module,
+					.offset = c->slots[i].offset};
+		size_t j;
+
+		if (!c->slots[i].loc)
+			continue;
+		for (j = fhash(&f) & (cap - 1); s[j].loc; j = (j + 1) & (cap - 1))
+			;
+		s[j] = c->slots[i];
+	}
+	free(c->slots);
+	c->slots = s;
+	c->mask = cap - 1;
+	return 0;
+}
+
+static int fcache_location(struct fcache *c, struct profile *out, const struct store_frame *f,
+			   uint32_t *ret)
+{
+	size_t j;
+	int r;
+
+	if ((c->n + 1) * 4 > (c->mask ? c->mask + 1 : 0) * 3) {
+		r = fcache_grow(c);
+		if (r < 0)
+			return r;
+	}
+	for (j = fhash(f) & c->mask; c->slots[j].loc; j = (j + 1) & c->mask) {
+		const struct fslot *s = &c->slots[j];
+
+		if (s->name == f->name && s->module == f->module && s->offset == f->offset &&
+		    s->kind == (uint32_t)f->kind) {
+			*ret = s->loc;
+			return 0;
+		}
+	}
+	r = merger__add_frame(out, f, ret);
+	if (r < 0)
+		return r;
+	c->slots[j] = (struct fslot){f->name, f->module, f->offset, (uint32_t)f->kind, *ret};
+	c->n++;
+	return 0;
+}
+
+/* ---- the SDK side ---------------------------------------------------------- */
+
+/* One SDK stack with weight, as output locations (leaf first, pseudo root
+ * frames left out). */
+struct sdk_entry {
+	size_t locs_off, n_locs;
+	int64_t weight;
+	int64_t quota; /* slots of its category's eBPF samples */
+	int64_t given; /* slots handed out so far */
+	int64_t got;   /* slots taken by the current eBPF stack */
+};
+
+struct category {
+	size_t *entries; /* indexes into splice.entries */
+	size_t n, cap;
+	__int128 weight;
+	int64_t ebpf; /* eBPF samples */
+	size_t *heap; /* entries with slots left, by next slot position */
+	size_t n_heap;
+};
+
+struct splice {
+	const struct merger_splice_input *in;
+	struct profile *out;
+	struct fcache frames;
+	uint32_t *sloc_map, *sfunc_map; /* SDK location / function id -> out id */
+	size_t n_sloc, n_sfunc;
+	struct sdk_entry *entries;
+	size_t n_entries, cap_entries;
+	uint32_t *pool; /* every entry's locations */
+	size_t n_pool, cap_pool;
+	struct category cats[MERGER_CAT_COUNT];
+	struct merger_class *classes;
+	uint32_t *locs, *stack; /* scratch */
+	size_t cap_locs, cap_stack;
+	struct profile_line *lines;
+	size_t cap_lines;
+	const char **names;
+	size_t cap_names;
+	size_t *touched;
+};
+
+static int sdk_function(struct splice *sp, uint32_t id, uint32_t *ret)
+{
+	const struct profile *sdk = sp->in->sdk;
+	const struct profile_function *f;
+	struct profile_function nf = {0};
+	int r;
+
+	if (id < sp->n_sfunc && sp->sfunc_map[id]) {
+		*ret = sp->sfunc_map[id];
+		return 0;
+	}
+	f = profile__function(sdk, id);
+	if (!f || id >= sp->n_sfunc)
+		return -EINVAL;
+	r = profile__intern(sp->out, profile__str(sdk, f->name), profile__strlen(sdk, f->name),
+			    &nf.name);
+	if (r == 0)
+		r = profile__intern(sp->out, profile__str(sdk, f->system_name),
+				    profile__strlen(sdk, f->system_name), &nf.system_name);
+	if (r == 0)
+		r = profile__intern(sp->out, profile__str(sdk, f->filename),
+				    profile__strlen(sdk, f->filename), &nf.filename);
+	if (r < 0)
+		return r;
+	nf.start_line = f->start_line;
+	r = profile__add_function(sp->out, &nf, ret);
+	if (r == 0)
+		sp->sfunc_map[id] = *ret;
+	return r;
+}
+
+/* The output location for SDK location id: its lines, kind interpreted. */
+static int sdk_location(struct splice *sp, uint32_t id, uint32_t *ret)
+{
+	struct profile_location l, nl = {0};
+	int r;
+
+	if (id < sp->n_sloc && sp->sloc_map[id]) {
+		*ret = sp->sloc_map[id];
+		return 0;
+	}
+	if (id >= sp->n_sloc || profile__location(sp->in->sdk, id, &l) < 0)
+		return -EINVAL;
+	r = util__grow((void **)&sp->lines, &sp->cap_lines, l.n_lines + 1, sizeof(*sp->lines));
+	if (r < 0)
+		return r;
+	for (uint32_t k = 0; k < l.n_lines; k++) {
+		sp->lines[k] = l.lines[k];
+		r = sdk_function(sp, l.lines[k].function, &sp->lines[k].function);
+		if (r < 0)
+			return r;
+	}
+	nl.kind = FRAME_INTERPRETED;
+	nl.n_lines = l.n_lines;
+	nl.lines = sp->lines;
+	nl.address = l.n_lines ? 0 : l.address;
+	r = profile__add_location(sp->out, &nl, ret);
+	if (r == 0)
+		sp->sloc_map[id] = *ret;
+	return r;
+}
+
+/* The name a classifier sees for an SDK location: its outermost function's
+ * system name, else its name. */
+static const char *sdk_name(const struct profile *sdk, uint32_t id)
+{
+	struct profile_location l;
+	const struct profile_function *f;
+
+	if (profile__location(sdk, id, &l) < 0 || !l.n_lines)
+		return NULL;
+	f = profile__function(sdk, l.lines[l.n_lines - 1].function);
+	if (!f)
+		return NULL;
+	if (f->system_name && profile__strlen(sdk, f->system_name))
+		return profile__str(sdk, f->system_name);
+	return profile__str(sdk, f->name);
+}
+
+static int cat_add(struct category *c, size_t entry)
+{
+	int r = util__grow((void **)&c->entries, &c->cap, c->n + 1, sizeof(*c->entries));
+
+	if (r == 0)
+		c->entries[c->n++] = entry;
+	return r;
+}
+
+/* Reads the SDK profile: each stack with positive weight becomes an entry of
+ * its category. */
+static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
+{
+	const struct profile *sdk = sp->in->sdk;
+	size_t n_stacks, n_samples;
+	int64_t *weight = NULL;
+	int type, r = 0;
+
+	type = merger__sdk_weight_type(sdk);
+	st->sdk_type = type;
+	if (type < 0)
+		return 0;
+	n_stacks = profile__n_stacks(sdk);
+	n_samples = profile__n_samples(sdk);
+	weight = calloc(n_stacks + 1, sizeof(*weight));
+	sp->n_sloc = profile__n_locations(sdk) + 1;
+	sp->n_sfunc = profile__n_functions(sdk) + 1;
+	sp->sloc_map = calloc(sp->n_sloc, sizeof(*sp->sloc_map));
+	sp->sfunc_map = calloc(sp->n_sfunc, sizeof(*sp->sfunc_map));
+	if (!weight || !sp->sloc_map || !sp->sfunc_map) {
+		r = -ENOMEM;
+		goto cleanup;
+	}
+	/* one weight per stack: samples that differ only by labels add up */
+	for (size_t i = 0; i < n_samples; i++) {
+		struct profile_sample s = profile__sample(sdk, i);
+		int64_t v = s.values[type];
+
+		if (v <= 0 || s.stack > n_stacks)
+			continue;
+		if (__builtin_add_overflow(weight[s.stack], v, &weight[s.stack])) {
+			r = -EOVERFLOW;
+			goto cleanup;
+		}
+	}
+	for (uint32_t id = 1; id <= n_stacks; id++) {
+		const uint32_t *locs;
+		size_t depth, skip = 0, n;
+		enum merger_category c;
+		struct sdk_entry *e;
+
+		if (weight[id] <= 0)
+			continue;
+		depth = profile__stack(sdk, id, &locs);
+		r = util__grow((void **)&sp->names, &sp->cap_names, depth + 1, sizeof(*sp->names));
+		if (r < 0)
+			goto cleanup;
+		for (size_t k = 0; k < depth; k++)
+			sp->names[k] = sdk_name(sdk, locs[k]);
+		c = merger__classify_sdk(sp->in->runtime, sp->names, depth, &skip);
+		if ((unsigned)c >= MERGER_CAT_COUNT)
+			c = MERGER_CAT_GUEST;
+		n = skip < depth ? depth - skip : 0;
+		r = util__grow((void **)&sp->entries, &sp->cap_entries, sp->n_entries + 1,
+			       sizeof(*sp->entries));
+		if (r == 0)
+			r = util__grow((void **)&sp->pool, &sp->cap_pool, sp->n_pool + n + 1,
+				       sizeof(*sp->pool));
+		if (r < 0)
+			goto cleanup;
+		e = &sp->entries[sp->n_entries];
+		*e = (struct sdk_entry){.locs_off = sp->n_pool, .n_locs = n, .weight = weight[id]};
+		for (size_t k = 0; k < n; k++) {
+			r = sdk_location(sp, locs[k], &sp->pool[sp->n_pool + k]);
+			if (r < 0)
+				goto cleanup;
+		}
+		sp->n_pool += n;
+		r = cat_add(&sp->cats[c], sp->n_entries++);
+		if (r < 0)
+			goto cleanup;
+		sp->cats[c].weight += weight[id];
+		st->sdk_weight[c] += (double)weight[id];
+	}
+cleanup:
+	free(weight);
+	return r;
+}
+
+/* ---- apportioning ------------------------------------------------------------ */
+
+/* By remainder, largest first; ties: the entry seen first. The remainder is
+ * kept in `given` during the sort. */
+static int cmp_remainder(const void *a, const void *b, void *ctx)
+{
+	const struct sdk_entry *es = ctx;
+	size_t ia = *(const size_t *)a, ib = *(const size_t *)b;
+
+	if (es[ia].given != es[ib].given)
+		return es[ia].given < es[ib].given ? 1 : -1;
+	return (ia > ib) - (ia < ib);
+}
+
+/* Whether entry a's next slot comes before entry b's: positions
+ * (2 given + 1) / (2 quota), compared exactly; ties by entry order. */
+static bool slot_before(const struct sdk_entry *es, size_t a, size_t b)
+{
+	__int128 x = (__int128)(2 * es[a].given + 1) * es[b].quota;
+	__int128 y = (__int128)(2 * es[b].given + 1) * es[a].quota;
+
+	return x < y || (x == y && a < b);
+}
+
+static void heap_down(struct category *c, const struct sdk_entry *es, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, m = i;
+
+		if (l < c->n_heap && slot_before(es, c->heap[l], c->heap[m]))
+			m = l;
+		if (l + 1 < c->n_heap && slot_before(es, c->heap[l + 1], c->heap[m]))
+			m = l + 1;
+		if (m == i)
+			return;
+		size_t t = c->heap[i];
+		c->heap[i] = c->heap[m];
+		c->heap[m] = t;
+		i = m;
+	}
+}
+
+/* Hamilton quotas of the category's eBPF samples, then the slot schedule. */
+static int apportion(struct splice *sp, struct category *c)
+{
+	size_t *order = NULL;
+	int64_t left = c->ebpf;
+	int r = 0;
+
+	if (!c->n || c->weight <= 0 || c->ebpf <= 0)
+		return 0;
+	order = malloc(c->n * sizeof(*order));
+	c->heap = malloc(c->n * sizeof(*c->heap));
+	if (!order || !c->heap) {
+		r = -ENOMEM;
+		goto cleanup;
+	}
+	for (size_t k = 0; k < c->n; k++) {
+		struct sdk_entry *e = &sp->entries[c->entries[k]];
+		__int128 q = (__int128)c->ebpf * e->weight;
+
+		e->quota = (int64_t)(q / c->weight);
+		e->given = (int64_t)(q % c->weight); /* the remainder, for sorting */
+		left -= e->quota;
+		order[k] = c->entries[k];
+	}
+	qsort_r(order, c->n, sizeof(*order), cmp_remainder, sp->entries);
+	for (size_t k = 0; left > 0 && k < c->n; k++, left--)
+		sp->entries[order[k]].quota++;
+	if (left != 0) {
+		r = -EPROTO; /* Hamilton leaves fewer than n slots: cannot happen */
+		goto cleanup;
+	}
+	for (size_t k = 0; k < c->n; k++) {
+		struct sdk_entry *e = &sp->entries[c->entries[k]];
+
+		e->given = 0;
+		if (e->quota > 0)
+			c->heap[c->n_heap++] = c->entries[k];
+	}
+	for (size_t k = c->n_heap / 2; k-- > 0;)
+		heap_down(c, sp->entries, k);
+cleanup:
+	free(order);
+	return r;
+}
+
+/* The entry owning the category's next slot. */
+static int next_slot(struct splice *sp, struct category *c, size_t *ret)
+{
+	struct sdk_entry *e;
+
+	if (!c->n_heap)
+		return -EPROTO;
+	*ret = c->heap[0];
+	e = &sp->entries[*ret];
+	e->given++;
+	if (e->given == e->quota)
+		c->heap[0] = c->heap[--c->n_heap];
+	heap_down(c, sp->entries, 0);
+	return 0;
+}
+
+/* ---- output ------------------------------------------------------------------ */
+
+static int emit(struct splice *sp, const uint32_t *locs, size_t n, int64_t count)
+{
+	uint32_t stack;
+	int64_t value;
+	int r;
+
+	if (__builtin_mul_overflow(count, sp->in->period, &value))
+		return -EOVERFLOW;
+	r = profile__add_stack(sp->out, locs, n, &stack);
+	if (r < 0)
+		return r;
+	return profile__add_sample(sp->out, stack, sp->in->labels, &value);
+}
+
+/* One eBPF stack, shared among the SDK entries of its category. */
+static int emit_stack(struct splice *sp, size_t i, struct merger_splice_stats *st)
+{
+	const struct merger_ebpf_stack *es = &sp->in->stacks[i];
+	const struct merger_class *cl = &sp->classes[i];
+	struct category *c = &sp->cats[cl->category];
+	size_t nk = es->n_kernel, n_touched = 0;
+	int r;
+
+	r = util__grow((void **)&sp->locs, &sp->cap_locs, es->n_frames + 1, sizeof(*sp->locs));
+	if (r < 0)
+		return r;
+	for (size_t k = 0; k < es->n_frames; k++) {
+		r = fcache_location(&sp->frames, sp->out, &es->frames[k], &sp->locs[k]);
+		if (r < 0)
+			return r;
+	}
+	if (c->weight <= 0) {
+		st->kept[cl->category] += es->count;
+		return emit(sp, sp->locs, es->n_frames, es->count);
+	}
+	/* take count slots; sp->touched lists the entries given some, in order */
+	for (int64_t k = 0; k < es->count; k++) {
+		size_t e;
+
+		r = next_slot(sp, c, &e);
+		if (r < 0)
+			return r;
+		if (!sp->entries[e].got++)
+			sp->touched[n_touched++] = e;
+	}
+	for (size_t t = 0; t < n_touched; t++) {
+		struct sdk_entry *e = &sp->entries[sp->touched[t]];
+		size_t n = 0, need = es->n_frames + e->n_locs;
+
+		r = util__grow((void **)&sp->stack, &sp->cap_stack, need + 1, sizeof(*sp->stack));
+		if (r < 0)
+			return r;
+		/* leaf first: kernel, native suffix, SDK frames, native prefix */
+		memcpy(sp->stack, sp->locs, (nk + cl->region_begin) * sizeof(*sp->stack));
+		n = nk + cl->region_begin;
+		memcpy(sp->stack + n, sp->pool + e->locs_off, e->n_locs * sizeof(*sp->stack));
+		n += e->n_locs;
+		memcpy(sp->stack + n, sp->locs + nk + cl->region_end,
+		       (es->n_frames - nk - cl->region_end) * sizeof(*sp->stack));
+		n += es->n_frames - nk - cl->region_end;
+		r = emit(sp, sp->stack, n, e->got);
+		if (r < 0)
+			return r;
+		e->got = 0;
+	}
+	st->spliced += es->count;
+	return 0;
+}
+
+int merger__splice(const struct merger_splice_input *in, struct profile *out,
+		   struct merger_splice_stats *ret)
+{
+	struct merger_splice_stats st = {.sdk_type = -1};
+	struct splice sp = {.in = in, .out = out};
+	int64_t emitted = 0;
+	int r = 0;
+
+	if (!in || !out || in->period <= 0 || (in->n_stacks && !in->stacks))
+		return -EINVAL;
+	sp.classes = calloc(in->n_stacks + 1, sizeof(*sp.classes));
+	if (!sp.classes) {
+		r = -ENOMEM;
+		goto cleanup;
+	}
+	for (size_t i = 0; i < in->n_stacks; i++) {
+		const struct merger_ebpf_stack *es = &in->stacks[i];
+		size_t n_user;
+
+		if (es->count < 0 || es->n_kernel > es->n_frames || (es->n_frames && !es->frames)) {
+			r = -EINVAL;
+			goto cleanup;
+		}
+		n_user = es->n_frames - es->n_kernel;
+		merger__classify_ebpf(in->runtime, es->frames + es->n_kernel, n_user,
+				      es->tid == in->pid, &sp.classes[i]);
+		if ((unsigned)sp.classes[i].category >= MERGER_CAT_COUNT ||
+		    sp.classes[i].region_begin > sp.classes[i].region_end ||
+		    sp.classes[i].region_end > n_user) {
+			r = -EPROTO; /* a classifier out of bounds */
+			goto cleanup;
+		}
+		if (__builtin_add_overflow(st.samples, es->count, &st.samples)) {
+			r = -EOVERFLOW;
+			goto cleanup;
+		}
+		st.by_category[sp.classes[i].category] += es->count;
+		if (sp.classes[i].broken)
+			st.broken += es->count;
+	}
+	if (in->sdk) {
+		r = sdk_prepare(&sp, &st);
+		if (r < 0)
+			goto cleanup;
+	}
+	/* The category whose SDK stacks share each eBPF stack. GC and JIT
+	 * compilation inside guest code have no SDK counterpart in some SDKs
+	 * (V8's profiler and py-spy count them to the guest stack that caused
+	 * them): there the guest stacks share them, and the GC or compiler
+	 * frames stay leafward of the guest frames. */
+	for (size_t i = 0; i < in->n_stacks; i++) {
+		struct merger_class *cl = &sp.classes[i];
+		enum merger_category c = cl->category;
+
+		if (sp.cats[c].weight <= 0 && (c == MERGER_CAT_GC || c == MERGER_CAT_JIT) &&
+		    cl->region_begin < cl->region_end && sp.cats[MERGER_CAT_GUEST].weight > 0) {
+			cl->category = MERGER_CAT_GUEST;
+			st.to_guest += in->stacks[i].count;
+		}
+		sp.cats[cl->category].ebpf += in->stacks[i].count;
+	}
+	sp.touched = malloc((sp.n_entries + 1) * sizeof(*sp.touched));
+	if (!sp.touched) {
+		r = -ENOMEM;
+		goto cleanup;
+	}
+	for (int c = 0; c < MERGER_CAT_COUNT; c++) {
+		r = apportion(&sp, &sp.cats[c]);
+		if (r < 0)
+			goto cleanup;
+	}
+	for (size_t i = 0; i < in->n_stacks; i++) {
+		if (!in->stacks[i].count)
+			continue;
+		r = emit_stack(&sp, i, &st);
+		if (r < 0)
+			goto cleanup;
+	}
+	/* conservation, checked: every eBPF sample left exactly once */
+	for (int c = 0; c < MERGER_CAT_COUNT; c++)
+		emitted += st.kept[c];
+	emitted += st.spliced;
+	for (int c = 0; c < MERGER_CAT_COUNT; c++)
+		if (sp.cats[c].n_heap)
+			r = -EPROTO;
+	if (r == 0 && emitted != st.samples)
+		r = -EPROTO;
+	if (r == 0 && ret)
+		*ret = st;
+cleanup:
+	for (int c = 0; c < MERGER_CAT_COUNT; c++) {
+		free(sp.cats[c].entries);
+		free(sp.cats[c].heap);
+	}
+	free(sp.frames.slots);
+	free(sp.sloc_map);
+	free(sp.sfunc_map);
+	free(sp.entries);
+	free(sp.pool);
+	free(sp.classes);
+	free(sp.locs);
+	free(sp.stack);
+	free(sp.lines);
+	free(sp.names);
+	free(sp.touched);
+	return r;
+}

@@ -1,0 +1,964 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* merger/: the splice (apportioning exact and deterministic, conservation,
+ * categories, broken stacks, SDK pseudo-frames, SDK profiles without a cpu
+ * type) and the merge loop over a real store (every eBPF sample leaves
+ * exactly once: merged, eBPF-only; SDK profiles passed through; grace,
+ * settle, late and unattributed SDK profiles; the final pass). The
+ * classifiers themselves are tested in test_classify.c. */
+#define _GNU_SOURCE /* nftw */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "merger/merger.h"
+
+#define PID  4242
+#define T0   1700000000ll
+#define NS   1000000000ll
+#define FREQ 100 /* period 10 ms */
+
+/* ---- building stacks ------------------------------------------------------- */
+
+/* Frames from "K:name;K:name;..." root first, K one of n (native), k
+ * (kernel), j (JIT, name may be empty), u (an address in no mapping). */
+struct stk {
+	struct store_frame f[64];
+	size_t n, nk;
+	char names[64][96];
+};
+
+static void stk_parse(struct stk *s, const char *spec)
+{
+	struct store_frame tmp[64];
+	size_t n = 0;
+	const char *p = spec;
+
+	memset(s, 0, sizeof(*s));
+	while (*p) {
+		const char *end = strchr(p, ';');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		char kind = p[0];
+
+		assert_true(len >= 2 && p[1] == ':' && n < 64);
+		snprintf(s->names[n], sizeof(s->names[n]), "%.*s", (int)(len - 2), p + 2);
+		tmp[n] = (struct store_frame){.name = s->names[n]};
+		switch (kind) {
+		case 'k':
+			tmp[n].kind = FRAME_KERNEL;
+			tmp[n].module = "[kernel.kallsyms]";
+			break;
+		case 'j':
+			tmp[n].kind = FRAME_JIT;
+			tmp[n].module = "[jit]";
+			tmp[n].offset = 0x1000 + n;
+			break;
+		case 'u':
+			tmp[n].kind = FRAME_UNKNOWN;
+			tmp[n].module = "[unknown]";
+			tmp[n].name = NULL;
+			break;
+		default:
+			tmp[n].kind = FRAME_NATIVE;
+			tmp[n].module = "/usr/bin/node";
+			break;
+		}
+		if (tmp[n].name && !tmp[n].name[0])
+			tmp[n].name = NULL;
+		n++;
+		p += len;
+		if (*p == ';')
+			p++;
+	}
+	/* leaf first */
+	for (size_t i = 0; i < n; i++)
+		s->f[i] = tmp[n - 1 - i];
+	s->n = n;
+	while (s->nk < n && s->f[s->nk].kind == FRAME_KERNEL)
+		s->nk++;
+}
+
+#define NODE_ROOT                                                                                  \
+	"n:__libc_start_main;n:node::Start;n:node::NodeMainInstance::Run;n:node::SpinEventLoop;"   \
+	"n:uv_run;n:uv__run_timers;n:node::Environment::RunTimers;n:v8::Function::Call;"           \
+	"n:v8::internal::Execution::Call;n:v8::internal::(anonymous namespace)::Invoke;"           \
+	"n:Builtins_JSEntry;n:Builtins_JSEntryTrampoline"
+
+/* JS calling crypto, with the kernel sampled */
+static const char *const JS_CRYPTO =
+	NODE_ROOT ";j:;n:Builtins_InterpreterEntryTrampoline;j:;"
+		  "n:Builtins_CEntry_Return1_ArgvOnStack_BuiltinExit;"
+		  "n:v8::internal::Builtin_HandleApiCall;"
+		  "n:node::crypto::PBKDF2Traits::DeriveBits;"
+		  "n:PKCS5_PBKDF2_HMAC;k:asm_sysvec_apic_timer_interrupt";
+static const char *const JS_PURE = NODE_ROOT ";j:;j:;j:";
+static const char *const GC_IN_JS =
+	NODE_ROOT ";j:;n:Builtins_CEntry_Return1_ArgvOnStack_NoBuiltinExit;"
+		  "n:v8::internal::Runtime_AllocateInYoungGeneration;"
+		  "n:v8::internal::Heap::CollectGarbage;n:v8::internal::ScavengerCollector::"
+		  "CollectGarbage";
+static const char *const WORKER = "n:clone3;n:start_thread;n:uv__thread_start;n:worker;"
+				  "n:node::crypto::PBKDF2Traits::DeriveBits;n:PKCS5_PBKDF2_HMAC";
+static const char *const IDLE = "n:__libc_start_main;n:node::Start;n:node::SpinEventLoop;"
+				"n:uv_run;n:uv__io_poll;n:epoll_wait;k:do_epoll_wait";
+static const char *const BROKEN = "u:;u:;n:PKCS5_PBKDF2_HMAC;n:sha256_block_data_order";
+
+/* ---- building SDK profiles ---------------------------------------------------- */
+
+/* A Node-SDK-like profile: samples/count, wall/nanoseconds and, with cpu,
+ * cpu/nanoseconds. Stacks root first, names as "name" (system name = name,
+ * display name "./app.js:name:1"). */
+static struct profile *sdk_new(bool cpu)
+{
+	struct profile *p = profile__new();
+
+	assert_non_null(p);
+	assert_int_equal(profile__add_sample_type(p, "samples", "count"), 0);
+	assert_int_equal(profile__add_sample_type(p, "wall", "nanoseconds"), 0);
+	if (cpu)
+		assert_int_equal(profile__add_sample_type(p, "cpu", "nanoseconds"), 0);
+	assert_int_equal(profile__set_period(p, "wall", "nanoseconds", 10000000), 0);
+	return p;
+}
+
+static void sdk_add(struct profile *p, const char *spec, int64_t samples, int64_t wall, int64_t cpu)
+{
+	uint32_t locs[64], stack;
+	size_t n = 0;
+	int64_t values[3] = {samples, wall, cpu};
+	char buf[512], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", spec);
+	for (char *t = strtok_r(buf, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+		struct profile_function f = {0};
+		struct profile_line line = {0};
+		struct profile_location l = {.n_lines = 1, .lines = &line};
+		char disp[160];
+		bool pseudo = t[0] == '(' || strcmp(t, "Node.js") == 0 || strchr(t, ' ');
+
+		snprintf(disp, sizeof(disp), pseudo ? ":%s:0" : "./app.js:%s:1", t);
+		assert_int_equal(profile__intern_cstr(p, disp, &f.name), 0);
+		assert_int_equal(profile__intern_cstr(p, t, &f.system_name), 0);
+		assert_int_equal(profile__intern_cstr(p, pseudo ? "" : "/app/app.js", &f.filename),
+				 0);
+		assert_int_equal(profile__add_function(p, &f, &line.function), 0);
+		line.line = 1;
+		assert_int_equal(profile__add_location(p, &l, &locs[n++]), 0);
+	}
+	/* leaf first */
+	for (size_t i = 0; i < n / 2; i++) {
+		uint32_t t = locs[i];
+
+		locs[i] = locs[n - 1 - i];
+		locs[n - 1 - i] = t;
+	}
+	assert_int_equal(profile__add_stack(p, locs, n, &stack), 0);
+	assert_int_equal(profile__add_sample(p, stack, 0, values), 0);
+}
+
+/* ---- reading results ---------------------------------------------------------------- */
+
+/* The folded text of p (values as they are), annotated. */
+static char *folded(const struct profile *p)
+{
+	struct dynbuf b;
+	struct profile_folded_opts o = {.annotate = true};
+
+	dynbuf__init(&b, 0);
+	assert_int_equal(profile__to_folded(p, 0, &o, &b), 0);
+	assert_int_equal(dynbuf__putc(&b, '\0'), 0);
+	return b.data;
+}
+
+/* Sum of the values of folded lines containing every needle, in order. */
+static int64_t sum_lines(const char *text, const char *const *needles, size_t n)
+{
+	int64_t sum = 0;
+	const char *line = text;
+
+	while (line && *line) {
+		const char *end = strchr(line, '\n'), *sp, *at = line;
+		char buf[8192];
+		bool all = true;
+
+		snprintf(buf, sizeof(buf), "%.*s", (int)(end ? end - line : (long)strlen(line)),
+			 line);
+		sp = strrchr(buf, ' ');
+		assert_non_null(sp);
+		at = buf;
+		for (size_t i = 0; i < n && all; i++) {
+			const char *hit = strstr(at, needles[i]);
+
+			if (!hit || hit > sp)
+				all = false;
+			else
+				at = hit + strlen(needles[i]);
+		}
+		if (all)
+			sum += strtoll(sp + 1, NULL, 10);
+		line = end ? end + 1 : NULL;
+	}
+	return sum;
+}
+
+#define SUM(text, ...)                                                                             \
+	sum_lines(text, (const char *const[]){__VA_ARGS__},                                        \
+		  sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+
+static int64_t total_of(const struct profile *p)
+{
+	int64_t t = 0;
+
+	assert_int_equal(profile__totals(p, &t), 0);
+	return t;
+}
+
+/* ---- the splice --------------------------------------------------------------------- */
+
+struct input {
+	struct stk s[64];
+	struct merger_ebpf_stack e[64];
+	size_t n;
+};
+
+static void in_add(struct input *in, const char *spec, int32_t tid, int64_t count)
+{
+	struct stk *s = &in->s[in->n];
+
+	stk_parse(s, spec);
+	in->e[in->n] = (struct merger_ebpf_stack){
+		.frames = s->f, .n_frames = s->n, .n_kernel = s->nk, .tid = tid, .count = count};
+	in->n++;
+}
+
+static struct profile *splice(struct input *in, const struct profile *sdk,
+			      struct merger_splice_stats *st)
+{
+	struct profile *out = merger__new_profile(1, 0, 0);
+	struct merger_splice_input mi = {
+		.runtime = STORE_RUNTIME_NODE,
+		.pid = PID,
+		.stacks = in->e,
+		.n_stacks = in->n,
+		.sdk = sdk,
+		.period = 1, /* values are sample counts */
+	};
+
+	assert_non_null(out);
+	assert_int_equal(merger__splice(&mi, out, st), 0);
+	return out;
+}
+
+/* Largest remainder, worked by hand: 10 samples, cpu weights 3:1 give
+ * quotas 7.5 and 2.5, floors 7 and 2; the slot left goes to the tie's first
+ * SDK stack. The merged stack reads prefix, SDK frames, suffix, kernel. */
+static void test_apportion_exact(void **state)
+{
+	static struct input in;
+	struct profile *sdk = sdk_new(true), *out;
+	struct merger_splice_stats st;
+	char *text;
+
+	(void)state;
+	memset(&in, 0, sizeof(in));
+	in_add(&in, JS_CRYPTO, PID, 10);
+	sdk_add(sdk, "main;handle;hashPassword;pbkdf2Sync", 9, 90, 3000);
+	sdk_add(sdk, "main;handle;fib", 1, 10, 1000);
+	out = splice(&in, sdk, &st);
+	text = folded(out);
+	assert_int_equal(total_of(out), 10);
+	assert_int_equal(st.samples, 10);
+	assert_int_equal(st.spliced, 10);
+	assert_int_equal(SUM(text, "pbkdf2Sync"), 8);
+	assert_int_equal(SUM(text, ":fib:"), 2);
+	/* in order: node's native prefix, the JS frames, crypto, the kernel */
+	assert_int_equal(SUM(text, "node::Start;", "Invoke;", "./app.js:main:1;",
+			     "./app.js:hashPassword:1;", "./app.js:pbkdf2Sync:1;",
+			     "v8::internal::Builtin_HandleApiCall;",
+			     "node::crypto::PBKDF2Traits::DeriveBits;PKCS5_PBKDF2_HMAC;",
+			     "asm_sysvec_apic_timer_interrupt_[k]"),
+			 8);
+	/* the interpreter region is gone: no JIT frame, no JSEntry */
+	assert_null(strstr(text, "_[j]"));
+	assert_null(strstr(text, "Builtins_JSEntry"));
+	free(text);
+	profile__free(out);
+	profile__free(sdk);
+}
+
+/* The same inputs give the same bytes; and single-sample eBPF stacks are
+ * interleaved over the SDK stacks by the stride schedule, not all given to
+ * the heaviest one. */
+static void test_apportion_deterministic(void **state)
+{
+	static struct input in;
+	struct profile *sdk = sdk_new(true), *a, *b;
+	struct dynbuf ea, eb;
+	char *text;
+	(void)state;
+
+	memset(&in, 0, sizeof(in));
+	for (int i = 0; i < 40; i++) {
+		char spec[1024];
+
+		/* forty distinct stacks: a distinct kernel leaf each */
+		snprintf(spec, sizeof(spec), "%s;k:kfunc%02d", JS_PURE, i);
+		in_add(&in, spec, PID, 1);
+	}
+	sdk_add(sdk, "main;heavy", 30, 300, 30);
+	sdk_add(sdk, "main;light", 10, 100, 10);
+	a = splice(&in, sdk, NULL);
+	b = splice(&in, sdk, NULL);
+	dynbuf__init(&ea, 0);
+	dynbuf__init(&eb, 0);
+	assert_int_equal(profile__to_pprof(a, false, &ea), 0);
+	assert_int_equal(profile__to_pprof(b, false, &eb), 0);
+	assert_int_equal(ea.len, eb.len);
+	assert_memory_equal(ea.data, eb.data, ea.len);
+	text = folded(a);
+	assert_int_equal(SUM(text, ":heavy:"), 30);
+	assert_int_equal(SUM(text, ":light:"), 10);
+	/* slots: heavy at (2j+1)/60, light at (2j+1)/20: heavy, heavy (1/20
+	 * ties, heavy first), light, heavy, ... so the third stack is light's */
+	assert_int_equal(SUM(text, ":heavy:", "kfunc00_[k]"), 1);
+	assert_int_equal(SUM(text, ":heavy:", "kfunc01_[k]"), 1);
+	assert_int_equal(SUM(text, ":light:", "kfunc02_[k]"), 1);
+	/* every fourth stack, about, is light's: spread over the window */
+	assert_int_equal(SUM(text, ":light:", "kfunc3"), 3);
+	free(text);
+	dynbuf__free(&ea);
+	dynbuf__free(&eb);
+	profile__free(a);
+	profile__free(b);
+	profile__free(sdk);
+}
+
+/* Without SDK data every stack keeps its eBPF frames, JIT frames included. */
+static void test_no_sdk(void **state)
+{
+	static struct input in;
+	struct merger_splice_stats st;
+	struct profile *out;
+	char *text;
+	(void)state;
+
+	memset(&in, 0, sizeof(in));
+	in_add(&in, JS_CRYPTO, PID, 4);
+	in_add(&in, WORKER, PID + 1, 3);
+	out = splice(&in, NULL, &st);
+	text = folded(out);
+	assert_int_equal(total_of(out), 7);
+	assert_int_equal(st.spliced, 0);
+	assert_int_equal(st.kept[MERGER_CAT_GUEST], 4);
+	assert_int_equal(st.kept[MERGER_CAT_NATIVE], 3);
+	assert_int_equal(SUM(text, "Builtins_JSEntry;", "_[j];", "PKCS5_PBKDF2_HMAC;"), 4);
+	assert_int_equal(SUM(text, "clone3;start_thread;"), 3);
+	free(text);
+	profile__free(out);
+}
+
+/* An SDK profile with samples and wall but no cpu type is weighed by its
+ * samples (not its wall time). */
+static void test_sdk_without_cpu(void **state)
+{
+	static struct input in;
+	struct profile *sdk = sdk_new(false), *out;
+	struct merger_splice_stats st;
+	char *text;
+	(void)state;
+
+	memset(&in, 0, sizeof(in));
+	in_add(&in, JS_PURE, PID, 12);
+	/* by samples 3:1; by wall it would be 1:3 */
+	sdk_add(sdk, "main;bySamples", 3, 10, 0);
+	sdk_add(sdk, "main;byWall", 1, 30, 0);
+	out = splice(&in, sdk, &st);
+	text = folded(out);
+	assert_int_equal(st.sdk_type, profile__find_sample_type(sdk, "samples"));
+	assert_int_equal(SUM(text, ":bySamples:"), 9);
+	assert_int_equal(SUM(text, ":byWall:"), 3);
+	free(text);
+	profile__free(out);
+	profile__free(sdk);
+}
+
+/* Categories on both sides: a GC sample inside JS gets the SDK's GC frame,
+ * a thread-pool sample the SDK's "Non JS threads activity" at its root, an
+ * event-loop sample the SDK's (idle); JS never takes them. The "Node.js"
+ * pseudo root is left out. */
+static void test_categories_and_pseudo_frames(void **state)
+{
+	static struct input in;
+	struct profile *sdk = sdk_new(true), *out;
+	struct merger_splice_stats st;
+	char *text;
+	(void)state;
+
+	memset(&in, 0, sizeof(in));
+	in_add(&in, JS_PURE, PID, 20);
+	in_add(&in, GC_IN_JS, PID, 5);
+	in_add(&in, WORKER, PID + 7, 6);
+	in_add(&in, IDLE, PID, 2);
+	sdk_add(sdk, "main;fib", 10, 100, 500);
+	sdk_add(sdk, "Node.js;Garbage Collection", 0, 0, 40);
+	sdk_add(sdk, "Node.js;Non JS threads activity", 0, 0, 70);
+	sdk_add(sdk, "(idle)", 3, 0, 20);
+	out = splice(&in, sdk, &st);
+	text = folded(out);
+	assert_int_equal(total_of(out), 33);
+	assert_int_equal(st.by_category[MERGER_CAT_GUEST], 20);
+	assert_int_equal(st.by_category[MERGER_CAT_GC], 5);
+	assert_int_equal(st.by_category[MERGER_CAT_NATIVE], 6);
+	assert_int_equal(st.by_category[MERGER_CAT_IDLE], 2);
+	assert_int_equal(st.spliced, 33);
+	assert_int_equal(SUM(text, ":fib:"), 20);
+	/* GC: the JS region became the SDK's GC frame; the GC frames stay */
+	assert_int_equal(SUM(text, "Invoke;:Garbage Collection:0;",
+			     "v8::internal::ScavengerCollector::CollectGarbage"),
+			 5);
+	/* the worker thread: the SDK's pseudo-frame above the whole stack */
+	assert_int_equal(SUM(text, ":Non JS threads activity:0;clone3;start_thread;"), 6);
+	assert_int_equal(SUM(text, ":(idle):0;__libc_start_main;", "do_epoll_wait_[k]"), 2);
+	assert_null(strstr(text, ":Node.js:"));
+	free(text);
+	profile__free(out);
+	profile__free(sdk);
+}
+
+/* A category the SDK has no weight in keeps its eBPF frames. */
+static void test_category_without_sdk_weight(void **state)
+{
+	static struct input in;
+	struct profile *sdk = sdk_new(true), *out;
+	struct merger_splice_stats st;
+	char *text;
+	(void)state;
+
+	memset(&in, 0, sizeof(in));
+	in_add(&in, JS_PURE, PID, 3);
+	in_add(&in, WORKER, PID + 1, 4);
+	sdk_add(sdk, "main;fib", 1, 1, 1);
+	out = splice(&in, sdk, &st);
+	text = folded(out);
+	assert_int_equal(st.spliced, 3);
+	assert_int_equal(st.kept[MERGER_CAT_NATIVE], 4);
+	assert_int_equal(SUM(text, "clone3;start_thread;uv__thread_start;worker;"), 4);
+	assert_null(strstr(text, "Non JS threads"));
+	free(text);
+	profile__free(out);
+	profile__free(sdk);
+}
+
+/* GC inside JS when the SDK has no GC weight (V8's profiler counts it to
+ * the JS stack that allocated): shared among the JS stacks, the GC frames
+ * kept leafward of them. */
+static void test_gc_without_sdk_gc(void **state)
+{
+	static struct input in;
+	struct profile *sdk = sdk_new(true), *out;
+	struct merger_splice_stats st;
+	char *text;
+	(void)state;
+
+	memset(&in, 0, sizeof(in));
+	in_add(&in, GC_IN_JS, PID, 4);
+	sdk_add(sdk, "main;allocate", 1, 1, 1);
+	out = splice(&in, sdk, &st);
+	text = folded(out);
+	assert_int_equal(st.by_category[MERGER_CAT_GC], 4);
+	assert_int_equal(st.to_guest, 4);
+	assert_int_equal(st.spliced, 4);
+	assert_int_equal(SUM(text, "Invoke;./app.js:main:1;./app.js:allocate:1;",
+			     "v8::internal::Runtime_AllocateInYoungGeneration;",
+			     "v8::internal::ScavengerCollector::CollectGarbage"),
+			 4);
+	free(text);
+	profile__free(out);
+	profile__free(sdk);
+}
+
+/* A broken stack (no frame pointers: unwinding ended in no mapping) keeps
+ * its good leaf frames under the SDK's; the garbage above them goes. */
+static void test_broken_stack(void **state)
+{
+	static struct input in;
+	struct profile *sdk = sdk_new(true), *out;
+	struct merger_splice_stats st;
+	char *text;
+	(void)state;
+
+	memset(&in, 0, sizeof(in));
+	in_add(&in, BROKEN, PID, 5);
+	sdk_add(sdk, "main;hashPassword", 1, 1, 1);
+	out = splice(&in, sdk, &st);
+	text = folded(out);
+	assert_int_equal(st.broken, 5);
+	assert_int_equal(SUM(text, "./app.js:main:1;./app.js:hashPassword:1;"
+				   "PKCS5_PBKDF2_HMAC;sha256_block_data_order 5"),
+			 5);
+	assert_null(strstr(text, "[unknown]"));
+	free(text);
+	profile__free(out);
+	profile__free(sdk);
+}
+
+/* Conservation on random inputs: every eBPF stack's samples come out, each
+ * to the sample, whatever the SDK weights. */
+static void test_conservation_random(void **state)
+{
+	static struct input in;
+	static const char *const kinds[] = {JS_PURE, JS_CRYPTO, GC_IN_JS, IDLE, BROKEN};
+	unsigned seed = 12345;
+	(void)state;
+
+	for (int round = 0; round < 20; round++) {
+		struct profile *sdk = sdk_new(round % 2 == 0), *out;
+		int64_t want[64] = {0}, total = 0;
+		char *text;
+
+		memset(&in, 0, sizeof(in));
+		for (size_t i = 0; i < 40; i++) {
+			char spec[1024];
+			int64_t c = rand_r(&seed) % 50;
+
+			snprintf(spec, sizeof(spec), "%s;k:uniq%02zu",
+				 i % 7 == 6 ? WORKER : kinds[rand_r(&seed) % 5], i);
+			in_add(&in, spec, i % 7 == 6 ? PID + 1 : PID, c);
+			want[i] = c;
+			total += c;
+		}
+		for (int k = 0; k < 1 + rand_r(&seed) % 12; k++) {
+			char spec[64];
+
+			snprintf(spec, sizeof(spec), "main;f%d", k);
+			sdk_add(sdk, spec, rand_r(&seed) % 5, rand_r(&seed) % 1000,
+				rand_r(&seed) % 100000);
+		}
+		if (rand_r(&seed) % 2)
+			sdk_add(sdk, "Node.js;Non JS threads activity", 0, 0, 999);
+		out = splice(&in, sdk, NULL);
+		text = folded(out);
+		assert_int_equal(total_of(out), total);
+		for (size_t i = 0; i < in.n; i++) {
+			char needle[32];
+
+			snprintf(needle, sizeof(needle), "uniq%02zu_[k]", i);
+			assert_int_equal(SUM(text, needle), want[i]);
+		}
+		free(text);
+		profile__free(out);
+		profile__free(sdk);
+	}
+}
+
+/* The real Node SDK push (fixture): its (idle), Non JS threads and JS
+ * stacks apportion a window of eBPF samples, totals conserved. */
+static void test_real_sdk_fixture(void **state)
+{
+	static struct input in;
+	struct profile *sdk = NULL, *out;
+	struct merger_splice_stats st;
+	struct dynbuf raw;
+	struct errbuf err;
+	char *text;
+	(void)state;
+
+	dynbuf__init(&raw, 0);
+	assert_int_equal(util__read_file(BRAID_FIXTURES "/node-sdk-0.6.4/req2.pprof.gz", 1 << 20,
+					 &err, &raw),
+			 0);
+	assert_int_equal(profile__from_pprof(raw.data, raw.len, NULL, &err, &sdk), 0);
+	memset(&in, 0, sizeof(in));
+	in_add(&in, JS_CRYPTO, PID, 600);
+	in_add(&in, JS_PURE, PID, 400);
+	in_add(&in, WORKER, PID + 3, 10);
+	in_add(&in, IDLE, PID, 50);
+	out = splice(&in, sdk, &st);
+	text = folded(out);
+	assert_int_equal(total_of(out), 1060);
+	assert_int_equal(st.spliced, 1060);
+	/* JS: the push's two pbkdf2Sync stacks have 822564120 of 1338927913 ns
+	 * of JS cpu: quotas 583.68 and 30.66 of 1000, floors 613; its ten fib
+	 * stacks floor to 382. Of the 5 slots left, the largest remainders
+	 * are fib's .82 and .69, pbkdf2's .68 and .66, fib's .63. */
+	assert_int_equal(SUM(text, "node:internal/crypto/pbkdf2:pbkdf2Sync:62"), 615);
+	assert_int_equal(SUM(text, "./app2.js:fib:5"), 385);
+	assert_int_equal(SUM(text, ":Non JS threads activity:0;clone3"), 10);
+	assert_int_equal(SUM(text, ":(idle):0;__libc_start_main"), 50);
+	free(text);
+	dynbuf__free(&raw);
+	profile__free(out);
+	profile__free(sdk);
+}
+
+/* ---- the merge loop over a store ------------------------------------------------------ */
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+struct fx {
+	char dir[64];
+	struct store *s;
+	struct merger *m;
+	int64_t node, other, heap_only; /* process ids */
+	int64_t bucket_samples;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct store_options o = {.skip_check = true};
+	struct merger_options mo = {.grace_s = 75, .collect_interval_s = 15, .freq = FREQ};
+	struct errbuf err = {{0}};
+
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/braid-test-merger-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	o.data_dir = f->dir;
+	if (store__open(&o, &err, &f->s) < 0) {
+		fprintf(stderr, "open: %s\n", err.msg);
+		return -1;
+	}
+	f->m = merger__new(f->s, &mo);
+	if (!f->m)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	merger__free(f->m);
+	store__close(f->s);
+	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static int64_t put_process(struct fx *f, int32_t pid, const char *comm, const char *service,
+			   enum store_runtime rt)
+{
+	struct store_process p = {
+		.pid = pid,
+		.start_time_ns = T0 * NS - 1000 * NS,
+		.comm = comm,
+		.service = service,
+		.runtime = rt,
+	};
+	int64_t id;
+
+	assert_int_equal(store__put_process(f->s, &p, T0 * NS, &id), 0);
+	return id;
+}
+
+/* Buckets of a process for seconds [from, until): a JS stack (count 3) and a
+ * worker-thread stack (count 1) each second. */
+static void put_buckets(struct fx *f, int64_t process_id, int32_t pid, int64_t from, int64_t until)
+{
+	static struct stk js, worker;
+
+	stk_parse(&js, JS_CRYPTO);
+	stk_parse(&worker, WORKER);
+	for (int64_t s = from; s < until; s++) {
+		struct store_bucket b[2] = {
+			{process_id, pid, s, js.f, js.n, 3},
+			{process_id, pid + 1, s, worker.f, worker.n, 1},
+		};
+		size_t dropped = 1;
+
+		assert_int_equal(store__put_buckets(f->s, b, 2, &dropped), 0);
+		assert_int_equal(dropped, 0);
+		f->bucket_samples += 4;
+	}
+}
+
+static int64_t put_sdk(struct fx *f, int64_t process_id, const char *name, int64_t from_s,
+		       int64_t until_s, bool heap)
+{
+	struct profile *p = sdk_new(true);
+	struct dynbuf body;
+	struct store_label labels[] = {
+		{"__name__", name}, {"service_name", "checkout"}, {"region", "eu-1"}};
+	struct store_sample_type types[] = {
+		{"samples", "count", 4}, {"wall", "nanoseconds", 40}, {"cpu", "nanoseconds", 40}};
+	struct store_sample_type heap_types[] = {{"objects", "count", 1}, {"space", "bytes", 100}};
+	int64_t id;
+
+	sdk_add(p, "main;handle;hashPassword", 3, 30, 30);
+	sdk_add(p, "main;handle;fib", 1, 10, 10);
+	sdk_add(p, "Node.js;Non JS threads activity", 0, 0, 10);
+	dynbuf__init(&body, 0);
+	assert_int_equal(profile__to_pprof(p, true, &body), 0);
+	struct store_sdk_profile sp = {
+		.received_ns = until_s * NS,
+		.service = "checkout",
+		.profile_name = name,
+		.labels = labels,
+		.n_labels = 3,
+		.tenant = "team-a",
+		.types = heap ? heap_types : types,
+		.n_types = heap ? 2 : 3,
+		.from_ns = from_s * NS,
+		.until_ns = until_s * NS,
+		.spy_name = "nodespy",
+		.format = "pprof",
+		.sample_rate = 100,
+		.process_id = process_id,
+		.attribution = process_id ? STORE_ATTR_PEER_TCP : STORE_ATTR_NONE,
+		.payload = body.data,
+		.payload_len = body.len,
+	};
+	assert_int_equal(store__put_sdk_profile(f->s, &sp, &id), 0);
+	dynbuf__free(&body);
+	profile__free(p);
+	return id;
+}
+
+/* What the outbox holds, decoded. */
+struct outbox_view {
+	int64_t merged, ebpf, sdk;  /* items */
+	int64_t merged_ns, ebpf_ns; /* their totals */
+	int64_t spliced_fib_ns;	    /* merged samples under fib */
+	int64_t ranges[64][3];	    /* ebpf/merged: process-less check: from, until */
+	size_t n_ranges;
+	bool labels_ok;
+};
+
+static const char *label_of(const struct store_outbox_item *it, const char *name)
+{
+	for (size_t i = 0; i < it->n_labels; i++)
+		if (strcmp(it->labels[i].name, name) == 0)
+			return it->labels[i].value;
+	return NULL;
+}
+
+static int on_item(void *ctx, const struct store_outbox_item *it)
+{
+	struct outbox_view *v = ctx;
+	struct profile *p = NULL;
+	struct errbuf err;
+	int64_t total = 0;
+	const char *view = label_of(it, MERGER_VIEW_LABEL);
+
+	assert_non_null(view);
+	assert_string_equal(view, it->kind);
+	if (strcmp(it->kind, "sdk") == 0) {
+		v->sdk++;
+		return 0;
+	}
+	assert_string_equal(label_of(it, "__name__"), "process_cpu");
+	assert_int_equal(profile__from_pprof(it->payload, it->payload_len, NULL, &err, &p), 0);
+	assert_int_equal(profile__totals(p, &total), 0);
+	assert_int_equal(profile__period(p), NS / FREQ);
+	assert_int_equal(profile__time_nanos(p), it->from_ns);
+	if (strcmp(it->kind, "merged") == 0) {
+		char *text = folded(p);
+
+		v->merged++;
+		v->merged_ns += total;
+		v->spliced_fib_ns += SUM(text, ":fib:");
+		assert_string_equal(label_of(it, "service_name"), "checkout");
+		assert_string_equal(label_of(it, "region"), "eu-1");
+		assert_string_equal(it->tenant, "team-a");
+		free(text);
+	} else {
+		v->ebpf++;
+		v->ebpf_ns += total;
+	}
+	if (v->n_ranges < 64) {
+		v->ranges[v->n_ranges][0] = it->from_ns / NS;
+		v->ranges[v->n_ranges][1] = it->until_ns / NS;
+		v->ranges[v->n_ranges][2] = total;
+		v->n_ranges++;
+	}
+	profile__free(p);
+	return 0;
+}
+
+static void outbox(struct fx *f, struct outbox_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	assert_int_equal(store__outbox_list(f->s, 0, on_item, v), 0);
+}
+
+/* A process without SDK: eBPF-only profiles every collect interval, each
+ * second once. */
+static void test_loop_ebpf_only(void **state)
+{
+	struct fx *f = *state;
+	struct merger_stats st;
+	struct outbox_view v;
+	int64_t id = put_process(f, 700, "nginx", NULL, STORE_RUNTIME_NATIVE);
+
+	put_buckets(f, id, 700, T0, T0 + 30);
+	/* seconds T0 .. T0+29 settled at T0+32: two 15-s profiles */
+	assert_int_equal(merger__run(f->m, (T0 + 32) * NS, false, &st), 0);
+	assert_int_equal(st.ebpf_profiles, 2);
+	assert_int_equal(st.samples_ebpf, 120);
+	outbox(f, &v);
+	assert_int_equal(v.ebpf, 2);
+	assert_int_equal(v.ebpf_ns, 120 * (NS / FREQ));
+	/* nothing twice; new samples wait for the next collect interval */
+	put_buckets(f, id, 700, T0 + 30, T0 + 40);
+	assert_int_equal(merger__run(f->m, (T0 + 42) * NS, false, &st), 0);
+	assert_int_equal(st.ebpf_profiles, 0);
+	assert_int_equal(merger__run(f->m, (T0 + 48) * NS, false, &st), 0);
+	assert_int_equal(st.samples_ebpf, 40);
+	outbox(f, &v);
+	assert_int_equal(v.ebpf_ns, f->bucket_samples * (NS / FREQ));
+}
+
+/* An SDK process: seconds before the SDK range leave eBPF-only, the range
+ * merged once settled, the rest after the grace period; the SDK profile is
+ * passed through; every sample once. */
+static void test_loop_merge(void **state)
+{
+	struct fx *f = *state;
+	struct merger_stats st, tot;
+	struct outbox_view v;
+	int64_t id = put_process(f, PID, "node", "checkout", STORE_RUNTIME_NODE), sdk;
+
+	put_buckets(f, id, PID, T0, T0 + 60);
+	sdk = put_sdk(f, id, "wall", T0 + 10, T0 + 50, false);
+	/* not settled: passed through only; the SDK process waits */
+	assert_int_equal(merger__run(f->m, (T0 + 51) * NS, false, &st), 0);
+	assert_int_equal(st.sdk_passed, 1);
+	assert_int_equal(st.merged_profiles, 0);
+	assert_int_equal(st.ebpf_profiles, 0);
+	/* settled: [T0, T0+10) eBPF-only, then [T0+10, T0+50) merged */
+	assert_int_equal(merger__run(f->m, (T0 + 52) * NS, false, &st), 0);
+	assert_int_equal(st.sdk_passed, 0);
+	assert_int_equal(st.merged_profiles, 1);
+	assert_int_equal(st.samples_merged, 160);
+	assert_int_equal(st.samples_spliced, 160);
+	assert_int_equal(st.samples_ebpf, 40);
+	outbox(f, &v);
+	assert_int_equal(v.sdk, 1);
+	assert_int_equal(v.merged, 1);
+	assert_int_equal(v.merged_ns, 160 * (NS / FREQ));
+	/* JS samples (3 a second) shared 3:1 between hashPassword and fib */
+	assert_int_equal(v.spliced_fib_ns, 30 * (NS / FREQ));
+	/* the SDK profile is merged now: a second pass does nothing */
+	assert_int_equal(merger__run(f->m, (T0 + 53) * NS, false, &st), 0);
+	assert_int_equal(st.samples_in, 0);
+	/* [T0+50, T0+60) waits for SDK coverage: each second until it is
+	 * 75 s (the grace period) old */
+	assert_int_equal(merger__run(f->m, (T0 + 50 + 75) * NS, false, &st), 0);
+	assert_int_equal(st.samples_ebpf, 0);
+	assert_int_equal(merger__run(f->m, (T0 + 55 + 75) * NS, false, &st), 0);
+	assert_int_equal(st.samples_ebpf, 20);
+	assert_int_equal(merger__run(f->m, (T0 + 60 + 75) * NS, false, &st), 0);
+	assert_int_equal(st.samples_ebpf, 20);
+	merger__stats(f->m, &tot);
+	assert_int_equal(tot.samples_in, f->bucket_samples);
+	assert_int_equal(tot.samples_merged + tot.samples_ebpf, f->bucket_samples);
+	outbox(f, &v);
+	assert_int_equal(v.merged_ns + v.ebpf_ns, f->bucket_samples * (NS / FREQ));
+	/* no second emitted twice: the ranges tile [T0, T0+60) */
+	for (size_t i = 0; i < v.n_ranges; i++)
+		for (size_t j = i + 1; j < v.n_ranges; j++)
+			assert_true(v.ranges[i][1] <= v.ranges[j][0] ||
+				    v.ranges[j][1] <= v.ranges[i][0]);
+	(void)sdk;
+}
+
+/* A process that pushes only heap profiles does not wait for CPU coverage;
+ * its heap profile is passed through. */
+static void test_loop_heap_only(void **state)
+{
+	struct fx *f = *state;
+	struct merger_stats st;
+	int64_t id = put_process(f, 900, "node", "heapy", STORE_RUNTIME_NODE);
+
+	put_buckets(f, id, 900, T0, T0 + 10);
+	put_sdk(f, id, "memory", T0, T0 + 10, true);
+	assert_int_equal(merger__run(f->m, (T0 + 13) * NS, false, &st), 0);
+	assert_int_equal(st.sdk_passed, 1);
+	assert_int_equal(st.merged_profiles, 0);
+	assert_int_equal(st.samples_ebpf, 40);
+}
+
+/* An SDK profile arriving after its range left eBPF-only is passed through
+ * and counted late; nothing is emitted twice. An unattributed one is
+ * passed through only. */
+static void test_loop_late_and_unattributed(void **state)
+{
+	struct fx *f = *state;
+	struct merger_stats st, tot;
+	int64_t id = put_process(f, PID, "node", "checkout", STORE_RUNTIME_NODE);
+
+	put_sdk(f, id, "wall", T0 - 100, T0 - 90, false); /* an SDK process */
+	put_buckets(f, id, PID, T0, T0 + 10);
+	assert_int_equal(merger__run(f->m, (T0 + 100) * NS, false, &st), 0);
+	assert_int_equal(st.samples_ebpf, 40);
+	put_sdk(f, id, "wall", T0, T0 + 10, false);
+	put_sdk(f, 0, "wall", T0, T0 + 10, false);
+	assert_int_equal(merger__run(f->m, (T0 + 101) * NS, false, &st), 0);
+	assert_int_equal(st.sdk_late, 1);
+	assert_int_equal(st.sdk_unattributed, 1);
+	assert_int_equal(st.sdk_passed, 2);
+	assert_int_equal(st.samples_in, 0);
+	merger__stats(f->m, &tot);
+	assert_int_equal(tot.samples_in, f->bucket_samples);
+}
+
+/* The final pass: processes without SDK leave up to now without waiting for
+ * the collect interval; an SDK process within its grace period keeps its
+ * samples in the store. */
+static void test_loop_final(void **state)
+{
+	struct fx *f = *state;
+	struct merger_stats st;
+	int64_t a = put_process(f, 700, "nginx", NULL, STORE_RUNTIME_NATIVE);
+	int64_t b = put_process(f, PID, "node", "checkout", STORE_RUNTIME_NODE);
+
+	put_sdk(f, b, "wall", T0 - 10, T0, false);
+	put_buckets(f, a, 700, T0, T0 + 5);
+	put_buckets(f, b, PID, T0, T0 + 5);
+	assert_int_equal(merger__run(f->m, (T0 + 3) * NS, false, &st), 0);
+	assert_int_equal(merger__run(f->m, (T0 + 5) * NS, true, &st), 0);
+	/* a: the first pass (collect due) took [T0, T0+1); final the rest */
+	assert_int_equal(st.samples_ebpf, 16);
+	/* b's samples stay for the next start */
+	assert_int_equal(merger__run(f->m, (T0 + 5 + 75) * NS, false, &st), 0);
+	assert_int_equal(st.samples_ebpf, 20);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_apportion_exact),
+		cmocka_unit_test(test_apportion_deterministic),
+		cmocka_unit_test(test_no_sdk),
+		cmocka_unit_test(test_sdk_without_cpu),
+		cmocka_unit_test(test_categories_and_pseudo_frames),
+		cmocka_unit_test(test_category_without_sdk_weight),
+		cmocka_unit_test(test_gc_without_sdk_gc),
+		cmocka_unit_test(test_broken_stack),
+		cmocka_unit_test(test_conservation_random),
+		cmocka_unit_test(test_real_sdk_fixture),
+		cmocka_unit_test_setup_teardown(test_loop_ebpf_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_merge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_heap_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_late_and_unattributed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_final, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
