@@ -29,6 +29,16 @@ fi
 if [ -n "$(ls -A "$TMP/store-bench" 2>/dev/null)" ]; then
 	fail "bench_store left files in $TMP/store-bench"
 fi
+# The merge benchmark runs end to end (10,000 stacks, one round): every phase
+# prints a well-formed row; it exits 1 if a splice loses a sample.
+if [ -n "${BENCH_MERGE:-}" ]; then
+	BENCH_QUICK=1 "$BENCH_MERGE" >"$TMP/merge-bench.txt" || fail "bench_merge exited $?"
+	cat "$TMP/merge-bench.txt"
+	for phase in copy splice encode; do
+		grep -Eq "^$phase +[0-9.]+ +[0-9]+ +[0-9]+ +(ok|BELOW|-)\$" "$TMP/merge-bench.txt" ||
+			fail "merge bench row $phase is missing or malformed"
+	done
+fi
 # The ingest benchmark runs end to end (2 s, 2 connections) against a real
 # braid ingest: the run succeeds and every acknowledged push is in the store;
 # the figures are for bench/ingest.sh to show, not for a test to judge.
