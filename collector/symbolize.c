@@ -1107,15 +1107,15 @@ static void jit_frame(struct collector_symbolizer *s, struct sym_proc *p, uint64
 	const char *name = NULL;
 	uint64_t off;
 
-	if (!p->pm || collector_perfmap__lookup(p->pm, ip, &name, &off) < 0) {
-		name = NULL;
-		if (p->pm_epoch != s->epoch) {
-			p->pm_epoch = s->epoch;
-			perfmap_refresh(s, p);
-			if (p->pm && collector_perfmap__lookup(p->pm, ip, &name, &off) < 0)
-				name = NULL;
-		}
+	/* Read what the JIT appended once per drain, found or not: V8 reuses
+	 * code addresses, and an older entry that still covers the address
+	 * would otherwise hide the newer one for good. */
+	if (p->pm_epoch != s->epoch) {
+		p->pm_epoch = s->epoch;
+		perfmap_refresh(s, p);
 	}
+	if (!p->pm || collector_perfmap__lookup(p->pm, ip, &name, &off) < 0)
+		name = NULL;
 	frame_set(f, FRAME_JIT, COLLECTOR_JIT_MODULE, name, 0);
 }
 

@@ -578,6 +578,10 @@ static int pass_through(struct merger *m, struct merger_stats *st)
 			it.until_ns = row->until_ns;
 			it.sdk_profile_id = row->id;
 			r = store__outbox_add(m->s, &it, NULL);
+			if (r == -ENOENT) {
+				r = 0; /* removed by retention since it was listed */
+				continue;
+			}
 			if (r < 0) {
 				r = store_fail(m, r, "queueing an SDK profile");
 				break;
