@@ -153,7 +153,6 @@ static int make_window(size_t n, struct window *w)
 		w->stacks[i] = (struct merger_ebpf_stack){
 			.frames = f,
 			.n_frames = k,
-			.n_kernel = nk > 2 ? nk : 2,
 			.tid = other_thread ? PID + 1 + (int32_t)rnd(8) : PID,
 			.count = count,
 		};

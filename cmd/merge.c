@@ -58,16 +58,6 @@ static void usage(FILE *f)
 		"  -h, --help             show this help\n");
 }
 
-static int parse_runtime(const char *s, enum store_runtime *ret)
-{
-	for (int i = 0; i < STORE_RUNTIME_COUNT; i++)
-		if (strcmp(s, store__runtime_name((enum store_runtime)i)) == 0) {
-			*ret = (enum store_runtime)i;
-			return 0;
-		}
-	return -EINVAL;
-}
-
 static bool can_splice(enum store_runtime r)
 {
 	return r == STORE_RUNTIME_NODE || r == STORE_RUNTIME_PYTHON;
@@ -139,14 +129,6 @@ static const char *label_str(const struct profile *p, uint32_t set, uint32_t key
 	return NULL;
 }
 
-static uint32_t find_string(const struct profile *p, const char *s)
-{
-	for (uint32_t i = 1; i < profile__n_strings(p); i++)
-		if (strcmp(profile__str(p, i), s) == 0)
-			return i;
-	return 0;
-}
-
 /* Reads E into stacks per process. Frames are made once per location, so
  * equal frames share their strings (the splice's frame cache keys on that). */
 static int ebpf_load(const struct config *cfg, struct ebpf *e)
@@ -169,9 +151,9 @@ static int ebpf_load(const struct config *cfg, struct ebpf *e)
 			  cfg->ebpf);
 		return -EINVAL;
 	}
-	e->pid_key = find_string(e->p, "pid");
-	e->tid_key = find_string(e->p, "tid");
-	e->runtime_key = find_string(e->p, "runtime");
+	e->pid_key = profile__find_string(e->p, "pid");
+	e->tid_key = profile__find_string(e->p, "tid");
+	e->runtime_key = profile__find_string(e->p, "runtime");
 	if (!e->pid_key) {
 		cmd_error("merge: %s has no pid labels: record it with `braid record`", cfg->ebpf);
 		return -EINVAL;
@@ -199,7 +181,7 @@ static int ebpf_load(const struct config *cfg, struct ebpf *e)
 		int64_t v = s.values[e->type], count;
 		int32_t pid = (int32_t)label_num(e->p, s.labels, e->pid_key, -1);
 		const uint32_t *locs;
-		size_t depth = profile__stack(e->p, s.stack, &locs), nk = 0;
+		size_t depth = profile__stack(e->p, s.stack, &locs);
 		struct merger_ebpf_stack *st;
 		struct proc *pr;
 
@@ -219,18 +201,14 @@ static int ebpf_load(const struct config *cfg, struct ebpf *e)
 		if (pr->runtime == STORE_RUNTIME_UNKNOWN) {
 			const char *rt = label_str(e->p, s.labels, e->runtime_key);
 
-			if (rt)
-				parse_runtime(rt, &pr->runtime);
+			pr->runtime = store__runtime_parse(rt);
 		}
 		for (size_t k = 0; k < depth; k++)
 			e->pool[e->n_pool + k] = e->frames[locs[k]];
-		while (nk < depth && e->pool[e->n_pool + nk].kind == FRAME_KERNEL)
-			nk++;
 		st = &pr->stacks[pr->n++];
 		*st = (struct merger_ebpf_stack){
 			.frames = e->pool + e->n_pool,
 			.n_frames = depth,
-			.n_kernel = nk,
 			/* without a tid label every sample is taken as the main thread's */
 			.tid = (int32_t)label_num(e->p, s.labels, e->tid_key, pid),
 			.count = count,
@@ -243,9 +221,9 @@ static int ebpf_load(const struct config *cfg, struct ebpf *e)
 		struct proc *pr = &e->procs[i];
 
 		for (size_t k = 0; !can_splice(pr->runtime) && k < pr->n; k++) {
-			enum store_runtime rt = merger__runtime_of_frames(
-				pr->stacks[k].frames + pr->stacks[k].n_kernel,
-				pr->stacks[k].n_frames - pr->stacks[k].n_kernel);
+			/* kernel frames name no runtime: the whole stack will do */
+			enum store_runtime rt = merger__runtime_of_frames(pr->stacks[k].frames,
+									  pr->stacks[k].n_frames);
 
 			if (rt != STORE_RUNTIME_UNKNOWN)
 				pr->runtime = rt;
@@ -359,7 +337,8 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			cfg->pid = (int32_t)pid;
 			break;
 		case 'r':
-			if (parse_runtime(optarg, &cfg->runtime) < 0 || !can_splice(cfg->runtime)) {
+			cfg->runtime = store__runtime_parse(optarg);
+			if (!can_splice(cfg->runtime)) {
 				cmd_error("merge: --runtime takes node or python, not '%s'",
 					  optarg);
 				return -EINVAL;

@@ -41,7 +41,6 @@ struct merger {
 	struct merger_ebpf_stack *stacks;
 	size_t n_stacks, cap_stacks;
 	int64_t samples;
-	int err; /* a failure inside a store callback */
 };
 
 static int fail(struct merger *m, int r, const char *fmt, ...)
@@ -225,7 +224,6 @@ static int on_bucket(void *ctx, const struct store_bucket *b)
 {
 	struct merger *m = ctx;
 	struct merger_ebpf_stack *st;
-	size_t nk = 0;
 	int r;
 
 	if (b->count <= 0)
@@ -246,14 +244,11 @@ static int on_bucket(void *ctx, const struct store_bucket *b)
 		    (r = intern(m, b->frames[k].module, &f->module)) < 0)
 			return r;
 	}
-	while (nk < b->n_frames && b->frames[nk].kind == FRAME_KERNEL)
-		nk++;
 	/* frames are kept as offsets until the pool stops moving */
 	st = &m->stacks[m->n_stacks++];
 	*st = (struct merger_ebpf_stack){
 		.frames = (const struct store_frame *)(uintptr_t)m->n_frames,
 		.n_frames = b->n_frames,
-		.n_kernel = nk,
 		.tid = b->tid,
 		.count = b->count,
 	};

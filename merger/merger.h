@@ -77,7 +77,7 @@ enum store_runtime merger__runtime_of_spy(const char *spy_name);
 
 /* The runtime a process's eBPF frames imply, for files that do not say it:
  * V8 frames (Builtins_*, v8::) -> NODE, the CPython eval loop -> PYTHON, else
- * STORE_RUNTIME_UNKNOWN. frames: user frames, leaf first. */
+ * STORE_RUNTIME_UNKNOWN. frames: leaf first (kernel frames name no runtime). */
 enum store_runtime merger__runtime_of_frames(const struct store_frame *frames, size_t n);
 
 /* ---- frames in a profile ------------------------------------------------- */
@@ -95,8 +95,8 @@ int merger__frame_of_location(const struct profile *p, uint32_t location, struct
 
 /* One eBPF stack of a process, with the samples it got. */
 struct merger_ebpf_stack {
-	const struct store_frame *frames; /* leaf first: n_kernel kernel frames, then user */
-	size_t n_frames, n_kernel;
+	const struct store_frame *frames; /* leaf first: kernel frames (FRAME_KERNEL), then user */
+	size_t n_frames;
 	int32_t tid;
 	int64_t count;
 };

@@ -235,6 +235,7 @@ struct splice {
 	size_t n_pool, cap_pool;
 	struct category cats[MERGER_CAT_COUNT];
 	struct merger_class *classes;
+	size_t *n_kernel;	/* per eBPF stack: its leading kernel frames */
 	uint32_t *locs, *stack; /* scratch */
 	size_t cap_locs, cap_stack;
 	struct profile_line *lines;
@@ -537,7 +538,7 @@ static int emit_stack(struct splice *sp, size_t i, struct merger_splice_stats *s
 	const struct merger_ebpf_stack *es = &sp->in->stacks[i];
 	const struct merger_class *cl = &sp->classes[i];
 	struct category *c = &sp->cats[cl->category];
-	size_t nk = es->n_kernel, n_touched = 0;
+	size_t nk = sp->n_kernel[i], n_touched = 0;
 	int r;
 
 	r = util__grow((void **)&sp->locs, &sp->cap_locs, es->n_frames + 1, sizeof(*sp->locs));
@@ -597,21 +598,25 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 	if (!in || !out || in->period <= 0 || (in->n_stacks && !in->stacks))
 		return -EINVAL;
 	sp.classes = calloc(in->n_stacks + 1, sizeof(*sp.classes));
-	if (!sp.classes) {
+	sp.n_kernel = calloc(in->n_stacks + 1, sizeof(*sp.n_kernel));
+	if (!sp.classes || !sp.n_kernel) {
 		r = -ENOMEM;
 		goto cleanup;
 	}
 	for (size_t i = 0; i < in->n_stacks; i++) {
 		const struct merger_ebpf_stack *es = &in->stacks[i];
-		size_t n_user;
+		size_t nk = 0, n_user;
 
-		if (es->count < 0 || es->n_kernel > es->n_frames || (es->n_frames && !es->frames)) {
+		if (es->count < 0 || (es->n_frames && !es->frames)) {
 			r = -EINVAL;
 			goto cleanup;
 		}
-		n_user = es->n_frames - es->n_kernel;
-		merger__classify_ebpf(in->runtime, es->frames + es->n_kernel, n_user,
-				      es->tid == in->pid, &sp.classes[i]);
+		while (nk < es->n_frames && es->frames[nk].kind == FRAME_KERNEL)
+			nk++;
+		sp.n_kernel[i] = nk;
+		n_user = es->n_frames - nk;
+		merger__classify_ebpf(in->runtime, es->frames + nk, n_user, es->tid == in->pid,
+				      &sp.classes[i]);
 		if ((unsigned)sp.classes[i].category >= MERGER_CAT_COUNT ||
 		    sp.classes[i].region_begin > sp.classes[i].region_end ||
 		    sp.classes[i].region_end > n_user) {
@@ -686,6 +691,7 @@ cleanup:
 	free(sp.entries);
 	free(sp.pool);
 	free(sp.classes);
+	free(sp.n_kernel);
 	free(sp.locs);
 	free(sp.stack);
 	free(sp.lines);

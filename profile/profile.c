@@ -269,6 +269,13 @@ size_t profile__strlen(const struct profile *p, uint32_t id)
 	return strtab__len(&p->strings, id);
 }
 
+uint32_t profile__find_string(const struct profile *p, const char *s)
+{
+	uint32_t id = 0;
+
+	return s && strtab__lookup(&p->strings, s, strlen(s), &id) ? id : 0;
+}
+
 size_t profile__n_strings(const struct profile *p)
 {
 	return p->strings.n;

@@ -148,6 +148,8 @@ int profile__intern_cstr(struct profile *p, const char *s, uint32_t *ret_id);
 const char *profile__str(const struct profile *p, uint32_t id); /* NULL if out of range */
 size_t profile__strlen(const struct profile *p, uint32_t id);
 size_t profile__n_strings(const struct profile *p);
+/* The id of string s if the profile holds it, else 0. */
+uint32_t profile__find_string(const struct profile *p, const char *s);
 
 /* Sample types can only be added while the profile has no samples; at most
  * PROFILE_MAX_SAMPLE_TYPES. */

@@ -419,7 +419,7 @@ const char *store__attribution_name(enum store_attribution a)
 	return (unsigned)a < STORE_ATTR_COUNT ? attribution_names[a] : "none";
 }
 
-static enum store_runtime runtime_parse(const char *name)
+enum store_runtime store__runtime_parse(const char *name)
 {
 	for (int i = 0; name && i < STORE_RUNTIME_COUNT; i++)
 		if (strcmp(name, runtime_names[i]) == 0)
@@ -1720,7 +1720,7 @@ static void read_process(struct store *s, sqlite3_stmt *q, int c, struct store_p
 		.cmdline = proc_text(s, q, c + 5),
 		.service = proc_text(s, q, c + 6),
 		.container_id = proc_text(s, q, c + 7),
-		.runtime = runtime_parse(col_text(q, c + 8)),
+		.runtime = store__runtime_parse(col_text(q, c + 8)),
 		.first_seen_ns = sqlite3_column_int64(q, c + 9),
 		.last_seen_ns = sqlite3_column_int64(q, c + 10),
 		.ebpf_emitted_s = sqlite3_column_int64(q, c + 11),

@@ -121,6 +121,8 @@ enum store_runtime {
 	STORE_RUNTIME_COUNT
 };
 const char *store__runtime_name(enum store_runtime r);
+/* The runtime a name of store__runtime_name's stands for, else UNKNOWN. */
+enum store_runtime store__runtime_parse(const char *name);
 
 /* A process is a host PID together with its start time (so a reused PID is
  * another process). start_time_ns is wall-clock ns since the epoch (boot time

@@ -31,7 +31,7 @@
  * (kernel), j (JIT, name may be empty), u (an address in no mapping). */
 struct stk {
 	struct store_frame f[64];
-	size_t n, nk;
+	size_t n;
 	char names[64][96];
 };
 
@@ -81,8 +81,6 @@ static void stk_parse(struct stk *s, const char *spec)
 	for (size_t i = 0; i < n; i++)
 		s->f[i] = tmp[n - 1 - i];
 	s->n = n;
-	while (s->nk < n && s->f[s->nk].kind == FRAME_KERNEL)
-		s->nk++;
 }
 
 #define NODE_ROOT                                                                                  \
@@ -234,7 +232,7 @@ static void in_add(struct input *in, const char *spec, int32_t tid, int64_t coun
 
 	stk_parse(s, spec);
 	in->e[in->n] = (struct merger_ebpf_stack){
-		.frames = s->f, .n_frames = s->n, .n_kernel = s->nk, .tid = tid, .count = count};
+		.frames = s->f, .n_frames = s->n, .tid = tid, .count = count};
 	in->n++;
 }
 

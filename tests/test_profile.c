@@ -495,6 +495,10 @@ static void test_pprof_round_trip_model(void **state)
 		assert_int_equal(profile__labels(q, profile__sample(q, 0).labels, &ql), 1);
 		assert_string_equal(profile__str(q, ql[0].key), "pid");
 		assert_int_equal(ql[0].num, 4242);
+		/* a decoded profile's strings are found by content */
+		assert_int_equal(profile__find_string(q, "pid"), ql[0].key);
+		assert_int_equal(profile__find_string(q, "no such string"), 0);
+		assert_int_equal(profile__find_string(q, NULL), 0);
 	}
 	folded(p, 1, true, &f1);
 	folded(q, 1, true, &f2);
