@@ -25,7 +25,7 @@ static const struct {
 	 "splice an SDK profile's frames into a recorded eBPF profile of its process"},
 	{"record", cmd_record,
 	 "sample every CPU's stacks with eBPF into a pprof (like perf record)"},
-	{"store", cmd_store, "look inside the buffer: stats, ls, check, gc"},
+	{"store", cmd_store, "look inside the buffer: stats, ls, export, check, gc"},
 };
 
 void cmd_error(const char *fmt, ...)
