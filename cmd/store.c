@@ -373,6 +373,8 @@ static int ls_item(struct ls_ctx *c, const struct store_outbox_item *it,
 		r = r < 0 ? r : dynbuf__json_str(b, it->kind);
 		r = r < 0 ? r : dynbuf__printf(b, ",\"series\":");
 		r = r < 0 ? r : dynbuf__json_str(b, it->series);
+		r = r < 0 ? r : dynbuf__printf(b, ",\"raw_id\":");
+		r = r < 0 ? r : dynbuf__json_str(b, it->raw_id);
 		r = r < 0 ? r : dynbuf__printf(b, ",\"labels\":");
 		r = r < 0 ? r : json_labels(b, it->labels, it->n_labels);
 		r = r < 0 ? r : dynbuf__printf(b, ",\"tenant\":");

@@ -178,11 +178,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_MARK_EMITTED] = "UPDATE processes SET ebpf_emitted_s = max(ebpf_emitted_s, ?2) "
 			    "WHERE id = ?1",
 	[ST_OUTBOX_INSERT] = "INSERT INTO outbox(created_ns, series, tenant, kind, labels, "
-			     "from_ns, until_ns, payload, sdk_profile_id, next_attempt_ns) "
-			     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+			     "from_ns, until_ns, payload, sdk_profile_id, next_attempt_ns, raw_id) "
+			     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
 	[ST_OUTBOX_DUE] =
 		"SELECT id, series, tenant, kind, labels, from_ns, until_ns, payload, "
-		"sdk_profile_id, created_ns, attempts, next_attempt_ns, last_error FROM outbox o "
+		"sdk_profile_id, created_ns, attempts, next_attempt_ns, last_error, raw_id FROM outbox o "
 		"WHERE next_attempt_ns <= ?1 AND NOT EXISTS (SELECT 1 FROM outbox e "
 		"WHERE e.series = o.series AND e.id < o.id AND e.next_attempt_ns > ?1) "
 		"ORDER BY id",
@@ -194,17 +194,18 @@ static const char *const stmt_sql[ST_COUNT] = {
 			    "last_error = ?3 WHERE id = ?1",
 	[ST_OUTBOX_TO_DEAD] = "INSERT INTO dead_letters(outbox_id, created_ns, died_ns, series, "
 			      "tenant, kind, labels, from_ns, until_ns, payload, sdk_profile_id, "
-			      "attempts, last_error, status, reason) "
+			      "attempts, last_error, status, reason, raw_id) "
 			      "SELECT id, created_ns, ?2, series, tenant, kind, labels, from_ns, "
-			      "until_ns, payload, sdk_profile_id, attempts + 1, last_error, ?3, ?4 "
+			      "until_ns, payload, sdk_profile_id, attempts + 1, last_error, ?3, ?4, "
+			      "raw_id "
 			      "FROM outbox WHERE id = ?1",
 	[ST_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?1",
 	[ST_OUTBOX_LIST] = "SELECT id, series, tenant, kind, labels, from_ns, until_ns, payload, "
-			   "sdk_profile_id, created_ns, attempts, next_attempt_ns, last_error "
-			   "FROM outbox ORDER BY id LIMIT ?1",
+			   "sdk_profile_id, created_ns, attempts, next_attempt_ns, last_error, "
+			   "raw_id FROM outbox ORDER BY id LIMIT ?1",
 	[ST_DEAD_LIST] = "SELECT id, series, tenant, kind, labels, from_ns, until_ns, payload, "
-			 "sdk_profile_id, created_ns, attempts, 0, last_error, died_ns, status, "
-			 "reason FROM dead_letters ORDER BY id LIMIT ?1",
+			 "sdk_profile_id, created_ns, attempts, 0, last_error, raw_id, died_ns, "
+			 "status, reason FROM dead_letters ORDER BY id LIMIT ?1",
 };
 
 /* The schema, one script per version: migrations[i] takes a database from
@@ -317,6 +318,15 @@ static const char *const migrations[] = {
 	" OR id IN (SELECT sdk_profile_id FROM outbox WHERE sdk_profile_id IS NOT NULL)"
 	" OR id IN (SELECT sdk_profile_id FROM dead_letters WHERE sdk_profile_id IS NOT NULL);"
 	"CREATE INDEX sdk_profiles_unqueued ON sdk_profiles(id) WHERE queued = 0;",
+	/* 2 -> 3: a stable ID per queued profile (the push API's RawSample.ID),
+	 * so that a resend is recognisable upstream. Row ids are reused once
+	 * the newest row is deleted: a random UUID is not. Rows queued before
+	 * get theirs here, in UUID form (version 4, variant 1). */
+	"ALTER TABLE outbox ADD COLUMN raw_id TEXT;"
+	"ALTER TABLE dead_letters ADD COLUMN raw_id TEXT;"
+	"UPDATE outbox SET raw_id = lower(hex(randomblob(16)));"
+	"UPDATE outbox SET raw_id = substr(raw_id, 1, 8) || '-' || substr(raw_id, 9, 4) || '-4' ||"
+	" substr(raw_id, 14, 3) || '-8' || substr(raw_id, 18, 3) || '-' || substr(raw_id, 21, 12);",
 };
 _Static_assert(UTIL_ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,
 	       "one migration step per schema version");
@@ -2569,11 +2579,16 @@ int store__outbox_add(struct store *s, const struct store_outbox_item *it, int64
 	sqlite3_stmt *q;
 	uint64_t need;
 	int64_t id = 0;
+	char raw_id[UTIL_UUID_LEN + 1];
 	bool ok;
 	int r;
 
 	if (!it || !it->series || !it->series[0] || !it->kind || !it->kind[0])
 		return fail(s, -EINVAL, "an outbox item needs a series and a kind");
+	if (it->raw_id && strlen(it->raw_id) > STORE_MAX_STRING)
+		return fail(s, -EINVAL, "an outbox item's ID over %d bytes", STORE_MAX_STRING);
+	if (!it->raw_id && (r = util__uuid4(raw_id)) < 0)
+		return fail(s, r, "no random bytes for an outbox item's ID: %s", strerror(-r));
 	if (!!it->payload == (it->sdk_profile_id > 0))
 		return fail(s, -EINVAL, "an outbox item carries a payload or an SDK profile id");
 	if (it->payload && (!it->payload_len || it->payload_len > STORE_MAX_PAYLOAD))
@@ -2631,6 +2646,10 @@ int store__outbox_add(struct store *s, const struct store_outbox_item *it, int64
 	if (it->sdk_profile_id > 0)
 		sqlite3_bind_int64(q, 9, it->sdk_profile_id);
 	sqlite3_bind_int64(q, 10, it->next_attempt_ns);
+	if (it->raw_id)
+		bind_text(q, 11, it->raw_id);
+	else
+		sqlite3_bind_text(q, 11, raw_id, -1, SQLITE_TRANSIENT);
 	r = run(s, q, "queueing a profile for the upstream");
 	if (r == -ENOSPC)
 		r = full_error(s, "outbox item");
@@ -2670,6 +2689,7 @@ static int read_outbox(struct store *s, sqlite3_stmt *q, struct store_outbox_ite
 		.attempts = sqlite3_column_int64(q, 10),
 		.next_attempt_ns = sqlite3_column_int64(q, 11),
 		.last_error = arena_col_text(s, q, 12),
+		.raw_id = arena_col_text(s, q, 13),
 	};
 	r = decode_labels(s, q, 4, &it->labels, &it->n_labels);
 	if (r < 0 || it->sdk_profile_id <= 0)
@@ -2884,9 +2904,9 @@ int store__dead_letters(struct store *s, size_t limit, store_dead_fn fn, void *c
 		d = (struct store_dead_letter){
 			.id = it.id,
 			.item = &it,
-			.died_ns = sqlite3_column_int64(q, 13),
-			.status = sqlite3_column_int(q, 14),
-			.reason = arena_col_text(s, q, 15),
+			.died_ns = sqlite3_column_int64(q, 14),
+			.status = sqlite3_column_int(q, 15),
+			.reason = arena_col_text(s, q, 16),
 		};
 		r = fn(ctx, &d);
 		if (r != 0)

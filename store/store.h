@@ -37,7 +37,7 @@
 
 struct store;
 
-#define STORE_SCHEMA_VERSION	2
+#define STORE_SCHEMA_VERSION	3
 #define STORE_DB_NAME		"braid.db"
 #define STORE_DEFAULT_MAX_BYTES (1ull << 30)		   /* 1 GiB */
 #define STORE_DEFAULT_RETENTION (24ll * 3600 * 1000000000) /* 24 h in ns */
@@ -311,6 +311,9 @@ struct store_outbox_item {
 	int64_t attempts;
 	int64_t next_attempt_ns;
 	const char *last_error; /* NULL if none */
+	/* The item's stable ID (the push API's RawSample.ID): a resend carries
+	 * the same one. NULL on add: a new random UUID (version 4). */
+	const char *raw_id;
 };
 
 /* Queues an item. One that passes SDK profile sdk_profile_id on marks that

@@ -624,6 +624,43 @@ static void test_sdk_cpu_time(void **state)
 
 /* A version 1 store (the 0 -> 1 step alone, rows written by SQL as braid 1
  * wrote them) opened by this braid: cpu_time and queued are filled in. */
+struct got_items {
+	int n;
+	int64_t ids[16];
+	char payload[16][32];
+	int64_t attempts[16];
+	char raw_id[16][40];
+};
+
+/* A version-4 UUID in lowercase, as util__uuid4 writes and the 2 -> 3
+ * migration backfills. */
+static bool is_uuid4(const char *s)
+{
+	if (!s || strlen(s) != UTIL_UUID_LEN || s[14] != '4' || !strchr("89ab", s[19]))
+		return false;
+	for (int i = 0; i < UTIL_UUID_LEN; i++)
+		if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-'
+							     : !strchr("0123456789abcdef", s[i]))
+			return false;
+	return true;
+}
+
+static int got_item(void *ctx, const struct store_outbox_item *it)
+{
+	struct got_items *g = ctx;
+
+	if (g->n < 16) {
+		g->ids[g->n] = it->id;
+		g->attempts[g->n] = it->attempts;
+		snprintf(g->payload[g->n], sizeof(g->payload[0]), "%.*s", (int)it->payload_len,
+			 it->payload ? (const char *)it->payload : "");
+		snprintf(g->raw_id[g->n], sizeof(g->raw_id[0]), "%s",
+			 it->raw_id ? it->raw_id : "(null)");
+	}
+	g->n++;
+	return 0;
+}
+
 static void test_migrate_v1(void **state)
 {
 	static const char *const wall_types[] = {"samples", "count",	   "1",
@@ -689,7 +726,7 @@ static void test_migrate_v1(void **state)
 	/* read-only, it stays as it is: an error saying so */
 	o = (struct store_options){.data_dir = f->dir, .read_only = true};
 	assert_int_equal(store__open(&o, &err, &s), -EROFS);
-	assert_non_null(strstr(err.msg, "schema version 1 and needs migrating to 2"));
+	assert_non_null(strstr(err.msg, "schema version 1 and needs migrating to 3"));
 
 	o.read_only = false;
 	assert_int_equal(store__open(&o, &err, &s), 0);
@@ -722,8 +759,21 @@ static void test_migrate_v1(void **state)
 	o.read_only = true;
 	assert_int_equal(store__open(&o, &err, &s), 0);
 	store__close(s);
-	snprintf(cmd, sizeof(cmd), "test \"$(sqlite3 %s 'PRAGMA user_version')\" = 2", path);
+	snprintf(cmd, sizeof(cmd), "test \"$(sqlite3 %s 'PRAGMA user_version')\" = %d", path,
+		 STORE_SCHEMA_VERSION);
 	assert_int_equal(system(cmd), 0);
+	/* 2 -> 3: the item queued before has a UUID now, the dead letter none */
+	o.read_only = false;
+	assert_int_equal(store__open(&o, &err, &s), 0);
+	{
+		struct got_items gi = {0};
+
+		assert_int_equal(store__outbox_list(s, 0, got_item, &gi), 0);
+		assert_int_equal(gi.n, 1);
+		if (!is_uuid4(gi.raw_id[0]))
+			fail_msg("a migrated item's ID %s is not a version-4 UUID", gi.raw_id[0]);
+	}
+	store__close(s);
 }
 
 /* ---- processes ------------------------------------------------------------------ */
@@ -1037,27 +1087,6 @@ static void test_uncovered_cpu_only(void **state)
 
 /* ---- outbox ------------------------------------------------------------------------- */
 
-struct got_items {
-	int n;
-	int64_t ids[16];
-	char payload[16][32];
-	int64_t attempts[16];
-};
-
-static int got_item(void *ctx, const struct store_outbox_item *it)
-{
-	struct got_items *g = ctx;
-
-	if (g->n < 16) {
-		g->ids[g->n] = it->id;
-		g->attempts[g->n] = it->attempts;
-		snprintf(g->payload[g->n], sizeof(g->payload[0]), "%.*s", (int)it->payload_len,
-			 it->payload ? (const char *)it->payload : "");
-	}
-	g->n++;
-	return 0;
-}
-
 static int got_dead(void *ctx, const struct store_dead_letter *d)
 {
 	assert_int_equal(d->status, 400);
@@ -1080,7 +1109,7 @@ static void test_outbox(void **state)
 	const char *text = "main;x 1\n";
 	struct store_sdk_profile sp;
 	struct dynbuf body = {.data = (char *)text, .len = 9};
-	int64_t a1, a2, b1, s1, sdk;
+	int64_t a1, a2, b1, d1, s1, sdk;
 
 	assert_int_equal(store__outbox_add(f->s, &it, &a1), 0);
 	it.payload = "A2";
@@ -1104,6 +1133,31 @@ static void test_outbox(void **state)
 	assert_string_equal(g.payload[1], "A2");
 	assert_string_equal(g.payload[2], "B1");
 	assert_string_equal(g.payload[3], "main;x 1\n");
+	/* each item has an ID of its own, a UUID that stays as it is */
+	for (int i = 0; i < 4; i++) {
+		if (!is_uuid4(g.raw_id[i]))
+			fail_msg("item %d: ID %s is not a version-4 UUID", i, g.raw_id[i]);
+		for (int j = 0; j < i; j++)
+			assert_string_not_equal(g.raw_id[i], g.raw_id[j]);
+	}
+	{
+		char a2_id[40];
+
+		snprintf(a2_id, sizeof(a2_id), "%s", g.raw_id[1]);
+		/* an ID given is kept */
+		it = (struct store_outbox_item){.series = "d{cpu}",
+						.kind = "merged",
+						.payload = "D1",
+						.payload_len = 2,
+						.raw_id = "given-id"};
+		assert_int_equal(store__outbox_add(f->s, &it, &d1), 0);
+		g = (struct got_items){0};
+		assert_int_equal(store__outbox_due(f->s, 10, 0, 0, got_item, &g), 0);
+		assert_int_equal(g.n, 5);
+		assert_string_equal(g.raw_id[1], a2_id);
+		assert_string_equal(g.raw_id[4], "given-id");
+		assert_int_equal(store__outbox_done(f->s, d1), 0);
+	}
 
 	/* A1 fails and waits until t=100: A2 must wait behind it, B1 need not */
 	assert_int_equal(store__outbox_retry(f->s, a1, 100, "503 Service Unavailable"), 0);
@@ -1142,6 +1196,7 @@ static void test_outbox(void **state)
 	assert_int_equal(g.n, 1);
 	assert_string_equal(g.payload[0], "A2");
 	assert_int_equal(g.attempts[0], 1);
+	assert_true(is_uuid4(g.raw_id[0])); /* it keeps its ID */
 	g = (struct got_items){0};
 	assert_int_equal(store__outbox_list(f->s, 0, got_item, &g), 0);
 	assert_int_equal(g.n, 1);

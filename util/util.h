@@ -244,6 +244,11 @@ bool util__parse_hex64(const char **p, const char *end, uint64_t *ret);
 /* Reads a whole file ("-" = stdin) into out, refusing files over `max`
  * bytes with -EFBIG. */
 int util__read_file(const char *path, size_t max, struct errbuf *err, struct dynbuf *out);
+/* A random (version 4) UUID in lowercase hex with dashes, from getrandom(2):
+ * UTIL_UUID_LEN characters and a NUL into out. 0 or a negative errno. */
+#define UTIL_UUID_LEN 36
+int util__uuid4(char out[UTIL_UUID_LEN + 1]);
+
 /* Writes data to path ("-" = stdout). A regular file is written to a
  * temporary name beside it, fsync'ed and renamed, so readers never see half
  * a file. */
