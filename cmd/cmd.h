@@ -4,8 +4,10 @@
 #ifndef BRAID_CMD_H
 #define BRAID_CMD_H
 
+#include <stdint.h>
 #include <stdio.h>
 
+int cmd_agent(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_store(int argc, char **argv);
@@ -40,6 +42,20 @@ int cmd_parse_uint(const char *cmd, const char *opt, const char *s, unsigned min
  * wrong ("no WHAT given" / "more than one WHAT given") and returns NULL
  * unless there is exactly one. */
 const char *cmd_one_operand(const char *cmd, int argc, char **argv, const char *what);
+
+/* "32M", "1GiB", "4096" (K, M, G: powers of 1024): bytes. On a bad value
+ * prints "CMD: OPT takes a size ..." and returns -EINVAL. */
+int cmd_parse_size(const char *cmd, const char *opt, const char *s, uint64_t *ret);
+
+/* A secret read from a file: its first line, without the line break, 1 to
+ * CMD_MAX_SECRET bytes. malloc'ed; NULL after printing why. */
+#define CMD_MAX_SECRET 1024
+char *cmd_read_secret(const char *cmd, const char *path);
+
+/* Raises the open-file limit (soft, up to the hard one) so that the
+ * process can hold `want` sockets besides its files; prints a warning when
+ * it cannot. */
+void cmd_raise_fd_limit(const char *cmd, unsigned want);
 
 /* Exit statuses: 0 ok, 1 the work failed (bad input, I/O), 2 bad usage. */
 #define EXIT_USAGE 2

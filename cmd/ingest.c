@@ -17,7 +17,6 @@
 
 #define MAINTAIN_EVERY_S 60
 #define MAX_LISTEN_ARGS	 16
-#define MAX_SECRET	 1024
 
 struct config {
 	const char *listen[MAX_LISTEN_ARGS];
@@ -74,89 +73,6 @@ static void usage(FILE *f)
 		"Sizes take a suffix: K, M, G (or KiB, MiB, GiB; powers of 1024).\n",
 		INGEST_DEFAULT_MAX_CONNECTIONS, INGEST_DEFAULT_TIMEOUT_S,
 		INGEST_DEFAULT_RETRY_AFTER_S);
-}
-
-/* "32M", "1GiB", "4096": bytes. */
-static int parse_size(const char *opt, const char *s, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-	unsigned shift = 0;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (end == s || errno || *s == '-')
-		goto bad;
-	if (*end) {
-		switch (*end) {
-		case 'k':
-		case 'K':
-			shift = 10;
-			break;
-		case 'm':
-		case 'M':
-			shift = 20;
-			break;
-		case 'g':
-		case 'G':
-			shift = 30;
-			break;
-		default:
-			goto bad;
-		}
-		end++;
-		if (strcmp(end, "") != 0 && strcmp(end, "iB") != 0 && strcmp(end, "B") != 0)
-			goto bad;
-	}
-	if (v > (UINT64_MAX >> shift))
-		goto bad;
-	*ret = (uint64_t)v << shift;
-	return 0;
-bad:
-	cmd_error("ingest: %s takes a size such as 4096, 512K or 32M, not '%s'", opt, s);
-	return -EINVAL;
-}
-
-/* Reads a secret from a file: the first line, without its line break. */
-static char *read_secret(const char *path)
-{
-	struct dynbuf b;
-	struct errbuf err = {{0}};
-	char *nl, *s = NULL;
-
-	dynbuf__init(&b, MAX_SECRET + 2);
-	if (util__read_file(path, MAX_SECRET + 1, &err, &b) < 0) {
-		cmd_error("ingest: %s", err.msg);
-		goto cleanup;
-	}
-	nl = b.data ? strpbrk(b.data, "\r\n") : NULL;
-	if (nl)
-		*nl = '\0';
-	if (!b.data || !b.data[0] || strlen(b.data) > MAX_SECRET) {
-		cmd_error("ingest: %s: expected one line of 1 to %d bytes", path, MAX_SECRET);
-		goto cleanup;
-	}
-	s = strdup(b.data);
-	if (!s)
-		cmd_error("ingest: out of memory");
-cleanup:
-	dynbuf__free(&b);
-	return s;
-}
-
-/* Lets the process hold max_connections sockets plus its files. */
-static void raise_fd_limit(unsigned want)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= (rlim_t)want + 64)
-		return;
-	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (rlim_t)want + 64
-			      ? (rlim_t)want + 64
-			      : rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-		cmd_error("ingest: cannot raise the open-file limit to %u: %s", want + 64,
-			  strerror(errno));
 }
 
 int cmd_ingest(int argc, char **argv)
@@ -217,7 +133,8 @@ int cmd_ingest(int argc, char **argv)
 			cfg.data_dir = optarg;
 			break;
 		case OPT_STORE_MAX:
-			if (parse_size("--store-max-bytes", optarg, &cfg.store_max_bytes) < 0)
+			if (cmd_parse_size("ingest", "--store-max-bytes", optarg,
+					   &cfg.store_max_bytes) < 0)
 				return EXIT_USAGE;
 			if (cfg.store_max_bytes < STORE_MIN_MAX_BYTES) {
 				cmd_error("ingest: --store-max-bytes must be at least 1M");
@@ -262,7 +179,7 @@ int cmd_ingest(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case OPT_MAX_BODY:
-			if (parse_size("--max-body", optarg, &cfg.max_body) < 0)
+			if (cmd_parse_size("ingest", "--max-body", optarg, &cfg.max_body) < 0)
 				return EXIT_USAGE;
 			if (!cfg.max_body || cfg.max_body > STORE_MAX_PAYLOAD) {
 				cmd_error("ingest: --max-body must be from 1 byte to %u MiB",
@@ -295,9 +212,9 @@ int cmd_ingest(int argc, char **argv)
 		cfg.auth_token = getenv("BRAID_AUTH_TOKEN");
 	if (!cfg.basic_auth && !cfg.basic_auth_file)
 		cfg.basic_auth = getenv("BRAID_BASIC_AUTH");
-	if (cfg.auth_token_file && !(token = read_secret(cfg.auth_token_file)))
+	if (cfg.auth_token_file && !(token = cmd_read_secret("ingest", cfg.auth_token_file)))
 		goto cleanup;
-	if (cfg.basic_auth_file && !(basic = read_secret(cfg.basic_auth_file)))
+	if (cfg.basic_auth_file && !(basic = cmd_read_secret("ingest", cfg.basic_auth_file)))
 		goto cleanup;
 
 	io.listen = cfg.listen;
@@ -313,7 +230,8 @@ int cmd_ingest(int argc, char **argv)
 	io.store.max_bytes = cfg.store_max_bytes;
 	io.store.sync = cfg.sync;
 
-	raise_fd_limit(cfg.max_connections ? cfg.max_connections : INGEST_DEFAULT_MAX_CONNECTIONS);
+	cmd_raise_fd_limit("ingest", cfg.max_connections ? cfg.max_connections
+							 : INGEST_DEFAULT_MAX_CONNECTIONS);
 	/* The request threads inherit this mask: only this thread takes the
 	 * signals, in sigtimedwait below. */
 	sigemptyset(&sigs);

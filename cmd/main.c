@@ -8,6 +8,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+
+#include "util/util.h"
 
 #ifndef BRAID_VERSION
 #define BRAID_VERSION "dev"
@@ -18,6 +21,7 @@ static const struct {
 	int (*run)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
+	{"agent", cmd_agent, "the node agent: eBPF + SDK pushes, merged, forwarded to Pyroscope"},
 	{"convert", cmd_convert, "convert a profile between pprof and folded stacks"},
 	{"inspect", cmd_inspect, "summarise a profile: types, period, time, totals, top functions"},
 	{"ingest", cmd_ingest, "receive Pyroscope SDK pushes (the sidecar) and store them"},
@@ -93,6 +97,89 @@ const char *cmd_one_operand(const char *cmd, int argc, char **argv, const char *
 		return argv[optind];
 	cmd_error("%s: %s %s given", cmd, optind == argc ? "no" : "more than one", what);
 	return NULL;
+}
+
+/* "32M", "1GiB", "4096": bytes. */
+int cmd_parse_size(const char *cmd, const char *opt, const char *s, uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (end == s || errno || *s == '-')
+		goto bad;
+	if (*end) {
+		switch (*end) {
+		case 'k':
+		case 'K':
+			shift = 10;
+			break;
+		case 'm':
+		case 'M':
+			shift = 20;
+			break;
+		case 'g':
+		case 'G':
+			shift = 30;
+			break;
+		default:
+			goto bad;
+		}
+		end++;
+		if (strcmp(end, "") != 0 && strcmp(end, "iB") != 0 && strcmp(end, "B") != 0)
+			goto bad;
+	}
+	if (v > (UINT64_MAX >> shift))
+		goto bad;
+	*ret = (uint64_t)v << shift;
+	return 0;
+bad:
+	cmd_error("%s: %s takes a size such as 4096, 512K or 32M, not '%s'", cmd, opt, s);
+	return -EINVAL;
+}
+
+/* Reads a secret from a file: the first line, without its line break. */
+char *cmd_read_secret(const char *cmd, const char *path)
+{
+	struct dynbuf b;
+	struct errbuf err = {{0}};
+	char *nl, *s = NULL;
+
+	dynbuf__init(&b, CMD_MAX_SECRET + 2);
+	if (util__read_file(path, CMD_MAX_SECRET + 1, &err, &b) < 0) {
+		cmd_error("%s: %s", cmd, err.msg);
+		goto cleanup;
+	}
+	nl = b.data ? strpbrk(b.data, "\r\n") : NULL;
+	if (nl)
+		*nl = '\0';
+	if (!b.data || !b.data[0] || strlen(b.data) > CMD_MAX_SECRET) {
+		cmd_error("%s: %s: expected one line of 1 to %d bytes", cmd, path, CMD_MAX_SECRET);
+		goto cleanup;
+	}
+	s = strdup(b.data);
+	if (!s)
+		cmd_error("%s: out of memory", cmd);
+cleanup:
+	dynbuf__free(&b);
+	return s;
+}
+
+/* Lets the process hold max_connections sockets plus its files. */
+void cmd_raise_fd_limit(const char *cmd, unsigned want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= (rlim_t)want + 64)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (rlim_t)want + 64
+			      ? (rlim_t)want + 64
+			      : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		cmd_error("%s: cannot raise the open-file limit to %u: %s", cmd, want + 64,
+			  strerror(errno));
 }
 
 static void usage(FILE *f)

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@ struct forwarder {
 	int64_t failures; /* upstream failures in a row */
 	uint64_t rng;
 	struct forward_stats total, *pass;
+	atomic_bool interrupted;
 	char errmsg[1024];
 };
 
@@ -456,6 +458,23 @@ static void reply_message(const struct dynbuf *b, char *out, size_t size)
 	out[j] = '\0';
 }
 
+static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	struct forwarder *f = ctx;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return atomic_load(&f->interrupted) ? 1 : 0;
+}
+
+void forward__interrupt(struct forwarder *f)
+{
+	atomic_store(&f->interrupted, true);
+}
+
 /* Sends body to url with content type ct and the items' tenant; *ret_status
  * gets the HTTP status, 0 when no reply came (f->curl_err says why). */
 static int http_post(struct forwarder *f, const char *url, const char *ct, const char *tenant,
@@ -517,6 +536,9 @@ static int http_post(struct forwarder *f, const char *url, const char *ct, const
 	curl_easy_setopt(f->curl, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(f->curl, CURLOPT_HEADERDATA, f);
 	curl_easy_setopt(f->curl, CURLOPT_ERRORBUFFER, f->curl_err);
+	curl_easy_setopt(f->curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(f->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(f->curl, CURLOPT_XFERINFODATA, f);
 	if (f->o.basic_auth) {
 		curl_easy_setopt(f->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		curl_easy_setopt(f->curl, CURLOPT_USERPWD, f->o.basic_auth);
@@ -717,6 +739,10 @@ static int deliver(struct forwarder *f, struct item *const *items, size_t n, boo
 	r = send_items(f, items, n, legacy, deadline_ns, &status);
 	if (r < 0)
 		return r;
+	if (atomic_load(&f->interrupted)) {
+		*ret_step = STEP_STOP; /* stopping: not the upstream's failure */
+		return 0;
+	}
 	switch (forward__outcome(status)) {
 	case FORWARD_DELIVERED:
 		return mark_delivered(f, items, n);
@@ -821,12 +847,14 @@ int forward__run(struct forwarder *f, int64_t now, bool flush, int64_t deadline_
 	int r = 0;
 
 	f->pass = &pass;
+	if (flush)
+		atomic_store(&f->interrupted, false);
 	if (!flush && now < f->total.backoff_until_ns)
 		goto out; /* the upstream failed lately: leave it alone */
 	for (;;) {
 		enum step step;
 
-		if (deadline_ns && now_ns() >= deadline_ns)
+		if ((deadline_ns && now_ns() >= deadline_ns) || atomic_load(&f->interrupted))
 			break;
 		r = read_batch(f, flush ? INT64_MAX : now);
 		if (r < 0 || f->n_batch == 0)

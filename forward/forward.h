@@ -161,6 +161,11 @@ void forward__free(struct forwarder *f);
 int forward__run(struct forwarder *f, int64_t now_ns, bool flush, int64_t deadline_ns,
 		 struct forward_stats *ret);
 
+/* Ends a request in progress and the pass it is in, now, from any thread
+ * (the agent stopping): the items stay in the outbox untouched, no attempt
+ * counted; passes end at once until a flush pass (which clears it). */
+void forward__interrupt(struct forwarder *f);
+
 /* Totals over every pass. */
 void forward__stats(const struct forwarder *f, struct forward_stats *ret);
 /* The last upstream or store error ("" if none). */
