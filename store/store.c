@@ -180,25 +180,26 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_OUTBOX_INSERT] = "INSERT INTO outbox(created_ns, series, tenant, kind, labels, "
 			     "from_ns, until_ns, payload, sdk_profile_id, next_attempt_ns, raw_id) "
 			     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-	[ST_OUTBOX_DUE] =
-		"SELECT id, series, tenant, kind, labels, from_ns, until_ns, payload, "
-		"sdk_profile_id, created_ns, attempts, next_attempt_ns, last_error, raw_id FROM outbox o "
-		"WHERE next_attempt_ns <= ?1 AND NOT EXISTS (SELECT 1 FROM outbox e "
-		"WHERE e.series = o.series AND e.id < o.id AND e.next_attempt_ns > ?1) "
-		"ORDER BY id",
+	[ST_OUTBOX_DUE] = "SELECT id, series, tenant, kind, labels, from_ns, until_ns, payload, "
+			  "sdk_profile_id, created_ns, attempts, next_attempt_ns, last_error, "
+			  "raw_id FROM outbox o "
+			  "WHERE next_attempt_ns <= ?1 AND NOT EXISTS (SELECT 1 FROM outbox e "
+			  "WHERE e.series = o.series AND e.id < o.id AND e.next_attempt_ns > ?1) "
+			  "ORDER BY id",
 	[ST_OUTBOX_GET_SDK] = "SELECT payload, payload_gzipped, payload_len FROM sdk_profiles "
 			      "WHERE id = ?1",
 	[ST_OUTBOX_DONE] = "DELETE FROM outbox WHERE id = ?1 RETURNING sdk_profile_id",
 	[ST_OUTBOX_FORWARDED] = "UPDATE sdk_profiles SET forwarded = 1 WHERE id = ?1",
 	[ST_OUTBOX_RETRY] = "UPDATE outbox SET attempts = attempts + 1, next_attempt_ns = ?2, "
 			    "last_error = ?3 WHERE id = ?1",
-	[ST_OUTBOX_TO_DEAD] = "INSERT INTO dead_letters(outbox_id, created_ns, died_ns, series, "
-			      "tenant, kind, labels, from_ns, until_ns, payload, sdk_profile_id, "
-			      "attempts, last_error, status, reason, raw_id) "
-			      "SELECT id, created_ns, ?2, series, tenant, kind, labels, from_ns, "
-			      "until_ns, payload, sdk_profile_id, attempts + 1, last_error, ?3, ?4, "
-			      "raw_id "
-			      "FROM outbox WHERE id = ?1",
+	[ST_OUTBOX_TO_DEAD] =
+		"INSERT INTO dead_letters(outbox_id, created_ns, died_ns, series, "
+		"tenant, kind, labels, from_ns, until_ns, payload, sdk_profile_id, "
+		"attempts, last_error, status, reason, raw_id) "
+		"SELECT id, created_ns, ?2, series, tenant, kind, labels, from_ns, "
+		"until_ns, payload, sdk_profile_id, attempts + 1, last_error, ?3, ?4, "
+		"raw_id "
+		"FROM outbox WHERE id = ?1",
 	[ST_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?1",
 	[ST_OUTBOX_LIST] = "SELECT id, series, tenant, kind, labels, from_ns, until_ns, payload, "
 			   "sdk_profile_id, created_ns, attempts, next_attempt_ns, last_error, "

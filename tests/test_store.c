@@ -640,7 +640,7 @@ static bool is_uuid4(const char *s)
 		return false;
 	for (int i = 0; i < UTIL_UUID_LEN; i++)
 		if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-'
-							     : !strchr("0123456789abcdef", s[i]))
+							    : !strchr("0123456789abcdef", s[i]))
 			return false;
 	return true;
 }
