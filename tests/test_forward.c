@@ -366,18 +366,49 @@ static void done_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
-static void server_start(script_fn script)
+static char *read_text(const char *path)
+{
+	struct dynbuf b;
+	struct errbuf err = {{0}};
+
+	dynbuf__init(&b, 1 << 20);
+	if (util__read_file(path, 1 << 20, &err, &b) < 0)
+		fail_msg("%s", err.msg);
+	return b.data;
+}
+
+/* tls: HTTPS with the test certificate (tests/data/tls: self-signed, for
+ * 127.0.0.1, valid until 2126). */
+static void server_start_opts(script_fn script, bool tls)
 {
 	const union MHD_DaemonInfo *info;
+	char *cert = NULL, *key = NULL;
 
 	srv.script = script;
-	srv.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-				 handler, NULL, MHD_OPTION_NOTIFY_COMPLETED, done_cb, NULL,
-				 MHD_OPTION_SOCK_ADDR, NULL, MHD_OPTION_END);
+	if (tls) {
+		cert = read_text(TEST_DATA "/tls/cert.pem");
+		key = read_text(TEST_DATA "/tls/key.pem");
+		srv.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+						 MHD_USE_TLS,
+					 0, NULL, NULL, handler, NULL, MHD_OPTION_NOTIFY_COMPLETED,
+					 done_cb, NULL, MHD_OPTION_HTTPS_MEM_CERT, cert,
+					 MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
+	} else {
+		srv.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
+					 NULL, NULL, handler, NULL, MHD_OPTION_NOTIFY_COMPLETED,
+					 done_cb, NULL, MHD_OPTION_END);
+	}
+	free(cert);
+	free(key);
 	assert_non_null(srv.d);
 	info = MHD_get_daemon_info(srv.d, MHD_DAEMON_INFO_BIND_PORT);
 	assert_non_null(info);
 	srv.port = info->port;
+}
+
+static void server_start(script_fn script)
+{
+	server_start_opts(script, false);
 }
 
 static void server_stop(void)
@@ -393,6 +424,7 @@ static void server_stop(void)
 /* ---- a store with items -------------------------------------------------------------- */
 
 struct fx {
+	bool https;
 	char dir[64];
 	struct store *s;
 	struct forwarder *f;
@@ -459,7 +491,8 @@ static void new_forwarder(struct fx *f, struct forward_options *o)
 {
 	struct errbuf err = {{0}};
 
-	snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%u/", srv.port);
+	snprintf(f->url, sizeof(f->url), "%s://127.0.0.1:%u/", f->https ? "https" : "http",
+		 srv.port);
 	o->url = f->url;
 	o->backoff_min_ms = o->backoff_min_ms ? o->backoff_min_ms : 1000;
 	o->backoff_max_ms = o->backoff_max_ms ? o->backoff_max_ms : 8000;
@@ -863,6 +896,75 @@ static void test_flush_ignores_backoff(void **state)
 	assert_int_equal(outbox(f).n, 0);
 }
 
+static void test_tls(void **state)
+{
+	struct fx *f = *state;
+	struct forward_options o = {.backoff_min_ms = 1, .backoff_max_ms = 1};
+	struct forward_stats st;
+	struct items g;
+
+	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+		skip(); /* a libmicrohttpd without TLS */
+	add_item(f, "a", NULL, "A1");
+	server_start_opts(ok_script, true);
+	f->https = true;
+	/* a certificate nobody vouches for: no delivery, and the reason */
+	new_forwarder(f, &o);
+	assert_int_equal(forward__run(f->f, now(), true, 0, &st), 0);
+	assert_int_equal(st.delivered, 0);
+	assert_int_equal(st.net_errors, 1);
+	g = outbox(f);
+	assert_int_equal(g.n, 1);
+	if (!strstr(g.error[0], "certificate"))
+		fail_msg("the error does not name the certificate: %s", g.error[0]);
+	assert_int_equal(srv.n, 0);
+	/* trusted through the CA file */
+	o.ca_file = TEST_DATA "/tls/cert.pem";
+	new_forwarder(f, &o);
+	assert_int_equal(forward__run(f->f, now(), true, 0, &st), 0);
+	assert_int_equal(st.delivered, 1);
+	assert_int_equal(srv.n, 1);
+	/* or not verified, when asked */
+	add_item(f, "b", NULL, "B1");
+	o.ca_file = NULL;
+	o.insecure = true;
+	new_forwarder(f, &o);
+	assert_int_equal(forward__run(f->f, now(), true, 0, &st), 0);
+	assert_int_equal(st.delivered, 1);
+	assert_int_equal(srv.n, 2);
+}
+
+/* The first reply comes after 1.5 s: past the forwarder's 500 ms. */
+static struct reply slow_once(const struct req *rq, int n)
+{
+	(void)rq;
+	if (n == 1)
+		usleep(1500 * 1000);
+	return (struct reply){200, NULL, ""};
+}
+
+static void test_timeout(void **state)
+{
+	struct fx *f = *state;
+	struct forward_options o = {.timeout_ms = 500, .backoff_min_ms = 1, .backoff_max_ms = 1};
+	struct forward_stats st;
+	struct items g;
+	int64_t t0 = now();
+
+	add_item(f, "a", NULL, "A1");
+	server_start(slow_once);
+	new_forwarder(f, &o);
+	assert_int_equal(forward__run(f->f, t0, false, 0, &st), 0);
+	assert_true(now() - t0 < 1400 * 1000000ll); /* it did not wait for the reply */
+	assert_int_equal(st.net_errors, 1);
+	g = outbox(f);
+	if (!strstr(g.error[0], "imed out"))
+		fail_msg("the error does not say it timed out: %s", g.error[0]);
+	usleep(1200 * 1000); /* the slow reply is over */
+	assert_int_equal(forward__run(f->f, now(), true, 0, &st), 0);
+	assert_int_equal(st.delivered, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -880,6 +982,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sdk_text_goes_legacy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upstream_absent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_ignores_backoff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,8 +4,16 @@ set -euo pipefail
 : "${BRAID:?}" "${BUILD_DIR:?}" "${FIXTURES:?}"
 GOBIN_DIR="$BUILD_DIR/go-bin"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/braid-test.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
 FAILED=0
+
+# lib_cleanup: at exit, stops whatever the helpers below started (they leave
+# the trap alone), then removes $TMP. A test that sets its own trap calls it.
+lib_cleanup() {
+	stop_ingest
+	stop_upstream
+	rm -rf "$TMP"
+}
+trap lib_cleanup EXIT
 
 fail() {
 	echo "FAIL: $*" >&2
@@ -48,14 +56,13 @@ finish() {
 
 # start_ingest DATA_DIR [braid ingest options...]: starts `braid ingest` on a
 # free loopback port and waits for it to listen. Sets INGEST_PID, INGEST_URL
-# and INGEST_LOG. A trap stops it when the test exits.
+# and INGEST_LOG. lib_cleanup stops it when the test exits.
 start_ingest() {
 	local dir=$1
 	shift
 	INGEST_LOG=$(mktemp "$TMP/ingest-log.XXXXXX")
 	"$BRAID" ingest --listen 127.0.0.1:0 --data-dir "$dir" "$@" 2>"$INGEST_LOG" &
 	INGEST_PID=$!
-	trap 'stop_ingest; rm -rf "$TMP"' EXIT
 	for _ in $(seq 1 200); do
 		INGEST_URL=$(sed -n 's/^braid: ingest: listening on \(http:\/\/[^ ]*\) .*/\1/p' "$INGEST_LOG" | head -1)
 		[ -n "$INGEST_URL" ] && return 0
@@ -82,4 +89,98 @@ stop_ingest() {
 		fail "braid ingest exited with status $status on SIGTERM:"
 		cat "$INGEST_LOG" >&2
 	fi
+}
+
+# npm_modules: npm ci of tests/e2e/node (@pyroscope/nodejs, and pprof-format
+# with it) into a cache keyed by its lock file, so there is one download per
+# lock change. Sets NPM_DIR (its node_modules is what NODE_PATH wants). Tests
+# running at once share the cache: a lock makes one of them install.
+npm_modules() {
+	: "${SRC_DIR:?}"
+	local app=$SRC_DIR/tests/e2e/node lock_hash rc=0
+	lock_hash=$(sha256sum "$app/package-lock.json" | cut -c1-16)
+	NPM_DIR=${BRAID_NPM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/braid/e2e-node}/$lock_hash
+	[ -f "$NPM_DIR/node_modules/@pyroscope/nodejs/package.json" ] && return 0
+	mkdir -p "$NPM_DIR"
+	(
+		if command -v flock >/dev/null; then flock 9; fi
+		[ -f "$NPM_DIR/node_modules/@pyroscope/nodejs/package.json" ] && exit 0
+		cp "$app/package.json" "$app/package-lock.json" "$NPM_DIR/"
+		for attempt in 1 2 3; do
+			if (cd "$NPM_DIR" && npm ci --no-audit --no-fund --loglevel=error >"$TMP/npm.log" 2>&1); then
+				exit 0
+			fi
+			[ "$attempt" -lt 3 ] && sleep $((attempt * 5))
+		done
+		exit 1
+	) 9>"$NPM_DIR.lock" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		echo "FAIL: npm ci of tests/e2e/node (@pyroscope/nodejs) into $NPM_DIR failed 3 times:" >&2
+		tail -20 "$TMP/npm.log" >&2 2>/dev/null || true
+		exit 1
+	fi
+}
+
+# start_upstream [fake options...]: starts the fake Pyroscope
+# (tests/e2e/upstream/fake_pyroscope.js) on free loopback ports and waits for
+# it. Sets UPSTREAM_URL (its data port: push and ingest), UPSTREAM_ADMIN (its
+# admin port), UPSTREAM_PID and UPSTREAM_DIR (under $TMP: stderr, the
+# received.jsonl log, dump/ with each accepted profile). One at a time: a
+# running one is stopped first. Stopped at exit.
+start_upstream() {
+	: "${SRC_DIR:?}"
+	stop_upstream
+	npm_modules
+	UPSTREAM_DIR=$(mktemp -d "$TMP/upstream.XXXXXX")
+	NODE_PATH="$NPM_DIR/node_modules" node "$SRC_DIR/tests/e2e/upstream/fake_pyroscope.js" \
+		--host 127.0.0.1 --port 0 --admin-port 0 --exit-with-parent --dump-dir "$UPSTREAM_DIR/dump" \
+		--log "$UPSTREAM_DIR/received.jsonl" "$@" >"$UPSTREAM_DIR/stdout" 2>"$UPSTREAM_DIR/stderr" &
+	UPSTREAM_PID=$!
+	local line
+	for _ in $(seq 1 200); do
+		line=$(grep -m1 '^fake-pyroscope listening ' "$UPSTREAM_DIR/stdout" || true)
+		if [ -n "$line" ]; then
+			UPSTREAM_URL=$(echo "$line" | cut -d' ' -f3)
+			UPSTREAM_ADMIN=$(echo "$line" | cut -d' ' -f5)
+			return 0
+		fi
+		if ! kill -0 "$UPSTREAM_PID" 2>/dev/null; then
+			echo "FAIL: the fake Pyroscope exited at start:" >&2
+			cat "$UPSTREAM_DIR/stdout" "$UPSTREAM_DIR/stderr" >&2
+			UPSTREAM_PID=
+			exit 1
+		fi
+		sleep 0.05
+	done
+	echo "FAIL: the fake Pyroscope did not listen within 10 s:" >&2
+	cat "$UPSTREAM_DIR/stderr" >&2
+	exit 1
+}
+
+# stop_upstream: SIGTERM, and the exit status must be 0.
+stop_upstream() {
+	[ -n "${UPSTREAM_PID:-}" ] || return 0
+	local pid=$UPSTREAM_PID status=0
+	UPSTREAM_PID=
+	kill -TERM "$pid" 2>/dev/null || true
+	wait "$pid" || status=$?
+	if [ "$status" -ne 0 ]; then
+		fail "the fake Pyroscope exited with status $status on SIGTERM:"
+		cat "$UPSTREAM_DIR/stderr" >&2
+	fi
+}
+
+# upstream_get PATH: GET from the fake's admin port (PATH: /admin/received,
+# or just received); the JSON on stdout, curl's status as the return.
+upstream_get() {
+	local p=$1
+	[ "${p#/}" != "$p" ] || p=/admin/$p
+	curl -fsS "$UPSTREAM_ADMIN$p"
+}
+
+# upstream_post PATH [JSON]: POST to the fake's admin port, as upstream_get.
+upstream_post() {
+	local p=$1
+	[ "${p#/}" != "$p" ] || p=/admin/$p
+	curl -fsS -X POST -H 'Content-Type: application/json' --data-binary "${2:-}" "$UPSTREAM_ADMIN$p"
 }

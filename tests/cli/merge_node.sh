@@ -48,26 +48,7 @@ done
 APP_DIR="$SRC_DIR/tests/e2e/node"
 RUN_SECONDS=${MERGE_RUN_SECONDS:-12}
 
-# npm ci into a cache keyed by the lock file (the same cache as node_sdk.sh)
-lock_hash=$(sha256sum "$APP_DIR/package-lock.json" | cut -c1-16)
-NPM_DIR=${BRAID_NPM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/braid/e2e-node}/$lock_hash
-if [ ! -f "$NPM_DIR/node_modules/@pyroscope/nodejs/package.json" ]; then
-	mkdir -p "$NPM_DIR"
-	cp "$APP_DIR/package.json" "$APP_DIR/package-lock.json" "$NPM_DIR/"
-	ok=0
-	for attempt in 1 2 3; do
-		if (cd "$NPM_DIR" && npm ci --no-audit --no-fund --loglevel=error >"$TMP/npm.log" 2>&1); then
-			ok=1
-			break
-		fi
-		sleep $((attempt * 5))
-	done
-	if [ "$ok" -ne 1 ]; then
-		echo "FAIL: npm ci of @pyroscope/nodejs failed:" >&2
-		tail -20 "$TMP/npm.log" >&2
-		exit 1
-	fi
-fi
+npm_modules # sets NPM_DIR (the same cache as node_sdk.sh)
 if [ ! -f "$NPM_DIR/node_modules/pprof-format/package.json" ]; then
 	echo "FAIL: pprof-format (a dependency of @datadog/pprof) is not in $NPM_DIR/node_modules" >&2
 	exit 1
@@ -102,7 +83,7 @@ pct() {
 
 # ---- record the whole system while the app runs and pushes to braid ingest -------------
 start_ingest "$TMP/data"
-trap cleanup EXIT # after start_ingest, which sets its own
+trap cleanup EXIT # instead of lib.sh's: it stops braid ingest and removes $TMP too
 # SIGTERM ends the recording (a background job of a script ignores SIGINT);
 # timeout is only a guard against a hang
 timeout -k 10 $((RUN_SECONDS + 120)) "$BRAID" record -o "$TMP/rec.pb.gz" 2>"$TMP/rec.err" &

@@ -16,26 +16,7 @@ for tool in node npm jq; do
 	}
 done
 
-# npm ci into a cache keyed by the lock file: one download per lock change.
-lock_hash=$(sha256sum "$APP_DIR/package-lock.json" | cut -c1-16)
-NPM_DIR=${BRAID_NPM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/braid/e2e-node}/$lock_hash
-if [ ! -f "$NPM_DIR/node_modules/@pyroscope/nodejs/package.json" ]; then
-	mkdir -p "$NPM_DIR"
-	cp "$APP_DIR/package.json" "$APP_DIR/package-lock.json" "$NPM_DIR/"
-	ok=0
-	for attempt in 1 2 3; do
-		if (cd "$NPM_DIR" && npm ci --no-audit --no-fund --loglevel=error >"$TMP/npm.log" 2>&1); then
-			ok=1
-			break
-		fi
-		sleep $((attempt * 5))
-	done
-	if [ "$ok" -ne 1 ]; then
-		echo "FAIL: npm ci of @pyroscope/nodejs failed:" >&2
-		tail -20 "$TMP/npm.log" >&2
-		exit 1
-	fi
-fi
+npm_modules # sets NPM_DIR
 sdk_version=$(jq -r .version "$NPM_DIR/node_modules/@pyroscope/nodejs/package.json")
 expect_eq "SDK version" "0.6.4" "$sdk_version"
 

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# The whole node agent end to end: `braid agent` with eBPF sampling and
+# --upstream pointing at the strict fake Pyroscope (tests/e2e/upstream,
+# default checks: profiles must be recent, valid and labelled), while the
+# example app (examples/node-app, the real @pyroscope/nodejs SDK from npm)
+# pushes to the agent with its defaults but the address. Checked on what the
+# upstream received, each profile decoded by npm's pprof-format:
+#   1. merged process_cpu profiles of the app's service (braid_view=merged,
+#      cpu/nanoseconds), with the SDK's JavaScript functions and kernel
+#      frames in the same profile;
+#   2. eBPF-only process_cpu profiles of other processes (braid_view=ebpf);
+#   3. the SDK's own wall and heap profiles, byte for byte as the SDK pushed
+#      them (the store's copies), with braid_view=sdk;
+#   4. SIGTERM: exit 0 within 10 s, the outbox empty;
+#   5. every thread of the agent runs with the capabilities it keeps only,
+#      and /metrics counts each stage.
+# Needs root and kernel BTF: exits 77 (a skip) with the reason otherwise.
+# Environment: AGENT_RUN_SECONDS (the app's run, default 20).
+. "$(dirname "$0")/lib.sh"
+: "${SRC_DIR:?}"
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "skip: braid agent's eBPF sampling needs root (CAP_BPF and CAP_PERFMON): run as root"
+	exit 77
+fi
+if [ ! -r /sys/kernel/btf/vmlinux ]; then
+	echo "skip: no kernel BTF (/sys/kernel/btf/vmlinux): the sampler needs CONFIG_DEBUG_INFO_BTF"
+	exit 77
+fi
+if "$BRAID" record --duration 0.1 -o /dev/null 2>"$TMP/probe.err" </dev/null; then :; fi
+if grep -q "built without its eBPF sampler" "$TMP/probe.err"; then
+	echo "skip: $(sed 's/^braid: record: //' "$TMP/probe.err")"
+	exit 77
+fi
+for tool in node npm jq curl; do
+	command -v "$tool" >/dev/null || {
+		echo "FAIL: $tool is not installed (scripts/deps.sh installs it)" >&2
+		exit 1
+	}
+done
+
+RUN_SECONDS=${AGENT_RUN_SECONDS:-20}
+SERVICE=braid-e2e-agent
+APP_DIR=$SRC_DIR/examples/node-app
+
+start_upstream # strict: profiles older than 1 h or newer than 10 min are refused
+AGENT_LOG=$TMP/agent.log
+"$BRAID" agent --listen 127.0.0.1:0 --data-dir "$TMP/data" --upstream "$UPSTREAM_URL" \
+	--collect-interval 5s --grace 15s --retry-max-backoff 2s 2>"$AGENT_LOG" &
+AGENT_PID=$!
+cleanup_agent() {
+	[ -n "${AGENT_PID:-}" ] && kill -KILL "$AGENT_PID" 2>/dev/null
+	[ -n "${APP_PID:-}" ] && kill -KILL "$APP_PID" 2>/dev/null
+	lib_cleanup
+}
+trap cleanup_agent EXIT
+AGENT_URL=
+for _ in $(seq 1 200); do
+	AGENT_URL=$(sed -n 's/^braid: agent: listening on \(http:\/\/.*\)$/\1/p' "$AGENT_LOG" | head -1)
+	grep -q 'sampling' "$AGENT_LOG" && [ -n "$AGENT_URL" ] && break
+	kill -0 "$AGENT_PID" 2>/dev/null || break
+	sleep 0.05
+done
+if [ -z "$AGENT_URL" ] || ! grep -q 'sampling' "$AGENT_LOG"; then
+	echo "FAIL: braid agent did not start: $(cat "$AGENT_LOG")" >&2
+	exit 1
+fi
+
+# ---- 5 first: capabilities, on every thread ----------------------------------------------
+want=$(sed -n 's/^braid: agent: capabilities kept: 0x\([0-9a-f]*\)$/\1/p' "$AGENT_LOG")
+# CAP_DAC_READ_SEARCH (2), CAP_SYS_PTRACE (19), CAP_PERFMON (38), CAP_BPF (39)
+expect_eq "the capabilities the agent keeps" c000080004 "$want"
+for status in /proc/"$AGENT_PID"/task/*/status; do
+	eff=$(awk '/^CapEff:/ { print $2 }' "$status" | sed 's/^0*//')
+	expect_eq "CapEff of thread $(basename "$(dirname "$status")")" "$want" "$eff"
+done
+
+# ---- the app, pushing to the agent ----------------------------------------------------------
+npm_modules
+env NODE_PATH="$NPM_DIR/node_modules" PYROSCOPE_SERVER_ADDRESS="$AGENT_URL" \
+	PYROSCOPE_APPLICATION_NAME="$SERVICE" PORT=0 RUN_SECONDS="$RUN_SECONDS" \
+	FLUSH_INTERVAL_MS=5000 node "$APP_DIR/app.js" >"$TMP/app.out" 2>"$TMP/app.err" &
+APP_PID=$!
+rc=0
+wait "$APP_PID" || rc=$?
+APP=$(sed -n 's/^pid \([0-9][0-9]*\)$/\1/p' "$TMP/app.out" | head -1)
+APP_PID=
+if [ "$rc" -ne 0 ] || [ -z "$APP" ]; then
+	echo "FAIL: the Node app exited $rc: $(cat "$TMP/app.out" "$TMP/app.err")" >&2
+	exit 1
+fi
+sleep 3 # the app's last samples are drained and its last push merged
+curl -fsS "$AGENT_URL/metrics" >"$TMP/metrics"
+
+# ---- 4: SIGTERM ------------------------------------------------------------------------------
+t0=$(date +%s%N)
+kill -TERM "$AGENT_PID"
+status=0
+wait "$AGENT_PID" || status=$?
+stop_ms=$((($(date +%s%N) - t0) / 1000000))
+AGENT_PID=
+expect_eq "braid agent's exit status on SIGTERM" 0 "$status"
+[ "$stop_ms" -lt 10000 ] || fail "braid agent took $stop_ms ms to stop"
+expect_eq "the outbox after SIGTERM" 0 \
+	"$("$BRAID" store stats --json --data-dir "$TMP/data" | jq '.tables.outbox.rows')"
+echo "# app pid $APP ran $RUN_SECONDS s; the agent stopped in $stop_ms ms"
+sed 's/^/# /' "$AGENT_LOG" | grep -E 'stopped|outbox' || true
+
+upstream_get received >"$TMP/received.json"
+upstream_get rejected >"$TMP/rejected.json"
+expect_eq "profiles the strict upstream refused" 0 "$(jq length "$TMP/rejected.json")"
+[ "$(jq length "$TMP/rejected.json")" -eq 0 ] || jq -c '.[] | {status, message}' "$TMP/rejected.json" | head -5 >&2
+echo "# the upstream took $(jq length "$TMP/received.json") profiles:" \
+	"$(jq -r 'group_by(.labels.braid_view) | map("\(.[0].labels.braid_view) \(length)") | join(", ")' "$TMP/received.json")"
+
+# ---- 1: merged profiles of the app ---------------------------------------------------------
+jq --arg s "$SERVICE" '[.[] | select(.labels.service_name == $s and .labels.braid_view == "merged")]' \
+	"$TMP/received.json" >"$TMP/merged.json"
+n_merged=$(jq length "$TMP/merged.json")
+[ "$n_merged" -ge 1 ] || fail "no merged profile of $SERVICE reached the upstream"
+if [ "$n_merged" -ge 1 ]; then
+	expect_eq "merged profiles' __name__" process_cpu \
+		"$(jq -r '[.[] | .labels.__name__] | unique | join(",")' "$TMP/merged.json")"
+	expect_eq "merged profiles' sample types" '[["cpu","nanoseconds"]]' \
+		"$(jq -c '[.[] | .sample_types] | unique | .[0]' "$TMP/merged.json")"
+	expect_eq "merged profiles' period type" '["cpu","nanoseconds"]' \
+		"$(jq -c '[.[] | .period_type] | unique | .[0]' "$TMP/merged.json")"
+	jq -e 'all(.[]; .totals[0] > 0 and .totals[0] % .period == 0)' "$TMP/merged.json" >/dev/null ||
+		fail "a merged profile's total is not a positive multiple of its period: $(jq -c '[.[] | {totals, period}]' "$TMP/merged.json")"
+	# JS (the SDK's names) and the kernel in the same profiles
+	js=$(jq '[.[] | .functions[] | select(test("hashPassword|handleRequest|renderReport"))] | length' "$TMP/merged.json")
+	kernel=$(jq '[.[] | .functions[] | select(test("^(entry_SYSCALL_64|do_syscall_64|__x64_sys_|ksys_write|vfs_write)"))] | length' "$TMP/merged.json")
+	[ "$js" -gt 0 ] || fail "the merged profiles name none of the app's JS functions: $(jq -c '[.[] | .functions[]] | unique | .[:40]' "$TMP/merged.json")"
+	[ "$kernel" -gt 0 ] || fail "the merged profiles have no kernel frames"
+	both=$(jq '[.[] | select((.functions | map(select(test("hashPassword|handleRequest"))) | length) > 0
+		and (.functions | map(select(test("^(entry_SYSCALL_64|do_syscall_64)"))) | length) > 0)] | length' "$TMP/merged.json")
+	[ "$both" -gt 0 ] || fail "no merged profile holds both JS and kernel frames"
+	echo "# $n_merged merged profiles of $SERVICE; $both hold both JS and kernel frames"
+fi
+
+# ---- 2: eBPF-only profiles of other processes -------------------------------------------------
+others=$(jq --arg s "$SERVICE" '[.[] | select(.labels.braid_view == "ebpf" and .labels.service_name != $s)]' "$TMP/received.json")
+n_others=$(jq length <<<"$others")
+[ "$n_others" -ge 1 ] || fail "no eBPF-only profile of another process reached the upstream"
+echo "# $n_others eBPF-only profiles of other processes: $(jq -r '[.[] | .labels.service_name] | unique | .[:8] | join(" ")' <<<"$others")"
+jq -e 'all(.[]; .labels.__name__ == "process_cpu" and .sample_types == [["cpu","nanoseconds"]])' <<<"$others" >/dev/null ||
+	fail "eBPF-only profiles with another name or type: $(jq -c '[.[] | {n: .labels.__name__, t: .sample_types}] | unique' <<<"$others")"
+
+# ---- 3: the SDK's own profiles, unchanged --------------------------------------------------
+"$BRAID" store ls --json --limit 0 --data-dir "$TMP/data" >"$TMP/ls.json"
+: >"$TMP/store-sha"
+for id in $(jq -r --arg s "$SERVICE" '.sdk_profiles[] | select(.service == $s) | .id' "$TMP/ls.json"); do
+	"$BRAID" store export "$id" -o "$TMP/sdk-$id.pb.gz" --data-dir "$TMP/data"
+	gzip -dc "$TMP/sdk-$id.pb.gz" | sha256sum | cut -d' ' -f1 >>"$TMP/store-sha"
+done
+jq -r --arg s "$SERVICE" '.[] | select(.labels.service_name == $s and .labels.braid_view == "sdk") | .sha256' \
+	"$TMP/received.json" | sort >"$TMP/up-sha"
+sort -o "$TMP/store-sha" "$TMP/store-sha"
+expect_same_file "the SDK's profiles as pushed (store) and as the upstream got them" \
+	"$TMP/store-sha" "$TMP/up-sha"
+kinds=$(jq -r --arg s "$SERVICE" '[.[] | select(.labels.service_name == $s and .labels.braid_view == "sdk")
+	| .sample_types | map(.[0]) | if index("wall") then "wall" elif index("inuse_space") then "heap" else "other" end] | unique | join(" ")' "$TMP/received.json")
+expect_eq "the SDK's profile kinds passed through" "heap wall" "$kinds"
+echo "# $(wc -l <"$TMP/up-sha") SDK profiles passed through unchanged"
+
+# ---- 5: /metrics counted each stage ------------------------------------------------------------
+m() { awk -v k="$1" '$1 == k { print $2 }' "$TMP/metrics"; }
+for k in 'braid_collector_samples_total{state="stored"}' 'braid_merger_profiles_total{view="merged"}' \
+	'braid_merger_profiles_total{view="ebpf"}' 'braid_merger_profiles_total{view="sdk"}' \
+	'braid_merger_samples_total{outcome="spliced"}' 'braid_forward_profiles_total{outcome="delivered"}' \
+	'braid_ingest_profiles_stored_total'; do
+	v=$(m "$k")
+	[ "${v:-0}" != 0 ] || fail "/metrics: $k is ${v:-missing}"
+done
+expect_eq "/metrics: dead letters" 0 "$(m 'braid_forward_profiles_total{outcome="dead_letter"}')"
+
+finish
