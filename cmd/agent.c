@@ -951,20 +951,6 @@ struct drain {
 	int64_t samples;
 };
 
-static char *adup(struct arena *a, const char *s)
-{
-	size_t len;
-	char *d;
-
-	if (!s)
-		return NULL;
-	len = strlen(s);
-	d = arena__alloc(a, len + 1);
-	if (d)
-		memcpy(d, s, len + 1);
-	return d;
-}
-
 static int on_row(void *ctx, const struct collector_row *row)
 {
 	struct drain *d = ctx;
@@ -998,11 +984,11 @@ static int on_row(void *ctx, const struct collector_row *row)
 		*sp = (struct store_process){
 			.pid = p->pid,
 			.start_time_ns = p->start_time_ns,
-			.comm = adup(&d->arena, p->comm[0] ? p->comm : row->thread_comm),
-			.exe = adup(&d->arena, p->exe),
-			.cmdline = adup(&d->arena, p->cmdline),
-			.service = adup(&d->arena, p->service),
-			.container_id = adup(&d->arena, p->container_id),
+			.comm = arena__strdup(&d->arena, p->comm[0] ? p->comm : row->thread_comm),
+			.exe = arena__strdup(&d->arena, p->exe),
+			.cmdline = arena__strdup(&d->arena, p->cmdline),
+			.service = arena__strdup(&d->arena, p->service),
+			.container_id = arena__strdup(&d->arena, p->container_id),
 			.runtime = p->runtime,
 		};
 		if (!sp->comm || (p->exe && !sp->exe) || (p->cmdline && !sp->cmdline) ||
@@ -1021,8 +1007,8 @@ static int on_row(void *ctx, const struct collector_row *row)
 		return -ENOMEM;
 	for (size_t i = 0; i < row->n_frames; i++) {
 		frames[i] = row->frames[i];
-		frames[i].name = adup(&d->arena, row->frames[i].name);
-		frames[i].module = adup(&d->arena, row->frames[i].module);
+		frames[i].name = arena__strdup(&d->arena, row->frames[i].name);
+		frames[i].module = arena__strdup(&d->arena, row->frames[i].module);
 		if ((row->frames[i].name && !frames[i].name) ||
 		    (row->frames[i].module && !frames[i].module))
 			return -ENOMEM;

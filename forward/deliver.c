@@ -269,20 +269,6 @@ const char *forward__errmsg(const struct forwarder *f)
 
 /* ---- the batch -------------------------------------------------------------------- */
 
-static char *arena_strdup(struct arena *a, const char *s)
-{
-	size_t len;
-	char *d;
-
-	if (!s)
-		return NULL;
-	len = strlen(s);
-	d = arena__alloc(a, len + 1);
-	if (d)
-		memcpy(d, s, len + 1);
-	return d;
-}
-
 static const char *tenant_of(const struct forwarder *f, const struct store_outbox_item *it)
 {
 	return it->tenant && it->tenant[0] ? it->tenant : f->o.tenant;
@@ -312,7 +298,7 @@ static int collect(void *ctx, const struct store_outbox_item *it)
 			       sizeof(*f->skipped));
 		if (r < 0)
 			return r;
-		if (!(f->skipped[f->n_skipped] = arena_strdup(&f->arena, it->series)))
+		if (!(f->skipped[f->n_skipped] = arena__strdup(&f->arena, it->series)))
 			return -ENOMEM;
 		f->n_skipped++;
 		return 0;
@@ -326,17 +312,17 @@ static int collect(void *ctx, const struct store_outbox_item *it)
 	if (!labels)
 		return -ENOMEM;
 	for (size_t i = 0; i < it->n_labels; i++) {
-		labels[i].name = arena_strdup(&f->arena, it->labels[i].name);
-		labels[i].value = arena_strdup(&f->arena, it->labels[i].value);
+		labels[i].name = arena__strdup(&f->arena, it->labels[i].name);
+		labels[i].value = arena__strdup(&f->arena, it->labels[i].value);
 		if ((it->labels[i].name && !labels[i].name) ||
 		    (it->labels[i].value && !labels[i].value))
 			return -ENOMEM;
 	}
 	c->it.labels = labels;
-	c->it.series = arena_strdup(&f->arena, it->series);
-	c->it.tenant = arena_strdup(&f->arena, it->tenant);
-	c->it.kind = arena_strdup(&f->arena, it->kind);
-	c->it.raw_id = arena_strdup(&f->arena, it->raw_id);
+	c->it.series = arena__strdup(&f->arena, it->series);
+	c->it.tenant = arena__strdup(&f->arena, it->tenant);
+	c->it.kind = arena__strdup(&f->arena, it->kind);
+	c->it.raw_id = arena__strdup(&f->arena, it->raw_id);
 	c->it.last_error = NULL;
 	c->format = "pprof";
 	if (!c->it.series || !c->it.kind || (it->tenant && !c->it.tenant) ||
@@ -364,10 +350,10 @@ static int sdk_meta(void *ctx, const struct store_sdk_profile *p)
 	struct item *c = ((void **)ctx)[0];
 	struct arena *a = ((void **)ctx)[1];
 
-	c->format = arena_strdup(a, p->format ? p->format : "pprof");
-	c->spy_name = arena_strdup(a, p->spy_name);
-	c->units = arena_strdup(a, p->units);
-	c->aggregation = arena_strdup(a, p->aggregation);
+	c->format = arena__strdup(a, p->format ? p->format : "pprof");
+	c->spy_name = arena__strdup(a, p->spy_name);
+	c->units = arena__strdup(a, p->units);
+	c->aggregation = arena__strdup(a, p->aggregation);
 	c->sample_rate = p->sample_rate;
 	return c->format ? 0 : -ENOMEM;
 }

@@ -176,17 +176,6 @@ static const char *quote_cstr(struct quoted *q, const char *s)
 	return quote(q, s, strlen(s));
 }
 
-static char *arena_strndup(struct arena *a, const char *s, size_t n)
-{
-	char *d = arena__alloc(a, n + 1);
-
-	if (!d)
-		return NULL;
-	memcpy(d, s, n);
-	d[n] = '\0';
-	return d;
-}
-
 static bool is_alnum(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -375,8 +364,8 @@ static int name_tag(const char *name, const char *ks, size_t klen, const char *v
 		if (strlen(tags[i].name) == klen && memcmp(tags[i].name, ks, klen) == 0)
 			return errbuf__set(err, -EINVAL, "duplicate tag '%s' in name '%s'",
 					   quote(&q1, ks, klen), quote_cstr(&q2, name));
-	tags[*n_kept].name = arena_strndup(a, ks, klen);
-	tags[*n_kept].value = arena_strndup(a, vs, vlen);
+	tags[*n_kept].name = arena__strndup(a, ks, klen);
+	tags[*n_kept].value = arena__strndup(a, vs, vlen);
 	if (!tags[*n_kept].name || !tags[*n_kept].value)
 		return errbuf__set(err, -ENOMEM, "out of memory");
 	++*n_kept;
@@ -419,7 +408,7 @@ int ingest__parse_name(const char *name, size_t max_labels, struct arena *a, str
 					quote(&q1, name + i, 1), i, quote(&q2, name, app_len));
 			goto cleanup;
 		}
-	n.app = arena_strndup(a, name, app_len);
+	n.app = arena__strndup(a, name, app_len);
 	if (!n.app) {
 		r = errbuf__set(err, -ENOMEM, "out of memory");
 		goto cleanup;
@@ -496,7 +485,7 @@ int ingest__parse_name(const char *name, size_t max_labels, struct arena *a, str
 				quote(&q1, name, app_len));
 		goto cleanup;
 	}
-	n.service = sfx ? arena_strndup(a, name, (size_t)(dot - name)) : n.app;
+	n.service = sfx ? arena__strndup(a, name, (size_t)(dot - name)) : n.app;
 	if (!n.service) {
 		r = errbuf__set(err, -ENOMEM, "out of memory");
 		goto cleanup;
@@ -1118,8 +1107,8 @@ static int profile_types(const struct profile *p, const char *prefix, struct are
 			return errbuf__set(err, -EBADMSG,
 					   "%ssample type %zu has a name or unit over %d bytes",
 					   prefix, i, STORE_MAX_STRING);
-		types[i].type = arena_strndup(a, pstr(p, vt.type), tl);
-		types[i].unit = arena_strndup(a, pstr(p, vt.unit), ul);
+		types[i].type = arena__strndup(a, pstr(p, vt.type), tl);
+		types[i].unit = arena__strndup(a, pstr(p, vt.unit), ul);
 		types[i].total = totals[i];
 		if (!types[i].type || !types[i].unit)
 			return errbuf__set(err, -ENOMEM, "out of memory");
@@ -1237,7 +1226,7 @@ static int legacy_string(const char *field, const char *v, struct arena *a, stru
 				   quote(&q, v, n), n, STORE_MAX_STRING);
 	if (!utf8_valid(v, n))
 		return errbuf__set(err, -EINVAL, "%s '%s' is not UTF-8", field, quote(&q, v, n));
-	*ret = arena_strndup(a, v, n);
+	*ret = arena__strndup(a, v, n);
 	return *ret ? 0 : errbuf__set(err, -ENOMEM, "out of memory");
 }
 
@@ -1388,7 +1377,7 @@ int ingest__decode_legacy(const struct ingest_query *q, const struct ingest_body
 				quote_cstr(&q1, pname));
 		goto cleanup;
 	}
-	pname = arena_strndup(a, pname, strlen(pname));
+	pname = arena__strndup(a, pname, strlen(pname));
 	labels = arena__alloc(a, (2 + nm.n_tags) * sizeof(*labels));
 	if (!pname || !labels) {
 		r = errbuf__set(err, -ENOMEM, "out of memory");

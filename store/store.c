@@ -1135,18 +1135,6 @@ static int split_strings(const void *blob, size_t len, const char **out, size_t 
 	return (int)n;
 }
 
-static char *arena_strdup(struct arena *a, const void *s, size_t len)
-{
-	char *d = arena__alloc(a, len + 1);
-
-	if (d) {
-		if (len)
-			memcpy(d, s, len);
-		d[len] = '\0';
-	}
-	return d;
-}
-
 /* Decodes a label blob into arena-held labels. */
 static int decode_labels(struct store *s, sqlite3_stmt *q, int col,
 			 const struct store_label **ret_labels, size_t *ret_n)
@@ -1154,7 +1142,7 @@ static int decode_labels(struct store *s, sqlite3_stmt *q, int col,
 	const char *parts[2 * STORE_MAX_LABELS];
 	size_t len = (size_t)sqlite3_column_bytes(q, col);
 	const void *blob = sqlite3_column_blob(q, col);
-	char *copy = arena_strdup(&s->read_arena, blob, len);
+	char *copy = arena__strndup(&s->read_arena, blob, len);
 	struct store_label *labels;
 	int n;
 
@@ -1207,7 +1195,7 @@ static int decode_types(struct store *s, sqlite3_stmt *q, int col,
 {
 	const char *parts[3 * STORE_MAX_SAMPLE_TYPES];
 	size_t len = (size_t)sqlite3_column_bytes(q, col);
-	char *copy = arena_strdup(&s->read_arena, sqlite3_column_blob(q, col), len);
+	char *copy = arena__strndup(&s->read_arena, sqlite3_column_blob(q, col), len);
 	struct store_sample_type *types;
 	int n;
 
@@ -1276,7 +1264,8 @@ static const char *arena_col_text(struct store *s, sqlite3_stmt *q, int col)
 
 	if (!t)
 		return NULL;
-	return arena_strdup(&s->read_arena, t, (size_t)sqlite3_column_bytes(q, col));
+	return arena__strndup(&s->read_arena, (const char *)t,
+			      (size_t)sqlite3_column_bytes(q, col));
 }
 
 /* ---- open ---------------------------------------------------------------------- */
@@ -1717,7 +1706,9 @@ static const char *proc_text(struct store *s, sqlite3_stmt *q, int col)
 {
 	const unsigned char *t = sqlite3_column_text(q, col);
 
-	return t ? arena_strdup(&s->proc_arena, t, (size_t)sqlite3_column_bytes(q, col)) : NULL;
+	return t ? arena__strndup(&s->proc_arena, (const char *)t,
+				  (size_t)sqlite3_column_bytes(q, col))
+		 : NULL;
 }
 
 static void read_process(struct store *s, sqlite3_stmt *q, int c, struct store_process *p)

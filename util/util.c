@@ -72,6 +72,23 @@ void *arena__alloc(struct arena *a, size_t size)
 	return p;
 }
 
+char *arena__strndup(struct arena *a, const char *s, size_t n)
+{
+	char *d = arena__alloc(a, n + 1);
+
+	if (d) {
+		if (n)
+			memcpy(d, s, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+char *arena__strdup(struct arena *a, const char *s)
+{
+	return s ? arena__strndup(a, s, strlen(s)) : NULL;
+}
+
 void arena__reset(struct arena *a)
 {
 	struct arena_block *b, *next;

@@ -46,6 +46,12 @@ struct arena {
 };
 
 void *arena__alloc(struct arena *a, size_t size);
+/* A copy of the n bytes at s, NUL-terminated, in the arena; NULL when the
+ * arena can't hold it. */
+char *arena__strndup(struct arena *a, const char *s, size_t n);
+/* A copy of string s in the arena; NULL for NULL, or when the arena can't
+ * hold it (tell them apart by s). */
+char *arena__strdup(struct arena *a, const char *s);
 /* Forgets every allocation but keeps the first block for reuse. */
 void arena__reset(struct arena *a);
 void arena__free(struct arena *a);

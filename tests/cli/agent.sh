@@ -27,56 +27,6 @@ NODE=$FIXTURES/node-sdk-0.6.4
 GO=$FIXTURES/go-runtime-pprof
 REQ2_QUERY='format=pprof&from=1795238876&until=1795238878&spyName=nodespy&sampleRate=17'
 
-AGENT_PID=
-# start_agent DATA_DIR [options]: braid agent --no-ebpf on a free loopback
-# port; sets AGENT_PID, AGENT_URL, AGENT_LOG.
-start_agent() {
-	local dir=$1
-	shift
-	AGENT_LOG=$(mktemp "$TMP/agent-log.XXXXXX")
-	"$BRAID" agent --no-ebpf --listen 127.0.0.1:0 --data-dir "$dir" "$@" 2>"$AGENT_LOG" &
-	AGENT_PID=$!
-	for _ in $(seq 1 200); do
-		AGENT_URL=$(sed -n 's/^braid: agent: listening on \(http:\/\/.*\)$/\1/p' "$AGENT_LOG" | head -1)
-		[ -n "$AGENT_URL" ] && return 0
-		if ! kill -0 "$AGENT_PID" 2>/dev/null; then
-			echo "FAIL: braid agent exited at start:" >&2
-			cat "$AGENT_LOG" >&2
-			exit 1
-		fi
-		sleep 0.05
-	done
-	echo "FAIL: braid agent did not listen within 10 s:" >&2
-	cat "$AGENT_LOG" >&2
-	exit 1
-}
-
-# stop_agent: SIGTERM; the exit status must be 0 and come within 10 s.
-# Sets STOP_MS.
-stop_agent() {
-	[ -n "$AGENT_PID" ] || return 0
-	local pid=$AGENT_PID status=0 t0 t1
-	AGENT_PID=
-	t0=$(date +%s%N)
-	kill -TERM "$pid" 2>/dev/null || true
-	wait "$pid" || status=$?
-	t1=$(date +%s%N)
-	STOP_MS=$(((t1 - t0) / 1000000))
-	if [ "$status" -ne 0 ]; then
-		fail "braid agent exited with status $status on SIGTERM:"
-		cat "$AGENT_LOG" >&2
-	fi
-	if [ "$STOP_MS" -ge 10000 ]; then
-		fail "braid agent took $STOP_MS ms to stop on SIGTERM (at most 10 s)"
-	fi
-}
-
-cleanup_agent() {
-	[ -n "$AGENT_PID" ] && kill -KILL "$AGENT_PID" 2>/dev/null
-	AGENT_PID=
-	lib_cleanup
-}
-trap cleanup_agent EXIT
 
 # push_node TAGS [FILE]: the Node SDK's wall profile (or FILE) pushed to the
 # agent by the legacy API, named checkout{TAGS}; must be acknowledged 200.
@@ -165,7 +115,7 @@ bad_config "a missing config file" "agent.missing" \
 
 # ---- 2. SDK profiles reach the upstream unchanged ------------------------------------------
 start_upstream --reject-older-than 0 --bearer up-token --require-tenant
-start_agent "$TMP/d1" --upstream "$UPSTREAM_URL" --tenant team-a --upstream-token up-token \
+start_agent "$TMP/d1" --no-ebpf --upstream "$UPSTREAM_URL" --tenant team-a --upstream-token up-token \
 	--upstream-header 'X-Braid-Test: yes' --retry-max-backoff 3s
 # the first exactly as the SDK sent it (fixtures/.../req2.path)
 code=$(curl -s -o "$TMP/push-reply" -w '%{http_code}' --data-binary "@$NODE/req2.pprof.gz" \
@@ -275,19 +225,15 @@ expect_contains "the stop summary" "$AGENT_LOG" "braid: agent: stopped:"
 # ---- 6. kill -9 with the upstream down, then restart ---------------------------------------
 upstream_post reset >/dev/null
 upstream_post down >/dev/null
-start_agent "$TMP/d1" --upstream "$UPSTREAM_URL" --tenant team-a --upstream-token up-token \
+start_agent "$TMP/d1" --no-ebpf --upstream "$UPSTREAM_URL" --tenant team-a --upstream-token up-token \
 	--retry-max-backoff 2s
 for n in 11 12 13 14 15; do
 	push_node "n=$n" # acknowledged: 200
 done
 sleep 2 # the merger queues them; the forwarder fails on them
-{
-	kill -KILL "$AGENT_PID"
-	wait "$AGENT_PID"
-} 2>/dev/null || true
-AGENT_PID=
+kill_agent
 upstream_post up >/dev/null
-start_agent "$TMP/d1" --upstream "$UPSTREAM_URL" --tenant team-a --upstream-token up-token \
+start_agent "$TMP/d1" --no-ebpf --upstream "$UPSTREAM_URL" --tenant team-a --upstream-token up-token \
 	--retry-max-backoff 2s
 if wait_received '.labels.n != null' 5 20; then
 	upstream_get received >"$TMP/r6.json"
@@ -304,7 +250,7 @@ stop_agent
 # A real Pyroscope refuses profiles older than an hour; the fixture is.
 start_upstream
 printf 'main;handle;work 7\nmain;idle 3\n' | "$BRAID" convert - --to pprof -o "$TMP/fresh.pb.gz"
-start_agent "$TMP/d7" --upstream "$UPSTREAM_URL"
+start_agent "$TMP/d7" --no-ebpf --upstream "$UPSTREAM_URL"
 push_node "n=old"
 push_node "n=fresh" "$TMP/fresh.pb.gz"
 if wait_received '.labels.n == "fresh"' 1 15; then
@@ -332,7 +278,7 @@ stop_agent
 # ---- 8. the legacy /ingest API, basic auth ----------------------------------------------
 start_upstream --reject-older-than 0 --basic-auth 'braid:pa ss'
 printf 'braid:pa ss\n' >"$TMP/basic"
-start_agent "$TMP/d8" --upstream "$UPSTREAM_URL" --upstream-api ingest \
+start_agent "$TMP/d8" --no-ebpf --upstream "$UPSTREAM_URL" --upstream-api ingest \
 	--upstream-basic-auth-file "$TMP/basic"
 push_node "region=eu-1"
 if wait_received 'true' 1 15; then

@@ -19,19 +19,7 @@
 . "$(dirname "$0")/lib.sh"
 : "${SRC_DIR:?}"
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "skip: braid agent's eBPF sampling needs root (CAP_BPF and CAP_PERFMON): run as root"
-	exit 77
-fi
-if [ ! -r /sys/kernel/btf/vmlinux ]; then
-	echo "skip: no kernel BTF (/sys/kernel/btf/vmlinux): the sampler needs CONFIG_DEBUG_INFO_BTF"
-	exit 77
-fi
-if "$BRAID" record --duration 0.1 -o /dev/null 2>"$TMP/probe.err" </dev/null; then :; fi
-if grep -q "built without its eBPF sampler" "$TMP/probe.err"; then
-	echo "skip: $(sed 's/^braid: record: //' "$TMP/probe.err")"
-	exit 77
-fi
+require_ebpf
 for tool in node npm jq curl; do
 	command -v "$tool" >/dev/null || {
 		echo "FAIL: $tool is not installed (scripts/deps.sh installs it)" >&2
@@ -44,27 +32,14 @@ SERVICE=braid-e2e-agent
 APP_DIR=$SRC_DIR/examples/node-app
 
 start_upstream # strict: profiles older than 1 h or newer than 10 min are refused
-AGENT_LOG=$TMP/agent.log
-"$BRAID" agent --listen 127.0.0.1:0 --data-dir "$TMP/data" --upstream "$UPSTREAM_URL" \
-	--collect-interval 5s --grace 15s --retry-max-backoff 2s 2>"$AGENT_LOG" &
-AGENT_PID=$!
-cleanup_agent() {
-	[ -n "${AGENT_PID:-}" ] && kill -KILL "$AGENT_PID" 2>/dev/null
-	[ -n "${APP_PID:-}" ] && kill -KILL "$APP_PID" 2>/dev/null
+start_agent "$TMP/data" --upstream "$UPSTREAM_URL" --collect-interval 5s --grace 15s \
+	--retry-max-backoff 2s
+APP_PID=
+cleanup_app() {
+	[ -n "$APP_PID" ] && kill -KILL "$APP_PID" 2>/dev/null
 	lib_cleanup
 }
-trap cleanup_agent EXIT
-AGENT_URL=
-for _ in $(seq 1 200); do
-	AGENT_URL=$(sed -n 's/^braid: agent: listening on \(http:\/\/.*\)$/\1/p' "$AGENT_LOG" | head -1)
-	grep -q 'sampling' "$AGENT_LOG" && [ -n "$AGENT_URL" ] && break
-	kill -0 "$AGENT_PID" 2>/dev/null || break
-	sleep 0.05
-done
-if [ -z "$AGENT_URL" ] || ! grep -q 'sampling' "$AGENT_LOG"; then
-	echo "FAIL: braid agent did not start: $(cat "$AGENT_LOG")" >&2
-	exit 1
-fi
+trap cleanup_app EXIT
 
 # ---- 5 first: capabilities, on every thread ----------------------------------------------
 want=$(sed -n 's/^braid: agent: capabilities kept: 0x\([0-9a-f]*\)$/\1/p' "$AGENT_LOG")
@@ -93,14 +68,8 @@ sleep 3 # the app's last samples are drained and its last push merged
 curl -fsS "$AGENT_URL/metrics" >"$TMP/metrics"
 
 # ---- 4: SIGTERM ------------------------------------------------------------------------------
-t0=$(date +%s%N)
-kill -TERM "$AGENT_PID"
-status=0
-wait "$AGENT_PID" || status=$?
-stop_ms=$((($(date +%s%N) - t0) / 1000000))
-AGENT_PID=
-expect_eq "braid agent's exit status on SIGTERM" 0 "$status"
-[ "$stop_ms" -lt 10000 ] || fail "braid agent took $stop_ms ms to stop"
+stop_agent
+stop_ms=$STOP_MS
 expect_eq "the outbox after SIGTERM" 0 \
 	"$("$BRAID" store stats --json --data-dir "$TMP/data" | jq '.tables.outbox.rows')"
 echo "# app pid $APP ran $RUN_SECONDS s; the agent stopped in $stop_ms ms"

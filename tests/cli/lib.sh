@@ -9,6 +9,7 @@ FAILED=0
 # lib_cleanup: at exit, stops whatever the helpers below started (they leave
 # the trap alone), then removes $TMP. A test that sets its own trap calls it.
 lib_cleanup() {
+	kill_agent
 	stop_ingest
 	stop_upstream
 	rm -rf "$TMP"
@@ -183,4 +184,78 @@ upstream_post() {
 	local p=$1
 	[ "${p#/}" != "$p" ] || p=/admin/$p
 	curl -fsS -X POST -H 'Content-Type: application/json' --data-binary "${2:-}" "$UPSTREAM_ADMIN$p"
+}
+
+# require_ebpf: exits 77 (a skip), with the reason, unless braid can sample
+# here: root, kernel BTF, and a braid built with its eBPF sampler.
+require_ebpf() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "skip: eBPF sampling needs root (CAP_BPF and CAP_PERFMON): run as root"
+		exit 77
+	fi
+	if [ ! -r /sys/kernel/btf/vmlinux ]; then
+		echo "skip: no kernel BTF (/sys/kernel/btf/vmlinux): the sampler needs a kernel built with CONFIG_DEBUG_INFO_BTF"
+		exit 77
+	fi
+	# a braid built where there was no kernel BTF has no sampler, and says so
+	if "$BRAID" record --duration 0.1 -o /dev/null 2>"$TMP/probe.err" </dev/null; then :; fi
+	if grep -q "built without its eBPF sampler" "$TMP/probe.err"; then
+		echo "skip: $(sed 's/^braid: record: //' "$TMP/probe.err")"
+		exit 77
+	fi
+}
+
+# start_agent DATA_DIR [braid agent options...]: starts `braid agent` on a
+# free loopback port and waits until it listens (and, with eBPF, samples).
+# Sets AGENT_PID, AGENT_URL and AGENT_LOG; lib_cleanup kills it at exit.
+start_agent() {
+	local dir=$1
+	shift
+	AGENT_LOG=$(mktemp "$TMP/agent-log.XXXXXX")
+	"$BRAID" agent --listen 127.0.0.1:0 --data-dir "$dir" "$@" 2>"$AGENT_LOG" &
+	AGENT_PID=$!
+	for _ in $(seq 1 200); do
+		AGENT_URL=$(sed -n 's/^braid: agent: listening on \(http:\/\/.*\)$/\1/p' "$AGENT_LOG" | head -1)
+		if [ -n "$AGENT_URL" ] && grep -qE 'sampling|no eBPF sampling' "$AGENT_LOG"; then
+			return 0
+		fi
+		if ! kill -0 "$AGENT_PID" 2>/dev/null; then
+			echo "FAIL: braid agent exited at start:" >&2
+			cat "$AGENT_LOG" >&2
+			exit 1
+		fi
+		sleep 0.05
+	done
+	echo "FAIL: braid agent did not start within 10 s:" >&2
+	cat "$AGENT_LOG" >&2
+	exit 1
+}
+
+# stop_agent: SIGTERM; the exit status must be 0 and come within 10 s.
+# Sets STOP_MS.
+stop_agent() {
+	[ -n "${AGENT_PID:-}" ] || return 0
+	local pid=$AGENT_PID status=0 t0
+	AGENT_PID=
+	t0=$(date +%s%N)
+	kill -TERM "$pid" 2>/dev/null || true
+	wait "$pid" || status=$?
+	STOP_MS=$((($(date +%s%N) - t0) / 1000000))
+	if [ "$status" -ne 0 ]; then
+		fail "braid agent exited with status $status on SIGTERM:"
+		cat "$AGENT_LOG" >&2
+	fi
+	if [ "$STOP_MS" -ge 10000 ]; then
+		fail "braid agent took $STOP_MS ms to stop on SIGTERM (at most 10 s)"
+	fi
+}
+
+# kill_agent: SIGKILL, quietly (a crash, on purpose or at exit).
+kill_agent() {
+	[ -n "${AGENT_PID:-}" ] || return 0
+	{
+		kill -KILL "$AGENT_PID"
+		wait "$AGENT_PID"
+	} 2>/dev/null || true
+	AGENT_PID=
 }

@@ -13,20 +13,7 @@
 . "$(dirname "$0")/lib.sh"
 : "${SRC_DIR:?}" "${WORKLOAD_CPU_SPLIT:?}" "${WORKLOAD_SYSCALL_LOOP:?}" "${WORKLOAD_HOT_JS:?}"
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "skip: braid record needs root (CAP_BPF and CAP_PERFMON): run as root"
-	exit 77
-fi
-if [ ! -r /sys/kernel/btf/vmlinux ]; then
-	echo "skip: no kernel BTF (/sys/kernel/btf/vmlinux): braid record needs a kernel built with CONFIG_DEBUG_INFO_BTF"
-	exit 77
-fi
-# a braid built where there was no kernel BTF has no sampler, and says so
-if "$BRAID" record --duration 0.1 -o /dev/null 2>"$TMP/probe.err" </dev/null; then :; fi
-if grep -q "built without its eBPF sampler" "$TMP/probe.err"; then
-	echo "skip: $(sed 's/^braid: record: //' "$TMP/probe.err")"
-	exit 77
-fi
+require_ebpf
 command -v go >/dev/null || { echo "FAIL: go not found: run scripts/deps.sh" >&2; exit 1; }
 
 # ---- the benchmark, once and small: its figures are there, never judged ----------------
