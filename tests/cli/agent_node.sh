@@ -34,6 +34,7 @@ APP_DIR=$SRC_DIR/examples/node-app
 start_upstream # strict: profiles older than 1 h or newer than 10 min are refused
 start_agent "$TMP/data" --upstream "$UPSTREAM_URL" --collect-interval 5s --grace 15s \
 	--retry-max-backoff 2s
+AGENT_T0=$(date +%s)
 APP_PID=
 cleanup_app() {
 	[ -n "$APP_PID" ] && kill -KILL "$APP_PID" 2>/dev/null
@@ -68,6 +69,13 @@ sleep 3 # the app's last samples are drained and its last push merged
 curl -fsS "$AGENT_URL/metrics" >"$TMP/metrics"
 
 # ---- 4: SIGTERM ------------------------------------------------------------------------------
+# the agent's own CPU over the run, for the record (not judged here: bench/)
+read -r -a st <"/proc/$AGENT_PID/stat"
+ticks=$((st[13] + st[14]))
+hz=$(getconf CLK_TCK)
+up=$(($(date +%s) - AGENT_T0))
+echo "# braid agent used $(awk -v t="$ticks" -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }') s of CPU in $up s" \
+	"($(awk -v t="$ticks" -v hz="$hz" -v up="$up" 'BEGIN { printf "%.1f", 100 * t / hz / up }') % of one core), RSS $(awk '/^VmRSS/ { print $2, $3 }' "/proc/$AGENT_PID/status")"
 stop_agent
 stop_ms=$STOP_MS
 expect_eq "the outbox after SIGTERM" 0 \
