@@ -58,199 +58,40 @@ static void usage(FILE *f)
 		"  -h, --help             show this help\n");
 }
 
-static bool can_splice(enum store_runtime r)
+static struct merger_recording *ebpf_load(const struct config *cfg)
 {
-	return r == STORE_RUNTIME_NODE || r == STORE_RUNTIME_PYTHON;
-}
+	struct merger_recording *rec = NULL;
+	struct profile *p = NULL;
+	struct errbuf err = {{0}};
 
-/* ---- the eBPF side ------------------------------------------------------------ */
-
-struct proc {
-	int32_t pid;
-	enum store_runtime runtime; /* from the label, else the frames */
-	struct merger_ebpf_stack *stacks;
-	size_t n, cap;
-	int64_t samples;
-};
-
-struct ebpf {
-	struct profile *p;
-	int64_t period;
-	int type; /* the sample type holding cpu time or counts */
-	bool counts;
-	struct store_frame *frames; /* by location id */
-	struct proc *procs;
-	size_t n_procs, cap_procs;
-	struct store_frame *pool;
-	size_t n_pool, cap_pool;
-	uint32_t pid_key, tid_key, runtime_key;
-};
-
-static void ebpf_free(struct ebpf *e)
-{
-	for (size_t i = 0; i < e->n_procs; i++)
-		free(e->procs[i].stacks);
-	free(e->procs);
-	free(e->frames);
-	free(e->pool);
-	profile__free(e->p);
-}
-
-static struct proc *proc_get(struct ebpf *e, int32_t pid)
-{
-	for (size_t i = 0; i < e->n_procs; i++)
-		if (e->procs[i].pid == pid)
-			return &e->procs[i];
-	if (util__grow((void **)&e->procs, &e->cap_procs, e->n_procs + 1, sizeof(*e->procs)) < 0)
+	if (cmd_load_profile(cfg->ebpf, PROFILE_FORMAT_PPROF, NULL, &p, NULL) < 0)
 		return NULL;
-	e->procs[e->n_procs] = (struct proc){.pid = pid};
-	return &e->procs[e->n_procs++];
+	if (merger__recording_new(p, &err, &rec) < 0) {
+		cmd_error("merge: %s %s", cfg->ebpf, err.msg);
+		return NULL;
+	}
+	return rec;
 }
 
-static int64_t label_num(const struct profile *p, uint32_t set, uint32_t key, int64_t dflt)
+static const struct merger_process *pick_process(const struct config *cfg,
+						 const struct merger_recording *rec)
 {
-	const struct profile_label *l;
-	size_t n = profile__labels(p, set, &l);
-
-	for (size_t i = 0; key && i < n; i++)
-		if (l[i].key == key && !l[i].str)
-			return l[i].num;
-	return dflt;
-}
-
-static const char *label_str(const struct profile *p, uint32_t set, uint32_t key)
-{
-	const struct profile_label *l;
-	size_t n = profile__labels(p, set, &l);
-
-	for (size_t i = 0; key && i < n; i++)
-		if (l[i].key == key && l[i].str)
-			return profile__str(p, l[i].str);
-	return NULL;
-}
-
-/* Reads E into stacks per process. Frames are made once per location, so
- * equal frames share their strings (the splice's frame cache keys on that). */
-static int ebpf_load(const struct config *cfg, struct ebpf *e)
-{
-	size_t n_locs, n_samples, total_frames = 0;
-	int r;
-
-	r = cmd_load_profile(cfg->ebpf, PROFILE_FORMAT_PPROF, NULL, &e->p, NULL);
-	if (r < 0)
-		return r;
-	e->type = profile__find_sample_type(e->p, "cpu");
-	e->period = profile__period(e->p);
-	if (e->type < 0 || e->period <= 0) {
-		e->type = profile__find_sample_type(e->p, "samples");
-		e->counts = true;
-	}
-	if (e->type < 0 || e->period <= 0) {
-		cmd_error("merge: %s has no cpu sample type with a period, nor samples: is it "
-			  "a `braid record` profile?",
-			  cfg->ebpf);
-		return -EINVAL;
-	}
-	e->pid_key = profile__find_string(e->p, "pid");
-	e->tid_key = profile__find_string(e->p, "tid");
-	e->runtime_key = profile__find_string(e->p, "runtime");
-	if (!e->pid_key) {
-		cmd_error("merge: %s has no pid labels: record it with `braid record`", cfg->ebpf);
-		return -EINVAL;
-	}
-	n_locs = profile__n_locations(e->p);
-	e->frames = calloc(n_locs + 1, sizeof(*e->frames));
-	if (!e->frames)
-		return -ENOMEM;
-	for (uint32_t id = 1; id <= n_locs; id++) {
-		r = merger__frame_of_location(e->p, id, &e->frames[id]);
-		if (r < 0)
-			return r;
-	}
-	n_samples = profile__n_samples(e->p);
-	for (size_t i = 0; i < n_samples; i++) {
-		struct profile_sample s = profile__sample(e->p, i);
-
-		total_frames += profile__stack(e->p, s.stack, &(const uint32_t *){NULL});
-	}
-	e->pool = malloc((total_frames + 1) * sizeof(*e->pool));
-	if (!e->pool)
-		return -ENOMEM;
-	for (size_t i = 0; i < n_samples; i++) {
-		struct profile_sample s = profile__sample(e->p, i);
-		int64_t v = s.values[e->type], count;
-		int32_t pid = (int32_t)label_num(e->p, s.labels, e->pid_key, -1);
-		const uint32_t *locs;
-		size_t depth = profile__stack(e->p, s.stack, &locs);
-		struct merger_ebpf_stack *st;
-		struct proc *pr;
-
-		if (v <= 0)
-			continue;
-		count = e->counts ? v : (v + e->period / 2) / e->period;
-		if (count <= 0)
-			continue;
-		if (pid < 0) {
-			cmd_error("merge: %s: a sample without a pid label", cfg->ebpf);
-			return -EINVAL;
-		}
-		pr = proc_get(e, pid);
-		if (!pr ||
-		    util__grow((void **)&pr->stacks, &pr->cap, pr->n + 1, sizeof(*pr->stacks)) < 0)
-			return -ENOMEM;
-		if (pr->runtime == STORE_RUNTIME_UNKNOWN) {
-			const char *rt = label_str(e->p, s.labels, e->runtime_key);
-
-			pr->runtime = store__runtime_parse(rt);
-		}
-		for (size_t k = 0; k < depth; k++)
-			e->pool[e->n_pool + k] = e->frames[locs[k]];
-		st = &pr->stacks[pr->n++];
-		*st = (struct merger_ebpf_stack){
-			.frames = e->pool + e->n_pool,
-			.n_frames = depth,
-			/* without a tid label every sample is taken as the main thread's */
-			.tid = (int32_t)label_num(e->p, s.labels, e->tid_key, pid),
-			.count = count,
-		};
-		e->n_pool += depth;
-		pr->samples += count;
-	}
-	/* a runtime the label does not name is told from the frames */
-	for (size_t i = 0; i < e->n_procs; i++) {
-		struct proc *pr = &e->procs[i];
-
-		for (size_t k = 0; !can_splice(pr->runtime) && k < pr->n; k++) {
-			/* kernel frames name no runtime: the whole stack will do */
-			enum store_runtime rt = merger__runtime_of_frames(pr->stacks[k].frames,
-									  pr->stacks[k].n_frames);
-
-			if (rt != STORE_RUNTIME_UNKNOWN)
-				pr->runtime = rt;
-		}
-	}
-	return 0;
-}
-
-static struct proc *pick_process(const struct config *cfg, struct ebpf *e)
-{
-	struct proc *found = NULL;
+	const struct merger_process *found = NULL;
 	size_t n = 0;
 
-	for (size_t i = 0; i < e->n_procs; i++) {
-		if (cfg->pid) {
-			if (e->procs[i].pid == cfg->pid)
-				return &e->procs[i];
-			continue;
-		}
-		if (can_splice(e->procs[i].runtime)) {
-			found = &e->procs[i];
+	if (cfg->pid) {
+		found = merger__recording_find(rec, cfg->pid);
+		if (!found)
+			cmd_error("merge: %s has no samples of pid %d", cfg->ebpf, cfg->pid);
+		return found;
+	}
+	for (size_t i = 0; i < merger__recording_n_processes(rec); i++) {
+		const struct merger_process *p = merger__recording_process(rec, i);
+
+		if (merger__can_splice(p->runtime)) {
+			found = p;
 			n++;
 		}
-	}
-	if (cfg->pid) {
-		cmd_error("merge: %s has no samples of pid %d", cfg->ebpf, cfg->pid);
-		return NULL;
 	}
 	if (n != 1) {
 		cmd_error("merge: %s has %zu processes running Node.js or Python: name the one "
@@ -338,7 +179,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			break;
 		case 'r':
 			cfg->runtime = store__runtime_parse(optarg);
-			if (!can_splice(cfg->runtime)) {
+			if (!merger__can_splice(cfg->runtime)) {
 				cmd_error("merge: --runtime takes node or python, not '%s'",
 					  optarg);
 				return -EINVAL;
@@ -386,7 +227,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 	return 0;
 }
 
-static void print_summary(const struct config *cfg, const struct proc *pr,
+static void print_summary(const struct config *cfg, const struct merger_process *pr,
 			  const struct merger_splice_stats *st)
 {
 	int64_t kept = 0;
@@ -418,12 +259,14 @@ static void print_summary(const struct config *cfg, const struct proc *pr,
 int cmd_merge(int argc, char **argv)
 {
 	struct config cfg = {.output = "braid-merged.pb.gz"};
-	struct ebpf e = {0};
+	struct merger_recording *rec = NULL;
 	struct profile *sdk = NULL, *out = NULL;
 	struct merger_splice_stats st = {0};
 	struct dynbuf buf;
 	struct errbuf err;
-	struct proc *pr;
+	const struct merger_process *pr;
+	const struct profile *ep;
+	int64_t period;
 	uint32_t pid_key;
 	int r, status = 1;
 
@@ -436,40 +279,39 @@ int cmd_merge(int argc, char **argv)
 		cmd_error("merge: not writing gzipped pprof to a terminal: use -o FILE");
 		return EXIT_USAGE;
 	}
-	r = ebpf_load(&cfg, &e);
-	if (r < 0) {
-		if (r == -ENOMEM)
-			cmd_error("merge: %s", strerror(-r));
+	rec = ebpf_load(&cfg);
+	if (!rec)
 		goto cleanup;
-	}
-	pr = pick_process(&cfg, &e);
+	pr = pick_process(&cfg, rec);
 	if (!pr)
 		goto cleanup;
 	if (cfg.runtime != STORE_RUNTIME_UNKNOWN)
-		pr->runtime = cfg.runtime;
-	if (!can_splice(pr->runtime)) {
+		merger__recording_set_runtime(rec, pr->pid, cfg.runtime);
+	if (!merger__can_splice(pr->runtime)) {
 		cmd_error("merge: pid %d runs %s: braid splices Node.js and Python (--runtime)",
 			  pr->pid, store__runtime_name(pr->runtime));
 		goto cleanup;
 	}
 	if (sdk_load(&cfg, &sdk) < 0)
 		goto cleanup;
-	out = merger__new_profile(e.period, profile__time_nanos(e.p),
-				  profile__time_nanos(e.p) + profile__duration_nanos(e.p));
+	ep = merger__recording_profile(rec);
+	period = merger__recording_period(rec);
+	out = merger__new_profile(period, profile__time_nanos(ep),
+				  profile__time_nanos(ep) + profile__duration_nanos(ep));
 	if (!out || profile__intern_cstr(out, "pid", &pid_key) < 0) {
 		cmd_error("merge: %s", strerror(ENOMEM));
 		goto cleanup;
 	}
-	for (size_t i = 0; i < e.n_procs; i++) {
-		struct proc *p = &e.procs[i];
+	for (size_t i = 0; i < merger__recording_n_processes(rec); i++) {
+		const struct merger_process *p = merger__recording_process(rec, i);
 		struct profile_label pid_label = {.key = pid_key, .num = p->pid};
 		struct merger_splice_input in = {
 			.runtime = p->runtime,
 			.pid = p->pid,
 			.stacks = p->stacks,
-			.n_stacks = p->n,
+			.n_stacks = p->n_stacks,
 			.sdk = p == pr ? sdk : NULL,
-			.period = e.period,
+			.period = period,
 		};
 
 		if (p != pr && !cfg.all)
@@ -484,7 +326,7 @@ int cmd_merge(int argc, char **argv)
 	}
 	print_summary(&cfg, pr, &st);
 	/* folded counts are samples, not nanoseconds */
-	r = cfg.folded ? profile__scale(out, (double[]){1.0 / (double)e.period}) : 0;
+	r = cfg.folded ? profile__scale(out, (double[]){1.0 / (double)period}) : 0;
 	if (r == 0)
 		r = cfg.folded
 			    ? profile__to_folded(
@@ -504,6 +346,6 @@ cleanup:
 	dynbuf__free(&buf);
 	profile__free(out);
 	profile__free(sdk);
-	ebpf_free(&e);
+	merger__recording_free(rec);
 	return status;
 }

@@ -149,6 +149,40 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
  * `period`, time [from_ns, until_ns) (0, 0: none). NULL on ENOMEM. */
 struct profile *merger__new_profile(int64_t period, int64_t from_ns, int64_t until_ns);
 
+/* ---- recordings: `braid record`'s pprof, per process ------------------- */
+
+/* True for the runtimes the splice has a classifier for (node, python). */
+bool merger__can_splice(enum store_runtime r);
+
+/* One process's eBPF stacks in a recording. */
+struct merger_process {
+	int32_t pid;
+	enum store_runtime runtime; /* its runtime label, else told from its frames */
+	const struct merger_ebpf_stack *stacks;
+	size_t n_stacks;
+	int64_t samples;
+};
+
+struct merger_recording;
+
+/* Splits a `braid record` profile (pid, tid and runtime labels on every
+ * sample; a cpu/nanoseconds type with a period, or samples/count) into
+ * stacks per process, frames made once per location so that equal frames
+ * share their strings. Takes p (freed with the recording, or on error).
+ * -EINVAL for a profile that is not a recording; the message in err reads
+ * after the file's name ("has no pid labels: ..."). */
+int merger__recording_new(struct profile *p, struct errbuf *err, struct merger_recording **ret);
+void merger__recording_free(struct merger_recording *r);
+size_t merger__recording_n_processes(const struct merger_recording *r);
+const struct merger_process *merger__recording_process(const struct merger_recording *r, size_t i);
+/* The process of pid, NULL if the recording has none of its samples. */
+const struct merger_process *merger__recording_find(const struct merger_recording *r, int32_t pid);
+int64_t merger__recording_period(const struct merger_recording *r);
+const struct profile *merger__recording_profile(const struct merger_recording *r);
+/* Overrides a process's runtime (braid merge --runtime). */
+void merger__recording_set_runtime(struct merger_recording *r, int32_t pid,
+				   enum store_runtime runtime);
+
 /* ---- the merge loop ------------------------------------------------------ */
 
 #define MERGER_DEFAULT_GRACE_S		  75 /* the Node SDK pushes every 60 s */
