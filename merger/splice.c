@@ -13,6 +13,16 @@
  * way) and the eBPF stacks take them in input order, so every eBPF stack, not
  * only the whole category, is shared in proportion. Apportioning each eBPF
  * stack alone would hand every single-sample stack to the heaviest SDK stack.
+ *
+ * Native calls (Node.js): V8's profiler shows a native function that JS
+ * called through the API (crypto's job `run`, most bindings) as a file-less
+ * leaf frame (":run:0") under its JS caller. Guest time splits in two pools
+ * then: eBPF stacks whose native suffix went through V8's API call
+ * (Builtin_HandleApiCall, FunctionCallbackArguments::Call) are shared among
+ * the SDK stacks ending in such a leaf, the rest among the other guest
+ * stacks; a pool without weight on the SDK side lends the other one its
+ * samples. Without it the crypto work under hashPassword is spread over
+ * every JS function by its JS weight.
  */
 #define _GNU_SOURCE /* qsort_r */
 #include "merger/merger.h"
@@ -204,6 +214,19 @@ static int fcache_location(struct fcache *c, struct profile *out, const struct s
 
 /* ---- the SDK side ---------------------------------------------------------- */
 
+/* The pools samples are shared in: one per category, and guest code's
+ * native calls (see the top of the file). */
+#define POOL_NATIVE_CALL MERGER_CAT_COUNT
+#define N_POOLS		 (MERGER_CAT_COUNT + 1)
+
+/* The frames through which V8 calls a native function from JS. */
+static bool api_call_frame(const char *name)
+{
+	return name && (strcmp(name, "v8::internal::Builtin_HandleApiCall") == 0 ||
+			strcmp(name, "v8::internal::FunctionCallbackArguments::Call") == 0 ||
+			strncmp(name, "Builtins_CallApiCallback", 24) == 0);
+}
+
 /* One SDK stack with weight, as output locations (leaf first, pseudo root
  * frames left out). */
 struct sdk_entry {
@@ -233,8 +256,9 @@ struct splice {
 	size_t n_entries, cap_entries;
 	uint32_t *pool; /* every entry's locations */
 	size_t n_pool, cap_pool;
-	struct category cats[MERGER_CAT_COUNT];
+	struct category cats[N_POOLS];
 	struct merger_class *classes;
+	int *pool_of;		/* per eBPF stack: the pool sharing it */
 	size_t *n_kernel;	/* per eBPF stack: its leading kernel frames */
 	uint32_t *locs, *stack; /* scratch */
 	size_t cap_locs, cap_stack;
@@ -333,8 +357,22 @@ static int cat_add(struct category *c, size_t entry)
 	return r;
 }
 
+/* True when an SDK location is a native function V8 shows under its JS
+ * caller: a frame with a name but no file (":run:0"). */
+static bool sdk_native_leaf(const struct profile *sdk, uint32_t id)
+{
+	struct profile_location l;
+	const struct profile_function *f;
+
+	if (profile__location(sdk, id, &l) < 0 || !l.n_lines)
+		return false;
+	f = profile__function(sdk, l.lines[0].function);
+	return f && profile__strlen(sdk, f->filename) == 0 &&
+	       (profile__strlen(sdk, f->system_name) || profile__strlen(sdk, f->name));
+}
+
 /* Reads the SDK profile: each stack with positive weight becomes an entry of
- * its category. */
+ * its category's pool. */
 static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 {
 	const struct profile *sdk = sp->in->sdk;
@@ -373,6 +411,7 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 		const uint32_t *locs;
 		size_t depth, skip = 0, n;
 		enum merger_category c;
+		int pool;
 		struct sdk_entry *e;
 
 		if (weight[id] <= 0)
@@ -386,6 +425,10 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 		c = merger__classify_sdk(sp->in->runtime, sp->names, depth, &skip);
 		if ((unsigned)c >= MERGER_CAT_COUNT)
 			c = MERGER_CAT_GUEST;
+		pool = c;
+		if (c == MERGER_CAT_GUEST && sp->in->runtime == STORE_RUNTIME_NODE &&
+		    depth > skip && sdk_native_leaf(sdk, locs[0]))
+			pool = POOL_NATIVE_CALL;
 		n = skip < depth ? depth - skip : 0;
 		r = util__grow((void **)&sp->entries, &sp->cap_entries, sp->n_entries + 1,
 			       sizeof(*sp->entries));
@@ -402,10 +445,10 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 				goto cleanup;
 		}
 		sp->n_pool += n;
-		r = cat_add(&sp->cats[c], sp->n_entries++);
+		r = cat_add(&sp->cats[pool], sp->n_entries++);
 		if (r < 0)
 			goto cleanup;
-		sp->cats[c].weight += weight[id];
+		sp->cats[pool].weight += weight[id];
 		st->sdk_weight[c] += (double)weight[id];
 	}
 cleanup:
@@ -537,7 +580,7 @@ static int emit_stack(struct splice *sp, size_t i, struct merger_splice_stats *s
 {
 	const struct merger_ebpf_stack *es = &sp->in->stacks[i];
 	const struct merger_class *cl = &sp->classes[i];
-	struct category *c = &sp->cats[cl->category];
+	struct category *c = &sp->cats[sp->pool_of[i]];
 	size_t nk = sp->n_kernel[i], n_touched = 0;
 	int r;
 
@@ -599,7 +642,8 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 		return -EINVAL;
 	sp.classes = calloc(in->n_stacks + 1, sizeof(*sp.classes));
 	sp.n_kernel = calloc(in->n_stacks + 1, sizeof(*sp.n_kernel));
-	if (!sp.classes || !sp.n_kernel) {
+	sp.pool_of = calloc(in->n_stacks + 1, sizeof(*sp.pool_of));
+	if (!sp.classes || !sp.n_kernel || !sp.pool_of) {
 		r = -ENOMEM;
 		goto cleanup;
 	}
@@ -645,19 +689,38 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 		struct merger_class *cl = &sp.classes[i];
 		enum merger_category c = cl->category;
 
+		__int128 guest =
+			sp.cats[MERGER_CAT_GUEST].weight + sp.cats[POOL_NATIVE_CALL].weight;
+		int pool;
+
 		if (sp.cats[c].weight <= 0 && (c == MERGER_CAT_GC || c == MERGER_CAT_JIT) &&
-		    cl->region_begin < cl->region_end && sp.cats[MERGER_CAT_GUEST].weight > 0) {
+		    cl->region_begin < cl->region_end && guest > 0) {
 			cl->category = MERGER_CAT_GUEST;
 			st.to_guest += in->stacks[i].count;
 		}
-		sp.cats[cl->category].ebpf += in->stacks[i].count;
+		pool = cl->category;
+		if (pool == MERGER_CAT_GUEST) {
+			bool native_call = false;
+
+			/* the native suffix: user frames leafward of the region */
+			for (size_t k = 0; k < cl->region_begin && !native_call; k++)
+				native_call = api_call_frame(
+					in->stacks[i].frames[sp.n_kernel[i] + k].name);
+			if (native_call && sp.cats[POOL_NATIVE_CALL].weight > 0)
+				pool = POOL_NATIVE_CALL;
+			else if (sp.cats[MERGER_CAT_GUEST].weight <= 0 &&
+				 sp.cats[POOL_NATIVE_CALL].weight > 0)
+				pool = POOL_NATIVE_CALL; /* the only guest weight there is */
+		}
+		sp.pool_of[i] = pool;
+		sp.cats[pool].ebpf += in->stacks[i].count;
 	}
 	sp.touched = malloc((sp.n_entries + 1) * sizeof(*sp.touched));
 	if (!sp.touched) {
 		r = -ENOMEM;
 		goto cleanup;
 	}
-	for (int c = 0; c < MERGER_CAT_COUNT; c++) {
+	for (int c = 0; c < N_POOLS; c++) {
 		r = apportion(&sp, &sp.cats[c]);
 		if (r < 0)
 			goto cleanup;
@@ -673,7 +736,7 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 	for (int c = 0; c < MERGER_CAT_COUNT; c++)
 		emitted += st.kept[c];
 	emitted += st.spliced;
-	for (int c = 0; c < MERGER_CAT_COUNT; c++)
+	for (int c = 0; c < N_POOLS; c++)
 		if (sp.cats[c].n_heap)
 			r = -EPROTO;
 	if (r == 0 && emitted != st.samples)
@@ -681,10 +744,11 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 	if (r == 0 && ret)
 		*ret = st;
 cleanup:
-	for (int c = 0; c < MERGER_CAT_COUNT; c++) {
+	for (int c = 0; c < N_POOLS; c++) {
 		free(sp.cats[c].entries);
 		free(sp.cats[c].heap);
 	}
+	free(sp.pool_of);
 	free(sp.frames.slots);
 	free(sp.sloc_map);
 	free(sp.sfunc_map);
