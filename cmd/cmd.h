@@ -14,6 +14,7 @@ int cmd_store(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* Prints "braid: <message>" to stderr. Only commands and daemon loops log. */
 void cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -56,6 +57,12 @@ char *cmd_read_secret(const char *cmd, const char *path);
  * process can hold `want` sockets besides its files; prints a warning when
  * it cannot. */
 void cmd_raise_fd_limit(const char *cmd, unsigned want);
+
+/* A point in time: RFC 3339 ("2026-11-21T10:00:00Z", "+02:00" offsets,
+ * fractions dropped), Unix time in digits (ingest's units by digit count),
+ * "now", or a duration ago ("15m", "2h", "90s", "1d"); wall-clock ns in
+ * *ret. -EINVAL (nothing printed) otherwise. */
+int cmd_parse_when(const char *s, int64_t now, int64_t *ret);
 
 /* Exit statuses: 0 ok, 1 the work failed (bad input, I/O), 2 bad usage. */
 #define EXIT_USAGE 2

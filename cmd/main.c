@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* braid: the entry point; dispatches to a subcommand. */
+#define _GNU_SOURCE /* strptime, timegm */
 #include "cmd.h"
+#include "ingest/ingest.h"
 #include "profile/profile.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "util/util.h"
 
@@ -29,6 +33,8 @@ static const struct {
 	 "splice an SDK profile's frames into a recorded eBPF profile of its process"},
 	{"record", cmd_record,
 	 "sample every CPU's stacks with eBPF into a pprof (like perf record)"},
+	{"report", cmd_report,
+	 "compare the eBPF view with the SDK's: HTML (flame graphs), Markdown or JSON"},
 	{"store", cmd_store, "look inside the buffer: stats, ls, export, check, gc"},
 };
 
@@ -180,6 +186,56 @@ void cmd_raise_fd_limit(const char *cmd, unsigned want)
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 		cmd_error("%s: cannot raise the open-file limit to %u: %s", cmd, want + 64,
 			  strerror(errno));
+}
+
+/* "2026-11-21T10:00:00Z" (or +hh:mm), digits (ingest's units), "now", or a
+ * duration ago ("15m", "2h", "90s", "1d"). */
+int cmd_parse_when(const char *s, int64_t now, int64_t *ret)
+{
+	struct tm tm = {0};
+	const char *end;
+	char *e;
+
+	if (!strcmp(s, "now")) {
+		*ret = now;
+		return 0;
+	}
+	if (ingest__parse_time(s, now, ret) == 0)
+		return 0;
+	if (isdigit((unsigned char)s[0])) {
+		unsigned long long v = strtoull(s, &e, 10);
+		int64_t mul = !strcmp(e, "s")	? 1
+			      : !strcmp(e, "m") ? 60
+			      : !strcmp(e, "h") ? 3600
+			      : !strcmp(e, "d") ? 86400
+						: 0;
+
+		if (mul && v <= 3650ull * 86400 / (unsigned long long)mul) {
+			*ret = now - (int64_t)v * mul * 1000000000;
+			return 0;
+		}
+	}
+	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (end) {
+		int64_t off = 0;
+
+		if (*end == '.') /* fractions of a second are dropped */
+			while (isdigit((unsigned char)*++end))
+				;
+		if (*end == '+' || *end == '-') {
+			int hh, mm;
+
+			if (sscanf(end + 1, "%2d:%2d", &hh, &mm) != 2 || strlen(end) != 6)
+				goto bad;
+			off = (hh * 3600 + mm * 60) * (*end == '+' ? 1 : -1);
+		} else if (strcmp(end, "Z") != 0 && *end) {
+			goto bad;
+		}
+		*ret = ((int64_t)timegm(&tm) - off) * 1000000000;
+		return 0;
+	}
+bad:
+	return -EINVAL;
 }
 
 static void usage(FILE *f)

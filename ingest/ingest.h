@@ -8,6 +8,8 @@
  *   POST /push.v1.PusherService/Push     the push API (Connect unary):
  *                                        application/proto or application/json
  *   GET  /ready, /metrics                health and Prometheus metrics
+ *   GET  /, /report                      the agent's live page, when it
+ *                                        serves one (ingest_options.page)
  *
  * A push is decoded (to validate it and to read its sample types and
  * totals), attributed to the host process that sent it, committed to the
@@ -150,6 +152,18 @@ int ingest__decode_push(const char *content_type, const void *body, size_t len, 
 
 struct ingest;
 
+/* A request for the live page: its path and query arguments (URL-decoded,
+ * NULL when absent). */
+struct ingest_page {
+	const char *path; /* "/" or "/report" */
+	const char *service, *pid, *from, *until, *format;
+};
+/* Renders a page into out and returns its HTTP status (200, or 4xx/5xx with
+ * a plain-text message in out); *ret_type gets the content type. s is the
+ * request thread's store connection. */
+typedef int (*ingest_page_fn)(void *ctx, struct store *s, const struct ingest_page *req,
+			      struct dynbuf *out, const char **ret_type);
+
 struct ingest_options {
 	/* Addresses to listen on: "ADDR:PORT", "[V6ADDR]:PORT", "unix:PATH";
 	 * port 0 picks a free port (see ingest__address). NULL/0: the default. */
@@ -171,6 +185,10 @@ struct ingest_options {
 	/* Appended to /metrics (the agent's other stages); may be NULL. */
 	int (*extra_metrics)(void *ctx, struct dynbuf *out);
 	void *extra_metrics_ctx;
+	/* GET / and GET /report; NULL: they are 404. They need the ingest
+	 * credentials when some are set. */
+	ingest_page_fn page;
+	void *page_ctx;
 };
 
 /* Checks the options, binds every address and starts serving. On failure

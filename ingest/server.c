@@ -40,10 +40,26 @@
 
 /* ---- metrics --------------------------------------------------------------- */
 
-enum endpoint { EP_INGEST, EP_PYROSCOPE_INGEST, EP_PUSH, EP_READY, EP_METRICS, EP_OTHER, EP_COUNT };
+enum endpoint {
+	EP_INGEST,
+	EP_PYROSCOPE_INGEST,
+	EP_PUSH,
+	EP_READY,
+	EP_METRICS,
+	EP_INDEX,
+	EP_REPORT,
+	EP_OTHER,
+	EP_COUNT
+};
 static const char *const endpoint_paths[EP_COUNT] = {
-	"/ingest", "/pyroscope/ingest", "/push.v1.PusherService/Push",
-	"/ready",  "/metrics",		"other",
+	"/ingest",
+	"/pyroscope/ingest",
+	"/push.v1.PusherService/Push",
+	"/ready",
+	"/metrics",
+	"/",
+	"/report",
+	"other",
 };
 
 static const int tracked_status[] = {200, 400, 401, 404, 405, 413, 415, 422, 429, 500, 503};
@@ -274,8 +290,7 @@ static enum MHD_Result reply_error(struct ingest *in, struct MHD_Connection *c, 
 		snprintf(hvalue, sizeof(hvalue), "%u", in->opts.retry_after_s);
 	} else if (status == 405) {
 		hname = "Allow";
-		snprintf(hvalue, sizeof(hvalue), "%s",
-			 rq->ep == EP_READY || rq->ep == EP_METRICS ? "GET, HEAD" : "POST");
+		snprintf(hvalue, sizeof(hvalue), "%s", rq->ep > EP_PUSH ? "GET, HEAD" : "POST");
 	} else if (status == 401) {
 		hname = "WWW-Authenticate";
 		snprintf(hvalue, sizeof(hvalue), "%s",
@@ -1056,6 +1071,35 @@ static enum MHD_Result handle_metrics(struct ingest *in, struct MHD_Connection *
 	return ret;
 }
 
+static enum MHD_Result handle_page(struct ingest *in, struct MHD_Connection *c, struct request *rq)
+{
+	struct ingest_page pg = {
+		.path = endpoint_paths[rq->ep],
+		.service = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "service"),
+		.pid = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "pid"),
+		.from = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "from"),
+		.until = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "until"),
+		.format = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format"),
+	};
+	const char *type = "text/plain; charset=utf-8";
+	struct errbuf err = {{0}};
+	struct store *s = NULL;
+	struct dynbuf b;
+	enum MHD_Result ret;
+	int status, r;
+
+	r = pool_take(in, &err, &s);
+	if (r < 0)
+		return reply_error(in, c, rq, 503, err.msg);
+	dynbuf__init(&b, 256u << 20);
+	status = in->opts.page(in->opts.page_ctx, s, &pg, &b, &type);
+	pool_give(in, s, status >= 500);
+	count_request(in, rq, status);
+	ret = queue(c, status, type, b.data ? b.data : "", b.len, NULL, NULL);
+	dynbuf__free(&b);
+	return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **req_cls)
@@ -1076,6 +1120,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		atomic_fetch_add(&in->m.requests_in_flight, 1);
 		clock_gettime(CLOCK_MONOTONIC, &rq->start);
 		rq->ep = endpoint_of(url);
+		if ((rq->ep == EP_INDEX || rq->ep == EP_REPORT) && !in->opts.page)
+			rq->ep = EP_OTHER;
 		dynbuf__init(&rq->body, in->opts.max_body);
 		if (atomic_load(&in->m.stopping)) {
 			/* A request that arrives on a kept-alive connection after
@@ -1090,14 +1136,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			snprintf(rq->early_msg, sizeof(rq->early_msg),
 				 "no such endpoint: %.128s (braid serves /ingest, "
 				 "/pyroscope/ingest, /push.v1.PusherService/Push, /ready, "
-				 "/metrics)",
-				 url);
+				 "/metrics%s)",
+				 url, in->opts.page ? ", / and /report" : "");
 		} else if (rq->ep <= EP_PUSH ? !post : !get) {
 			rq->early_status = 405;
 			snprintf(rq->early_msg, sizeof(rq->early_msg),
 				 "%.16s is not allowed on %s (use %s)", method,
 				 endpoint_paths[rq->ep], rq->ep <= EP_PUSH ? "POST" : "GET");
-		} else if (rq->ep <= EP_PUSH && !authorized(in, c)) {
+		} else if ((rq->ep <= EP_PUSH || rq->ep == EP_INDEX || rq->ep == EP_REPORT) &&
+			   !authorized(in, c)) {
 			ctr_add(&in->m.auth_failures, 1);
 			rq->early_status = 401;
 			snprintf(rq->early_msg, sizeof(rq->early_msg),
@@ -1152,6 +1199,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return handle_ready(in, c, rq);
 	case EP_METRICS:
 		return handle_metrics(in, c, rq);
+	case EP_INDEX:
+	case EP_REPORT:
+		return handle_page(in, c, rq);
 	default:
 		return handle_ingest(in, c, rq);
 	}

@@ -183,6 +183,103 @@ const struct profile *merger__recording_profile(const struct merger_recording *r
 void merger__recording_set_runtime(struct merger_recording *r, int32_t pid,
 				   enum store_runtime runtime);
 
+/* ---- reports: the eBPF view against the SDK view --------------------------- */
+
+/* One process's data for a report. */
+struct merger_report_part {
+	int32_t pid;
+	enum store_runtime runtime;
+	/* eBPF stacks of seconds an SDK profile covers (spliced), and of seconds
+	 * none covers (kept as they are: "uncovered") */
+	const struct merger_ebpf_stack *stacks;
+	size_t n_stacks;
+	const struct merger_ebpf_stack *uncovered;
+	size_t n_uncovered;
+	const struct profile *sdk; /* the process's CPU SDK profiles summed; NULL: none */
+};
+
+struct merger_report_input {
+	const char *title;	   /* e.g. "checkout (pid 4242)" */
+	const char *source;	   /* "store /var/lib/braid/braid.db", "files: a, b" */
+	const char *service;	   /* NULL: unknown */
+	int32_t pid;		   /* 0: several or unknown */
+	int64_t from_ns, until_ns; /* the range asked for or covered; 0: unknown */
+	int64_t period;		   /* ns per eBPF sample */
+	const struct merger_report_part *parts;
+	size_t n_parts;
+	size_t sdk_profiles;		     /* SDK profiles read */
+	int64_t sdk_from_ns, sdk_until_ns;   /* their range; 0: unknown */
+	int64_t sdk_sample_rate;	     /* Hz; 0: unknown */
+	int64_t ebpf_from_ns, ebpf_until_ns; /* the eBPF samples' range; 0: unknown */
+	size_t sdk_unattributed; /* SDK profiles of the service attributed to no process */
+	int64_t generated_ns;	 /* when; 0: now */
+};
+
+/* The numbers, for callers and tests (the outputs carry more: trees, tops,
+ * blind spots). Shares are fractions of the view's total. */
+enum merger_leaf_class {
+	MERGER_LEAF_KERNEL = 0,	  /* the leaf frame is kernel code */
+	MERGER_LEAF_GC,		  /* the runtime's garbage collector */
+	MERGER_LEAF_JIT_COMPILER, /* the runtime compiling guest code */
+	MERGER_LEAF_INTERPRETER,  /* the runtime's interpreter and builtins */
+	MERGER_LEAF_NATIVE,	  /* native libraries and the executable */
+	MERGER_LEAF_GUEST,	  /* guest code itself (JIT code) */
+	MERGER_LEAF_IDLE,	  /* the event loop waiting */
+	MERGER_LEAF_UNKNOWN,	  /* an address in no mapping */
+	MERGER_LEAF_COUNT
+};
+/* "kernel", "gc", "jit_compiler", "interpreter", "native", "guest", "idle",
+ * "unknown". */
+const char *merger__leaf_class_name(enum merger_leaf_class c);
+
+struct merger_report_numbers {
+	int64_t ebpf_samples, ebpf_value; /* value: samples * period (ns) */
+	int64_t sdk_samples, sdk_value;	  /* in the SDK's weight type */
+	bool sdk_cpu;			  /* the SDK's weight is CPU time in ns */
+	int64_t merged_samples, merged_value;
+	double leaf_share[MERGER_LEAF_COUNT]; /* of eBPF samples */
+	double ebpf_category[MERGER_CAT_COUNT], sdk_category[MERGER_CAT_COUNT];
+	int64_t spliced, uncovered, no_sdk; /* eBPF samples */
+	int64_t kept[MERGER_CAT_COUNT];	    /* covered, but kept their eBPF frames */
+	size_t n_warnings;
+};
+
+struct merger_report;
+
+/* Computes a report: the merged view (the splice of each part), the
+ * numbers, the trees. NULL on ENOMEM. */
+int merger__report_new(const struct merger_report_input *in, struct merger_report **ret);
+void merger__report_free(struct merger_report *r);
+void merger__report_numbers(const struct merger_report *r, struct merger_report_numbers *ret);
+/* The share (cumulative: of the samples whose stack holds it) of a function
+ * by name in a view ("ebpf", "sdk", "merged"); 0 if the view never has it. */
+double merger__report_function_share(const struct merger_report *r, const char *view,
+				     const char *name);
+/* The i-th warning's code ("no_ebpf", "no_sdk", "sample_rate",
+ * "clock_skew", "unattributed", "cpu_mismatch"), NULL past the last. */
+const char *merger__report_warning(const struct merger_report *r, size_t i);
+
+/* What to report from the store. */
+struct merger_report_query {
+	const char *service;	   /* the processes of this service (or comm)... */
+	int32_t pid;		   /* ... or with this PID (0: any); one of the two */
+	int64_t from_ns, until_ns; /* 0: unbounded */
+	unsigned freq;		   /* the agent's sampling frequency; 0: 97 Hz */
+};
+
+/* Reads the processes q names (at most 256), their eBPF buckets and CPU SDK
+ * profiles in the range, and computes their report: buckets of seconds an
+ * SDK profile covers are spliced, the others stay eBPF-only. -ENOENT with a
+ * message in err when no such process was seen in the range. */
+int merger__report_from_store(struct store *s, const struct merger_report_query *q,
+			      struct errbuf *err, struct merger_report **ret);
+
+/* The report as JSON (schema braid-report/1, docs/report.md), Markdown or
+ * one self-contained HTML page; appended to out. */
+int merger__report_json(const struct merger_report *r, struct dynbuf *out);
+int merger__report_markdown(const struct merger_report *r, struct dynbuf *out);
+int merger__report_html(const struct merger_report *r, struct dynbuf *out);
+
 /* ---- the merge loop ------------------------------------------------------ */
 
 #define MERGER_DEFAULT_GRACE_S		  75 /* the Node SDK pushes every 60 s */

@@ -18,6 +18,8 @@ packages=(
 	# braid record's benchmark: perf record is its peer, GNU time measures
 	# each profiler's CPU and peak RSS
 	linux-perf time
+	# the HTML report's test renders the page in headless Chromium
+	chromium
 )
 # The end-to-end tests run the real @pyroscope/nodejs SDK (from npm) on Node.js:
 # Debian's nodejs and npm, unless a Node.js is already installed.

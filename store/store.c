@@ -1749,6 +1749,88 @@ int store__get_process(struct store *s, int64_t id, struct store_process *ret)
 	return 0;
 }
 
+int store__processes(struct store *s, const struct store_process_query *q, store_process_fn fn,
+		     void *ctx)
+{
+	static const char sql[] =
+		"SELECT id, pid, start_time_ns, comm, exe, cmdline, service, container_id, "
+		"runtime, "
+		"first_seen_ns, last_seen_ns, ebpf_emitted_s FROM processes "
+		"WHERE (?1 IS NULL OR service = ?1 OR (service IS NULL AND comm = ?1)) "
+		"AND (?2 = 0 OR pid = ?2) AND (?3 = 0 OR last_seen_ns >= ?3) "
+		"AND (?4 = 0 OR first_seen_ns < ?4) ORDER BY first_seen_ns, id LIMIT ?5";
+	sqlite3_stmt *st_ = NULL;
+	int rc, r = 0;
+
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st_, NULL);
+	if (rc != SQLITE_OK)
+		return db_fail(s, rc, "listing processes");
+	bind_text(st_, 1, q->service);
+	sqlite3_bind_int(st_, 2, q->pid);
+	sqlite3_bind_int64(st_, 3, q->from_ns);
+	sqlite3_bind_int64(st_, 4, q->until_ns);
+	sqlite3_bind_int64(st_, 5, q->limit ? (int64_t)q->limit : -1);
+	while ((rc = sqlite3_step(st_)) == SQLITE_ROW) {
+		struct store_process p;
+
+		arena__reset(&s->proc_arena);
+		read_process(s, st_, 0, &p);
+		r = fn(ctx, &p);
+		if (r != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_fail(s, rc, "listing processes");
+	sqlite3_finalize(st_);
+	return r;
+}
+
+int store__services(struct store *s, int64_t since_ns, store_service_fn fn, void *ctx)
+{
+	/* one row per name: processes seen since, their bucket samples since,
+	 * and SDK profiles received since under that service name */
+	static const char sql[] =
+		"WITH p AS (SELECT id, coalesce(service, comm, 'unknown_service') AS name, "
+		"last_seen_ns FROM processes WHERE last_seen_ns >= ?1), "
+		"e AS (SELECT p.name, count(DISTINCT p.id) AS procs, max(p.last_seen_ns) AS seen, "
+		"coalesce((SELECT sum(b.count) FROM ebpf_buckets b JOIN p p2 ON b.process_id = "
+		"p2.id "
+		"WHERE p2.name = p.name AND b.second >= ?1 / 1000000000), 0) AS samples "
+		"FROM p GROUP BY p.name), "
+		"k AS (SELECT service AS name, count(*) AS n, max(received_ns) AS seen "
+		"FROM sdk_profiles WHERE received_ns >= ?1 GROUP BY service) "
+		"SELECT name, sum(procs), sum(samples), sum(n), max(seen) FROM ("
+		"SELECT name, procs, samples, 0 AS n, seen FROM e UNION ALL "
+		"SELECT name, 0, 0, n, seen FROM k) GROUP BY name "
+		"ORDER BY sum(samples) + sum(n) DESC, name LIMIT 1000";
+	sqlite3_stmt *st_ = NULL;
+	int rc, r = 0;
+
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st_, NULL);
+	if (rc != SQLITE_OK)
+		return db_fail(s, rc, "listing services");
+	sqlite3_bind_int64(st_, 1, since_ns);
+	while ((rc = sqlite3_step(st_)) == SQLITE_ROW) {
+		struct store_service sv = {
+			.name = (const char *)sqlite3_column_text(st_, 0),
+			.processes = sqlite3_column_int64(st_, 1),
+			.ebpf_samples = sqlite3_column_int64(st_, 2),
+			.sdk_profiles = sqlite3_column_int64(st_, 3),
+			.last_seen_ns = sqlite3_column_int64(st_, 4),
+		};
+
+		if (!sv.name)
+			continue;
+		r = fn(ctx, &sv);
+		if (r != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_fail(s, rc, "listing services");
+	sqlite3_finalize(st_);
+	return r;
+}
+
 int store__find_process(struct store *s, int32_t pid, int64_t start_time_ns, int64_t *ret_id)
 {
 	sqlite3_stmt *q = st(s, ST_PROCESS_FIND);

@@ -148,6 +148,31 @@ int store__get_process(struct store *s, int64_t id, struct store_process *ret);
 /* Finds the id of (pid, start_time_ns); -ENOENT if unknown. */
 int store__find_process(struct store *s, int32_t pid, int64_t start_time_ns, int64_t *ret_id);
 
+struct store_process_query {
+	const char *service;	   /* its service, or (no service) its comm; NULL: any */
+	int32_t pid;		   /* 0: any */
+	int64_t from_ns, until_ns; /* seen at some time in [from, until); 0, 0: any */
+	size_t limit;		   /* 0: no limit */
+};
+typedef int (*store_process_fn)(void *ctx, const struct store_process *p);
+/* Processes matching q, by first_seen_ns then id; strings valid during the
+ * call only. */
+int store__processes(struct store *s, const struct store_process_query *q, store_process_fn fn,
+		     void *ctx);
+
+/* A service with data: its processes' service (or comm when they declare
+ * none), with what the store holds of it. */
+struct store_service {
+	const char *name;
+	int64_t processes;
+	int64_t ebpf_samples; /* in buckets at or after since */
+	int64_t sdk_profiles; /* received at or after since */
+	int64_t last_seen_ns;
+};
+typedef int (*store_service_fn)(void *ctx, const struct store_service *sv);
+/* Services with eBPF samples or SDK profiles since since_ns, busiest first. */
+int store__services(struct store *s, int64_t since_ns, store_service_fn fn, void *ctx);
+
 /* ---- SDK profiles ------------------------------------------------------- */
 
 /* How a push was attributed to a process, in order of trust. */

@@ -13,7 +13,11 @@
 #      them (the store's copies), with braid_view=sdk;
 #   4. SIGTERM: exit 0 within 10 s, the outbox empty;
 #   5. every thread of the agent runs with the capabilities it keeps only,
-#      and /metrics counts each stage.
+#      and /metrics counts each stage;
+#   6. the live page (GET /, GET /report) and `braid report` from the store:
+#      the crypto work is native time only eBPF sees, shown under hashPassword
+#      in the SDK's view, and the app's JS functions are what eBPF sees only as
+#      JIT code.
 # Needs root and kernel BTF: exits 77 (a skip) with the reason otherwise.
 # Environment: AGENT_RUN_SECONDS (the app's run, default 20).
 . "$(dirname "$0")/lib.sh"
@@ -67,6 +71,39 @@ if [ "$rc" -ne 0 ] || [ -z "$APP" ]; then
 fi
 sleep 3 # the app's last samples are drained and its last push merged
 curl -fsS "$AGENT_URL/metrics" >"$TMP/metrics"
+
+# ---- 6: the live page and its report of the app -------------------------------------------
+curl -fsS "$AGENT_URL/" >"$TMP/index.html" || fail "GET / failed"
+expect_contains "GET / lists the app's service" "$TMP/index.html" ">$SERVICE</a>"
+code=$(curl -s -o "$TMP/live.json" -w '%{http_code}' "$AGENT_URL/report?service=$SERVICE&from=5m&format=json")
+expect_eq "GET /report?format=json" 200 "$code"
+if [ "$code" = 200 ]; then
+	L=$TMP/live.json
+	echo "# the live report: $(jq -r '.views.ebpf.samples' "$L") eBPF samples, $(jq -r '.views.sdk.profiles' "$L")" \
+		"SDK profiles, spliced $(jq -r '.coverage.spliced * 1000 | round / 10' "$L") %," \
+		"warnings: $(jq -r '[.warnings[].code] | join(",")' "$L")"
+	# the crypto work: native time only eBPF sees, under hashPassword in the SDK's view
+	crypto=$(jq -c '[.blind_spots.ebpf_only[] | select(.name | test("PKCS5|pbkdf2|sha256|HMAC"; "i"))][0]' "$L")
+	if [ "$crypto" = null ]; then
+		fail "the live report names no crypto function among those only eBPF sees: $(jq -c '[.blind_spots.ebpf_only[] | {name, sdk_caller}]' "$L")"
+	else
+		echo "# only eBPF sees: $(jq -r '"\(.name) (\(.kind), \(.share * 1000 | round / 10) % of eBPF CPU), shown by the SDK under \(.sdk_caller) (\(.sdk_caller_share * 100 | round) %)"' <<<"$crypto")"
+		case "$(jq -r .sdk_caller <<<"$crypto")" in
+		*hashPassword*) ;;
+		*) fail "the crypto work is not shown under hashPassword: $crypto" ;;
+		esac
+	fi
+	# the JS functions eBPF sees only as JIT code
+	js=$(jq -c '[.blind_spots.sdk_only[] | select(.name | test("hashPassword|renderReport|countPrimes"))]' "$L")
+	[ "$(jq length <<<"$js")" -ge 2 ] ||
+		fail "the live report lacks the app's JS functions among those only the SDK sees: $(jq -c '[.blind_spots.sdk_only[].name]' "$L")"
+	echo "# only the SDK sees: $(jq -r '[.[] | .name] | join(", ")' <<<"$js"); eBPF sees them as $(jq -r '.[0].ebpf_sees' <<<"$js")"
+	expect_eq "eBPF's JS is JIT code" true "$(jq '[.[].ebpf_sees | test("anonymous JIT code")] | all' <<<"$js")"
+	expect_eq "the kernel's share is counted" true "$(jq '.summary.ebpf_shares.kernel > 0' "$L")"
+fi
+code=$(curl -s -o "$TMP/live.html" -w '%{http_code}' "$AGENT_URL/report?service=$SERVICE&from=5m")
+expect_eq "GET /report (HTML)" 200 "$code"
+expect_contains "the live page carries the report" "$TMP/live.html" '"schema":"braid-report/1"' 
 
 # ---- 4: SIGTERM ------------------------------------------------------------------------------
 # the agent's own CPU over the run, for the record (not judged here: bench/)
@@ -139,6 +176,14 @@ kinds=$(jq -r --arg s "$SERVICE" '[.[] | select(.labels.service_name == $s and .
 	| .sample_types | map(.[0]) | if index("wall") then "wall" elif index("inuse_space") then "heap" else "other" end] | unique | join(" ")' "$TMP/received.json")
 expect_eq "the SDK's profile kinds passed through" "heap wall" "$kinds"
 echo "# $(wc -l <"$TMP/up-sha") SDK profiles passed through unchanged"
+
+# ---- 6 again: braid report, from the store the agent left ----------------------------------
+if "$BRAID" report --service "$SERVICE" --from 10m --data-dir "$TMP/data" -f md -o "$TMP/report.md" 2>"$TMP/report.err"; then
+	expect_contains "braid report from the store: only eBPF sees" "$TMP/report.md" "### Only eBPF sees"
+	expect_contains "braid report from the store: the app" "$TMP/report.md" "# $SERVICE (pid $APP)"
+else
+	fail "braid report --service $SERVICE failed: $(cat "$TMP/report.err")"
+fi
 
 # ---- 5: /metrics counted each stage ------------------------------------------------------------
 m() { awk -v k="$1" '$1 == k { print $2 }' "$TMP/metrics"; }

@@ -92,20 +92,23 @@ stop_ingest() {
 	fi
 }
 
-# npm_modules: npm ci of tests/e2e/node (@pyroscope/nodejs, and pprof-format
-# with it) into a cache keyed by its lock file, so there is one download per
-# lock change. Sets NPM_DIR (its node_modules is what NODE_PATH wants). Tests
-# running at once share the cache: a lock makes one of them install.
+# npm_modules [APP_DIR PACKAGE]: npm ci of a Node.js app's dependencies into a
+# cache keyed by its lock file, so there is one download per lock change.
+# APP_DIR defaults to tests/e2e/node (@pyroscope/nodejs, and pprof-format
+# with it), PACKAGE (one of its dependencies, the sign of a complete install)
+# to @pyroscope/nodejs; tests/e2e/report's is playwright-core. Sets NPM_DIR
+# (its node_modules is what NODE_PATH wants). Tests running at once share the
+# cache: a lock makes one of them install.
 npm_modules() {
 	: "${SRC_DIR:?}"
-	local app=$SRC_DIR/tests/e2e/node lock_hash rc=0
+	local app=${1:-$SRC_DIR/tests/e2e/node} pkg=${2:-@pyroscope/nodejs} lock_hash rc=0
 	lock_hash=$(sha256sum "$app/package-lock.json" | cut -c1-16)
-	NPM_DIR=${BRAID_NPM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/braid/e2e-node}/$lock_hash
-	[ -f "$NPM_DIR/node_modules/@pyroscope/nodejs/package.json" ] && return 0
+	NPM_DIR=${BRAID_NPM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/braid/e2e-$(basename "$app")}/$lock_hash
+	[ -f "$NPM_DIR/node_modules/$pkg/package.json" ] && return 0
 	mkdir -p "$NPM_DIR"
 	(
 		if command -v flock >/dev/null; then flock 9; fi
-		[ -f "$NPM_DIR/node_modules/@pyroscope/nodejs/package.json" ] && exit 0
+		[ -f "$NPM_DIR/node_modules/$pkg/package.json" ] && exit 0
 		cp "$app/package.json" "$app/package-lock.json" "$NPM_DIR/"
 		for attempt in 1 2 3; do
 			if (cd "$NPM_DIR" && npm ci --no-audit --no-fund --loglevel=error >"$TMP/npm.log" 2>&1); then
@@ -116,7 +119,7 @@ npm_modules() {
 		exit 1
 	) 9>"$NPM_DIR.lock" || rc=$?
 	if [ "$rc" -ne 0 ]; then
-		echo "FAIL: npm ci of tests/e2e/node (@pyroscope/nodejs) into $NPM_DIR failed 3 times:" >&2
+		echo "FAIL: npm ci of ${app#"$SRC_DIR"/} ($pkg) into $NPM_DIR failed 3 times:" >&2
 		tail -20 "$TMP/npm.log" >&2 2>/dev/null || true
 		exit 1
 	fi
@@ -131,7 +134,7 @@ npm_modules() {
 start_upstream() {
 	: "${SRC_DIR:?}"
 	stop_upstream
-	npm_modules
+	npm_modules "$SRC_DIR/tests/e2e/node" @pyroscope/nodejs
 	UPSTREAM_DIR=$(mktemp -d "$TMP/upstream.XXXXXX")
 	NODE_PATH="$NPM_DIR/node_modules" node "$SRC_DIR/tests/e2e/upstream/fake_pyroscope.js" \
 		--host 127.0.0.1 --port 0 --admin-port 0 --exit-with-parent --dump-dir "$UPSTREAM_DIR/dump" \
