@@ -73,35 +73,6 @@ static struct merger_recording *ebpf_load(const struct config *cfg)
 	return rec;
 }
 
-static const struct merger_process *pick_process(const struct config *cfg,
-						 const struct merger_recording *rec)
-{
-	const struct merger_process *found = NULL;
-	size_t n = 0;
-
-	if (cfg->pid) {
-		found = merger__recording_find(rec, cfg->pid);
-		if (!found)
-			cmd_error("merge: %s has no samples of pid %d", cfg->ebpf, cfg->pid);
-		return found;
-	}
-	for (size_t i = 0; i < merger__recording_n_processes(rec); i++) {
-		const struct merger_process *p = merger__recording_process(rec, i);
-
-		if (merger__can_splice(p->runtime)) {
-			found = p;
-			n++;
-		}
-	}
-	if (n != 1) {
-		cmd_error("merge: %s has %zu processes running Node.js or Python: name the one "
-			  "the SDK profiled with --pid",
-			  cfg->ebpf, n);
-		return NULL;
-	}
-	return found;
-}
-
 /* ---- the SDK side --------------------------------------------------------------- */
 
 static int sdk_load(const struct config *cfg, struct profile **ret)
@@ -263,7 +234,7 @@ int cmd_merge(int argc, char **argv)
 	struct profile *sdk = NULL, *out = NULL;
 	struct merger_splice_stats st = {0};
 	struct dynbuf buf;
-	struct errbuf err;
+	struct errbuf err = {{0}};
 	const struct merger_process *pr;
 	const struct profile *ep;
 	int64_t period;
@@ -282,9 +253,11 @@ int cmd_merge(int argc, char **argv)
 	rec = ebpf_load(&cfg);
 	if (!rec)
 		goto cleanup;
-	pr = pick_process(&cfg, rec);
-	if (!pr)
+	pr = merger__recording_pick(rec, cfg.pid, &err);
+	if (!pr) {
+		cmd_error("merge: %s %s", cfg.ebpf, err.msg);
 		goto cleanup;
+	}
 	if (cfg.runtime != STORE_RUNTIME_UNKNOWN)
 		merger__recording_set_runtime(rec, pr->pid, cfg.runtime);
 	if (!merger__can_splice(pr->runtime)) {

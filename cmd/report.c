@@ -246,26 +246,9 @@ static int from_files(const struct config *cfg, struct merger_report **ret)
 		cmd_error("report: %s %s", cfg->ebpf, err.msg);
 		return -EINVAL;
 	}
-	if (cfg->pid) {
-		pr = merger__recording_find(rec, cfg->pid);
-		if (!pr)
-			cmd_error("report: %s has no samples of pid %d", cfg->ebpf, cfg->pid);
-	} else {
-		size_t n = 0;
-
-		for (size_t i = 0; i < merger__recording_n_processes(rec); i++)
-			if (merger__can_splice(merger__recording_process(rec, i)->runtime)) {
-				pr = merger__recording_process(rec, i);
-				n++;
-			}
-		if (n != 1) {
-			cmd_error(
-				"report: %s has %zu processes running Node.js or Python: name the "
-				"one the SDK profiled with --pid",
-				cfg->ebpf, n);
-			pr = NULL;
-		}
-	}
+	pr = merger__recording_pick(rec, cfg->pid, &err);
+	if (!pr)
+		cmd_error("report: %s %s", cfg->ebpf, err.msg);
 	if (!pr)
 		goto cleanup;
 	if (cfg->runtime != STORE_RUNTIME_UNKNOWN)

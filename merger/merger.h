@@ -177,6 +177,11 @@ size_t merger__recording_n_processes(const struct merger_recording *r);
 const struct merger_process *merger__recording_process(const struct merger_recording *r, size_t i);
 /* The process of pid, NULL if the recording has none of its samples. */
 const struct merger_process *merger__recording_find(const struct merger_recording *r, int32_t pid);
+/* The process an SDK profiled: pid's, or (pid 0) the only one whose
+ * runtime the splice knows. NULL with a message in err (reading after the
+ * file's name) when there is no such process, or several. */
+const struct merger_process *merger__recording_pick(const struct merger_recording *r, int32_t pid,
+						    struct errbuf *err);
 int64_t merger__recording_period(const struct merger_recording *r);
 const struct profile *merger__recording_profile(const struct merger_recording *r);
 /* Overrides a process's runtime (braid merge --runtime). */

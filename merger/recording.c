@@ -209,6 +209,33 @@ const struct merger_process *merger__recording_find(const struct merger_recordin
 	return NULL;
 }
 
+const struct merger_process *merger__recording_pick(const struct merger_recording *r, int32_t pid,
+						    struct errbuf *err)
+{
+	const struct merger_process *found = NULL;
+	size_t n = 0;
+
+	if (pid) {
+		found = merger__recording_find(r, pid);
+		if (!found)
+			errbuf__set(err, -ESRCH, "has no samples of pid %d", pid);
+		return found;
+	}
+	for (size_t i = 0; i < r->n_procs; i++)
+		if (merger__can_splice(r->procs[i].pub.runtime)) {
+			found = &r->procs[i].pub;
+			n++;
+		}
+	if (n != 1) {
+		errbuf__set(err, -ESRCH,
+			    "has %zu processes running Node.js or Python: name the one the SDK "
+			    "profiled with --pid",
+			    n);
+		return NULL;
+	}
+	return found;
+}
+
 int64_t merger__recording_period(const struct merger_recording *r)
 {
 	return r->period;
