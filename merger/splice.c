@@ -222,8 +222,12 @@ static int fcache_location(struct fcache *c, struct profile *out, const struct s
 /* The frames through which V8 calls a native function from JS. */
 static bool api_call_frame(const char *name)
 {
+	/* the generic path (Builtin_HandleApiCall, then
+	 * FunctionCallbackArguments::Call) and the one optimized code takes
+	 * (Builtins_CallApiCallback*, then InvokeFunctionCallback) */
 	return name && (strcmp(name, "v8::internal::Builtin_HandleApiCall") == 0 ||
 			strcmp(name, "v8::internal::FunctionCallbackArguments::Call") == 0 ||
+			strncmp(name, "v8::internal::InvokeFunctionCallback", 36) == 0 ||
 			strncmp(name, "Builtins_CallApiCallback", 24) == 0);
 }
 
@@ -702,8 +706,11 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 		if (pool == MERGER_CAT_GUEST) {
 			bool native_call = false;
 
-			/* the native suffix: user frames leafward of the region */
-			for (size_t k = 0; k < cl->region_begin && !native_call; k++)
+			/* the native suffix (user frames leafward of the region)
+			 * and the region's leafmost frame, where the builtin that
+			 * calls out sits */
+			for (size_t k = 0;
+			     k <= cl->region_begin && k < cl->region_end && !native_call; k++)
 				native_call = api_call_frame(
 					in->stacks[i].frames[sp.n_kernel[i] + k].name);
 			if (native_call && sp.cats[POOL_NATIVE_CALL].weight > 0)
