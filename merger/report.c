@@ -131,7 +131,15 @@ static int intern(struct merger_report *r, const char *s, uint32_t *ret)
 
 	if (rc < 0)
 		return rc;
-	rc = util__grow((void **)&r->fns, &r->cap_fns, *ret + 1, sizeof(*r->fns));
+	/* every name has its (zeroed) entry: modules too, so that loops over
+	 * the names may index fns */
+	if (*ret + 1 > r->cap_fns) {
+		size_t old = r->cap_fns;
+
+		rc = util__grow((void **)&r->fns, &r->cap_fns, *ret + 1, sizeof(*r->fns));
+		if (rc == 0)
+			memset(r->fns + old, 0, (r->cap_fns - old) * sizeof(*r->fns));
+	}
 	if (rc == 0 && *ret + 1 > r->cap_stamp) {
 		size_t old = r->cap_stamp;
 
@@ -349,12 +357,15 @@ static int add_ebpf_stack(struct merger_report *r, const struct merger_report_pa
 			r->stamp[id] = r->stack_no;
 			r->fns[id].hidden += value;
 			r->fns[id].depth += (double)i * value;
-			if (!r->fns[id].module && s->frames[leafward].module &&
-			    (rc = strtab__intern(
-				     &r->names, s->frames[leafward].module,
-				     strnlen(s->frames[leafward].module, REPORT_MAX_NAME),
-				     REPORT_MAX_NAMES, &r->fns[id].module)) < 0)
-				return rc;
+			if (!r->fns[id].module && s->frames[leafward].module) {
+				uint32_t module;
+
+				/* intern() may move fns: the entry is found again after */
+				rc = intern(r, s->frames[leafward].module, &module);
+				if (rc < 0)
+					return rc;
+				r->fns[id].module = module;
+			}
 		}
 	}
 	return 0;
@@ -811,14 +822,27 @@ static int compute(struct merger_report *r, const struct merger_report_input *in
 		if (p->sdk) {
 			int type = merger__sdk_weight_type(p->sdk);
 			struct profile_value_type vt;
+			uint32_t id;
 
 			if (type < 0)
 				continue;
 			vt = profile__sample_type(p->sdk, (size_t)type);
-			r->sdk_type = profile__str(p->sdk, vt.type);
-			r->sdk_unit = profile__str(p->sdk, vt.unit);
-			r->num.sdk_cpu = r->sdk_type && r->sdk_unit &&
-					 strcmp(r->sdk_unit, "nanoseconds") == 0 &&
+			/* the report outlives the SDK profile: its own copies */
+			rc = intern(r,
+				    profile__str(p->sdk, vt.type) ? profile__str(p->sdk, vt.type)
+								  : "",
+				    &id);
+			r->sdk_type = rc < 0 ? NULL : strtab__get(&r->names, id);
+			if (rc == 0)
+				rc = intern(r,
+					    profile__str(p->sdk, vt.unit)
+						    ? profile__str(p->sdk, vt.unit)
+						    : "",
+					    &id);
+			if (rc < 0)
+				goto cleanup;
+			r->sdk_unit = strtab__get(&r->names, id);
+			r->num.sdk_cpu = strcmp(r->sdk_unit, "nanoseconds") == 0 &&
 					 strcmp(r->sdk_type, "cpu") == 0;
 			rc = add_profile(r, V_SDK, p->sdk, type, p->runtime, &names, &kinds, &cap);
 			if (rc < 0)
