@@ -197,7 +197,7 @@ static __always_inline bool in_user_mode(struct bpf_perf_event_data *ctx)
 }
 
 static __always_inline void count(struct bpf_perf_event_data *ctx, void *counts, void *stacks,
-				  __u32 pid, __u32 tid, bool kthread)
+				  __u32 pid, __u32 tid, bool kthread, __u64 start)
 {
 	struct braid_key key;
 	__u32 lost = 0;
@@ -207,6 +207,7 @@ static __always_inline void count(struct bpf_perf_event_data *ctx, void *counts,
 	__builtin_memset(&key, 0, sizeof(key));
 	key.pid = pid;
 	key.tid = tid;
+	key.start = start;
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
 	if (sample_kernel && !in_user_mode(ctx)) {
 		key.kstack = store_stack(ctx, stacks, false, &lost);
@@ -250,6 +251,7 @@ int braid_sample(struct bpf_perf_event_data *ctx)
 	struct task_struct *task;
 	__u64 *seq;
 	bool kthread;
+	__u64 start;
 
 	if (pid == 0 && !include_idle) {
 		stat_add(BRAID_STAT_FILTERED);
@@ -265,6 +267,7 @@ int braid_sample(struct bpf_perf_event_data *ctx)
 	}
 	task = (struct task_struct *)bpf_get_current_task();
 	kthread = BPF_CORE_READ(task, flags) & PF_KTHREAD;
+	start = BPF_CORE_READ(task, group_leader, start_boottime);
 
 	seq = bpf_map_lookup_elem(&inflight, &zero);
 	if (!seq)
@@ -274,9 +277,9 @@ int braid_sample(struct bpf_perf_event_data *ctx)
 	__sync_fetch_and_add(seq, 1);
 	e = *(volatile __u32 *)&epoch;
 	if (e & 1)
-		count(ctx, &counts1, &stacks1, pid, tid, kthread);
+		count(ctx, &counts1, &stacks1, pid, tid, kthread, start);
 	else
-		count(ctx, &counts0, &stacks0, pid, tid, kthread);
+		count(ctx, &counts0, &stacks0, pid, tid, kthread, start);
 	__sync_fetch_and_add(seq, 1);
 	return 0;
 }

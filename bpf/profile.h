@@ -30,6 +30,10 @@ struct braid_key {
 	__u32 flags;
 	char comm[16];
 	__u32 pad;
+	/* when the process started (its thread group leader's start_boottime,
+	 * ns since boot): a PID reused by another process gives another key,
+	 * and user space sees the change with the very first sample */
+	__u64 start;
 };
 
 /* A stored stack: return addresses, leaf first, zero-filled past the end. */

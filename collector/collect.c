@@ -32,6 +32,7 @@ struct proc_entry {
 	char *service;	       /* resolved: see resolve_service */
 	int64_t seen_drain;    /* last drain that had its samples */
 	int64_t checked_drain; /* last drain that checked its start time */
+	uint64_t boot_start;   /* the kernel's start of the process (samples'), 0 unknown */
 };
 
 struct collector {
@@ -133,7 +134,12 @@ static void drop_proc(struct collector *c, struct proc_entry **link)
 	c->n_procs--;
 }
 
-static int lookup_proc(struct collector *c, int32_t pid, const char *comm, struct proc_entry **ret)
+/* The entry of pid, made (its /proc read) when missing. boot_start is the
+ * sample's process start (0: unknown): a sample of another start than the
+ * entry's is a new process on a reused PID, told at once; without one, the
+ * start time in /proc is checked every RECHECK_DRAINS drains. */
+static int lookup_proc(struct collector *c, int32_t pid, uint64_t boot_start, const char *comm,
+		       struct proc_entry **ret)
 {
 	struct proc_entry **pp = &c->procs[(uint32_t)pid % PROC_BUCKETS], **link, *e;
 	int r;
@@ -141,6 +147,13 @@ static int lookup_proc(struct collector *c, int32_t pid, const char *comm, struc
 	for (link = pp; *link && (*link)->info.pid != pid; link = &(*link)->next)
 		;
 	e = *link;
+	if (e && boot_start && e->boot_start && boot_start > e->boot_start) {
+		/* the PID names another, later process now (samples of the earlier
+		 * one in the same drain stay with the entry they find) */
+		drop_proc(c, link);
+		c->reused++;
+		e = NULL;
+	}
 	if (e && e->info.start_time_ns && e->checked_drain + RECHECK_DRAINS <= c->drain) {
 		int64_t start;
 
@@ -161,6 +174,8 @@ static int lookup_proc(struct collector *c, int32_t pid, const char *comm, struc
 		*pp = e;
 		c->n_procs++;
 	}
+	if (boot_start && !e->boot_start)
+		e->boot_start = boot_start;
 	e->seen_drain = c->drain;
 	*ret = e;
 	return 0;
@@ -200,7 +215,7 @@ static int on_sample(void *ctx, const struct collector_sample *s)
 	size_t n = 0;
 	int r;
 
-	r = lookup_proc(c, s->pid, s->comm, &e);
+	r = lookup_proc(c, s->pid, s->start, s->comm, &e);
 	if (r < 0)
 		return r;
 	if (s->kstack_lost || s->ustack_lost)
@@ -311,7 +326,7 @@ static int on_new_pid(void *ctx, int32_t pid)
 	int r;
 
 	/* the metadata now, while /proc/PID is there */
-	r = lookup_proc(c, pid, "", &e);
+	r = lookup_proc(c, pid, 0, "", &e);
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)

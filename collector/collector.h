@@ -307,6 +307,7 @@ struct collector_sample {
 	const uint64_t *uips; /* user ... */
 	size_t n_uips;
 	bool kstack_lost, ustack_lost; /* a stack was there but could not be stored */
+	uint64_t start; /* the process's start, ns since boot: a reused PID differs */
 	uint64_t count;
 };
 typedef int (*collector_sample_fn)(void *ctx, const struct collector_sample *s);

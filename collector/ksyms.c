@@ -155,6 +155,13 @@ int collector_ksyms__parse(const char *text, size_t len, struct errbuf *err,
 					"kallsyms line %zu: not \"ADDRESS TYPE NAME\"", line_no);
 			goto cleanup;
 		}
+		/* Names are kept NUL-terminated: a NUL inside one would cut it
+		 * (a module "[foo\0]" would not end in ']' and would not match
+		 * its other lines). kallsyms is text, so such a line is bad. */
+		if (memchr(q, '\0', (size_t)(eol - q))) {
+			r = errbuf__set(err, -EBADMSG, "kallsyms line %zu: a NUL byte", line_no);
+			goto cleanup;
+		}
 		type = q[1];
 		name = q + 3;
 		any_address |= addr != 0;
@@ -181,6 +188,15 @@ int collector_ksyms__parse(const char *text, size_t len, struct errbuf *err,
 					err, -EBADMSG,
 					"kallsyms line %zu: a module name is not \"[name]\"",
 					line_no);
+				goto cleanup;
+			}
+			/* add_name cuts names at the cap: a module's would lose its
+			 * ']' and never match its other lines. The kernel's module
+			 * names have at most 55 bytes. */
+			if (eol - mod > COLLECTOR_MAX_SYMBOL_NAME) {
+				r = errbuf__set(err, -EBADMSG,
+						"kallsyms line %zu: a module name over %d bytes",
+						line_no, COLLECTOR_MAX_SYMBOL_NAME);
 				goto cleanup;
 			}
 			r = module_index(k, &names, mod, (size_t)(eol - mod), &last_module,
