@@ -1914,13 +1914,24 @@ stop:
 	}
 	/* 4. the outbox, for what is left of --flush-timeout */
 	if (fwd_started) {
+		struct timespec until;
+		int64_t deadline = stop_start + cfg.flush_timeout_s * 1000000000;
+
 		pthread_mutex_lock(&a.lock);
-		a.flush_deadline_ns = stop_start + cfg.flush_timeout_s * 1000000000;
+		a.flush_deadline_ns = deadline;
 		a.stop_forward = true;
 		pthread_cond_broadcast(&a.cond);
 		pthread_mutex_unlock(&a.lock);
-		forward__interrupt(a.fwd); /* a request hanging on a slow upstream */
-		pthread_join(t_fwd, NULL);
+		/* the request in progress may finish (its items are then not sent
+		 * twice), the pass stops after it; one hanging past the deadline
+		 * is cut */
+		forward__stop_soon(a.fwd);
+		until.tv_sec = deadline / 1000000000;
+		until.tv_nsec = deadline % 1000000000;
+		if (pthread_timedjoin_np(t_fwd, NULL, &until) != 0) {
+			forward__interrupt(a.fwd);
+			pthread_join(t_fwd, NULL);
+		}
 	}
 	if (a.fatal && status == 0)
 		status = 1;

@@ -45,7 +45,7 @@ struct forwarder {
 	int64_t failures; /* upstream failures in a row */
 	uint64_t rng;
 	struct forward_stats total, *pass;
-	atomic_bool interrupted;
+	atomic_bool interrupted, stopping;
 	char errmsg[1024];
 };
 
@@ -461,6 +461,11 @@ void forward__interrupt(struct forwarder *f)
 	atomic_store(&f->interrupted, true);
 }
 
+void forward__stop_soon(struct forwarder *f)
+{
+	atomic_store(&f->stopping, true);
+}
+
 /* Sends body to url with content type ct and the items' tenant; *ret_status
  * gets the HTTP status, 0 when no reply came (f->curl_err says why). */
 static int http_post(struct forwarder *f, const char *url, const char *ct, const char *tenant,
@@ -833,14 +838,17 @@ int forward__run(struct forwarder *f, int64_t now, bool flush, int64_t deadline_
 	int r = 0;
 
 	f->pass = &pass;
-	if (flush)
+	if (flush) {
 		atomic_store(&f->interrupted, false);
+		atomic_store(&f->stopping, false);
+	}
 	if (!flush && now < f->total.backoff_until_ns)
 		goto out; /* the upstream failed lately: leave it alone */
 	for (;;) {
 		enum step step;
 
-		if ((deadline_ns && now_ns() >= deadline_ns) || atomic_load(&f->interrupted))
+		if ((deadline_ns && now_ns() >= deadline_ns) || atomic_load(&f->interrupted) ||
+		    (!flush && atomic_load(&f->stopping)))
 			break;
 		r = read_batch(f, flush ? INT64_MAX : now);
 		if (r < 0 || f->n_batch == 0)

@@ -161,6 +161,11 @@ void forward__free(struct forwarder *f);
 int forward__run(struct forwarder *f, int64_t now_ns, bool flush, int64_t deadline_ns,
 		 struct forward_stats *ret);
 
+/* Makes the pass in progress end after its current request, from any
+ * thread (the agent stopping: a request the upstream is taking finishes,
+ * so that its items are not sent twice); the next flush pass clears it. */
+void forward__stop_soon(struct forwarder *f);
+
 /* Ends a request in progress and the pass it is in, now, from any thread
  * (the agent stopping): the items stay in the outbox untouched, no attempt
  * counted; passes end at once until a flush pass (which clears it). */
