@@ -1010,7 +1010,12 @@ static enum MHD_Result handle_ingest(struct ingest *in, struct MHD_Connection *c
 		struct errbuf why = err;
 
 		status = ingest__http_status(r);
-		if (status == 429)
+		if (status == 429 && strstr(why.msg, "filesystem"))
+			errbuf__set(&err, r,
+				    "%s; braid keeps what it stored and takes profiles again once "
+				    "space is freed there",
+				    why.msg);
+		else if (status == 429)
 			errbuf__set(&err, r,
 				    "%s; braid keeps what it stored and takes profiles again once "
 				    "the forwarder has made room",

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -524,8 +525,17 @@ static int db_fail(struct store *s, int rc, const char *what)
 		return fail(s, err,
 			    "%s: the database stayed locked by another writer for %d ms (%s)", what,
 			    STORE_BUSY_TIMEOUT_MS, s->path);
-	if (err == -ENOSPC)
+	if (err == -ENOSPC) {
+		struct statvfs fs;
+
+		/* the disk, not braid's bound: say so, the operator's fix differs */
+		if (statvfs(s->path, &fs) == 0 &&
+		    (uint64_t)fs.f_bavail * fs.f_frsize < 2 * (uint64_t)s->page_size + (1u << 20))
+			return fail(s, err,
+				    "%s: the filesystem holding %s is full (%" PRIu64 " KiB free)",
+				    what, s->path, (uint64_t)fs.f_bavail * fs.f_frsize / 1024);
 		return fail(s, err, "%s: the store is full (%s)", what, s->path);
+	}
 	return fail(s, err, "%s: %s (%s)", what, sqlite3_errmsg(s->db), s->path);
 }
 
