@@ -1494,8 +1494,9 @@ static int configure(struct store *s, const struct store_options *opts)
 	}
 	snprintf(sql, sizeof(sql),
 		 "PRAGMA synchronous = %s; PRAGMA secure_delete = OFF; PRAGMA temp_store = MEMORY;"
-		 "PRAGMA cache_size = -16384; PRAGMA journal_size_limit = 67108864;",
-		 opts->sync == STORE_SYNC_FULL ? "FULL" : "NORMAL");
+		 "PRAGMA cache_size = -%u; PRAGMA journal_size_limit = 67108864;",
+		 opts->sync == STORE_SYNC_FULL ? "FULL" : "NORMAL",
+		 opts->cache_kib ? opts->cache_kib : STORE_DEFAULT_CACHE_KIB);
 	r = exec_sql(s, sql, "configuring the connection");
 	if (r < 0)
 		return fail(s, r,

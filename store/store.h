@@ -43,6 +43,7 @@ struct store;
 #define STORE_DEFAULT_RETENTION (24ll * 3600 * 1000000000) /* 24 h in ns */
 #define STORE_MIN_MAX_BYTES	(1ull << 20)		   /* the smallest bound accepted */
 #define STORE_BUSY_TIMEOUT_MS	10000
+#define STORE_DEFAULT_CACHE_KIB 16384		 /* a connection's page cache */
 #define STORE_DEFAULT_DATA_DIR	"/var/lib/braid" /* for root */
 #define STORE_USER_DATA_DIR	"./braid-data"	 /* for anyone else */
 
@@ -77,6 +78,10 @@ struct store_options {
 	 * left at an old version is for raw SQL only: the calls below expect
 	 * the current schema. */
 	int migrate_to;
+	/* SQLite's page cache of this connection, KiB; 0: STORE_DEFAULT_CACHE_KIB.
+	 * A process with many connections (the agent) keeps each small: the
+	 * caches fill as the database grows and stay that size. */
+	unsigned cache_kib;
 };
 
 /* "/var/lib/braid" when running as root, else "./braid-data". */
