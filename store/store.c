@@ -166,11 +166,16 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"WHERE o.sdk_profile_id = s.id) ORDER BY received_ns LIMIT ?1)",
 	/* only CPU and wall profiles cover a second: a process that pushes
 	 * only heap profiles must not hold its samples back for ever */
+	/* Processes first (CROSS JOIN keeps that order), each read from its
+	 * watermark by the buckets' primary key: left to itself, SQLite read
+	 * every bucket ever stored through the `second` index, a pass that
+	 * grew with the store (93 ms at 153k buckets and 14k processes, 18 ms
+	 * this way, sqlite3's own startup included). */
 	[ST_UNCOVERED] =
 		"SELECT p.id, min(b.second), max(b.second), count(*), total(b.count), "
 		"(SELECT count(*) FROM sdk_profiles s WHERE s.process_id = p.id "
 		"AND s.cpu_time = 1) "
-		"FROM processes p JOIN ebpf_buckets b "
+		"FROM processes p CROSS JOIN ebpf_buckets b "
 		"ON b.process_id = p.id AND b.second >= p.ebpf_emitted_s AND b.second < ?1 "
 		"WHERE NOT EXISTS (SELECT 1 FROM sdk_profiles s WHERE s.process_id = p.id "
 		"AND s.from_ns < (b.second + 1) * 1000000000 AND s.until_ns > b.second * "
