@@ -42,8 +42,9 @@ push_node() {
 
 # wait_received JQ_FILTER COUNT SECONDS: waits until the fake has accepted at
 # least COUNT profiles matching the filter (over .[]); 1 if it never does.
+# SECONDS times SLOW.
 wait_received() {
-	local filter=$1 want=$2 secs=$3 n=0
+	local filter=$1 want=$2 secs=$(($3 * SLOW)) n=0
 	for _ in $(seq 1 $((secs * 10))); do
 		n=$(upstream_get received | jq "[.[] | select($filter)] | length")
 		[ "$n" -ge "$want" ] && return 0
@@ -181,7 +182,8 @@ if wait_received '.labels.n != null' 6 45; then
 			"$(jq -r '.[0].sha256' <<<"$got")"
 	done
 	echo "# the upstream was down 30 s; all 6 profiles delivered $((t_all - t_down)) s after it went down"
-	[ $((t_all - t_down)) -le 40 ] || fail "delivery took $((t_all - t_down)) s after a 30 s outage (retry-max-backoff 3s)"
+	[ $((t_all - t_down)) -le $((30 + 10 * SLOW)) ] ||
+		fail "delivery took $((t_all - t_down)) s after a 30 s outage (retry-max-backoff 3s; at most $((30 + 10 * SLOW)) s)"
 else
 	fail "profiles pushed while the upstream was down were not all delivered: $(upstream_get received | jq -c '[.[] | .labels.n]')"
 	cat "$AGENT_LOG" >&2
@@ -202,7 +204,8 @@ if wait_received '.labels.n == "7"' 1 15; then
 	wait_ms=$((tok - t429))
 	echo "# 429 with Retry-After: 3; the next try came $wait_ms ms later"
 	[ "$wait_ms" -ge 3000 ] || fail "the retry after a 429 with Retry-After: 3 came after $wait_ms ms"
-	[ "$wait_ms" -le 5500 ] || fail "the retry after a 429 with Retry-After: 3 came only after $wait_ms ms"
+	[ "$wait_ms" -le $((3000 + 2500 * SLOW)) ] ||
+		fail "the retry after a 429 with Retry-After: 3 came only after $wait_ms ms (at most $((3000 + 2500 * SLOW)))"
 else
 	fail "the profile refused with 429 was never delivered"
 fi
@@ -230,7 +233,7 @@ start_agent "$TMP/d1" --no-ebpf --upstream "$UPSTREAM_URL" --tenant team-a --ups
 for n in 11 12 13 14 15; do
 	push_node "n=$n" # acknowledged: 200
 done
-sleep 2 # the merger queues them; the forwarder fails on them
+sleep $((2 * SLOW)) # the merger queues them; the forwarder fails on them
 kill_agent
 upstream_post up >/dev/null
 start_agent "$TMP/d1" --no-ebpf --upstream "$UPSTREAM_URL" --tenant team-a --upstream-token up-token \
@@ -254,7 +257,7 @@ start_agent "$TMP/d7" --no-ebpf --upstream "$UPSTREAM_URL"
 push_node "n=old"
 push_node "n=fresh" "$TMP/fresh.pb.gz"
 if wait_received '.labels.n == "fresh"' 1 15; then
-	for _ in $(seq 1 50); do
+	for _ in $(seq 1 $((50 * SLOW))); do
 		dead=$("$BRAID" store ls --json --data-dir "$TMP/d7" | jq '.dead_letters')
 		[ "$(jq length <<<"$dead")" -ge 1 ] && break
 		sleep 0.1

@@ -69,7 +69,7 @@ if [ "$rc" -ne 0 ] || [ -z "$APP" ]; then
 	echo "FAIL: the Node app exited $rc: $(cat "$TMP/app.out" "$TMP/app.err")" >&2
 	exit 1
 fi
-sleep 3 # the app's last samples are drained and its last push merged
+sleep $((3 * SLOW)) # the app's last samples are drained and its last push merged
 curl -fsS "$AGENT_URL/metrics" >"$TMP/metrics"
 
 # ---- 6: the live page and its report of the app -------------------------------------------

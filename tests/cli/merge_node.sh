@@ -73,10 +73,10 @@ start_ingest "$TMP/data"
 trap cleanup EXIT # instead of lib.sh's: it stops braid ingest and removes $TMP too
 # SIGTERM ends the recording (a background job of a script ignores SIGINT);
 # timeout is only a guard against a hang
-timeout -k 10 $((RUN_SECONDS + 120)) "$BRAID" record -o "$TMP/rec.pb.gz" 2>"$TMP/rec.err" &
+timeout -k 10 $((RUN_SECONDS + 120 * SLOW)) "$BRAID" record -o "$TMP/rec.pb.gz" 2>"$TMP/rec.err" &
 REC_PID=$!
 PIDS+=("$REC_PID")
-for _ in $(seq 1 200); do
+for _ in $(seq 1 $((200 * SLOW))); do
 	grep -q 'sampling' "$TMP/rec.err" && break
 	kill -0 "$REC_PID" 2>/dev/null || break
 	sleep 0.05

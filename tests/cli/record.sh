@@ -95,11 +95,11 @@ stop_workload() {
 }
 
 # record NAME OPTIONS...: braid record OPTIONS in the background, stderr in
-# $TMP/NAME.err, at most 60 s. Sets REC_PID for record_wait.
+# $TMP/NAME.err, at most 60 s (times SLOW). Sets REC_PID for record_wait.
 record() {
 	local name=$1
 	shift
-	timeout -k 5 60 "$BRAID" record "$@" 2>"$TMP/$name.err" &
+	timeout -k 5 $((60 * SLOW)) "$BRAID" record "$@" 2>"$TMP/$name.err" &
 	REC_PID=$!
 	PIDS+=("$REC_PID")
 }
@@ -110,7 +110,7 @@ record_wait() {
 	local name=$1 rc=0
 	wait "$2" || rc=$?
 	if [ "$rc" -eq 124 ]; then
-		fail "$name: braid record had not exited after 60 s: $(cat "$TMP/$name.err")"
+		fail "$name: braid record had not exited after $((60 * SLOW)) s: $(cat "$TMP/$name.err")"
 		return 1
 	elif [ "$rc" -ne 0 ]; then
 		fail "$name: braid record exited $rc: $(cat "$TMP/$name.err")"
@@ -237,7 +237,7 @@ for opt in --duration --pid --cgroup --freq --no-kernel --no-user --format -o; d
 done
 
 # ---- cpu_split alone, 3 s: the split, the count, the labels, the header ----------------
-start_workload cpu "$WORKLOAD_CPU_SPLIT" --seconds 10
+start_workload cpu "$WORKLOAD_CPU_SPLIT" --seconds $((10 * SLOW))
 CPU=$WL_PID
 record cpu --duration 3 --pid "$CPU" -o "$TMP/cpu.pb.gz"
 record_wait cpu "$REC_PID" || true
@@ -263,7 +263,9 @@ if [ -s "$TMP/cpu.pb.gz" ]; then
 	expect_eq "sample types" "cpu/nanoseconds" "$types"
 	n=$(raw_samples cpu)
 	echo "# cpu_split: $n samples in 3 s at 97 Hz (291 at most)"
-	[ "$n" -ge 200 ] || fail "only $n samples of cpu_split in 3 s at 97 Hz, expected >= 200 of 291"
+	if ! under_wrapper "cpu_split's least sample count: braid under it takes CPU from the workload"; then
+		[ "$n" -ge 200 ] || fail "only $n samples of cpu_split in 3 s at 97 Hz, expected >= 200 of 291"
+	fi
 	[ "$n" -le 300 ] || fail "$n samples of one thread in 3 s at 97 Hz, more than 291 (+3 %)"
 	expect_eq "samples in the summary line and in the file" "$n" "$(summary_samples cpu)"
 	notmult=$(awk -v p="$PERIOD" '/^Samples:/ { s = 1; getline; next } /^Locations/ { s = 0 }
@@ -284,14 +286,16 @@ fi
 # ---- cpu_split in 2 threads, 2 s: --pid takes the whole process ------------------------
 # One thread gives at most 194 samples in 2 s at 97 Hz: more come from the
 # second thread, and each is labelled with the process's pid and its own tid.
-start_workload threads "$WORKLOAD_CPU_SPLIT" --seconds 10 --threads 2
+start_workload threads "$WORKLOAD_CPU_SPLIT" --seconds $((10 * SLOW)) --threads 2
 THR=$WL_PID
 record threads --duration 2 --pid "$THR" -o "$TMP/threads.pb.gz"
 if record_wait threads "$REC_PID"; then
 	raw threads || true
 	n=$(raw_samples threads)
 	echo "# cpu_split, 2 threads: $n samples in 2 s at 97 Hz (194 per thread at most)"
-	[ "$n" -gt 213 ] || fail "cpu_split in 2 threads: $n samples in 2 s, not more than one thread gives (194, +10 %)"
+	if ! under_wrapper "the 2-thread sample count: braid under it takes CPU from the threads on this machine's $(nproc) CPUs"; then
+		[ "$n" -gt 213 ] || fail "cpu_split in 2 threads: $n samples in 2 s, not more than one thread gives (194, +10 %)"
+	fi
 	expect_eq "pid labels of a 2-thread process's samples" "$THR" "$(raw_pids threads | tr '\n' ' ' | sed 's/ $//')"
 	# and the tid label tells the threads apart: the main thread's is the pid
 	tids=$(raw_tids threads | tr '\n' ' ' | sed 's/ $//')
@@ -305,9 +309,9 @@ stop_workload "$THR"
 
 # ---- syscall_loop and cpu_split side by side, 2 s: kernel frames, --no-kernel, ---------
 # ---- --no-user, system-wide, --cgroup, --freq, stdout and the default file name --------
-start_workload sys "$WORKLOAD_SYSCALL_LOOP" --seconds 10
+start_workload sys "$WORKLOAD_SYSCALL_LOOP" --seconds $((10 * SLOW))
 SYS=$WL_PID
-start_workload cpu2 "$WORKLOAD_CPU_SPLIT" --seconds 10
+start_workload cpu2 "$WORKLOAD_CPU_SPLIT" --seconds $((10 * SLOW))
 CPU2=$WL_PID
 # cpu_split alone in a cgroup of its own, where a cgroup v2 hierarchy is mounted
 cg_root=$(findmnt -t cgroup2 -n -o TARGET 2>/dev/null | head -1 || true)
@@ -333,11 +337,11 @@ record nouser --duration 2 --pid "$SYS" --pid "$CPU2" --no-user --format folded 
 r_nouser=$REC_PID
 record all --duration 1 -o "$TMP/all.pb.gz"
 r_all=$REC_PID
-timeout -k 5 60 "$BRAID" record --duration 1 --pid "$CPU2" --freq 49 -o - >"$TMP/f49.pb.gz" 2>"$TMP/f49.err" &
+timeout -k 5 $((60 * SLOW)) "$BRAID" record --duration 1 --pid "$CPU2" --freq 49 -o - >"$TMP/f49.pb.gz" 2>"$TMP/f49.err" &
 r_f49=$!
 PIDS+=("$r_f49")
 mkdir "$TMP/cwd"
-(cd "$TMP/cwd" && exec timeout -k 5 60 "$BRAID" record --duration 1 --pid "$CPU2") 2>"$TMP/default.err" &
+(cd "$TMP/cwd" && exec timeout -k 5 $((60 * SLOW)) "$BRAID" record --duration 1 --pid "$CPU2") 2>"$TMP/default.err" &
 r_default=$!
 PIDS+=("$r_default")
 
@@ -424,6 +428,13 @@ fi
 record short --duration 3 --format folded -o "$TMP/short.folded"
 r_short=$REC_PID
 sleep 0.5 # the program is attached
+if [ "$SLOW" -gt 1 ]; then
+	# under BRAID_WRAPPER the load alone takes seconds: wait for it
+	for _ in $(seq 1 $((200 * SLOW))); do
+		grep -q 'sampling' "$TMP/short.err" && break
+		sleep 0.05
+	done
+fi
 for _ in $(seq 10); do
 	"$WORKLOAD_CPU_SPLIT" --seconds 0.25 >/dev/null
 done
@@ -431,14 +442,21 @@ if record_wait short "$r_short"; then
 	n=$(awk '$0 ~ /^cpu_split;/ { t += $NF } END { printf "%d\n", t }' "$TMP/short.folded")
 	named=$(grep '^cpu_split;' "$TMP/short.folded" | folded_frames /dev/stdin 'braid_work_(hot|cold)')
 	echo "# short-lived cpu_split runs: $named of $n samples named braid_work_*"
-	[ "$n" -ge 100 ] || fail "short-lived processes: only $n samples of cpu_split in 10 x 0.25 s"
-	[ "$((named * 10))" -ge "$((n * 9))" ] ||
-		fail "short-lived processes: $named of $n samples named (expected 90 % or more): $(grep '^cpu_split;' "$TMP/short.folded" | sort -t' ' -k2 -nr | head -3)"
+	if ! under_wrapper "the short-lived processes' counts and names: braid under it takes" \
+		"CPU from them and reads their mappings only after they have exited"; then
+		[ "$n" -ge 100 ] || fail "short-lived processes: only $n samples of cpu_split in 10 x 0.25 s"
+		[ "$((named * 10))" -ge "$((n * 9))" ] ||
+			fail "short-lived processes: $named of $n samples named (expected 90 % or more): $(grep '^cpu_split;' "$TMP/short.folded" | sort -t' ' -k2 -nr | head -3)"
+	fi
 fi
 
 # ---- Node with --perf-basic-prof: JIT frames named from /tmp/perf-PID.map --------------
 if command -v node >/dev/null; then
-	start_workload node node --perf-basic-prof "$WORKLOAD_HOT_JS" 10
+	# V8 inlines braidJsHot into braidJsOuter (on-stack replacement) some
+	# seconds into the run: braid under BRAID_WRAPPER starts sampling later
+	node_flags=()
+	[ "$SLOW" -gt 1 ] && node_flags=(--no-turbo-inlining)
+	start_workload node node --perf-basic-prof "${node_flags[@]}" "$WORKLOAD_HOT_JS" $((10 * SLOW))
 	NODE=$WL_PID
 	NODE_MAP=/tmp/perf-$NODE.map
 	sleep 0.5 # V8 compiles braidJsHot in its first calls
@@ -467,14 +485,14 @@ else
 fi
 
 # ---- SIGINT and SIGTERM end a recording without --duration normally --------------------
-start_workload sig "$WORKLOAD_CPU_SPLIT" --seconds 10
+start_workload sig "$WORKLOAD_CPU_SPLIT" --seconds $((10 * SLOW))
 SIG=$WL_PID
 # timeout sends the signal after 3 s and, with --preserve-status, exits with
 # braid's status; it also gives braid default dispositions, as a terminal's
 # Ctrl-C finds them (a shell's background job ignores SIGINT).
 declare -A r_sig
 for s in INT TERM; do
-	timeout --preserve-status -k 15 -s "$s" 3 "$BRAID" record --pid "$SIG" \
+	timeout --preserve-status -k $((15 * SLOW)) -s "$s" $((3 * SLOW)) "$BRAID" record --pid "$SIG" \
 		-o "$TMP/sig$s.pb.gz" 2>"$TMP/sig$s.err" &
 	r_sig[$s]=$!
 	PIDS+=("$!")
@@ -498,7 +516,7 @@ bad_arg() {
 	local opt=$1 rc=0
 	shift
 	rm -f "$TMP/bad.pb.gz"
-	timeout -k 5 30 "$BRAID" record "$@" -o "$TMP/bad.pb.gz" >"$TMP/bad.out" 2>"$TMP/bad.err" || rc=$?
+	timeout -k 5 $((30 * SLOW)) "$BRAID" record "$@" -o "$TMP/bad.pb.gz" >"$TMP/bad.out" 2>"$TMP/bad.err" || rc=$?
 	if [ "$rc" -ne 2 ]; then
 		fail "braid record $*: exit $rc, expected 2: $(cat "$TMP/bad.err")"
 	fi
@@ -519,7 +537,7 @@ bad_arg --bogus --bogus --duration 1
 if command -v setpriv >/dev/null &&
 	setpriv --reuid=65534 --regid=65534 --clear-groups "$BRAID" --help >/dev/null 2>&1; then
 	rc=0
-	timeout -k 5 30 setpriv --reuid=65534 --regid=65534 --clear-groups "$BRAID" record --duration 1 \
+	timeout -k 5 $((30 * SLOW)) setpriv --reuid=65534 --regid=65534 --clear-groups "$BRAID" record --duration 1 \
 		-o - >/dev/null 2>"$TMP/nopriv.err" || rc=$?
 	expect_eq "braid record as nobody: exit status ($(cat "$TMP/nopriv.err"))" 1 "$rc"
 	grep -Eqi 'root|CAP_BPF|CAP_PERFMON|privilege|permission' "$TMP/nopriv.err" ||
