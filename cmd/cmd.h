@@ -29,6 +29,20 @@ int cmd_load_profile(const char *path, enum profile_format format,
 		     const struct profile_folded_opts *opts, struct profile **ret_profile,
 		     enum profile_format *ret_format);
 
+/* What the SDK profiles read by cmd_load_sdk_profiles cover. */
+struct cmd_sdk_range {
+	int64_t from_ns, until_ns; /* the union of their time ranges; 0: unknown */
+	int64_t sample_rate;	   /* the first one's rate from its period (Hz); 0 */
+};
+
+/* Reads the SDK profiles at paths (as pushed: pprof or folded, gzipped or
+ * not) and sums them into *ret_sum; ret_range (may be NULL) gets what they
+ * cover. On failure prints why, naming the file ("CMD: F has other sample
+ * types than FIRST" for pushes of another profile kind), and returns a
+ * negative errno. */
+int cmd_load_sdk_profiles(const char *cmd, const char *const *paths, size_t n,
+			  struct profile **ret_sum, struct cmd_sdk_range *ret_range);
+
 /* Parses the value of --from (auto, pprof, folded, lines); on a bad value
  * prints "CMD: --from takes ..." and returns -EINVAL. */
 int cmd_parse_from(const char *cmd, const char *arg, enum profile_format *ret_format);

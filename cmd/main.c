@@ -3,6 +3,7 @@
 #define _GNU_SOURCE /* strptime, timegm */
 #include "cmd.h"
 #include "ingest/ingest.h"
+#include "merger/merger.h"
 #include "profile/profile.h"
 
 #include <ctype.h>
@@ -86,6 +87,54 @@ int cmd_load_profile(const char *path, enum profile_format format,
 		cmd_error("%s: %s", path, err.msg);
 cleanup:
 	dynbuf__free(&data);
+	return r;
+}
+
+int cmd_load_sdk_profiles(const char *cmd, const char *const *paths, size_t n,
+			  struct profile **ret_sum, struct cmd_sdk_range *ret_range)
+{
+	struct cmd_sdk_range range = {0};
+	struct profile *sum = NULL;
+	int r = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct profile *p = NULL;
+		int64_t t, end;
+
+		r = cmd_load_profile(paths[i], PROFILE_FORMAT_AUTO, NULL, &p, NULL);
+		if (r < 0)
+			goto cleanup;
+		t = profile__time_nanos(p);
+		end = t ? t + profile__duration_nanos(p) : 0;
+		if (t && (!range.from_ns || t < range.from_ns))
+			range.from_ns = t;
+		if (end > range.until_ns)
+			range.until_ns = end;
+		if (!range.sample_rate)
+			range.sample_rate = merger__sample_rate_of(p);
+		if (!sum) {
+			sum = p;
+			continue;
+		}
+		r = profile__merge(sum, p);
+		profile__free(p);
+		if (r == -EINVAL) {
+			cmd_error("%s: %s has other sample types than %s: give the pushes of one "
+				  "profile kind",
+				  cmd, paths[i], paths[0]);
+			goto cleanup;
+		}
+		if (r < 0) {
+			cmd_error("%s: adding %s: %s", cmd, paths[i], strerror(-r));
+			goto cleanup;
+		}
+	}
+	*ret_sum = sum;
+	sum = NULL;
+	if (ret_range)
+		*ret_range = range;
+cleanup:
+	profile__free(sum);
 	return r;
 }
 

@@ -75,41 +75,6 @@ static struct merger_recording *ebpf_load(const struct config *cfg)
 
 /* ---- the SDK side --------------------------------------------------------------- */
 
-static int sdk_load(const struct config *cfg, struct profile **ret)
-{
-	struct profile *sum = NULL;
-	int r = 0;
-
-	for (size_t i = 0; i < cfg->n_sdk; i++) {
-		struct profile *p = NULL;
-
-		r = cmd_load_profile(cfg->sdk[i], PROFILE_FORMAT_AUTO, NULL, &p, NULL);
-		if (r < 0)
-			goto cleanup;
-		if (!sum) {
-			sum = p;
-			continue;
-		}
-		r = profile__merge(sum, p);
-		profile__free(p);
-		if (r == -EINVAL) {
-			cmd_error("merge: %s has other sample types than %s: give the pushes of "
-				  "one profile kind",
-				  cfg->sdk[i], cfg->sdk[0]);
-			goto cleanup;
-		}
-		if (r < 0) {
-			cmd_error("merge: adding %s: %s", cfg->sdk[i], strerror(-r));
-			goto cleanup;
-		}
-	}
-	*ret = sum;
-	sum = NULL;
-cleanup:
-	profile__free(sum);
-	return r;
-}
-
 /* ---- main ------------------------------------------------------------------------- */
 
 static int parse_args(int argc, char **argv, struct config *cfg)
@@ -265,7 +230,7 @@ int cmd_merge(int argc, char **argv)
 			  pr->pid, store__runtime_name(pr->runtime));
 		goto cleanup;
 	}
-	if (sdk_load(&cfg, &sdk) < 0)
+	if (cmd_load_sdk_profiles("merge", cfg.sdk, cfg.n_sdk, &sdk, NULL) < 0)
 		goto cleanup;
 	ep = merger__recording_profile(rec);
 	period = merger__recording_period(rec);

@@ -236,6 +236,7 @@ static int from_files(const struct config *cfg, struct merger_report **ret)
 	struct merger_report_input in = {0};
 	struct merger_report_part part;
 	struct errbuf err = {{0}};
+	struct cmd_sdk_range range;
 	char title[128], source[1024];
 	size_t len;
 	int rc = -EINVAL;
@@ -253,41 +254,14 @@ static int from_files(const struct config *cfg, struct merger_report **ret)
 		goto cleanup;
 	if (cfg->runtime != STORE_RUNTIME_UNKNOWN)
 		merger__recording_set_runtime(rec, pr->pid, cfg->runtime);
+	if (cmd_load_sdk_profiles("report", cfg->sdk, cfg->n_sdk, &sdk, &range) < 0)
+		goto cleanup;
+	in.sdk_from_ns = range.from_ns;
+	in.sdk_until_ns = range.until_ns;
+	in.sdk_sample_rate = range.sample_rate;
 	len = (size_t)snprintf(source, sizeof(source), "files: %s", cfg->ebpf);
-	for (size_t i = 0; i < cfg->n_sdk; i++) {
-		struct profile *one = NULL;
-		int64_t t;
-
-		if (cmd_load_profile(cfg->sdk[i], PROFILE_FORMAT_AUTO, NULL, &one, NULL) < 0)
-			goto cleanup;
-		t = profile__time_nanos(one);
-		if (t && (!in.sdk_from_ns || t < in.sdk_from_ns))
-			in.sdk_from_ns = t;
-		if (end_of(one) > in.sdk_until_ns)
-			in.sdk_until_ns = end_of(one);
-		if (!in.sdk_sample_rate && profile__period(one) > 0) {
-			const char *unit = profile__str(one, profile__period_type(one).unit);
-
-			if (unit && !strcmp(unit, "nanoseconds"))
-				in.sdk_sample_rate = 1000000000 / profile__period(one);
-		}
-		if (!sdk) {
-			sdk = one;
-		} else {
-			rc = profile__merge(sdk, one);
-			profile__free(one);
-			if (rc < 0) {
-				cmd_error("report: %s: %s", cfg->sdk[i],
-					  rc == -EINVAL ? "other sample types than the first --sdk"
-							: strerror(-rc));
-				rc = -EINVAL;
-				goto cleanup;
-			}
-		}
-		if (len < sizeof(source))
-			len += (size_t)snprintf(source + len, sizeof(source) - len, ", %s",
-						cfg->sdk[i]);
-	}
+	for (size_t i = 0; i < cfg->n_sdk && len < sizeof(source); i++)
+		len += (size_t)snprintf(source + len, sizeof(source) - len, ", %s", cfg->sdk[i]);
 	pr = merger__recording_find(rec, pr->pid);
 	part = (struct merger_report_part){.pid = pr->pid,
 					   .runtime = pr->runtime,

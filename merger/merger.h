@@ -264,6 +264,11 @@ double merger__report_function_share(const struct merger_report *r, const char *
  * "clock_skew", "unattributed", "cpu_mismatch"), NULL past the last. */
 const char *merger__report_warning(const struct merger_report *r, size_t i);
 
+/* A profile's sampling rate in Hz from its period (in nanoseconds), 0 if
+ * it has none. The Node SDK's sampleRate query parameter is not its rate:
+ * the pprof's period is. */
+int64_t merger__sample_rate_of(const struct profile *p);
+
 /* What to report from the store. */
 struct merger_report_query {
 	const char *service;	   /* the processes of this service (or comm)... */

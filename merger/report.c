@@ -907,6 +907,15 @@ int merger__report_new(const struct merger_report_input *in, struct merger_repor
 	return 0;
 }
 
+int64_t merger__sample_rate_of(const struct profile *p)
+{
+	const char *unit = profile__str(p, profile__period_type(p).unit);
+
+	if (profile__period(p) <= 0 || !unit || strcmp(unit, "nanoseconds") != 0)
+		return 0;
+	return 1000000000 / profile__period(p);
+}
+
 void merger__report_free(struct merger_report *r)
 {
 	if (!r)

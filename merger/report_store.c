@@ -98,12 +98,8 @@ static int on_sdk(void *ctx, const struct store_sdk_profile *p)
 		g->sdk_until = p->until_ns;
 	/* the rate the pprof's period says (the Node SDK's sampleRate query
 	 * parameter is not its sampling rate), else the push's */
-	if (!g->sample_rate && profile__period(pr->sdk) > 0) {
-		const char *unit = profile__str(pr->sdk, profile__period_type(pr->sdk).unit);
-
-		if (unit && !strcmp(unit, "nanoseconds"))
-			g->sample_rate = 1000000000 / profile__period(pr->sdk);
-	}
+	if (!g->sample_rate)
+		g->sample_rate = merger__sample_rate_of(pr->sdk);
 	if (!g->sample_rate && p->sample_rate > 0)
 		g->sample_rate = p->sample_rate;
 	if (pr->runtime == STORE_RUNTIME_UNKNOWN || pr->runtime == STORE_RUNTIME_NATIVE) {
