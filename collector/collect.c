@@ -81,8 +81,11 @@ static int resolve_service(struct proc_entry *e)
 
 /* Reads a new process's metadata; a process gone already keeps its PID and
  * the comm its samples gave (start time 0: unknown), or, announced without a
- * sample (comm ""), is not kept: -ENOENT. */
-static int proc_entry_new(struct collector *c, int32_t pid, const char *comm,
+ * sample (comm ""), is not kept: -ENOENT. boot_start is the sample's start of
+ * the process (0: unknown): when /proc shows another start, the PID names a
+ * later process already, and the sample's process is gone. A process gone
+ * gets its start time from boot_start when known. */
+static int proc_entry_new(struct collector *c, int32_t pid, uint64_t boot_start, const char *comm,
 			  struct proc_entry **ret)
 {
 	struct proc_entry *e = calloc(1, sizeof(*e));
@@ -95,6 +98,10 @@ static int proc_entry_new(struct collector *c, int32_t pid, const char *comm,
 		free(e);
 		return r;
 	}
+	if (r == 0 && boot_start && !collector__same_start(e->info.start_ticks, boot_start)) {
+		collector__proc_release(&e->info);
+		r = -ENOENT;
+	}
 	if (r < 0 && !*comm) {
 		/* announced, and gone already: its samples will say who it was */
 		free(e);
@@ -106,6 +113,11 @@ static int proc_entry_new(struct collector *c, int32_t pid, const char *comm,
 		e->info.ns_pid = pid;
 		snprintf(e->info.comm, sizeof(e->info.comm), "%s", comm);
 		e->info.runtime = STORE_RUNTIME_UNKNOWN;
+		/* its start, from its samples, keeps it apart from a later
+		 * process on its PID */
+		if (boot_start && collector__start_time_of_boot(c->proc_root, boot_start,
+								&e->info.start_time_ns) < 0)
+			e->info.start_time_ns = 0;
 		c->unreadable++;
 	} else if (e->info.runtime == STORE_RUNTIME_NATIVE) {
 		e->info.runtime = collector__runtime(c->proc_root, pid, e->info.exe);
@@ -121,39 +133,65 @@ static int proc_entry_new(struct collector *c, int32_t pid, const char *comm,
 	return 0;
 }
 
-/* Unlinks the process at *link and forgets it everywhere: its metadata, its
- * symbols, and the sampler's note that it was announced. */
+/* Unlinks the process at *link and forgets it everywhere: its metadata and,
+ * unless another process on its PID is still known (a reused PID), its
+ * symbols and the sampler's note that it was announced. */
 static void drop_proc(struct collector *c, struct proc_entry **link)
 {
-	struct proc_entry *e = *link;
+	struct proc_entry *e = *link, *o;
+	int32_t pid = e->info.pid;
 
 	*link = e->next;
-	collector_symbolizer__forget(c->symbols, e->info.pid);
-	collector_sampler__forget(c->sampler, e->info.pid);
 	proc_entry_free(e);
 	c->n_procs--;
+	for (o = c->procs[(uint32_t)pid % PROC_BUCKETS]; o && o->info.pid != pid; o = o->next)
+		;
+	if (!o) {
+		collector_symbolizer__forget(c->symbols, pid);
+		collector_sampler__forget(c->sampler, pid);
+	}
+}
+
+/* Whether e is the process a sample of kernel start boot_start (0: unknown)
+ * belongs to. An entry made without a start (announced) is matched by its
+ * /proc start. */
+static bool entry_matches(const struct proc_entry *e, uint64_t boot_start)
+{
+	if (!boot_start)
+		return true;
+	if (e->boot_start)
+		return e->boot_start == boot_start;
+	return !e->info.start_ticks || collector__same_start(e->info.start_ticks, boot_start);
 }
 
 /* The entry of pid, made (its /proc read) when missing. boot_start is the
- * sample's process start (0: unknown): a sample of another start than the
- * entry's is a new process on a reused PID, told at once; without one, the
- * start time in /proc is checked every RECHECK_DRAINS drains. */
+ * sample's process start (0: unknown). A PID's processes each have an entry:
+ * a sample of a later start than the PID's entries is a new process on a
+ * reused PID, told at once (the PID's cached symbols are forgotten), and a
+ * late sample of an earlier process, in the same drain, keeps to its own
+ * entry; entries no longer seen are pruned. Without a start the newest entry
+ * is taken, and its start time in /proc is checked every RECHECK_DRAINS
+ * drains. */
 static int lookup_proc(struct collector *c, int32_t pid, uint64_t boot_start, const char *comm,
 		       struct proc_entry **ret)
 {
-	struct proc_entry **pp = &c->procs[(uint32_t)pid % PROC_BUCKETS], **link, *e;
+	struct proc_entry **pp = &c->procs[(uint32_t)pid % PROC_BUCKETS], **link, **found = NULL;
+	struct proc_entry *e = NULL;
+	bool later = false;
 	int r;
 
-	for (link = pp; *link && (*link)->info.pid != pid; link = &(*link)->next)
-		;
-	e = *link;
-	if (e && boot_start && e->boot_start && boot_start > e->boot_start) {
-		/* the PID names another, later process now (samples of the earlier
-		 * one in the same drain stay with the entry they find) */
-		drop_proc(c, link);
-		c->reused++;
-		e = NULL;
+	for (link = pp; *link; link = &(*link)->next) {
+		e = *link;
+		if (e->info.pid != pid)
+			continue;
+		if (!entry_matches(e, boot_start)) {
+			later = later || boot_start > e->boot_start;
+			continue;
+		}
+		if (!found || e->boot_start > (*found)->boot_start)
+			found = link;
 	}
+	e = found ? *found : NULL;
 	if (e && e->info.start_time_ns && e->checked_drain + RECHECK_DRAINS <= c->drain) {
 		int64_t start;
 
@@ -161,13 +199,21 @@ static int lookup_proc(struct collector *c, int32_t pid, uint64_t boot_start, co
 		r = collector__start_time(c->proc_root, pid, &start);
 		if (r == 0 && start != e->info.start_time_ns) {
 			/* the PID names another process now */
-			drop_proc(c, link);
+			drop_proc(c, found);
+			collector_symbolizer__forget(c->symbols, pid);
+			collector_sampler__forget(c->sampler, pid);
 			c->reused++;
 			e = NULL;
 		}
 	}
+	if (!e && later) {
+		/* the PID names another, later process now */
+		collector_symbolizer__forget(c->symbols, pid);
+		collector_sampler__forget(c->sampler, pid);
+		c->reused++;
+	}
 	if (!e) {
-		r = proc_entry_new(c, pid, comm, &e);
+		r = proc_entry_new(c, pid, boot_start, comm, &e);
 		if (r < 0)
 			return r;
 		e->next = *pp;

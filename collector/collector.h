@@ -37,6 +37,7 @@ struct collector_proc {
 	int32_t pid;
 	int32_t ns_pid; /* its PID in its innermost PID namespace (NSpid); == pid on the host */
 	int64_t start_time_ns; /* see collector__start_time */
+	uint64_t start_ticks;  /* /proc/PID/stat's starttime: clock ticks since boot */
 	char comm[17];
 	char *exe; /* the exe link's target; NULL if unreadable (kernel thread, no permission) */
 	char *cmdline; /* argv joined with spaces, at most STORE_MAX_CMDLINE bytes; NULL if empty */
@@ -58,6 +59,15 @@ void collector__proc_release(struct collector_proc *p);
  * /proc/PID/stat's starttime in clock ticks. Every part of braid computes it
  * this way, so (pid, start_time_ns) names the same process everywhere. */
 int collector__start_time(const char *proc_root, int32_t pid, int64_t *ret_ns);
+
+/* Whether a process's stat starttime (start_ticks) and a kernel start time
+ * (a task's start_boottime in ns, as samples carry it) name the same start,
+ * to a clock tick. */
+bool collector__same_start(uint64_t start_ticks, uint64_t boot_ns);
+
+/* The start time collector__start_time gives a process whose kernel start
+ * (start_boottime) is boot_ns: for a process gone before /proc was read. */
+int collector__start_time_of_boot(const char *proc_root, uint64_t boot_ns, int64_t *ret_ns);
 
 /* Finds, in proc_root/net/tcp and tcp6, the socket whose local address is
  * `local` and whose remote address is `remote` (AF_INET or AF_INET6;

@@ -403,7 +403,7 @@ static int open_pid_dir(int rootfd, int32_t pid, int *ret_fd)
  * start time from stat: what every per-process read starts with. On success
  * the caller closes *ret_root and *ret_pidfd; on error nothing is left open. */
 static int open_process(const char *proc_root, int32_t pid, struct dynbuf *buf, DIR **ret_root,
-			int *ret_pidfd, char comm[17], int64_t *ret_start_ns)
+			int *ret_pidfd, char comm[17], int64_t *ret_start_ns, uint64_t *ret_ticks)
 {
 	DIR *root = NULL;
 	int pidfd = -1, r;
@@ -428,12 +428,56 @@ static int open_process(const char *proc_root, int32_t pid, struct dynbuf *buf, 
 	r = start_time_ns(btime, ticks, ret_start_ns);
 	if (r < 0)
 		goto cleanup;
+	if (ret_ticks)
+		*ret_ticks = ticks;
 	*ret_root = root;
 	*ret_pidfd = pidfd;
 	return 0;
 cleanup:
 	if (pidfd >= 0)
 		close(pidfd);
+	if (root)
+		closedir(root);
+	return r;
+}
+
+/* boot_ns in clock ticks, rounded down as the kernel's nsec_to_clock_t does
+ * for /proc/PID/stat; 0 when the tick rate is unknown. */
+static uint64_t ticks_of_boot_ns(uint64_t boot_ns)
+{
+	long hz = sysconf(_SC_CLK_TCK);
+
+	if (hz <= 0)
+		return 0;
+	return (uint64_t)((unsigned __int128)boot_ns * (uint64_t)hz / NSEC_PER_SEC);
+}
+
+bool collector__same_start(uint64_t start_ticks, uint64_t boot_ns)
+{
+	uint64_t ticks = ticks_of_boot_ns(boot_ns);
+
+	if (!ticks)
+		return true; /* can't tell */
+	return ticks == start_ticks || ticks + 1 == start_ticks || ticks == start_ticks + 1;
+}
+
+int collector__start_time_of_boot(const char *proc_root, uint64_t boot_ns, int64_t *ret_ns)
+{
+	uint64_t ticks = ticks_of_boot_ns(boot_ns);
+	DIR *root = NULL;
+	int64_t btime;
+	int r;
+
+	if (!ticks)
+		return -EINVAL;
+	r = open_root(proc_root, &root);
+	if (r < 0)
+		goto cleanup;
+	r = read_btime(dirfd(root), proc_root, &btime);
+	if (r < 0)
+		goto cleanup;
+	r = start_time_ns(btime, ticks, ret_ns);
+cleanup:
 	if (root)
 		closedir(root);
 	return r;
@@ -448,7 +492,7 @@ int collector__start_time(const char *proc_root, int32_t pid, int64_t *ret_ns)
 	int64_t ns;
 
 	dynbuf__init(&buf, 0);
-	r = open_process(proc_root, pid, &buf, &root, &pidfd, comm, &ns);
+	r = open_process(proc_root, pid, &buf, &root, &pidfd, comm, &ns, NULL);
 	if (r < 0)
 		goto cleanup;
 	*ret_ns = ns;
@@ -682,7 +726,8 @@ int collector__proc_read(const char *proc_root, int32_t pid, struct collector_pr
 
 	memset(ret, 0, sizeof(*ret));
 	dynbuf__init(&buf, 0);
-	r = open_process(proc_root, pid, &buf, &root, &pidfd, p.comm, &p.start_time_ns);
+	r = open_process(proc_root, pid, &buf, &root, &pidfd, p.comm, &p.start_time_ns,
+			 &p.start_ticks);
 	if (r < 0)
 		goto cleanup;
 	p.pid = pid;
