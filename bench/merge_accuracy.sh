@@ -40,6 +40,8 @@
 #
 #   bash bench/merge_accuracy.sh            # from the repo root, after a build; as root
 #   bash bench/merge_accuracy.sh --quick    # one round of 8 s: a smoke test
+#   bash bench/merge_accuracy.sh --json     # the figures as JSON on stdout (each
+#                                           # round's table goes to stderr)
 #
 # Environment: BRAID (default build/braid), ROUNDS (default 3: each round's
 # table, then the medians), RUN_SECONDS (the app's run, default 20),
@@ -64,15 +66,17 @@ FUNCS=(pureJsWork hashPassword sortBig)
 
 quick=${QUICK:-${BENCH_QUICK:-}}
 [ "$quick" = 0 ] && quick=
+json=
 for arg in "$@"; do
 	case $arg in
 	--quick) quick=1 ;;
+	--json) json=1 ;;
 	-h | --help)
 		sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
-		echo "usage: bash bench/merge_accuracy.sh [--quick]" >&2
+		echo "usage: bash bench/merge_accuracy.sh [--quick] [--json]" >&2
 		exit 2
 		;;
 	esac
@@ -268,14 +272,45 @@ print_round() {
 		" \(.truth_unnamed_interpreted_pct | r1) % run in V8'"'"'s own interpreter trampoline (unnamed)"' "$f"
 }
 
+# the tables go to stdout, or to stderr with --json (stdout is then the JSON)
+if [ -n "$json" ]; then
+	exec 3>&2
+else
+	exec 3>&1
+fi
+loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "braid merge accuracy: tests/e2e/node/merge_app.js for $RUN_SECONDS s under" \
-	"node --perf-basic-prof --interpreted-frames-native-stack, $ROUNDS round(s)"
+	"node --perf-basic-prof --interpreted-frames-native-stack, $ROUNDS round(s)" >&3
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')," \
-	"kernel $(uname -r), node $(node --version); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+	"kernel $(uname -r), node $(node --version); load average before: $loadavg" >&3
 for ((r = 1; r <= ROUNDS; r++)); do
 	round "$r" || exit 1
-	print_round "$RUN/r$r/figures.json"
+	print_round "$RUN/r$r/figures.json" >&3
 done
+
+if [ -n "$json" ]; then
+	# every round's figures, and the median of each over the rounds
+	jq -s --argjson target "$TARGET_TVD" --argjson secs "$RUN_SECONDS" --argjson cores "$(nproc)" \
+		--arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" \
+		--arg kernel "$(uname -r)" --arg node "$(node --version)" --arg loadavg "$loadavg" '
+		def median: map(select(. != null)) | sort
+			| if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
+			  else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+		. as $rs
+		| ($rs | map(.tvd_merged) | median) as $tvd
+		| {app: "tests/e2e/node/merge_app.js", run_seconds: $secs, rounds: ($rs | length),
+		   machine: {cores: $cores, cpu: $cpu, kernel: $kernel, node: $node, loadavg_before: $loadavg},
+		   buckets: $rs[0].buckets,
+		   median: {truth: [range(0; $rs[0].buckets | length) as $i | $rs | map(.truth[$i]) | median],
+		            merged: [range(0; $rs[0].buckets | length) as $i | $rs | map(.merged[$i]) | median],
+		            naive: [range(0; $rs[0].buckets | length) as $i | $rs | map(.naive[$i]) | median],
+		            tvd_merged: $tvd, tvd_naive: ($rs | map(.tvd_naive) | median),
+		            pbkdf2_under_hash_pct: {truth: ($rs | map(.pbkdf2_under_hash_pct.truth) | median),
+		                                    merged: ($rs | map(.pbkdf2_under_hash_pct.merged) | median)}},
+		   target: {tvd_merged_max: $target, value: $tvd, met: ($tvd <= $target)},
+		   round_figures: $rs}' "$RUN"/r*/figures.json
+	exit 0
+fi
 
 if [ "$ROUNDS" -gt 1 ]; then
 	jq -s -r --argjson target "$TARGET_TVD" '

@@ -2006,15 +2006,9 @@ static int push_profile(const struct raw_sample *sm, size_t si, size_t k, int64_
 	if (r < 0)
 		goto cleanup;
 	ret->types = types;
+	/* the decoder refused negative ranges; a missing time_nanos is now */
 	t = profile__time_nanos(p);
 	d = profile__duration_nanos(p);
-	if (t < 0 || d < 0) {
-		r = errbuf__set(err, -EBADMSG,
-				"%snegative time_nanos (%" PRId64 ") or duration_nanos (%" PRId64
-				")",
-				prefix, t, d);
-		goto cleanup;
-	}
 	ret->from_ns = t ? t : now_ns;
 	if (d > INT64_MAX - ret->from_ns) {
 		r = errbuf__set(err, -EBADMSG,

@@ -792,8 +792,13 @@ static bool authorized(struct ingest *in, struct MHD_Connection *c)
 		char *pass = NULL;
 		char *user = MHD_basic_auth_get_username_password(c, &pass);
 
-		if (user && pass)
-			ok = same_secret(user, in->basic_user) & same_secret(pass, in->basic_pass);
+		if (user && pass) {
+			/* both compared, whatever the first gives */
+			bool user_ok = same_secret(user, in->basic_user);
+			bool pass_ok = same_secret(pass, in->basic_pass);
+
+			ok = user_ok && pass_ok;
+		}
 		if (user)
 			MHD_free(user);
 		if (pass)

@@ -503,6 +503,16 @@ static int build_header(struct builder *b, const PbProfile *pb)
 	}
 	if (r < 0)
 		return r;
+	/* braid adds the two (the union of time ranges in profile__merge, the
+	 * end of a recording in reports): a range that starts before 1970,
+	 * runs backwards or ends past int64 would overflow there. */
+	if (pb->time_nanos < 0 || pb->duration_nanos < 0 ||
+	    pb->duration_nanos > INT64_MAX - pb->time_nanos)
+		return errbuf__set(
+			b->err, -EBADMSG,
+			"malformed pprof: time_nanos %" PRId64 " and duration_nanos %" PRId64
+			" are not a time range (negative, or their sum overflows 64 bits)",
+			pb->time_nanos, pb->duration_nanos);
 	profile__set_time(b->p, pb->time_nanos, pb->duration_nanos);
 	if ((r = bstr(b, pb->default_sample_type, "default_sample_type", SIZE_MAX, "",
 		      &meta.default_sample_type)) < 0 ||

@@ -166,6 +166,8 @@ int profile__default_sample_type(const struct profile *p);
 int profile__set_period(struct profile *p, const char *type, const char *unit, int64_t period);
 struct profile_value_type profile__period_type(const struct profile *p);
 int64_t profile__period(const struct profile *p);
+/* time_nanos and duration_nanos are not negative and their sum fits in
+ * int64 (the pprof decoder refuses other ranges): callers add them. */
 void profile__set_time(struct profile *p, int64_t time_nanos, int64_t duration_nanos);
 int64_t profile__time_nanos(const struct profile *p);
 int64_t profile__duration_nanos(const struct profile *p);

@@ -3,6 +3,15 @@
 # only. Idempotent: silent and quick when everything is already there.
 set -euo pipefail
 
+# Debian 12's clang is 14; libclang-rt-N-dev must match the clang installed.
+clang_major() {
+	if command -v clang >/dev/null; then
+		clang -dumpversion | cut -d. -f1
+	else
+		echo 14
+	fi
+}
+
 packages=(
 	# build
 	build-essential cmake pkg-config clang llvm clang-format bpftool
@@ -20,6 +29,8 @@ packages=(
 	linux-perf time
 	# the HTML report's test renders the page in headless Chromium
 	chromium
+	# libFuzzer's runtime, for the fuzz harnesses (clang only recommends it)
+	"libclang-rt-$(clang_major)-dev"
 )
 # The end-to-end tests run the real @pyroscope/nodejs SDK (from npm) on Node.js:
 # Debian's nodejs and npm, unless a Node.js is already installed.

@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
 # Installs the dependencies, builds braid and runs the whole test suite:
 # first the normal build, then the same tests under AddressSanitizer and
-# UndefinedBehaviorSanitizer (leaks included). Any failure fails the run.
-#   bash scripts/test.sh              # both builds
-#   bash scripts/test.sh --no-sanitize
+# UndefinedBehaviorSanitizer (leaks included), then a smoke run of every
+# fuzzer (60 s each, scripts/fuzz.sh). Any failure fails the run.
+#   bash scripts/test.sh                # all three
+#   bash scripts/test.sh --no-sanitize  # skip the ASan+UBSan build
+#   bash scripts/test.sh --no-fuzz      # skip the fuzz smoke run
 set -euo pipefail
 SRC_DIR=$(cd "$(dirname "$0")/.." && pwd)
 sanitize=1
-[ "${1:-}" = "--no-sanitize" ] && sanitize=0
+fuzz=1
+for arg in "$@"; do
+	case "$arg" in
+	--no-sanitize) sanitize=0 ;;
+	--no-fuzz) fuzz=0 ;;
+	*)
+		echo "usage: bash scripts/test.sh [--no-sanitize] [--no-fuzz]" >&2
+		exit 2
+		;;
+	esac
+done
 
 bash "$SRC_DIR/scripts/deps.sh"
 if [ ! -d "$SRC_DIR/../shared/fixtures" ]; then
@@ -27,4 +39,9 @@ if [ "$sanitize" -eq 1 ]; then
 	echo "== tests under ASan + UBSan"
 	(cd "$SRC_DIR/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure --timeout 900)
+fi
+
+if [ "$fuzz" -eq 1 ]; then
+	echo "== fuzz smoke run (60 s per target)"
+	bash "$SRC_DIR/scripts/fuzz.sh" --seconds 60
 fi

@@ -1096,6 +1096,37 @@ static void test_ksyms_parse(void **state)
 	assert_null(k);
 }
 
+/* Inputs fuzz_kallsyms found (tests/data/fuzz-regressions/, see
+ * docs/fuzzing.md): each is refused with the line and the fault. */
+static void test_ksyms_fuzz_regressions(void **state)
+{
+	static const struct {
+		const char *file;
+		const char *msg;
+	} t[] = {
+		/* a NUL inside a module name cut it: "[" came back as the module */
+		{"kallsyms-module-nul", "kallsyms line 1: a NUL byte"},
+		/* a module name over the name cap lost its ']' when cut */
+		{"kallsyms-module-too-long", "kallsyms line 1: a module name over 4096 bytes"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(t); i++) {
+		struct collector_ksyms *k = NULL;
+		struct errbuf err = {""};
+		struct dynbuf text;
+		char path[512];
+
+		snprintf(path, sizeof(path), "%s/%s", BRAID_FUZZ_REGRESSIONS, t[i].file);
+		dynbuf__init(&text, 0);
+		assert_int_equal(util__read_file(path, 1u << 20, &err, &text), 0);
+		assert_int_equal(collector_ksyms__parse(text.data, text.len, &err, &k), -EBADMSG);
+		assert_null(k);
+		assert_string_equal(err.msg, t[i].msg);
+		dynbuf__free(&text);
+	}
+}
+
 /* The live kallsyms, when this user may see its addresses: a symbol alone
  * at its address is found by it. */
 static void test_ksyms_proc(void **state)
@@ -2261,6 +2292,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_runtime_of_exe),
 		cmocka_unit_test_setup_teardown(test_runtime_detection, fake_setup, fake_teardown),
 		cmocka_unit_test(test_ksyms_parse),
+		cmocka_unit_test(test_ksyms_fuzz_regressions),
 		cmocka_unit_test(test_ksyms_proc),
 		cmocka_unit_test_teardown(test_elf_files, reap_all),
 		cmocka_unit_test(test_elf_hostile),

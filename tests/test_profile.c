@@ -658,6 +658,41 @@ static void test_pprof_malformed(void **state)
 	dynbuf__free(&b);
 }
 
+/* Inputs fuzz_pprof led to (tests/data/fuzz-regressions/, see
+ * docs/fuzzing.md): each is refused with the fault named. */
+static void test_pprof_fuzz_regressions(void **state)
+{
+	static const struct {
+		const char *file;
+		const char *msg;
+	} t[] = {
+		/* time_nanos + duration_nanos past int64: profile__merge added
+		 * them (signed overflow) for the union of time ranges */
+		{"pprof-time-overflow",
+		 "malformed pprof: time_nanos 9223372036854775803 and duration_nanos 100 are not "
+		 "a time range (negative, or their sum overflows 64 bits)"},
+		{"pprof-time-negative",
+		 "malformed pprof: time_nanos -9223372036854775803 and duration_nanos -100 are "
+		 "not a time range (negative, or their sum overflows 64 bits)"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(t); i++) {
+		struct errbuf err = {""};
+		struct profile *p = NULL;
+		struct dynbuf b;
+		char path[512];
+
+		snprintf(path, sizeof(path), "%s/%s", BRAID_FUZZ_REGRESSIONS, t[i].file);
+		dynbuf__init(&b, 0);
+		assert_int_equal(util__read_file(path, 1u << 20, &err, &b), 0);
+		assert_int_equal(profile__from_pprof(b.data, b.len, NULL, &err, &p), -EBADMSG);
+		assert_null(p);
+		assert_string_equal(err.msg, t[i].msg);
+		dynbuf__free(&b);
+	}
+}
+
 static void test_pprof_gzip_bomb(void **state)
 {
 	size_t n = 100u << 20; /* 100 MiB inflated, over the 64 MiB default */
@@ -929,6 +964,7 @@ int main(void)
 		cmocka_unit_test(test_pprof_packed_and_unpacked),
 		cmocka_unit_test(test_pprof_malformed),
 		cmocka_unit_test(test_pprof_gzip_bomb),
+		cmocka_unit_test(test_pprof_fuzz_regressions),
 		cmocka_unit_test(test_pprof_count_caps),
 		cmocka_unit_test(test_fixtures_decode_and_round_trip),
 		cmocka_unit_test(test_fixture_go_cpu_top),
