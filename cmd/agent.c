@@ -1461,6 +1461,13 @@ static int agent_metrics(void *ctx, struct dynbuf *b)
 					   "braid_store_file_bytes{file=\"wal\"} %" PRIu64 "\n",
 					   ss.file_bytes, ss.wal_bytes);
 		r = r < 0 ? r
+			  : metric(b, "braid_store_memory_bytes", "gauge",
+				   "SQLite's heap: every store connection's page cache and "
+				   "statements.");
+		r = r < 0 ? r
+			  : dynbuf__printf(b, "braid_store_memory_bytes %" PRIu64 "\n",
+					   ss.memory_bytes);
+		r = r < 0 ? r
 			  : metric(b, "braid_outbox_due", "gauge",
 				   "Outbox items whose next attempt has come.");
 		r = r < 0 ? r : dynbuf__printf(b, "braid_outbox_due %" PRId64 "\n", ss.outbox_due);

@@ -10,6 +10,7 @@
  * docs/classifiers.md says where each rule comes from, and how to add a
  * runtime.
  */
+#include <assert.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,10 +23,16 @@
  * (".constprop.0", ".isra.0", ".part.0", ".cold", ...), `prefix` ones
  * against the start of the name. Both lists end with NULL; either may be
  * NULL. */
+#define MAX_PREFIXES 64 /* per set */
+
 struct name_set {
 	const char *const *exact;
 	const char *const *prefix;
-	uint64_t first[4]; /* the first bytes of all of them (filled once) */
+	/* filled once (index_set): the first bytes of all of them, and the
+	 * prefixes grouped by first byte, with the bytes each group shares */
+	uint64_t first[4];
+	const char *by_first[MAX_PREFIXES];
+	uint8_t group_start[256], group_n[256], group_shared[256];
 };
 
 /* A pseudo-frame an SDK puts in its stacks instead of guest code. */
@@ -212,22 +219,47 @@ static struct runtime_rules rules[] = {
 	},
 };
 
-static void first_bytes(struct name_set *set)
+static void index_set(struct name_set *set)
 {
+	size_t n = 0;
+
 	for (const char *const *p = set->exact; p && *p; p++)
 		set->first[(unsigned char)**p >> 6] |= 1ull << ((unsigned char)**p & 63);
 	for (const char *const *p = set->prefix; p && *p; p++)
 		set->first[(unsigned char)**p >> 6] |= 1ull << ((unsigned char)**p & 63);
+	for (unsigned c = 1; c < 256; c++) {
+		size_t shared = 0;
+
+		set->group_start[c] = (uint8_t)n;
+		for (const char *const *p = set->prefix; p && *p; p++) {
+			if ((unsigned char)**p != c)
+				continue;
+			assert(n < MAX_PREFIXES);
+			if (set->group_n[c] == 0) {
+				shared = strlen(*p);
+			} else {
+				const char *g = set->by_first[set->group_start[c]];
+				size_t k = 0;
+
+				while (k < shared && g[k] == (*p)[k])
+					k++;
+				shared = k;
+			}
+			set->by_first[n++] = *p;
+			set->group_n[c]++;
+		}
+		set->group_shared[c] = (uint8_t)(shared < 255 ? shared : 255);
+	}
 }
 
 static void rules_init(void)
 {
 	for (size_t i = 0; i < UTIL_ARRAY_SIZE(rules); i++) {
-		first_bytes(&rules[i].guest);
-		first_bytes(&rules[i].gc);
-		first_bytes(&rules[i].jit);
-		first_bytes(&rules[i].idle);
-		first_bytes(&rules[i].ident);
+		index_set(&rules[i].guest);
+		index_set(&rules[i].gc);
+		index_set(&rules[i].jit);
+		index_set(&rules[i].idle);
+		index_set(&rules[i].ident);
 	}
 }
 
@@ -302,21 +334,42 @@ static inline bool has_prefix(const char *name, const char *prefix)
 	return true;
 }
 
-static bool name_in(const struct name_set *set, const char *name)
+/* The lists after name_in's first-byte test. */
+static bool name_in_lists(const struct name_set *set, const char *name)
 {
-	const char *const *p;
+	unsigned char c = (unsigned char)*name;
+	const char *const *g;
+	size_t shared;
+
+	if (set->exact && in_list(set->exact, name, base_len(name)))
+		return true;
+	if (!set->group_n[c])
+		return false;
+	/* the prefixes of a first byte mostly share their start
+	 * ("v8::internal::"), compared once */
+	g = set->by_first + set->group_start[c];
+	shared = set->group_shared[c];
+	if (strncmp(name, g[0], shared) != 0)
+		return false;
+	for (size_t i = 0; i < set->group_n[c]; i++)
+		if (has_prefix(name + shared, g[i] + shared))
+			return true;
+	return false;
+}
+
+/* Every frame of every stack comes here, several times, and most frames are
+ * in no list: one bit test, inlined, says so. */
+static inline __attribute__((always_inline)) bool name_in(const struct name_set *set,
+							  const char *name)
+{
+	unsigned char c;
 
 	if (!name || !*name)
 		return false;
-	/* most frames are in no list: one bit test says so */
-	if (!(set->first[(unsigned char)*name >> 6] & (1ull << ((unsigned char)*name & 63))))
+	c = (unsigned char)*name;
+	if (!(set->first[c >> 6] & (1ull << (c & 63))))
 		return false;
-	if (set->exact && in_list(set->exact, name, base_len(name)))
-		return true;
-	for (p = set->prefix; p && *p; p++)
-		if (has_prefix(name, *p))
-			return true;
-	return false;
+	return name_in_lists(set, name);
 }
 
 /* ---- classifiers -------------------------------------------------------------- */

@@ -219,16 +219,32 @@ static int fcache_location(struct fcache *c, struct profile *out, const struct s
 #define POOL_NATIVE_CALL MERGER_CAT_COUNT
 #define N_POOLS		 (MERGER_CAT_COUNT + 1)
 
-/* The frames through which V8 calls a native function from JS. */
+/* The frames through which V8 calls a native function from JS: the generic
+ * path (Builtin_HandleApiCall, then FunctionCallbackArguments::Call) and the
+ * one optimized code takes (Builtins_CallApiCallback*, then
+ * InvokeFunctionCallback). Checked on every frame of a native suffix, so
+ * the first bytes decide for nearly all. */
 static bool api_call_frame(const char *name)
 {
-	/* the generic path (Builtin_HandleApiCall, then
-	 * FunctionCallbackArguments::Call) and the one optimized code takes
-	 * (Builtins_CallApiCallback*, then InvokeFunctionCallback) */
-	return name && (strcmp(name, "v8::internal::Builtin_HandleApiCall") == 0 ||
-			strcmp(name, "v8::internal::FunctionCallbackArguments::Call") == 0 ||
-			strncmp(name, "v8::internal::InvokeFunctionCallback", 36) == 0 ||
-			strncmp(name, "Builtins_CallApiCallback", 24) == 0);
+	static const char ns[] = "v8::internal::";
+
+	if (!name)
+		return false;
+	if (name[0] == 'B')
+		return strncmp(name, "Builtins_CallApiCallback", 24) == 0;
+	if (name[0] != 'v' || strncmp(name, ns, sizeof(ns) - 1) != 0)
+		return false;
+	name += sizeof(ns) - 1;
+	switch (name[0]) {
+	case 'B':
+		return strcmp(name, "Builtin_HandleApiCall") == 0;
+	case 'F':
+		return strcmp(name, "FunctionCallbackArguments::Call") == 0;
+	case 'I':
+		return strncmp(name, "InvokeFunctionCallback", 22) == 0;
+	default:
+		return false;
+	}
 }
 
 /* One SDK stack with weight, as output locations (leaf first, pseudo root
@@ -703,7 +719,7 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 			st.to_guest += in->stacks[i].count;
 		}
 		pool = cl->category;
-		if (pool == MERGER_CAT_GUEST) {
+		if (pool == MERGER_CAT_GUEST && sp.cats[POOL_NATIVE_CALL].weight > 0) {
 			bool native_call = false;
 
 			/* the native suffix (user frames leafward of the region)
@@ -713,11 +729,9 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 			     k <= cl->region_begin && k < cl->region_end && !native_call; k++)
 				native_call = api_call_frame(
 					in->stacks[i].frames[sp.n_kernel[i] + k].name);
-			if (native_call && sp.cats[POOL_NATIVE_CALL].weight > 0)
+			if (native_call || sp.cats[MERGER_CAT_GUEST].weight <= 0)
+				/* or the only guest weight there is */
 				pool = POOL_NATIVE_CALL;
-			else if (sp.cats[MERGER_CAT_GUEST].weight <= 0 &&
-				 sp.cats[POOL_NATIVE_CALL].weight > 0)
-				pool = POOL_NATIVE_CALL; /* the only guest weight there is */
 		}
 		sp.pool_of[i] = pool;
 		sp.cats[pool].ebpf += in->stacks[i].count;

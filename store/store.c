@@ -3105,6 +3105,8 @@ int store__stats(struct store *s, bool detailed, struct store_stats *ret)
 	r = stats_locked(s, detailed, ret);
 	if (own)
 		sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	if (r >= 0)
+		ret->memory_bytes = (uint64_t)sqlite3_memory_used();
 	return r;
 }
 

@@ -431,8 +431,9 @@ struct store_stats {
 	int64_t counters[STORE_CTR_COUNT];
 	int64_t ebpf_samples; /* sum of bucket counts */
 	int64_t sdk_unmerged, sdk_unforwarded;
-	int64_t sdk_unqueued; /* SDK profiles whose pass-through is not queued */
-	int64_t outbox_due;   /* items whose next attempt has come */
+	int64_t sdk_unqueued;  /* SDK profiles whose pass-through is not queued */
+	int64_t outbox_due;    /* items whose next attempt has come */
+	uint64_t memory_bytes; /* SQLite's heap in this process, every connection's caches */
 };
 
 /* Fills *ret. `detailed` adds bytes per table, which reads every page (for
