@@ -693,6 +693,32 @@ static void test_pprof_fuzz_regressions(void **state)
 	}
 }
 
+/* fuzz_pprof: folded stacks whose model held one string twice (the string
+ * table's growth rehashed its index under the slot found for the string
+ * being added), so two stacks that are the same were two samples, and a
+ * round trip through pprof, which joined them, changed the sample count. */
+static void test_folded_fuzz_regression(void **state)
+{
+	struct errbuf err = {""};
+	struct profile *p = NULL, *q = NULL;
+	struct dynbuf b, enc;
+	char path[512];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/folded-strtab-growth", BRAID_FUZZ_REGRESSIONS);
+	dynbuf__init(&b, 0);
+	dynbuf__init(&enc, 0);
+	assert_int_equal(util__read_file(path, 1u << 20, &err, &b), 0);
+	assert_int_equal(profile__from_folded(b.data, b.len, NULL, NULL, &err, &p), 0);
+	assert_int_equal(profile__to_pprof(p, false, &enc), 0);
+	assert_int_equal(profile__from_pprof(enc.data, enc.len, NULL, &err, &q), 0);
+	assert_int_equal(profile__n_samples(q), profile__n_samples(p));
+	profile__free(p);
+	profile__free(q);
+	dynbuf__free(&b);
+	dynbuf__free(&enc);
+}
+
 static void test_pprof_gzip_bomb(void **state)
 {
 	size_t n = 100u << 20; /* 100 MiB inflated, over the 64 MiB default */
@@ -965,6 +991,7 @@ int main(void)
 		cmocka_unit_test(test_pprof_malformed),
 		cmocka_unit_test(test_pprof_gzip_bomb),
 		cmocka_unit_test(test_pprof_fuzz_regressions),
+		cmocka_unit_test(test_folded_fuzz_regression),
 		cmocka_unit_test(test_pprof_count_caps),
 		cmocka_unit_test(test_fixtures_decode_and_round_trip),
 		cmocka_unit_test(test_fixture_go_cpu_top),

@@ -521,6 +521,10 @@ int strtab__intern(struct strtab *t, const char *s, size_t len, size_t max, uint
 	}
 	if (len > UINT32_MAX - 1)
 		return -E2BIG;
+	/* grown before the lookup: growing presizes the index, which may
+	 * rehash it and move the slot the lookup gives for the insert */
+	if (t->n == t->cap && (r = strtab__reserve(t, t->cap ? t->cap * 2 : 256)) < 0)
+		return r;
 	r = idtab__reserve(&t->index);
 	if (r < 0)
 		return r;
@@ -536,8 +540,6 @@ int strtab__intern(struct strtab *t, const char *s, size_t len, size_t max, uint
 		return -E2BIG;
 	if (t->n >= UINT32_MAX - 1)
 		return -E2BIG;
-	if (t->n == t->cap && (r = strtab__reserve(t, t->cap ? t->cap * 2 : 256)) < 0)
-		return r;
 	copy = arena__alloc(&t->arena, len + 1);
 	if (!copy)
 		return -ENOMEM;
