@@ -173,7 +173,7 @@ start_upstream() {
 	UPSTREAM_PID=$!
 	local line
 	for _ in $(seq 1 200); do
-		line=$(grep -m1 '^fake-pyroscope listening ' "$UPSTREAM_DIR/stdout" || true)
+		line=$(grep -m1 '^fake-pyroscope listening ' "$UPSTREAM_DIR/stdout" 2>/dev/null || true)
 		if [ -n "$line" ]; then
 			UPSTREAM_URL=$(echo "$line" | cut -d' ' -f3)
 			UPSTREAM_ADMIN=$(echo "$line" | cut -d' ' -f5)
