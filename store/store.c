@@ -78,6 +78,7 @@ enum stmt_id {
 	ST_STACK_TOUCH,
 	ST_STACK_GET,
 	ST_BUCKET_UPSERT,
+	ST_BUCKET_LAST,
 	ST_BUCKETS_RANGE,
 	ST_OLDEST_SECOND,
 	ST_SECOND_TOTALS,
@@ -153,6 +154,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BUCKET_UPSERT] = "INSERT INTO ebpf_buckets(process_id, second, tid, stack_id, count) "
 			     "VALUES (?1, ?2, ?3, ?4, ?5) "
 			     "ON CONFLICT DO UPDATE SET count = count + excluded.count",
+	[ST_BUCKET_LAST] =
+		"UPDATE processes SET ebpf_last_s = ?2 WHERE id = ?1 AND ebpf_last_s < ?2",
 	[ST_BUCKETS_RANGE] = "SELECT tid, second, stack_id, count FROM ebpf_buckets "
 			     "WHERE process_id = ?1 AND second >= ?2 AND second < ?3 "
 			     "ORDER BY second, tid, stack_id",
@@ -177,7 +180,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"AND s.cpu_time = 1) "
 		"FROM processes p CROSS JOIN ebpf_buckets b "
 		"ON b.process_id = p.id AND b.second >= p.ebpf_emitted_s AND b.second < ?1 "
-		"WHERE NOT EXISTS (SELECT 1 FROM sdk_profiles s WHERE s.process_id = p.id "
+		"WHERE p.ebpf_last_s >= p.ebpf_emitted_s AND NOT EXISTS (SELECT 1 FROM "
+		"sdk_profiles s WHERE s.process_id = p.id "
 		"AND s.from_ns < (b.second + 1) * 1000000000 AND s.until_ns > b.second * "
 		"1000000000 AND s.cpu_time = 1) "
 		"GROUP BY p.id ORDER BY p.id",
@@ -334,6 +338,16 @@ static const char *const migrations[] = {
 	"UPDATE outbox SET raw_id = lower(hex(randomblob(16)));"
 	"UPDATE outbox SET raw_id = substr(raw_id, 1, 8) || '-' || substr(raw_id, 9, 4) || '-4' ||"
 	" substr(raw_id, 14, 3) || '-8' || substr(raw_id, 18, 3) || '-' || substr(raw_id, 21, 12);",
+	/* 3 -> 4: the last second of each process's eBPF buckets (-1: none),
+	 * kept by store__put_buckets, and a partial index of the processes
+	 * with buckets at or past their watermark: store__uncovered visits
+	 * those, not every process ever seen (a host that starts many
+	 * short-lived processes keeps thousands of rows until retention). */
+	"ALTER TABLE processes ADD COLUMN ebpf_last_s INTEGER NOT NULL DEFAULT -1;"
+	"UPDATE processes SET ebpf_last_s ="
+	" (SELECT max(b.second) FROM ebpf_buckets b WHERE b.process_id = processes.id)"
+	" WHERE EXISTS (SELECT 1 FROM ebpf_buckets b WHERE b.process_id = processes.id);"
+	"CREATE INDEX processes_ebpf_pending ON processes(id) WHERE ebpf_last_s >= ebpf_emitted_s;",
 };
 _Static_assert(UTIL_ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,
 	       "one migration step per schema version");
@@ -2385,6 +2399,51 @@ static int stack_id(struct store *s, const struct store_frame *frames, size_t n,
 
 /* ---- eBPF buckets ---------------------------------------------------------------------- */
 
+struct process_second {
+	int64_t process_id, second;
+};
+
+static int by_process(const void *a, const void *b)
+{
+	const struct process_second *x = a, *y = b;
+
+	return x->process_id < y->process_id ? -1 : x->process_id > y->process_id;
+}
+
+/* Raises each process's ebpf_last_s to the last second of its rows: one
+ * UPDATE per process, however many rows it has. */
+static int note_last_seconds(struct store *s, const struct store_bucket *rows, size_t n)
+{
+	struct process_second *ps = malloc(n * sizeof(*ps));
+	sqlite3_stmt *q;
+	int r = 0;
+
+	if (!ps)
+		return fail(s, -ENOMEM, "out of memory noting the last eBPF seconds");
+	for (size_t i = 0; i < n; i++)
+		ps[i] = (struct process_second){rows[i].process_id, rows[i].second};
+	qsort(ps, n, sizeof(*ps), by_process);
+	for (size_t i = 0; i < n && r >= 0;) {
+		int64_t last = ps[i].second;
+		size_t j = i + 1;
+
+		for (; j < n && ps[j].process_id == ps[i].process_id; j++)
+			if (ps[j].second > last)
+				last = ps[j].second;
+		q = st(s, ST_BUCKET_LAST);
+		if (!q) {
+			r = -EIO;
+			break;
+		}
+		sqlite3_bind_int64(q, 1, ps[i].process_id);
+		sqlite3_bind_int64(q, 2, last);
+		r = run(s, q, "noting the last eBPF second of a process");
+		i = j;
+	}
+	free(ps);
+	return r;
+}
+
 int store__put_buckets(struct store *s, const struct store_bucket *rows, size_t n,
 		       size_t *ret_dropped)
 {
@@ -2453,6 +2512,8 @@ int store__put_buckets(struct store *s, const struct store_bucket *rows, size_t 
 		sqlite3_bind_int64(q, 5, rows[i].count);
 		r = run(s, q, "storing eBPF buckets");
 	}
+	if (r >= 0)
+		r = note_last_seconds(s, rows, n);
 cleanup:
 	r = op_end(s, r);
 	if (r == -ENOSPC) {

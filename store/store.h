@@ -37,7 +37,7 @@
 
 struct store;
 
-#define STORE_SCHEMA_VERSION	3
+#define STORE_SCHEMA_VERSION	4
 #define STORE_DB_NAME		"braid.db"
 #define STORE_DEFAULT_MAX_BYTES (1ull << 30)		   /* 1 GiB */
 #define STORE_DEFAULT_RETENTION (24ll * 3600 * 1000000000) /* 24 h in ns */

@@ -661,6 +661,26 @@ static int got_item(void *ctx, const struct store_outbox_item *it)
 	return 0;
 }
 
+struct got_uncovered {
+	int n;
+	int64_t process_id[4], first[4], last[4], samples[4], sdk[4];
+};
+
+static int got_uncovered(void *ctx, const struct store_uncovered *u)
+{
+	struct got_uncovered *g = ctx;
+
+	if (g->n < 4) {
+		g->process_id[g->n] = u->process->id;
+		g->first[g->n] = u->first_s;
+		g->last[g->n] = u->last_s;
+		g->samples[g->n] = u->samples;
+		g->sdk[g->n] = u->sdk_profiles;
+	}
+	g->n++;
+	return 0;
+}
+
 static void test_migrate_v1(void **state)
 {
 	static const char *const wall_types[] = {"samples", "count",	   "1",
@@ -691,7 +711,7 @@ static void test_migrate_v1(void **state)
 	struct got_sdk g = {0};
 	struct dynbuf fixture;
 	struct store_sdk_profile p;
-	char path[160], cmd[256], types[512];
+	char path[160], cmd[256], types[512], msg[128];
 	FILE *sql;
 	int64_t id;
 
@@ -720,13 +740,20 @@ static void test_migrate_v1(void **state)
 		"10000000000, 4, 0);\n"
 		"INSERT INTO dead_letters(outbox_id, created_ns, died_ns, series, kind, labels, "
 		"from_ns, until_ns, sdk_profile_id, attempts, status, reason) VALUES (9, 1, 2, "
-		"'app{mutex}', 'sdk', X'', 0, 10000000000, 5, 1, 400, 'bad');\n");
+		"'app{mutex}', 'sdk', X'', 0, 10000000000, 5, 1, 400, 'bad');\n"
+		/* a process with eBPF buckets at seconds 100 and 105 */
+		"INSERT INTO processes(id, pid, start_time_ns, comm, runtime, first_seen_ns, "
+		"last_seen_ns) VALUES (1, 42, 1, 'app', 'native', 1, 1);\n"
+		"INSERT INTO stacks(id, hash, frames, last_used_s) VALUES (1, 7, X'01', 105);\n"
+		"INSERT INTO ebpf_buckets VALUES (1, 100, 42, 1, 3), (1, 105, 42, 1, 4);\n");
 	assert_int_equal(pclose(sql), 0);
 
 	/* read-only, it stays as it is: an error saying so */
 	o = (struct store_options){.data_dir = f->dir, .read_only = true};
 	assert_int_equal(store__open(&o, &err, &s), -EROFS);
-	assert_non_null(strstr(err.msg, "schema version 1 and needs migrating to 3"));
+	snprintf(msg, sizeof(msg), "schema version 1 and needs migrating to %d",
+		 STORE_SCHEMA_VERSION);
+	assert_non_null(strstr(err.msg, msg));
 
 	o.read_only = false;
 	assert_int_equal(store__open(&o, &err, &s), 0);
@@ -772,6 +799,18 @@ static void test_migrate_v1(void **state)
 		assert_int_equal(gi.n, 1);
 		if (!is_uuid4(gi.raw_id[0]))
 			fail_msg("a migrated item's ID %s is not a version-4 UUID", gi.raw_id[0]);
+	}
+	/* 3 -> 4: the process's last eBPF second is known, so its buckets
+	 * are still found */
+	{
+		struct got_uncovered gu = {0};
+
+		assert_int_equal(store__uncovered(s, 200, got_uncovered, &gu), 0);
+		assert_int_equal(gu.n, 1);
+		assert_int_equal(gu.process_id[0], 1);
+		assert_int_equal(gu.first[0], 100);
+		assert_int_equal(gu.last[0], 105);
+		assert_int_equal(gu.samples[0], 7);
 	}
 	store__close(s);
 }
@@ -948,26 +987,6 @@ static void test_buckets(void **state)
 	}
 }
 
-struct got_uncovered {
-	int n;
-	int64_t process_id[4], first[4], last[4], samples[4], sdk[4];
-};
-
-static int got_uncovered(void *ctx, const struct store_uncovered *u)
-{
-	struct got_uncovered *g = ctx;
-
-	if (g->n < 4) {
-		g->process_id[g->n] = u->process->id;
-		g->first[g->n] = u->first_s;
-		g->last[g->n] = u->last_s;
-		g->samples[g->n] = u->samples;
-		g->sdk[g->n] = u->sdk_profiles;
-	}
-	g->n++;
-	return 0;
-}
-
 static void test_uncovered(void **state)
 {
 	struct fx *f = *state;
@@ -1019,6 +1038,22 @@ static void test_uncovered(void **state)
 	assert_int_equal(g.first[1], T0 + 6);
 	assert_int_equal(g.samples[1], 4);
 	assert_int_equal(store__mark_emitted(f->s, 12345, T0), -ENOENT);
+
+	/* emitted past its last bucket, a process is not visited any more
+	 * (processes_ebpf_pending), until a bucket comes past its watermark */
+	assert_int_equal(store__mark_emitted(f->s, batch, T0 + 10), 0);
+	g = (struct got_uncovered){0};
+	assert_int_equal(store__uncovered(f->s, T0 + 20, got_uncovered, &g), 0);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.process_id[0], node);
+	rows[0] = (struct store_bucket){batch, 2000, T0 + 12, stack_b, 2, 5};
+	assert_int_equal(store__put_buckets(f->s, rows, 1, NULL), 0);
+	g = (struct got_uncovered){0};
+	assert_int_equal(store__uncovered(f->s, T0 + 20, got_uncovered, &g), 0);
+	assert_int_equal(g.n, 2);
+	assert_int_equal(g.process_id[1], batch);
+	assert_int_equal(g.first[1], T0 + 12);
+	assert_int_equal(g.samples[1], 5);
 	dynbuf__free(&fixture);
 }
 
