@@ -75,8 +75,12 @@ fuzzer_rt=$("$CC" -print-resource-dir)/lib/linux/libclang_rt.fuzzer-$(uname -m).
 
 echo "== build ($BUILD_DIR, $CC, BRAID_FUZZ=ON)"
 mkdir -p "$BUILD_DIR"
+# with CI=true warnings are errors, as in scripts/build.sh (clang warns of
+# things gcc does not)
+werror=OFF
+[ "${CI:-}" = "true" ] && werror=ON
 if ! { cmake -S "$SRC_DIR" -B "$BUILD_DIR" -DCMAKE_C_COMPILER="$CC" -DBRAID_FUZZ=ON \
-	-DBRAID_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+	-DBRAID_TESTS=OFF -DBRAID_WERROR="$werror" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
 	cmake --build "$BUILD_DIR" -j "$(nproc)" --target braid_fuzzers -- --no-print-directory; } \
 	>"$BUILD_DIR/build.log" 2>&1; then
 	cat "$BUILD_DIR/build.log" >&2
