@@ -28,6 +28,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <linux/capability.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1893,6 +1894,11 @@ int cmd_agent(int argc, char **argv)
 			last_maintain = now;
 			if (store__maintain(maint, now, NULL) < 0)
 				cmd_error("agent: store cleanup failed: %s", store__errmsg(maint));
+			/* Hand the heap's free pages back to the kernel: a burst (a
+			 * big window, a report, a backlog to send) leaves free
+			 * memory in glibc's per-thread arenas, which an agent that
+			 * runs for months would otherwise keep as RSS. */
+			malloc_trim(0);
 		}
 		if (cfg.verbose && now - last_summary >= 60 * 1000000000ll) {
 			last_summary = now;
