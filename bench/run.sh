@@ -246,18 +246,17 @@ if [ "$rc" -eq 0 ]; then
 	fig() {
 		awk -v f="$1" -v s="sync=$2" '$1 == f && $2 == s { print $3; exit }' "$LOG/store.out"
 	}
-	for sync in normal full; do
-		label=$sync
-		[ "$sync" = normal ] && label="normal, the default"
-		row store "SDK profiles committed/s, sync=$label" "$(fig sdk_profiles_per_s $sync)" "" "" \
-			min 5000 "≥ 5,000/s" "$cmd"
-	done
-	for sync in normal full; do
-		label=$sync
-		[ "$sync" = normal ] && label="normal, the default"
-		row store "eBPF bucket rows/s, sync=$label" "$(fig ebpf_rows_per_s $sync)" "" "" \
-			min 200000 "≥ 200,000/s" "$cmd"
-	done
+	# store_rows FIGURE METRIC MIN TARGET: its rows at both sync modes
+	store_rows() {
+		local sync label
+		for sync in normal full; do
+			label=$sync
+			[ "$sync" = normal ] && label="normal, the default"
+			row store "$2, sync=$label" "$(fig "$1" $sync)" "" "" min "$3" "$4" "$cmd"
+		done
+	}
+	store_rows sdk_profiles_per_s "SDK profiles committed/s" 5000 "≥ 5,000/s"
+	store_rows ebpf_rows_per_s "eBPF bucket rows/s" 200000 "≥ 200,000/s"
 else
 	failed store "$rc" "$cmd"
 fi

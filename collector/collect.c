@@ -177,7 +177,7 @@ static int lookup_proc(struct collector *c, int32_t pid, uint64_t boot_start, co
 {
 	struct proc_entry **pp = &c->procs[(uint32_t)pid % PROC_BUCKETS], **link, **found = NULL;
 	struct proc_entry *e = NULL;
-	bool later = false;
+	bool later = false; /* the PID names a later process than its entries */
 	int r;
 
 	for (link = pp; *link; link = &(*link)->next) {
@@ -200,14 +200,12 @@ static int lookup_proc(struct collector *c, int32_t pid, uint64_t boot_start, co
 		if (r == 0 && start != e->info.start_time_ns) {
 			/* the PID names another process now */
 			drop_proc(c, found);
-			collector_symbolizer__forget(c->symbols, pid);
-			collector_sampler__forget(c->sampler, pid);
-			c->reused++;
+			later = true;
 			e = NULL;
 		}
 	}
 	if (!e && later) {
-		/* the PID names another, later process now */
+		/* its cached symbols are the earlier process's */
 		collector_symbolizer__forget(c->symbols, pid);
 		collector_sampler__forget(c->sampler, pid);
 		c->reused++;

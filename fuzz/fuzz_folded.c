@@ -10,20 +10,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fuzz_limits.h"
 #include "profile/profile.h"
 
 /* libFuzzer calls it for each input. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* max_decode_memory and max_mappings, which the shared caps also set, are
+ * the pprof decoder's: folded text uses neither. */
 static void fuzz_limits(struct profile_limits *lim)
 {
-	profile_limits__default(lim);
+	fuzz_profile_limits(lim);
 	lim->max_decompressed = 1u << 20;
-	lim->max_samples = 20000;
-	lim->max_locations = 20000;
-	lim->max_functions = 20000;
-	lim->max_strings = 20000;
-	lim->max_stack_depth = 64;
 	lim->max_line_length = 16u << 10;
 }
 

@@ -21,24 +21,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_limits.h"
 #include "profile/profile.h"
 
 /* libFuzzer calls it for each input. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Small caps, so that one input runs in milliseconds and a hostile one
- * reaches every cap. */
 static void fuzz_limits(struct profile_limits *lim)
 {
-	profile_limits__default(lim);
+	fuzz_profile_limits(lim);
 	lim->max_decompressed = 1u << 20;
-	lim->max_decode_memory = 64u << 20;
-	lim->max_samples = 20000;
-	lim->max_locations = 20000;
-	lim->max_functions = 20000;
-	lim->max_mappings = 1024;
-	lim->max_strings = 20000;
-	lim->max_stack_depth = 64;
 	lim->max_labels = 8;
 	lim->max_sample_types = 4;
 	lim->max_line_length = 64u << 10;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ingest/ingest.h"
+#include "fuzz_limits.h"
 #include "ingest_check.h"
 
 /* libFuzzer calls it for each input. */
@@ -20,16 +21,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void fuzz_limits(struct ingest_limits *lim)
 {
 	ingest_limits__default(lim);
+	fuzz_profile_limits(&lim->profile);
 	lim->max_decompressed = 1u << 20;
 	lim->max_series = 64;
 	lim->max_samples = 64;
-	lim->profile.max_decode_memory = 64u << 20;
-	lim->profile.max_samples = 20000;
-	lim->profile.max_locations = 20000;
-	lim->profile.max_functions = 20000;
-	lim->profile.max_mappings = 1024;
-	lim->profile.max_strings = 20000;
-	lim->profile.max_stack_depth = 64;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
