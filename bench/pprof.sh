@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # pprof decode speed: braid's decoder against Go's profile.Parse
-# (github.com/google/pprof, Debian's package) on the same files, in the same
+# (github.com/google/pprof, pinned in go.mod) on the same files, in the same
 # run. Both peers decode from memory (gunzip + parse + build their model);
 # rounds alternate between them and each peer's best round counts, so that
 # noise from a shared machine hits both alike.
@@ -47,7 +47,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 echo "pprof decode: braid vs Go's profile.Parse, best of $ROUNDS alternating rounds"
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3)"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(bash "$SRC_DIR/scripts/go.sh" env GOVERSION)"
 awk '
 function kv(k,   i, a) {
 	for (i = 1; i <= NF; i++) { split($i, a, "="); if (a[1] == k) return a[2] }

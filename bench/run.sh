@@ -128,7 +128,7 @@ m_os=${m_os:-unknown}
 [ -r /etc/debian_version ] && m_os="$m_os, debian_version $(cat /etc/debian_version)"
 m_cc=$("${cc_path:-cc}" --version 2>/dev/null | head -1 || echo unknown)
 m_build=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)
-m_go=$(go version 2>/dev/null | cut -d' ' -f3 || true)
+m_go=$(bash "$SRC_DIR/scripts/go.sh" env GOVERSION 2>/dev/null || true)
 m_node=$(node --version 2>/dev/null || true)
 m_perf=$(perf --version 2>/dev/null || true)
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs what braid needs to build and test, from Debian 12's packages
-# only. Idempotent: silent and quick when everything is already there.
+# Installs what braid needs to build and test from Debian 12's packages, and
+# checks the toolchains the machine brings (Go 1.26 for the Go side of the
+# tests, Node.js with npm). Registry packages (npm, Go modules) are pinned by
+# their lock files and installed by the tests into ~/.cache/braid. Idempotent:
+# silent and quick when everything is already there.
 set -euo pipefail
 
 # Debian 12's clang is 14; libclang-rt-N-dev must match the clang installed.
@@ -18,9 +21,10 @@ packages=(
 	# libraries braid links
 	libbpf-dev libelf-dev zlib1g-dev libmicrohttpd-dev libprotobuf-c-dev protobuf-c-compiler
 	libsqlite3-dev libcurl4-openssl-dev
-	# tests and benchmarks: cmocka; Go and Google's pprof as the independent
-	# pprof reader and the speed peer; gzip for the CLI tests
-	libcmocka-dev golang-go golang-github-google-pprof-dev gzip
+	# tests and benchmarks: cmocka; gzip for the CLI tests (Go and Google's
+	# pprof, the independent pprof reader and the speed peer, come from the
+	# machine's Go and go.mod: see scripts/go.sh)
+	libcmocka-dev gzip
 	# jq reads the JSON braid prints; sqlite3 pokes at a store in the tests;
 	# curl speaks to braid ingest in the tests
 	jq sqlite3 curl
@@ -36,6 +40,13 @@ packages=(
 # Debian's nodejs and npm, unless a Node.js is already installed.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 	packages+=(nodejs npm)
+fi
+
+# One Go toolchain: the machine's (1.26, in /usr/local/go or on PATH), never
+# Debian 12's golang-go (1.19), which can't build the tests' Go module.
+if ! go_version=$(bash "$(dirname "$0")/go.sh" env GOVERSION 2>&1); then
+	echo "braid: the tests need Go 1.26 or later: $go_version" >&2
+	exit 1
 fi
 
 missing=()

@@ -1,18 +1,14 @@
-# Builds the Go side of the tests and benchmarks in GOPATH mode, against
-# Debian's golang-github-google-pprof-dev (no module proxy is needed).
+# Builds the Go side of the tests and benchmarks from the repository's Go
+# module (go.mod, go.sum: Google's pprof at a pinned version) through
+# scripts/go.sh, which caches modules and builds under ~/.cache/braid/go:
+# pprofdump, genpprof, decodebench, and pprof itself (the tool that
+# `go tool pprof` runs, at the module's version) for the tests' -top and -raw
+# checks.
 set -euo pipefail
 : "${BUILD_DIR:?}" "${SRC_DIR:?}"
-if ! command -v go >/dev/null; then
-	echo "go not found: run scripts/deps.sh (Debian's golang-go)" >&2
-	exit 1
-fi
-if [ ! -d /usr/share/gocode/src/github.com/google/pprof/profile ]; then
-	echo "github.com/google/pprof not found: run scripts/deps.sh (golang-github-google-pprof-dev)" >&2
-	exit 1
-fi
-export GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$BUILD_DIR/go-cache" GOFLAGS=
 mkdir -p "$BUILD_DIR/go-bin"
 for tool in tests/tools/pprofdump bench/go/genpprof bench/go/decodebench; do
-	go build -o "$BUILD_DIR/go-bin/$(basename "$tool")" "$SRC_DIR/$tool/main.go"
+	bash "$SRC_DIR/scripts/go.sh" build -o "$BUILD_DIR/go-bin/$(basename "$tool")" "./$tool"
 done
+bash "$SRC_DIR/scripts/go.sh" build -o "$BUILD_DIR/go-bin/pprof" github.com/google/pprof
 echo "built: $(ls "$BUILD_DIR/go-bin" | tr '\n' ' ')"

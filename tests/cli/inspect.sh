@@ -10,8 +10,8 @@ cpu="$FIXTURES/go-runtime-pprof/cpu.pprof.gz"
 top=$(sed -n '/flat%/{n;p;q}' "$TMP/inspect.txt" | awk '{print $NF, $2}')
 expect_eq "top flat function of cpu.pprof.gz" "crypto/sha256.block 72.00%" "$top"
 braid_total=$(sed -n 's/.* of \(.*\) total$/\1/p' "$TMP/inspect.txt")
-go_total=$(go tool pprof -top "$cpu" 2>/dev/null | sed -n 's/.*% of \(.*\) total$/\1/p')
-expect_eq "total of cpu.pprof.gz (braid vs go tool pprof -top)" "$go_total" "$braid_total"
+go_total=$(pprof -top "$cpu" 2>/dev/null | sed -n 's/.*% of \(.*\) total$/\1/p')
+expect_eq "total of cpu.pprof.gz (braid vs pprof -top)" "$go_total" "$braid_total"
 expect_contains "summary" "$TMP/inspect.txt" "Sample types: samples/count, cpu/nanoseconds (default)"
 expect_contains "summary" "$TMP/inspect.txt" "Period: 10000000 cpu/nanoseconds (100 Hz)"
 expect_contains "summary" "$TMP/inspect.txt" "Time: 2026-11-21T05:28:14.424530868Z"
@@ -24,10 +24,10 @@ for f in $(fixtures); do
 	name=$(basename "$f")
 	"$BRAID" inspect --top 0 "$f" | sed -n '/flat%/,$p' | sed 1d |
 		awk '{n=$6; for (i=7;i<=NF;i++) n=n" "$i; print n "|" $2 "|" $5}' >"$TMP/$name.braid"
-	go tool pprof -top -nodecount=100000 "$f" 2>/dev/null | sed -n '1,/flat%/d;p' |
+	pprof -top -nodecount=100000 "$f" 2>/dev/null | sed -n '1,/flat%/d;p' |
 		sed 's/ (inline)$//' |
 		awk '{n=$6; for (i=7;i<=NF;i++) n=n" "$i; print n "|" $2 "|" $5}' >"$TMP/$name.go"
-	[ -s "$TMP/$name.go" ] || fail "$name: go tool pprof printed no table"
+	[ -s "$TMP/$name.go" ] || fail "$name: pprof -top printed no table"
 	expect_same_file "$name: top table (function|flat%|cum%), go vs braid" "$TMP/$name.go" "$TMP/$name.braid"
 done
 

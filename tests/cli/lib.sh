@@ -3,6 +3,17 @@ set -euo pipefail
 
 : "${BRAID:?}" "${BUILD_DIR:?}" "${FIXTURES:?}"
 GOBIN_DIR="$BUILD_DIR/go-bin"
+
+# pprof ARGS...: Google's pprof, the tool `go tool pprof` runs, at the version
+# go.mod pins, built by tests/cli/go-tools.sh (ctest's go_tools, the fixture
+# "go" of every test that calls it).
+pprof() {
+	if [ ! -x "$GOBIN_DIR/pprof" ]; then
+		echo "FAIL: $GOBIN_DIR/pprof is not built: run tests/cli/go-tools.sh (ctest -R go_tools)" >&2
+		return 127
+	fi
+	"$GOBIN_DIR/pprof" "$@"
+}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/braid-test.XXXXXX")
 FAILED=0
 

@@ -36,12 +36,10 @@ out_total=$(total out "$OUT")
 expect_eq "merged total (ns) = eBPF total" "$rec_total" "$out_total"
 
 # Go's pprof reads it: type, period, and the SDK's functions are there
-if command -v go >/dev/null; then
-	go tool pprof -raw "$OUT" >"$TMP/out.raw" 2>"$TMP/out.rawerr" || fail "go tool pprof -raw: $(cat "$TMP/out.rawerr")"
-	expect_contains "merged pprof sample type" "$TMP/out.raw" "cpu/nanoseconds"
-	expect_contains "merged pprof period" "$TMP/out.raw" "Period: 10309278"
-	expect_contains "an SDK function in the merged pprof" "$TMP/out.raw" "pbkdf2Sync"
-fi
+pprof -raw "$OUT" >"$TMP/out.raw" 2>"$TMP/out.rawerr" || fail "pprof -raw: $(cat "$TMP/out.rawerr")"
+expect_contains "merged pprof sample type" "$TMP/out.raw" "cpu/nanoseconds"
+expect_contains "merged pprof period" "$TMP/out.raw" "Period: 10309278"
+expect_contains "an SDK function in the merged pprof" "$TMP/out.raw" "pbkdf2Sync"
 
 # ---- the stacks, folded ------------------------------------------------------------
 "$BRAID" merge --ebpf "$REC" --sdk "$SDK" -f folded --annotate -o "$TMP/m.folded" 2>/dev/null ||

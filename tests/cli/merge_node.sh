@@ -143,13 +143,13 @@ if ! "$BRAID" merge --ebpf "$TMP/rec.pb.gz" "${sdk_args[@]}" --pid "$APP" -f fol
 fi
 
 # ---- 1: Go's pprof reads it: cpu/nanoseconds -------------------------------------------------
-if go tool pprof -symbolize=none -raw "$TMP/merged.pb.gz" >"$TMP/merged.raw" 2>"$TMP/raw.err"; then
+if pprof -symbolize=none -raw "$TMP/merged.pb.gz" >"$TMP/merged.raw" 2>"$TMP/raw.err"; then
 	types=$(sed -n '/^Samples:/{n;p;q}' "$TMP/merged.raw" | sed 's/\[dflt\]//; s/ *$//')
-	expect_eq "the merged profile's sample types (go tool pprof -raw)" "cpu/nanoseconds" "$types"
+	expect_eq "the merged profile's sample types (pprof -raw)" "cpu/nanoseconds" "$types"
 	grep -qx 'PeriodType: cpu nanoseconds' "$TMP/merged.raw" ||
 		fail "the merged profile's period type is not cpu nanoseconds: $(head -3 "$TMP/merged.raw")"
 else
-	fail "go tool pprof -raw cannot read the merged profile: $(cat "$TMP/raw.err")"
+	fail "pprof -raw cannot read the merged profile: $(cat "$TMP/raw.err")"
 fi
 
 # ---- 4 first: totals conserved, as pprof-format reads both files ----------------------------

@@ -14,7 +14,6 @@
 : "${SRC_DIR:?}" "${WORKLOAD_CPU_SPLIT:?}" "${WORKLOAD_SYSCALL_LOOP:?}" "${WORKLOAD_HOT_JS:?}"
 
 require_ebpf
-command -v go >/dev/null || { echo "FAIL: go not found: run scripts/deps.sh" >&2; exit 1; }
 
 # ---- the benchmark, once and small: its figures are there, never judged ----------------
 if [ "${1:-}" = --bench ]; then
@@ -131,8 +130,8 @@ summary_samples() {
 # -symbolize=none: the names must be braid's own, not ones Go's pprof finds
 # in the binaries on this machine.
 raw() {
-	if ! go tool pprof -symbolize=none -raw "$TMP/$1.pb.gz" >"$TMP/$1.raw" 2>"$TMP/$1.raw.err"; then
-		fail "$1: go tool pprof -raw could not read $1.pb.gz: $(cat "$TMP/$1.raw.err")"
+	if ! pprof -symbolize=none -raw "$TMP/$1.pb.gz" >"$TMP/$1.raw" 2>"$TMP/$1.raw.err"; then
+		fail "$1: pprof -raw could not read $1.pb.gz: $(cat "$TMP/$1.raw.err")"
 		: >"$TMP/$1.raw"
 		return 1
 	fi
@@ -171,9 +170,9 @@ raw_mapping() {
 
 # top NAME: `go tool pprof -top` in ns, every node, into $TMP/NAME.top
 top() {
-	if ! go tool pprof -symbolize=none -top -unit=ns -nodecount=1000000 -nodefraction=0 \
+	if ! pprof -symbolize=none -top -unit=ns -nodecount=1000000 -nodefraction=0 \
 		-edgefraction=0 "$TMP/$1.pb.gz" >"$TMP/$1.top" 2>"$TMP/$1.top.err"; then
-		fail "$1: go tool pprof -top exited non-zero: $(cat "$TMP/$1.top.err")"
+		fail "$1: pprof -top exited non-zero: $(cat "$TMP/$1.top.err")"
 		: >"$TMP/$1.top"
 		return 1
 	fi
@@ -246,8 +245,8 @@ if [ -s "$TMP/cpu.pb.gz" ]; then
 	top cpu || true
 	hot=$(top_cum cpu braid_work_hot)
 	cold=$(top_cum cpu braid_work_cold)
-	grep -q ' braid_work_hot$' "$TMP/cpu.top" || fail "go tool pprof -top lists no braid_work_hot: $(head -20 "$TMP/cpu.top")"
-	grep -q ' braid_work_cold$' "$TMP/cpu.top" || fail "go tool pprof -top lists no braid_work_cold: $(head -20 "$TMP/cpu.top")"
+	grep -q ' braid_work_hot$' "$TMP/cpu.top" || fail "pprof -top lists no braid_work_hot: $(head -20 "$TMP/cpu.top")"
+	grep -q ' braid_work_cold$' "$TMP/cpu.top" || fail "pprof -top lists no braid_work_cold: $(head -20 "$TMP/cpu.top")"
 	if [ "$((hot + cold))" -gt 0 ]; then
 		share=$(awk -v h="$hot" -v c="$cold" 'BEGIN { printf "%.1f", 100 * h / (h + c) }')
 		echo "# cpu_split: braid_work_hot ${share} % of hot + cold ($hot ns, $cold ns)"
@@ -390,8 +389,8 @@ if record_wait all "$r_all"; then
 	for p in "$SYS" "$CPU2"; do
 		echo "$pids" | grep -qx "$p" || fail "system-wide: no sample of the running workload $p"
 	done
-	go tool pprof -symbolize=none -top "$TMP/all.pb.gz" >/dev/null 2>"$TMP/all.top.err" ||
-		fail "system-wide: go tool pprof -top failed: $(cat "$TMP/all.top.err")"
+	pprof -symbolize=none -top "$TMP/all.pb.gz" >/dev/null 2>"$TMP/all.top.err" ||
+		fail "system-wide: pprof -top failed: $(cat "$TMP/all.top.err")"
 fi
 if record_wait f49 "$r_f49"; then
 	raw f49 || true
@@ -400,7 +399,7 @@ if record_wait f49 "$r_f49"; then
 fi
 if record_wait default "$r_default"; then
 	if [ -s "$TMP/cwd/braid-record.pb.gz" ]; then
-		go tool pprof -symbolize=none -top "$TMP/cwd/braid-record.pb.gz" >/dev/null 2>&1 ||
+		pprof -symbolize=none -top "$TMP/cwd/braid-record.pb.gz" >/dev/null 2>&1 ||
 			fail "the default output file does not decode"
 	else
 		fail "no -o: no braid-record.pb.gz in the working directory: $(ls "$TMP/cwd")"
