@@ -84,7 +84,10 @@ enum store_runtime merger__runtime_of_frames(const struct store_frame *frames, s
 
 /* Adds (or finds) the location for one symbolized frame: its module as the
  * mapping's file name, its name as a function ("[unknown]" for an address in
- * no mapping), else the offset as the address; the frame's kind is kept. */
+ * no mapping), else the offset as the address; the frame's kind is kept. A
+ * frame with neither a name nor an offset (JIT code no perf map names) is
+ * named after its module ("[jit]"), since Pyroscope drops every sample
+ * through a location with neither a line nor an address. */
 int merger__add_frame(struct profile *p, const struct store_frame *f, uint32_t *ret_location);
 
 /* The frame a location of p stands for (the reverse of merger__add_frame):

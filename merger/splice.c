@@ -41,21 +41,27 @@ int merger__add_frame(struct profile *p, const struct store_frame *f, uint32_t *
 	const char *name = f->name;
 	int r;
 
+	/* an address in no mapping (a broken unwind, usually) has nothing
+	 * worth showing but the fact, as perf shows it */
+	if ((!name || !*name) && f->kind == FRAME_UNKNOWN)
+		name = "[unknown]";
+	/* Pyroscope removes a location with neither a line nor an address, and
+	 * with it every sample whose stack goes through it (sanitizeProfile in
+	 * its pkg/pprof): JIT code that no perf map names has only its module
+	 * ([jit], offset 0), so that is its name. */
+	if ((!name || !*name) && f->offset == 0)
+		name = f->module && *f->module ? f->module : "[unknown]";
 	if (f->module && *f->module) {
 		r = profile__intern_cstr(p, f->module, &m.filename);
 		if (r < 0)
 			return r;
-		if (f->name && *f->name)
+		if (name && *name)
 			m.flags = PROFILE_MAPPING_HAS_FUNCTIONS;
 		r = profile__add_mapping(p, &m, &l.mapping);
 		if (r < 0)
 			return r;
 	}
 	l.kind = f->kind;
-	/* an address in no mapping (a broken unwind, usually) has nothing
-	 * worth showing but the fact, as perf shows it */
-	if ((!f->name || !*f->name) && f->kind == FRAME_UNKNOWN)
-		name = "[unknown]";
 	if (name && *name) {
 		struct profile_function fn = {0};
 
@@ -95,6 +101,9 @@ int merger__frame_of_location(const struct profile *p, uint32_t location, struct
 
 		if (fn)
 			f.name = profile__str(p, fn->name);
+		/* the stand-in name merger__add_frame gives a frame without one */
+		if (f.name && f.module && strcmp(f.name, f.module) == 0)
+			f.name = NULL;
 	} else {
 		f.offset = l.address;
 	}

@@ -855,9 +855,80 @@ static void test_loop_final(void **state)
 	assert_int_equal(st.samples_ebpf, 20);
 }
 
+/* Every location merger__add_frame makes has a line or a non-zero address:
+ * Pyroscope removes a location with neither, and every sample through it.
+ * JIT code that no perf map names is "[jit]"; in a pprof round trip it is a
+ * nameless JIT frame again, and an unnamed native frame keeps its offset. */
+static void test_frames_pyroscope_keeps(void **state)
+{
+	const struct store_frame frames[] = {
+		{FRAME_JIT, NULL, "[jit]", 0},
+		{FRAME_JIT, "LazyCompile:*fib /app.js:3", "[jit]", 0},
+		{FRAME_NATIVE, NULL, "/usr/lib/x86_64-linux-gnu/libssl.so.3", 0x1a2b0},
+		{FRAME_NATIVE, NULL, "/usr/bin/stripped", 0},
+		{FRAME_UNKNOWN, NULL, NULL, 0x7f0012},
+		{FRAME_KERNEL, "do_syscall_64", "[kernel.kallsyms]", 0},
+	};
+	const size_t n = sizeof(frames) / sizeof(frames[0]);
+	const char *want_name[] = {"[jit]",	"LazyCompile:*fib /app.js:3",
+				   NULL,	"/usr/bin/stripped",
+				   "[unknown]", "do_syscall_64"};
+	struct profile *p = profile__new(), *back = NULL;
+	uint32_t loc[6];
+	struct dynbuf b;
+	struct errbuf err = {0};
+	int64_t one = 1;
+	uint32_t stack;
+
+	(void)state;
+	assert_non_null(p);
+	assert_int_equal(profile__add_sample_type(p, "cpu", "nanoseconds"), 0);
+	for (size_t i = 0; i < n; i++) {
+		struct profile_location l;
+
+		assert_int_equal(merger__add_frame(p, &frames[i], &loc[i]), 0);
+		assert_int_equal(profile__location(p, loc[i], &l), 0);
+		assert_true(l.n_lines > 0 || l.address != 0);
+		if (want_name[i]) {
+			const struct profile_function *fn;
+
+			assert_int_equal(l.n_lines, 1);
+			fn = profile__function(p, l.lines[0].function);
+			assert_non_null(fn);
+			assert_string_equal(profile__str(p, fn->name), want_name[i]);
+		} else {
+			assert_int_equal(l.n_lines, 0);
+			assert_int_equal(l.address, frames[i].offset);
+		}
+	}
+	assert_int_equal(profile__add_stack(p, loc, n, &stack), 0);
+	assert_int_equal(profile__add_sample(p, stack, 0, &one), 0);
+
+	dynbuf__init(&b, 0);
+	assert_int_equal(profile__to_pprof(p, false, &b), 0);
+	assert_int_equal(profile__from_pprof(b.data, b.len, NULL, &err, &back), 0);
+	/* read back as braid merge reads a recording: names as they were */
+	for (size_t i = 0; i < n; i++) {
+		const char *was = frames[i].kind == FRAME_UNKNOWN ? "[unknown]" : frames[i].name;
+		struct store_frame f;
+
+		assert_int_equal(merger__frame_of_location(back, loc[i], &f), 0);
+		assert_int_equal(f.kind, frames[i].kind);
+		assert_int_equal(f.offset, want_name[i] ? 0 : frames[i].offset);
+		if (was)
+			assert_string_equal(f.name, was);
+		else
+			assert_null(f.name);
+	}
+	dynbuf__free(&b);
+	profile__free(back);
+	profile__free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_frames_pyroscope_keeps),
 		cmocka_unit_test(test_apportion_exact),
 		cmocka_unit_test(test_apportion_deterministic),
 		cmocka_unit_test(test_no_sdk),

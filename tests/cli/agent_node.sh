@@ -11,6 +11,8 @@
 #   2. eBPF-only process_cpu profiles of other processes (braid_view=ebpf);
 #   3. the SDK's own wall and heap profiles, byte for byte as the SDK pushed
 #      them (the store's copies), with braid_view=sdk;
+#   no sample of braid's own profiles is one that Pyroscope drops on ingestion
+#   (a location with neither a line nor an address, say);
 #   4. SIGTERM: exit 0 within 10 s, the outbox empty;
 #   5. every thread of the agent runs with the capabilities it keeps only,
 #      and /metrics counts each stage;
@@ -124,6 +126,11 @@ upstream_get received >"$TMP/received.json"
 upstream_get rejected >"$TMP/rejected.json"
 expect_eq "profiles the strict upstream refused" 0 "$(jq length "$TMP/rejected.json")"
 [ "$(jq length "$TMP/rejected.json")" -eq 0 ] || jq -c '.[] | {status, message}' "$TMP/rejected.json" | head -5 >&2
+# samples that Pyroscope would drop from braid's own profiles (the fake says
+# what its sanitizeProfile removes): none
+dropped=$(jq -c '[.[] | select(.labels.braid_view != "sdk" and (.dropped_samples // 0) > 0)
+	| {view: .labels.braid_view, service: .labels.service_name, warnings}]' "$TMP/received.json")
+expect_eq "braid's profiles with samples Pyroscope drops" "[]" "$(jq -c '.[:3]' <<<"$dropped")"
 echo "# the upstream took $(jq length "$TMP/received.json") profiles:" \
 	"$(jq -r 'group_by(.labels.braid_view) | map("\(.[0].labels.braid_view) \(length)") | join(", ")' "$TMP/received.json")"
 

@@ -54,6 +54,7 @@ lib_cleanup() {
 	kill_agent
 	stop_ingest
 	stop_upstream
+	stop_pyroscope
 	rm -rf "$TMP"
 }
 trap lib_cleanup EXIT
@@ -303,4 +304,74 @@ kill_agent() {
 		wait "$AGENT_PID"
 	} 2>/dev/null || true
 	AGENT_PID=
+}
+
+# require_pyroscope: exits 77 (a skip), with the reason, unless a Grafana
+# Pyroscope binary (v2) is at hand for scripts/pyroscope.sh: $PYROSCOPE_BIN,
+# else `pyroscope` on PATH.
+require_pyroscope() {
+	local bin=${PYROSCOPE_BIN:-$(command -v pyroscope || true)}
+	if [ -z "$bin" ] || [ ! -x "$bin" ]; then
+		echo "skip: no Grafana Pyroscope binary: set PYROSCOPE_BIN to one (v2.0 or later) or put pyroscope on PATH"
+		exit 77
+	fi
+}
+
+# start_pyroscope DIR: runs a real Grafana Pyroscope (scripts/pyroscope.sh) on a
+# free loopback port with its data in DIR, and waits until /ready answers 200
+# (60 s at most). Sets PYRO_URL, PYRO_PID and PYRO_LOG; lib_cleanup stops it.
+start_pyroscope() {
+	: "${SRC_DIR:?}"
+	local dir=$1 port code=
+	mkdir -p "$dir"
+	PYRO_LOG=$dir.log
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	bash "$SRC_DIR/scripts/pyroscope.sh" "$port" "$dir" >"$PYRO_LOG" 2>&1 &
+	PYRO_PID=$!
+	PYRO_URL=http://127.0.0.1:$port
+	for _ in $(seq 1 $((600 * SLOW))); do
+		code=$(curl -s -o /dev/null -w '%{http_code}' "$PYRO_URL/ready" || true)
+		[ "$code" = 200 ] && return 0
+		if ! kill -0 "$PYRO_PID" 2>/dev/null; then
+			echo "FAIL: Pyroscope exited at start:" >&2
+			tail -20 "$PYRO_LOG" >&2
+			PYRO_PID=
+			exit 1
+		fi
+		sleep 0.1
+	done
+	echo "FAIL: Pyroscope's /ready did not answer 200 within $((60 * SLOW)) s (last: $code):" >&2
+	tail -20 "$PYRO_LOG" >&2
+	exit 1
+}
+
+# stop_pyroscope: SIGTERM, then SIGKILL after 30 s (its shutdown waits on its
+# rings and raft).
+stop_pyroscope() {
+	[ -n "${PYRO_PID:-}" ] || return 0
+	local pid=$PYRO_PID
+	PYRO_PID=
+	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq 1 300); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+# pyro_query METHOD JSON: a Connect JSON call to Pyroscope's querier
+# (/querier.v1.QuerierService/METHOD); the reply on stdout. A reply other than
+# 200 fails the test with Pyroscope's message.
+pyro_query() {
+	local out code
+	out=$(mktemp "$TMP/pyro-query.XXXXXX")
+	code=$(curl -s -o "$out" -w '%{http_code}' -H 'Content-Type: application/json' \
+		--data-binary "$2" "$PYRO_URL/querier.v1.QuerierService/$1" || true)
+	if [ "$code" != 200 ]; then
+		fail "Pyroscope's $1 answered $code: $(head -c 400 "$out") (request: $2)"
+		echo '{}'
+		return 1
+	fi
+	cat "$out"
 }

@@ -30,7 +30,7 @@ try {
 const USAGE = 'usage: node fake_pyroscope.js [--port N] [--admin-port N] [--host ADDR] ' +
 	'[--dump-dir DIR] [--log FILE] [--basic-auth USER:PASS] [--bearer TOKEN] [--require-tenant] ' +
 	'[--reject-older-than SECONDS] [--reject-newer-than SECONDS] [--max-profile-bytes N] ' +
-	'[--max-samples N] [--max-body-bytes N] [--exit-with-parent]';
+	'[--max-samples N] [--max-body-bytes N] [--forward-to URL] [--exit-with-parent]';
 
 function parseArgs(argv) {
 	const o = {
@@ -40,6 +40,8 @@ function parseArgs(argv) {
 		maxProfileBytes: 4194304, maxSamples: 16000,
 		// a whole request body, compressed or not: beyond it 413 (a guard, not a Pyroscope limit)
 		maxBodyBytes: 64 << 20,
+		// in front of a real Pyroscope: each request goes on to it, and its reply is the answer
+		forwardTo: null,
 		exitWithParent: false,
 	};
 	const num = (name, v) => {
@@ -66,6 +68,18 @@ function parseArgs(argv) {
 		case '--max-profile-bytes': o.maxProfileBytes = num(a, next()); break;
 		case '--max-samples': o.maxSamples = num(a, next()); break;
 		case '--max-body-bytes': o.maxBodyBytes = num(a, next()); break;
+		case '--forward-to': {
+			const v = next();
+			let u;
+			try {
+				u = new URL(v);
+			} catch {
+				usageExit(`--forward-to wants an http URL, not '${v}'`);
+			}
+			if (u.protocol !== 'http:') usageExit(`--forward-to wants an http URL, not '${v}'`);
+			o.forwardTo = u;
+			break;
+		}
 		case '--exit-with-parent': o.exitWithParent = true; break;
 		case '-h': case '--help': process.stdout.write(USAGE + '\n'); process.exit(0); break;
 		default: usageExit(`unknown option '${a}'`);
@@ -90,6 +104,7 @@ const state = {
 	rejected: [],    // rejected request records
 	requests: [],    // every data-port request
 	rules: [],       // /admin/fail rules, consumed in order
+	disagreements: [], // --forward-to: requests the fake and the real server judged apart
 	up: true,
 	upTimer: null,
 };
@@ -523,6 +538,29 @@ function analyzePprof(raw, ls, decodeStatus, fallbackMs) {
 		}
 	}
 	if (nStrings > 0 && st[0] !== '') warnings.push('string_table[0] is not ""');
+	// What Pyroscope's ingestion drops without refusing the profile (Normalize
+	// and sanitizeProfile in its pkg/pprof): a sample with a negative value, and
+	// every sample whose stack goes through a location that has neither a line
+	// nor an address, or names a mapping the profile lacks.
+	const gone = new Map(); // location id -> why
+	for (const l of p.location) {
+		if (l.line.length === 0 && int64(l.address) === 0n) gone.set(String(l.id), 'a location with neither a line nor an address');
+		else if (Number(l.mappingId) !== 0 && !maps.has(String(l.mappingId))) gone.set(String(l.id), 'a location whose mapping does not exist');
+	}
+	const kept = types.map(() => 0n);
+	const dropped = {};
+	let nDropped = 0;
+	for (const s of p.sample) {
+		let why = s.value.some((v) => int64(v) < 0n) ? 'a negative value' : null;
+		for (let i = 0; why === null && i < s.locationId.length; i++) why = gone.get(String(s.locationId[i])) || null;
+		if (why === null) {
+			for (let i = 0; i < s.value.length; i++) kept[i] += int64(s.value[i]);
+		} else {
+			dropped[why] = (dropped[why] || 0) + 1;
+			nDropped++;
+		}
+	}
+	if (nDropped > 0) warnings.push(`Pyroscope drops ${nDropped} of ${p.sample.length} samples: ${Object.entries(dropped).map(([k, v]) => `${v} through ${k}`.replace('through a negative', 'with a negative')).join(', ')}`);
 	const names = new Set();
 	for (const f of p.function) {
 		if (names.size >= 10000) break;
@@ -539,6 +577,8 @@ function analyzePprof(raw, ls, decodeStatus, fallbackMs) {
 			period: int64(p.period),
 			totals,
 			n_samples: p.sample.length,
+			kept_totals: kept,
+			dropped_samples: nDropped,
 			time_nanos: timeNanos,
 			duration_nanos: int64(p.durationNanos),
 			functions: [...names],
@@ -914,8 +954,8 @@ function onData(req, res) {
 			if (ctx.api === null) throw reject(404, `no such endpoint: ${req.method} ${url.pathname}`);
 			if (tooBig) throw reject(413, `the request body exceeds ${opts.maxBodyBytes} bytes`);
 			const body = Buffer.concat(chunks);
-			const items = ctx.api === 'push' ? handlePush(req, body, ctx) : handleIngest(req, body, url, ctx);
-			commit(items);
+			// committed once the answer is known: at once, or after the real server's (--forward-to)
+			ctx.items = ctx.api === 'push' ? handlePush(req, body, ctx) : handleIngest(req, body, url, ctx);
 			if (ctx.api === 'push') {
 				if (ctx.json) {
 					reply = '{}';
@@ -944,6 +984,31 @@ function onData(req, res) {
 			state.rejected.push(rec);
 			appendLog(rec);
 		}
+		if (opts.forwardTo && !entry.injected) {
+			// the real server's reply is the answer; the fake's verdict is kept beside it
+			const verdict = { status, message, items: ctx.items || [] };
+			forward(req, url, Buffer.concat(chunks), (real) => {
+				entry.status = real.status;
+				entry.message = real.status >= 300 ? real.message : null;
+				entry.fake_status = verdict.status;
+				const realOk = real.status >= 200 && real.status < 300;
+				if (realOk !== (verdict.status === 200)) {
+					const d = {
+						request: entry.request, path: url.pathname, fake_status: verdict.status, fake_message: verdict.message,
+						real_status: real.status, real_message: real.message, ids: entry.ids,
+					};
+					state.disagreements.push(d);
+					process.stderr.write(`fake-pyroscope: request ${entry.request} judged apart: ${toJSON(d)}\n`);
+				}
+				if (realOk && verdict.status === 200) commit(verdict.items);
+				try {
+					res.writeHead(real.status, real.headers);
+					res.end(real.body);
+				} catch { /* gone */ }
+			});
+			return;
+		}
+		if (message === null && ctx.items) commit(ctx.items);
 		entry.status = status;
 		entry.message = message;
 		const send = () => {
@@ -959,6 +1024,54 @@ function onData(req, res) {
 		if (rule && rule.delay_ms) setTimeout(send, rule.delay_ms);
 		else send();
 	});
+}
+
+// forward(req, url, body, cb): the request as it came, to --forward-to; cb gets
+// the real server's {status, headers, body, message}. No answer (refused,
+// reset, 60 s) is a 502 with the reason, as a gateway says it.
+function forward(req, url, body, cb) {
+	const headers = {};
+	for (const [k, v] of Object.entries(req.headers)) {
+		if (!['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive'].includes(k)) headers[k] = v;
+	}
+	headers['content-length'] = body.length;
+	let done = false;
+	const finish = (r) => {
+		if (!done) {
+			done = true;
+			cb(r);
+		}
+	};
+	const out = http.request({
+		host: opts.forwardTo.hostname, port: opts.forwardTo.port || 80, method: req.method,
+		path: opts.forwardTo.pathname.replace(/\/$/, '') + url.pathname + url.search, headers, timeout: 60000,
+	}, (r) => {
+		const chunks = [];
+		r.on('data', (c) => chunks.push(c));
+		r.on('error', (e) => finish(gateway(`the real server's reply broke: ${e.message}`)));
+		r.on('end', () => {
+			const rb = Buffer.concat(chunks);
+			let message = null;
+			if (r.statusCode >= 300) {
+				try {
+					message = JSON.parse(rb.toString('utf8')).message || null;
+				} catch { /* not JSON */ }
+				if (message === null) message = rb.toString('utf8').split('\n')[0];
+			}
+			const h = {};
+			for (const k of ['content-type', 'retry-after']) if (r.headers[k] !== undefined) h[k] = r.headers[k];
+			h['content-length'] = rb.length;
+			finish({ status: r.statusCode, headers: h, body: rb, message });
+		});
+	});
+	out.on('timeout', () => out.destroy(new Error('no answer within 60 s')));
+	out.on('error', (e) => finish(gateway(`the real server at ${opts.forwardTo.origin} did not answer: ${e.message}`)));
+	out.end(body);
+}
+
+function gateway(message) {
+	const body = Buffer.from(toJSON({ code: 'unavailable', message }));
+	return { status: 502, headers: { 'content-type': 'application/json', 'content-length': body.length }, body, message };
 }
 
 // The data listener; /admin/down closes it and /admin/up makes a new one on
@@ -1018,6 +1131,8 @@ function stats() {
 		rejected: state.rejected.length,
 		by_status: byStatus,
 		rules_pending: state.rules.reduce((n, r) => n + r.left, 0),
+		forward_to: opts.forwardTo ? opts.forwardTo.origin : null,
+		disagreements: state.disagreements.length,
 	};
 }
 
@@ -1097,6 +1212,7 @@ function onAdmin(req, res) {
 				return sendJSON(res, 200, state.received.filter((r) => r.seq > since && (!api || r.api === api)));
 			}
 			case 'GET /admin/rejected': return sendJSON(res, 200, state.rejected);
+			case 'GET /admin/disagreements': return sendJSON(res, 200, state.disagreements);
 			case 'GET /admin/requests': return sendJSON(res, 200, state.requests);
 			case 'GET /admin/stats': return sendJSON(res, 200, stats());
 			case 'GET /admin/config': return sendJSON(res, 200, config());
@@ -1141,6 +1257,7 @@ function onAdmin(req, res) {
 				state.rejected = [];
 				state.requests = [];
 				state.rules = [];
+				state.disagreements = [];
 				return sendJSON(res, 200, stats());
 			default:
 				return sendJSON(res, 404, { error: `no such admin endpoint: ${m} ${p}` });

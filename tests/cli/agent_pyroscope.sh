@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# braid agent end to end with a real Grafana Pyroscope upstream: `braid agent`
+# with eBPF sampling delivers to Pyroscope (scripts/pyroscope.sh, v2, on
+# loopback) while the example app (examples/node-app, the real
+# @pyroscope/nodejs SDK) pushes to the agent, and what Pyroscope stored is
+# read back through its query API:
+#   1. LabelValues and Series list the three views (braid_view merged, ebpf,
+#      sdk), the app's series with the SDK's tags, and eBPF-only series of
+#      other processes;
+#   2. the merged process_cpu profile (SelectMergeProfile) has the app's
+#      JavaScript functions in the same stacks as OpenSSL's, and in the same
+#      stacks as kernel frames;
+#   3. totals: what Pyroscope returns for each view of the app (merged, and
+#      eBPF-only for its last seconds, which no SDK profile covers) equals
+#      what braid sent, to the nanosecond, and that equals the eBPF samples
+#      the store holds of its process; the SDK's wall and CPU time come back
+#      as pushed; no sample of braid's is one that Pyroscope drops;
+#   4. nothing refused: no dead letter, no retry, and the strict fake in
+#      front of Pyroscope (tests/e2e/upstream, --forward-to: it passes every
+#      request on and answers with Pyroscope's reply) judged every request as
+#      Pyroscope did.
+# Needs root, kernel BTF and a Grafana Pyroscope binary (PYROSCOPE_BIN, or
+# pyroscope on PATH): exits 77 (a skip) with the reason otherwise.
+# Environment: AGENT_RUN_SECONDS (the app's run, default 20).
+. "$(dirname "$0")/lib.sh"
+: "${SRC_DIR:?}"
+
+require_ebpf
+require_pyroscope
+for tool in node npm jq curl sqlite3 python3; do
+	command -v "$tool" >/dev/null || {
+		echo "FAIL: $tool is not installed (scripts/deps.sh installs it)" >&2
+		exit 1
+	}
+done
+
+RUN_SECONDS=${AGENT_RUN_SECONDS:-20}
+SERVICE=braid-e2e-pyroscope
+APP_DIR=$SRC_DIR/examples/node-app
+CPU=process_cpu:cpu:nanoseconds:cpu:nanoseconds
+
+T0=$(date +%s)
+start_pyroscope "$TMP/pyroscope"
+echo "# Pyroscope $("${PYROSCOPE_BIN:-pyroscope}" -version 2>/dev/null | sed -n 's/^pyroscope, version \([^ ]*\).*/\1/p') ready at $PYRO_URL in $(($(date +%s) - T0)) s"
+start_upstream --forward-to "$PYRO_URL"
+GRACE=8
+start_agent "$TMP/data" --upstream "$UPSTREAM_URL" --collect-interval 5s --grace "${GRACE}s" \
+	--retry-max-backoff 2s
+APP_PID=
+cleanup_app() {
+	[ -n "$APP_PID" ] && kill -KILL "$APP_PID" 2>/dev/null
+	lib_cleanup
+}
+trap cleanup_app EXIT
+
+npm_modules
+env NODE_PATH="$NPM_DIR/node_modules" PYROSCOPE_SERVER_ADDRESS="$AGENT_URL" \
+	PYROSCOPE_APPLICATION_NAME="$SERVICE" PORT=0 RUN_SECONDS="$RUN_SECONDS" \
+	FLUSH_INTERVAL_MS=5000 node "$APP_DIR/app.js" >"$TMP/app.out" 2>"$TMP/app.err" &
+APP_PID=$!
+rc=0
+wait "$APP_PID" || rc=$?
+APP=$(sed -n 's/^pid \([0-9][0-9]*\)$/\1/p' "$TMP/app.out" | head -1)
+APP_PID=
+if [ "$rc" -ne 0 ] || [ -z "$APP" ]; then
+	echo "FAIL: the Node app exited $rc: $(cat "$TMP/app.out" "$TMP/app.err")" >&2
+	exit 1
+fi
+# Once the grace period is over, the app's last seconds, which no SDK profile
+# covers, go as eBPF-only profiles: wait for the merger's watermark to pass
+# the app's last sampled second, so that every view of it is sent.
+emitted=
+for _ in $(seq 1 $(((GRACE + 20) * 10 * SLOW))); do
+	emitted=$(sqlite3 "file:$TMP/data/braid.db?mode=ro" "SELECT p.ebpf_emitted_s > max(b.second) FROM processes p
+		JOIN ebpf_buckets b ON b.process_id = p.id WHERE p.pid = $APP GROUP BY p.id" 2>/dev/null || true)
+	[ "$emitted" = 1 ] && break
+	sleep 0.1
+done
+expect_eq "every sampled second of the app emitted within $((GRACE + 20)) s of its exit" 1 "$emitted"
+stop_agent # the final pass, and the outbox flushed
+
+# ---- 4: nothing refused ----------------------------------------------------------------------
+"$BRAID" store ls --json --limit 0 --data-dir "$TMP/data" >"$TMP/ls.json"
+expect_eq "the outbox after SIGTERM" 0 "$(jq '.outbox | length' "$TMP/ls.json")"
+expect_eq "dead letters (profiles Pyroscope refused)" "[]" \
+	"$(jq -c '[.dead_letters[] | {status, reason}] | .[:5]' "$TMP/ls.json")"
+upstream_get requests >"$TMP/requests.json"
+expect_eq "Pyroscope's replies to braid's requests" "200" \
+	"$(jq -r '[.[] | .status] | unique | map(tostring) | join(",")' "$TMP/requests.json")"
+jq -r '.[] | select(.status != 200) | "#   \(.status) \(.path): \(.message)"' "$TMP/requests.json" | head -5 >&2
+expect_eq "requests the fake and Pyroscope judged apart" "[]" "$(upstream_get disagreements | jq -c '.[:3]')"
+upstream_get received >"$TMP/received.json"
+# samples that Pyroscope drops from braid's own profiles, which the fake
+# predicts from what its sanitizeProfile removes: none
+expect_eq "braid's profiles with samples Pyroscope drops" "[]" \
+	"$(jq -c '[.[] | select(.labels.braid_view != "sdk" and (.dropped_samples // 0) > 0)
+		| {view: .labels.braid_view, service: .labels.service_name, warnings}] | .[:3]' "$TMP/received.json")"
+echo "# braid sent $(jq length "$TMP/received.json") profiles in $(jq length "$TMP/requests.json") requests," \
+	"all taken by Pyroscope: $(jq -r 'group_by(.labels.braid_view) | map("\(.[0].labels.braid_view) \(length)") | join(", ")' "$TMP/received.json")"
+
+# ---- 1: the series Pyroscope lists ----------------------------------------------------------
+START_MS=$(((T0 - 600) * 1000))
+END_MS=$((($(date +%s) + 600) * 1000))
+range="\"start\":$START_MS,\"end\":$END_MS"
+views=$(pyro_query LabelValues "{\"name\":\"braid_view\",$range}" | jq -c '.names // [] | sort')
+expect_eq "braid_view values in Pyroscope" '["ebpf","merged","sdk"]' "$views"
+pyro_query Series "{\"matchers\":[\"{service_name=\\\"$SERVICE\\\"}\"],$range}" |
+	jq -c '[.labelsSet[]? | [.labels[] | select(.name == "__profile_type__" or (.name | startswith("__") | not))
+		| "\(.name)=\(.value)"] | sort | join(" ")] | sort' >"$TMP/series.json"
+echo "# the app's series in Pyroscope:"
+jq -r '.[] | "#   \(.)"' "$TMP/series.json"
+for want in "__profile_type__=$CPU braid_view=merged example=node-app service_name=$SERVICE version=1.0.0" \
+	"__profile_type__=wall:wall:nanoseconds:wall:nanoseconds braid_view=sdk example=node-app service_name=$SERVICE version=1.0.0" \
+	"__profile_type__=wall:cpu:nanoseconds:wall:nanoseconds braid_view=sdk example=node-app service_name=$SERVICE version=1.0.0" \
+	"__profile_type__=memory:inuse_space:bytes:inuse_space:bytes braid_view=sdk example=node-app service_name=$SERVICE version=1.0.0"; do
+	jq -e --arg w "$want" 'index($w) != null' "$TMP/series.json" >/dev/null ||
+		fail "Pyroscope lists no series [$want]"
+done
+others=$(pyro_query Series "{\"matchers\":[\"{braid_view=\\\"ebpf\\\",service_name!=\\\"$SERVICE\\\"}\"],$range}" |
+	jq '[.labelsSet[]? | .labels[] | select(.name == "service_name") | .value] | unique | length')
+[ "$others" -ge 1 ] || fail "Pyroscope lists no eBPF-only series of another process"
+echo "# eBPF-only series of $others other services"
+
+# total VIEW [TYPE]: the sum of SelectMergeProfile's values for the app's VIEW
+# (a braid_view matcher value, =~ regex allowed as "~merged|ebpf")
+total() {
+	local view=$1 type=${2:-$CPU} m
+	case "$view" in "~"*) m="braid_view=~\\\"${view#\~}\\\"" ;; *) m="braid_view=\\\"$view\\\"" ;; esac
+	pyro_query SelectMergeProfile "{\"profileTypeID\":\"$type\",\"labelSelector\":\"{service_name=\\\"$SERVICE\\\",$m}\",$range}" |
+		jq -r '[.sample[]?.value[0] | tonumber] | add // 0'
+}
+
+# ---- 2: the merged profile's stacks --------------------------------------------------------
+pyro_query SelectMergeProfile "{\"profileTypeID\":\"$CPU\",\"labelSelector\":\"{service_name=\\\"$SERVICE\\\",braid_view=\\\"merged\\\"}\",$range}" \
+	>"$TMP/merged.json"
+jq -r -f "$SRC_DIR/tests/cli/pprof_json_folded.jq" "$TMP/merged.json" >"$TMP/merged.folded"
+js='examples/node-app/app.js:(hashPassword|handleRequest|renderReport|writeAuditRecord|tick):'
+ssl=$(grep -E "$js" "$TMP/merged.folded" | grep -cE ';(PKCS5_PBKDF2_HMAC|HMAC_[A-Za-z_]+|EVP_[A-Za-z_]+|sha256_[a-z_]+)(;| )' || true)
+kernel=$(grep -E "$js" "$TMP/merged.folded" | grep -cE ';(entry_SYSCALL_64[a-z_]*|do_syscall_64);' || true)
+echo "# Pyroscope's merged profile of the app: $(wc -l <"$TMP/merged.folded") stacks; $ssl with its JS and" \
+	"OpenSSL, $kernel with its JS and the kernel"
+[ "$ssl" -gt 0 ] || fail "no stack of Pyroscope's merged profile has the app's JS and OpenSSL: $(head -c 1500 "$TMP/merged.folded")"
+[ "$kernel" -gt 0 ] || fail "no stack of Pyroscope's merged profile has the app's JS and kernel frames"
+grep -E "$js" "$TMP/merged.folded" | grep -E ';PKCS5_PBKDF2_HMAC' | sort -t' ' -k2 -n | tail -1 |
+	sed 's/^/#   e.g. /' | cut -c1-400
+
+# ---- 3: totals, to the nanosecond ----------------------------------------------------------
+# what braid sent, as the fake decoded it on the way
+sent() {
+	jq --arg s "$SERVICE" --arg v "$1" '[.[] | select(.labels.service_name == $s and .labels.braid_view == $v)
+		| .totals[0] | tonumber] | add // 0' "$TMP/received.json"
+}
+for view in merged ebpf; do
+	expect_eq "the app's $view CPU (ns): Pyroscope's total against what braid sent" "$(sent "$view")" "$(total "$view")"
+done
+period=$(jq -r --arg s "$SERVICE" '[.[] | select(.labels.service_name == $s and .labels.braid_view == "merged") | .period] | unique | join(",")' "$TMP/received.json")
+[[ $period =~ ^[0-9]+$ ]] || fail "the merged profiles' period is not one number: [$period]"
+# the eBPF samples of the app's process that the merger has emitted (seconds
+# below its watermark; the ones after it wait for an SDK profile that may
+# come at the next start)
+store_samples=$(sqlite3 "file:$TMP/data/braid.db?mode=ro" "SELECT coalesce(sum(b.count), 0) FROM ebpf_buckets b
+	JOIN processes p ON p.id = b.process_id WHERE p.pid = $APP AND b.second < p.ebpf_emitted_s")
+left=$(sqlite3 "file:$TMP/data/braid.db?mode=ro" "SELECT coalesce(sum(b.count), 0) FROM ebpf_buckets b
+	JOIN processes p ON p.id = b.process_id WHERE p.pid = $APP AND b.second >= p.ebpf_emitted_s")
+both=$(total "~merged|ebpf")
+expect_eq "the app's CPU in Pyroscope (merged + eBPF-only, ns) against the store's emitted samples x period" \
+	"$((store_samples * ${period:-0}))" "$both"
+echo "# the app's CPU: $store_samples eBPF samples x $period ns = $both ns in Pyroscope" \
+	"(merged $(total merged), eBPF-only $(total ebpf))"
+expect_eq "the app's samples not sent (after the merger's watermark)" 0 "$left"
+[ "$(total ebpf)" -gt 0 ] || fail "no eBPF-only CPU of the app: its last seconds, past the grace period, should be"
+# the SDK's own profiles, passed through: Pyroscope's wall and CPU time of the
+# SDK view equal the pushes' (the fake decoded each as it went by)
+for t in wall cpu; do
+	pushed=$(jq --arg s "$SERVICE" --arg t "$t" '[.[] | select(.labels.service_name == $s and .labels.braid_view == "sdk")
+		| (.sample_types | map(.[0]) | index($t)) as $i | select($i != null) | .totals[$i] | tonumber] | add // 0' "$TMP/received.json")
+	[ "$pushed" -gt 0 ] || fail "the SDK pushed no $t time"
+	expect_eq "the SDK's $t time (ns): Pyroscope's total against the pushes" "$pushed" \
+		"$(total sdk "wall:$t:nanoseconds:wall:nanoseconds")"
+done
+
+finish
