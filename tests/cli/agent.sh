@@ -265,7 +265,7 @@ if wait_received '.labels.n == "fresh"' 1 15; then
 	expect_eq "dead letters" 1 "$(jq length <<<"$dead")"
 	expect_eq "the dead letter's status" 400 "$(jq '.[0].status' <<<"$dead")"
 	case "$(jq -r '.[0].reason' <<<"$dead")" in
-	*"too old"*) ;;
+	*"outside of ingestion window"*) ;;
 	*) fail "the dead letter's reason does not say why: $(jq -r '.[0].reason' <<<"$dead")" ;;
 	esac
 	expect_eq "the dead letter is the old profile" "n=old" \

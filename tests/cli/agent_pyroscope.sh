@@ -21,7 +21,8 @@
 #      Pyroscope did.
 # Needs root, kernel BTF and a Grafana Pyroscope binary (PYROSCOPE_BIN, or
 # pyroscope on PATH): exits 77 (a skip) with the reason otherwise.
-# Environment: AGENT_RUN_SECONDS (the app's run, default 20).
+# Environment: AGENT_RUN_SECONDS (the app's run, default 20),
+# AGENT_UPSTREAM_API (push, the default, or ingest: braid's --upstream-api).
 . "$(dirname "$0")/lib.sh"
 : "${SRC_DIR:?}"
 
@@ -35,7 +36,8 @@ for tool in node npm jq curl sqlite3 python3; do
 done
 
 RUN_SECONDS=${AGENT_RUN_SECONDS:-20}
-SERVICE=braid-e2e-pyroscope
+API=${AGENT_UPSTREAM_API:-push}
+SERVICE=braid-e2e-pyroscope-$API
 APP_DIR=$SRC_DIR/examples/node-app
 CPU=process_cpu:cpu:nanoseconds:cpu:nanoseconds
 
@@ -44,8 +46,8 @@ start_pyroscope "$TMP/pyroscope"
 echo "# Pyroscope $("${PYROSCOPE_BIN:-pyroscope}" -version 2>/dev/null | sed -n 's/^pyroscope, version \([^ ]*\).*/\1/p') ready at $PYRO_URL in $(($(date +%s) - T0)) s"
 start_upstream --forward-to "$PYRO_URL"
 GRACE=8
-start_agent "$TMP/data" --upstream "$UPSTREAM_URL" --collect-interval 5s --grace "${GRACE}s" \
-	--retry-max-backoff 2s
+start_agent "$TMP/data" --upstream "$UPSTREAM_URL" --upstream-api "$API" --collect-interval 5s \
+	--grace "${GRACE}s" --retry-max-backoff 2s
 APP_PID=
 cleanup_app() {
 	[ -n "$APP_PID" ] && kill -KILL "$APP_PID" 2>/dev/null
@@ -70,13 +72,34 @@ fi
 # covers, go as eBPF-only profiles: wait for the merger's watermark to pass
 # the app's last sampled second, so that every view of it is sent.
 emitted=
-for _ in $(seq 1 $(((GRACE + 20) * 10 * SLOW))); do
+for _ in $(seq 1 $(((GRACE + 20) * SLOW))); do
 	emitted=$(sqlite3 "file:$TMP/data/braid.db?mode=ro" "SELECT p.ebpf_emitted_s > max(b.second) FROM processes p
 		JOIN ebpf_buckets b ON b.process_id = p.id WHERE p.pid = $APP GROUP BY p.id" 2>/dev/null || true)
 	[ "$emitted" = 1 ] && break
-	sleep 0.1
+	sleep 1
 done
 expect_eq "every sampled second of the app emitted within $((GRACE + 20)) s of its exit" 1 "$emitted"
+# Pyroscope v2 answers a request once its segment is written (up to 0.5 s):
+# through /ingest, one profile a request, the outbox takes a while to drain.
+# Wait for it, so that what Pyroscope stored is all that braid sent. The
+# agent's /metrics is read with bash's /dev/tcp: a process started here each
+# poll would be sampled, and make eBPF-only profiles of its own to send.
+mkfifo "$TMP/poll"
+exec {pollfd}<>"$TMP/poll" # read -t on it sleeps without a process
+rows=
+for _ in $(seq 1 $((600 * SLOW))); do
+	rows=
+	if exec {fd}<>"/dev/tcp/127.0.0.1/${AGENT_URL##*:}"; then
+		printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&"$fd"
+		while IFS= read -r line <&"$fd"; do
+			case "$line" in 'braid_store_rows{table="outbox"} '*) rows=${line##* } rows=${rows%$'\r'} ;; esac
+		done
+		exec {fd}<&-
+	fi
+	[ "$rows" = 0 ] && break
+	read -r -t 0.1 -u "$pollfd" || true
+done
+expect_eq "the outbox drained within $((60 * SLOW)) s" 0 "$rows"
 stop_agent # the final pass, and the outbox flushed
 
 # ---- 4: nothing refused ----------------------------------------------------------------------
@@ -104,9 +127,11 @@ END_MS=$((($(date +%s) + 600) * 1000))
 range="\"start\":$START_MS,\"end\":$END_MS"
 views=$(pyro_query LabelValues "{\"name\":\"braid_view\",$range}" | jq -c '.names // [] | sort')
 expect_eq "braid_view values in Pyroscope" '["ebpf","merged","sdk"]' "$views"
+# (/ingest adds pyroscope_spy, the request's spyName: left out here)
 pyro_query Series "{\"matchers\":[\"{service_name=\\\"$SERVICE\\\"}\"],$range}" |
-	jq -c '[.labelsSet[]? | [.labels[] | select(.name == "__profile_type__" or (.name | startswith("__") | not))
-		| "\(.name)=\(.value)"] | sort | join(" ")] | sort' >"$TMP/series.json"
+	jq -c '[.labelsSet[]? | [.labels[] | select(.name == "__profile_type__" or
+		(.name | startswith("__") or . == "pyroscope_spy" | not)) | "\(.name)=\(.value)"] | sort | join(" ")] | sort' \
+		>"$TMP/series.json"
 echo "# the app's series in Pyroscope:"
 jq -r '.[] | "#   \(.)"' "$TMP/series.json"
 for want in "__profile_type__=$CPU braid_view=merged example=node-app service_name=$SERVICE version=1.0.0" \

@@ -173,7 +173,8 @@ npm_modules() {
 # it. Sets UPSTREAM_URL (its data port: push and ingest), UPSTREAM_ADMIN (its
 # admin port), UPSTREAM_PID and UPSTREAM_DIR (under $TMP: stderr, the
 # received.jsonl log, dump/ with each accepted profile). One at a time: a
-# running one is stopped first. Stopped at exit.
+# running one is stopped first. Stopped at exit. With UPSTREAM_FORWARD_TO=URL
+# (a real Pyroscope), it passes every request on to it (--forward-to).
 start_upstream() {
 	: "${SRC_DIR:?}"
 	stop_upstream
@@ -181,7 +182,8 @@ start_upstream() {
 	UPSTREAM_DIR=$(mktemp -d "$TMP/upstream.XXXXXX")
 	NODE_PATH="$NPM_DIR/node_modules" node "$SRC_DIR/tests/e2e/upstream/fake_pyroscope.js" \
 		--host 127.0.0.1 --port 0 --admin-port 0 --exit-with-parent --dump-dir "$UPSTREAM_DIR/dump" \
-		--log "$UPSTREAM_DIR/received.jsonl" "$@" >"$UPSTREAM_DIR/stdout" 2>"$UPSTREAM_DIR/stderr" &
+		--log "$UPSTREAM_DIR/received.jsonl" ${UPSTREAM_FORWARD_TO:+--forward-to "$UPSTREAM_FORWARD_TO"} \
+		"$@" >"$UPSTREAM_DIR/stdout" 2>"$UPSTREAM_DIR/stderr" &
 	UPSTREAM_PID=$!
 	local line
 	for _ in $(seq 1 200); do

@@ -146,39 +146,46 @@ expect_eq "legacy folded record" "folded-app process_cpu ci 38 2" \
 
 # ---- 3: refusals ---------------------------------------------------------------------------------
 CPU=(-p "$GO/cpu.pprof.gz")
-refused "no service_name" 400 "service name is not provided" "$TMP/r1.bin" -l __name__=process_cpu "${CPU[@]}"
-refused "bad __name__" 400 "invalid metric name" "$TMP/r2.bin" -l __name__=process-cpu -l service_name=shop "${CPU[@]}"
+# Pyroscope v2 names a series without service_name unknown_service, and takes
+# any non-empty UTF-8 __name__
+refused "no service_name: taken as unknown_service" 200 "" "$TMP/r1.bin" -l __name__=process_cpu -l nosvc=1 "${CPU[@]}"
+expect_eq "the series without service_name" unknown_service \
+	"$(upstream_get received | jq -r '[.[] | select(.labels.nosvc == "1") | .labels.service_name] | join(",")')"
+refused "an empty __name__" 400 "invalid metric name" "$TMP/r2.bin" -l __name__= -l service_name=shop "${CPU[@]}"
 refused "duplicate label" 400 "has duplicate label name: 'env'" "$TMP/r3.bin" \
 	-l __name__=process_cpu -l service_name=shop -l env=a -l env=b "${CPU[@]}"
 refused "bad label name" 400 "invalid label name '9lives'" "$TMP/r4.bin" \
 	-l __name__=process_cpu -l service_name=shop -l 9lives=x "${CPU[@]}"
 refused "a label value not UTF-8" 400 "invalid label value" "$TMP/r4u.bin" \
 	-l __name__=process_cpu -l service_name=shop -l "bytes=$(printf 'a\377b')" "${CPU[@]}"
-refused "no labels" 400 "at least one label pair is required" "$TMP/r5.bin" "${CPU[@]}"
-refused "a series without samples" 400 "has no samples" "$TMP/r6.bin" -l __name__=process_cpu -l service_name=shop
+refused "no labels" 400 "invalid labels '{service_name=\\\"unknown_service\\\"}' with error: invalid metric name" \
+	"$TMP/r5.bin" "${CPU[@]}"
+refused "a series without samples" 400 "no profiles received" "$TMP/r6.bin" -l __name__=process_cpu -l service_name=shop
 head -c 3000 /dev/zero | tr '\0' a >"$TMP/long.txt"
 refused "a label value over 2048 bytes" 400 "has label value too long" "$TMP/r7.bin" \
 	-l __name__=process_cpu -l service_name=shop -l "long=$(cat "$TMP/long.txt")" "${CPU[@]}"
 printf 'this is not a profile' >"$TMP/garbage"
-refused "garbage raw_profile" 400 "failed to parse the profile" "$TMP/r8.bin" \
+# an undecodable profile: a 500 from Pyroscope v2 (code unknown), not a 400
+refused "garbage raw_profile" 500 "failed to parse the profile" "$TMP/r8.bin" \
 	-l __name__=process_cpu -l service_name=shop -p "$TMP/garbage"
 gzip -c "$TMP/garbage" | head -c 20 >"$TMP/garbage.gz"
-refused "truncated gzip raw_profile" 400 "failed to decompress" "$TMP/r9.bin" \
+refused "truncated gzip raw_profile" 500 "failed to decompress" "$TMP/r9.bin" \
 	-l __name__=process_cpu -l service_name=shop -p "$TMP/garbage.gz"
 # one bad series refuses the request: its good series is not kept
-refused "a good and a bad series" 400 "service name is not provided" "$TMP/r10.bin" \
-	-l __name__=process_cpu -l service_name=kept-not "${CPU[@]}" --series -l __name__=wall "${CPU[@]}"
+refused "a good and a bad series" 400 "has duplicate label name" "$TMP/r10.bin" \
+	-l __name__=process_cpu -l service_name=kept-not "${CPU[@]}" \
+	--series -l __name__=wall -l service_name=kept-not -l env=a -l env=b "${CPU[@]}"
 expect_eq "profiles kept from refused requests" "0" \
 	"$(upstream_get received | jq '[.[] | select(.labels.service_name == "kept-not")] | length')"
 post "wrong content type" 415 "$PUSH" -H 'Content-Type: text/plain' --data-binary @"$TMP/two.bin"
 push "bad gzip request" 400 "$TMP/two.bin" -H 'Content-Encoding: gzip'
-expect_contains "bad gzip request: message" "$TMP/reply" "bad gzip body"
+expect_contains "bad gzip request: message" "$TMP/reply" "get decompressor: gzip"
 post "GET on push" 405 "$PUSH"
 post "unknown path" 404 /api/v1/push -H 'Content-Type: application/proto' --data-binary @"$TMP/two.bin"
 post "legacy: bad name" 400 "/ingest?name=bad%20app&format=pprof" --data-binary @"$NODE/req2.pprof.gz"
 expect_contains "legacy: bad name: message" "$TMP/reply" "invalid app name"
 post "legacy: undecodable pprof" 422 "/ingest?name=app&format=pprof" --data-binary @"$TMP/garbage"
-post "legacy: prev_profile" 400 "/ingest?name=app" -F "profile=@$NODE/req2.pprof.gz" -F "prev_profile=@$NODE/req2.pprof.gz"
+post "legacy: prev_profile" 422 "/ingest?name=app" -F "profile=@$NODE/req2.pprof.gz" -F "prev_profile=@$NODE/req2.pprof.gz"
 post "legacy: not folded" 422 "/ingest?name=app" --data-binary 'no count here'
 
 # malformed pprof and the ingestion window, with profiles pprof-format writes
@@ -213,12 +220,15 @@ mkprof "$TMP/new.pb" -3600 ok
 upstream_post config '{"reject_older_than": 3600, "reject_newer_than": 600}' >/dev/null
 S=(-l __name__=process_cpu -l service_name=made)
 refused "a profile of now" 200 "" "$TMP/p1.bin" "${S[@]}" -p "$TMP/ok.pb"
-refused "a profile 2 h old" 400 "profile too old" "$TMP/p2.bin" "${S[@]}" -p "$TMP/old.pb"
-refused "a profile 1 h ahead" 400 "profile too new" "$TMP/p3.bin" "${S[@]}" -p "$TMP/new.pb"
+refused "a profile 2 h old" 400 "is outside of ingestion window" "$TMP/p2.bin" "${S[@]}" -p "$TMP/old.pb"
+refused "a profile 1 h ahead" 400 "is outside of ingestion window" "$TMP/p3.bin" "${S[@]}" -p "$TMP/new.pb"
 refused "a sample type with -" 400 "sample type contains -" "$TMP/p4.bin" "${S[@]}" -p "$TMP/dash.pb"
 refused "2 values for 1 type" 400 "sample value length mismatch" "$TMP/p5.bin" "${S[@]}" -p "$TMP/values.pb"
 refused "location id 0" 400 "location id is 0" "$TMP/p6.bin" "${S[@]}" -p "$TMP/loc0.pb"
-refused "a missing location" 400 "location id 99, which does not exist" "$TMP/p7.bin" "${S[@]}" -p "$TMP/noloc.pb"
+# a sample through a location that does not exist: taken, the sample dropped
+refused "a missing location: taken" 200 "" "$TMP/p7.bin" -l __name__=process_cpu -l service_name=noloc -p "$TMP/noloc.pb"
+expect_eq "the sample through a missing location: dropped (dropped_samples, kept_totals)" "1 0" \
+	"$(upstream_get received | jq -r '[.[] | select(.labels.service_name == "noloc")][0] | "\(.dropped_samples) \(.kept_totals[0])"')"
 upstream_post config '{"max_samples": 100, "reject_older_than": 0, "reject_newer_than": 0}' >/dev/null
 refused "over --max-samples" 400 "exceeds the samples count limit" "$TMP/p8.bin" "${S[@]}" "${CPU[@]}"
 upstream_post config '{"max_samples": 16000}' >/dev/null
@@ -231,7 +241,7 @@ for i in 1 2 3 4 5 6 7 8; do
 	STATUSES+=("$got")
 	case "$got" in 4??) ;; *) fail "random request $i: $got, expected a 4xx" ;; esac
 	"$PUSH_BODY" "${S[@]}" -p "$TMP/rand" >"$TMP/rand.bin"
-	push "random profile $i" 400 "$TMP/rand.bin"
+	push "random profile $i" 500 "$TMP/rand.bin"
 done
 kill -0 "$UPSTREAM_PID" 2>/dev/null || fail "the fake died of random input: $(cat "$UPSTREAM_DIR/stderr")"
 

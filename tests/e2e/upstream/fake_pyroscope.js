@@ -133,9 +133,12 @@ class Reject extends Error {
 		super(message);
 		this.status = status;
 		this.headers = headers || {};
+		this.code = null; // Connect's code, when not the status's usual one
 	}
 }
 const reject = (status, msg) => new Reject(status, msg);
+// Pyroscope v2 answers an error its validation did not name with code "unknown"
+const rejectUnknown = (status, msg) => Object.assign(new Reject(status, msg), { code: 'unknown' });
 
 // ---- JSON with exact 64-bit integers ------------------------------------------------------
 
@@ -376,13 +379,15 @@ function sortLabels(ls) {
 	return [...ls].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_.]*$/;
 
-// validation.ValidateLabels, in its order. requireName: the legacy API
-// derives __name__ itself, so there a missing one is not an error.
+// validation.ValidateLabels, in its order, as Grafana Pyroscope v2 applies it
+// (seen against v2.2.1): a series without service_name is given
+// service_name=unknown_service first, and __name__ is any non-empty UTF-8
+// (model.UTF8Validation). requireName: the legacy API derives __name__
+// itself, so there a missing one is not an error. Changes ls in place.
 function validateLabels(ls, requireName) {
-	if (ls.length === 0) throw reject(400, 'error at least one label pair is required per profile');
+	if (!ls.some((x) => x.name === 'service_name')) ls.push({ name: 'service_name', value: 'unknown_service' });
 	const sorted = sortLabels(ls);
 	const s = labelsString(ls);
 	if (sorted.length > 30) throw reject(400, `profile series '${s}' has ${sorted.length} label names; limit 30`);
@@ -391,7 +396,7 @@ function validateLabels(ls, requireName) {
 		return l ? l.value : '';
 	};
 	const hasName = sorted.some((x) => x.name === '__name__');
-	if ((requireName || hasName) && !METRIC_NAME.test(get('__name__'))) {
+	if ((requireName || hasName) && get('__name__') === '') {
 		throw reject(400, `invalid labels '${s}' with error: invalid metric name`);
 	}
 	if (get('service_name') === '') throw reject(400, `invalid labels '${s}' with error: service name is not provided`);
@@ -423,7 +428,7 @@ function checkWindow(ms, ls) {
 	else if (from === 0) detail = `the ingestion window ends at ${goTime(to)}`;
 	else detail = `the ingestion window starts at ${goTime(from)} and ends at ${goTime(to)}`;
 	throw reject(400, `profile with labels '${labelsString(ls)}' is outside of ingestion window ` +
-		`(profile timestamp: ${goTime(ms)}, ${detail}): profile too ${from !== 0 && ms <= from ? 'old' : 'new'}`);
+		`(profile timestamp: ${goTime(ms)}, ${detail})`);
 }
 
 // A raw profile as Pyroscope receives it: gunzip when it starts with 1f 8b,
@@ -441,7 +446,7 @@ function analyzePprof(raw, ls, decodeStatus, fallbackMs) {
 				throw reject(400, `the profile with labels '${labelsString(ls)}' exceeds the size limit ` +
 					`(max_profile_size_byte, actual: > ${opts.maxProfileBytes}, limit: ${opts.maxProfileBytes})`);
 			}
-			throw reject(decodeStatus, 'failed to decompress the profile: ' + e.message);
+			throw rejectUnknown(decodeStatus, 'copy to buffer: failed to decompress the profile: ' + e.message);
 		}
 	}
 	if (opts.maxProfileBytes && data.length > opts.maxProfileBytes) {
@@ -453,7 +458,7 @@ function analyzePprof(raw, ls, decodeStatus, fallbackMs) {
 		wire = checkPprofWire(data);
 		p = Profile.decode(data);
 	} catch (e) {
-		throw reject(decodeStatus, 'failed to parse the profile: ' + e.message);
+		throw rejectUnknown(decodeStatus, 'proto: Profile: failed to parse the profile: ' + e.message);
 	}
 	const nStrings = wire.strings; // pprof-format invents [""] for a profile without strings
 	const st = p.stringTable.strings;
@@ -523,9 +528,7 @@ function analyzePprof(raw, ls, decodeStatus, fallbackMs) {
 	for (const s of p.sample) {
 		if (s.value.length !== types.length) throw reject(400, 'sample value length mismatch');
 		for (let i = 0; i < s.value.length; i++) totals[i] += int64(s.value[i]);
-		for (const id of s.locationId) {
-			if (!locs.has(String(id))) throw reject(400, `malformed profile: a sample references location id ${id}, which does not exist`);
-		}
+
 	}
 	for (const l of p.location) {
 		if (Number(l.mappingId) !== 0 && !maps.has(String(l.mappingId)) && warnings.length < 20) {
@@ -550,6 +553,9 @@ function analyzePprof(raw, ls, decodeStatus, fallbackMs) {
 	const kept = types.map(() => 0n);
 	const dropped = {};
 	let nDropped = 0;
+	for (const id of p.sample.flatMap((x) => x.locationId)) {
+		if (!locs.has(String(id)) && !gone.has(String(id))) gone.set(String(id), 'a location that does not exist');
+	}
 	for (const s of p.sample) {
 		let why = s.value.some((v) => int64(v) < 0n) ? 'a negative value' : null;
 		for (let i = 0; why === null && i < s.locationId.length; i++) why = gone.get(String(s.locationId[i])) || null;
@@ -729,7 +735,7 @@ function gunzipBody(req, body) {
 		return zlib.gunzipSync(body, { maxOutputLength: opts.maxBodyBytes + 1 });
 	} catch (e) {
 		if (e.code === 'ERR_BUFFER_TOO_LARGE') throw reject(413, `the request body exceeds ${opts.maxBodyBytes} bytes uncompressed`);
-		throw reject(400, 'bad gzip body: ' + e.message);
+		throw reject(400, 'get decompressor: gzip: ' + e.message);
 	}
 }
 
@@ -770,14 +776,17 @@ function handlePush(req, body, ctx) {
 	}
 	ctx.entry.series = series.length;
 	ctx.entry.ids = series.flatMap((s) => s.samples.map((x) => x.id));
-	if (series.length === 0) throw reject(400, 'no profiles received');
+	// Pyroscope v2 answers "no profiles received" to a request without any
+	// sample, and skips a series without samples beside others
+	if (!series.some((s) => s.samples.length > 0)) throw reject(400, 'no profiles received');
 	const out = [];
 	for (const s of series) {
 		ctx.labels = s.labels;
 		validateLabels(s.labels, true);
-		if (s.samples.length === 0) throw reject(400, `series '${labelsString(s.labels)}' has no samples`);
 		for (const smp of s.samples) {
-			const a = analyzePprof(smp.raw, s.labels, 400, null);
+			// an undecodable profile is a 500 (code unknown) from Pyroscope v2,
+			// not a 400: a client that retries 5xx retries it
+			const a = analyzePprof(smp.raw, s.labels, 500, null);
 			const labels = {};
 			for (const l of s.labels) labels[l.name] = l.value;
 			out.push({ data: a.data, ext: 'pb', rec: { ...baseRecord(req, ctx), labels, id: smp.id, ...a.rec } });
@@ -822,7 +831,10 @@ function handleIngest(req, body, url, ctx) {
 		pprofBytes = data;
 	} else if (format !== 'lines' && ct.startsWith('multipart/form-data')) {
 		const parts = parseMultipart(data, ct);
-		if (parts.some((p) => p.name === 'prev_profile')) throw reject(400, 'prev_profile is not supported');
+		if (parts.some((p) => p.name === 'prev_profile')) {
+			throw rejectUnknown(422, 'parsing IngestInput-pprof failed failed to parse pprof /ingest multipart form unsupported ' +
+				'client version. Please update github.com/grafana/pyroscope-go to the latest version');
+		}
 		const stc = parts.find((p) => p.name === 'sample_type_config');
 		if (stc) {
 			try {
@@ -943,7 +955,7 @@ function onData(req, res) {
 	req.on('end', () => {
 		entry.bytes = size;
 		const ctx = { api: null, entry, labels: null, query: null, json: false };
-		let status = 200, headers = {}, reply = null, message = null;
+		let status = 200, headers = {}, reply = null, message = null, errCode = null;
 		try {
 			if (url.pathname === '/push.v1.PusherService/Push') ctx.api = 'push';
 			else if (url.pathname === '/ingest' || url.pathname === '/pyroscope/ingest') ctx.api = 'ingest';
@@ -975,6 +987,7 @@ function onData(req, res) {
 			status = e.status;
 			headers = e.headers;
 			message = e.message;
+			errCode = e.code;
 			const rec = {
 				...baseRecord(req, ctx), rejected: true, status, message, path: url.pathname,
 				labels: ctx.labels ? Object.fromEntries(ctx.labels.map((l) => [l.name, l.value])) : null,
@@ -1001,10 +1014,14 @@ function onData(req, res) {
 					process.stderr.write(`fake-pyroscope: request ${entry.request} judged apart: ${toJSON(d)}\n`);
 				}
 				if (realOk && verdict.status === 200) commit(verdict.items);
-				try {
-					res.writeHead(real.status, real.headers);
-					res.end(real.body);
-				} catch { /* gone */ }
+				const answer = () => {
+					try {
+						res.writeHead(real.status, real.headers);
+						res.end(real.body);
+					} catch { /* gone */ }
+				};
+				if (rule && rule.delay_ms) setTimeout(answer, rule.delay_ms);
+				else answer();
 			});
 			return;
 		}
@@ -1013,7 +1030,7 @@ function onData(req, res) {
 		entry.message = message;
 		const send = () => {
 			if (message !== null) {
-				sendJSON(res, status, { code: connectCode(status), message }, headers);
+				sendJSON(res, status, { code: errCode || connectCode(status), message }, headers);
 			} else {
 				try {
 					res.writeHead(200, { 'Content-Length': Buffer.byteLength(reply), ...headers });
