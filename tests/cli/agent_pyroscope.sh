@@ -46,8 +46,10 @@ start_pyroscope "$TMP/pyroscope"
 echo "# Pyroscope $("${PYROSCOPE_BIN:-pyroscope}" -version 2>/dev/null | sed -n 's/^pyroscope, version \([^ ]*\).*/\1/p') ready at $PYRO_URL in $(($(date +%s) - T0)) s"
 start_upstream --forward-to "$PYRO_URL"
 GRACE=8
+# --flush-timeout 9s: the final pass's few profiles go one a request through
+# /ingest, each answered once Pyroscope wrote its segment (up to 0.5 s)
 start_agent "$TMP/data" --upstream "$UPSTREAM_URL" --upstream-api "$API" --collect-interval 5s \
-	--grace "${GRACE}s" --retry-max-backoff 2s
+	--grace "${GRACE}s" --retry-max-backoff 2s --flush-timeout 9s
 APP_PID=
 cleanup_app() {
 	[ -n "$APP_PID" ] && kill -KILL "$APP_PID" 2>/dev/null

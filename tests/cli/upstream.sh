@@ -14,7 +14,10 @@
 #      random bytes never get anything but a 4xx;
 #   4. auth: bearer and basic credentials, the tenant header;
 #   5. the admin API: down/up (connections refused, then served), a 429 rule
-#      with Retry-After once, a delay rule, and the request log of it all.
+#      with Retry-After once, a delay rule, and the request log of it all;
+#   6. --forward-to, with a second fake behind: requests pass on, the reply
+#      (status, message, Retry-After) is the one behind, the requests judged
+#      apart are listed, a server that is down makes a 502.
 # Skips (77) without node or npm.
 . "$(dirname "$0")/lib.sh"
 : "${PUSH_BODY:?}" "${SRC_DIR:?}"
@@ -328,5 +331,43 @@ check_request_log
 expect_eq "authorization_present in the request log" "false true true true true true true" \
 	"$(jq -r '[.[].authorization_present] | map(tostring) | join(" ")' "$TMP/requests.json")"
 stop_upstream
+
+# ---- 6: in front of another server (--forward-to) ----------------------------------------------------
+# A second fake stands for the real server (window off); the first, with the
+# default 1 h window, passes each request on to it and answers with its reply.
+STATUSES=()
+start_upstream --reject-older-than 0 --reject-newer-than 0
+REAL_URL=$UPSTREAM_URL REAL_ADMIN=$UPSTREAM_ADMIN REAL_PID=$UPSTREAM_PID
+UPSTREAM_PID= # kept running: start_upstream would stop it
+stop_real() {
+	[ -n "${REAL_PID:-}" ] || return 0
+	kill -TERM "$REAL_PID" 2>/dev/null || true
+	wait "$REAL_PID" 2>/dev/null || true
+	REAL_PID=
+}
+trap 'stop_real; lib_cleanup' EXIT
+start_upstream --forward-to "$REAL_URL"
+real() { curl -fsS "$REAL_ADMIN/admin/$1"; }
+push "forwarded: a profile of now" 200 "$TMP/p1.bin"
+# the fixture is days old: refused in front (1 h window), taken behind
+post "forwarded: the Node SDK's legacy request" 200 "$(cat "$NODE/req2.path")" --data-binary @"$NODE/req2.pprof.gz"
+expect_eq "records, in front and behind" "1 2" "$(upstream_get received | jq length) $(real received | jq length)"
+expect_eq "the legacy request's labels behind" "checkout" "$(real received | jq -r '.[1].labels.service_name')"
+expect_eq "forward_to in the stats" "$REAL_URL" "$(upstream_get stats | jq -r .forward_to)"
+curl -fsS -X POST -H 'Content-Type: application/json' \
+	--data-binary '{"status": 503, "headers": {"Retry-After": "7"}, "message": "behind: down for now"}' \
+	"$REAL_ADMIN/admin/fail" >/dev/null
+push "forwarded: the server behind answers 503" 503 "$TMP/p1.bin"
+expect_contains "its message" "$TMP/reply" "behind: down for now"
+grep -qi '^retry-after: 7' "$TMP/reply.h" || fail "the 503's Retry-After did not come through: $(cat "$TMP/reply.h")"
+push "forwarded: too old here, taken behind" 200 "$TMP/p2.bin"
+expect_eq "judged apart: fake and real statuses" "400 200,200 503,400 200" \
+	"$(upstream_get disagreements | jq -r 'map("\(.fake_status) \(.real_status)") | join(",")')"
+expect_eq "records in front (only what both took)" 1 "$(upstream_get received | jq length)"
+curl -fsS -X POST "$REAL_ADMIN/admin/down" >/dev/null
+push "forwarded: nobody behind" 502 "$TMP/p1.bin"
+expect_contains "a 502's message" "$TMP/reply" "did not answer"
+stop_upstream
+stop_real
 
 finish
