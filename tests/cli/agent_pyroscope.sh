@@ -158,9 +158,10 @@ total() {
 }
 
 # ---- 2: the merged profile's stacks --------------------------------------------------------
-pyro_query SelectMergeProfile "{\"profileTypeID\":\"$CPU\",\"labelSelector\":\"{service_name=\\\"$SERVICE\\\",braid_view=\\\"merged\\\"}\",$range}" \
-	>"$TMP/merged.json"
-jq -r -f "$SRC_DIR/tests/cli/pprof_json_folded.jq" "$TMP/merged.json" >"$TMP/merged.folded"
+# (scripts/pyroscope-top.sh --folded: SelectMergeProfile as folded stacks)
+bash "$SRC_DIR/scripts/pyroscope-top.sh" "$PYRO_URL" "{service_name=\"$SERVICE\",braid_view=\"merged\"}" \
+	--minutes 30 --folded >"$TMP/merged.folded" 2>"$TMP/top.err" ||
+	fail "scripts/pyroscope-top.sh --folded failed: $(cat "$TMP/top.err")"
 js='examples/node-app/app.js:(hashPassword|handleRequest|renderReport|writeAuditRecord|tick):'
 ssl=$(grep -E "$js" "$TMP/merged.folded" | grep -cE ';(PKCS5_PBKDF2_HMAC|HMAC_[A-Za-z_]+|EVP_[A-Za-z_]+|sha256_[a-z_]+)(;| )' || true)
 kernel=$(grep -E "$js" "$TMP/merged.folded" | grep -cE ';(entry_SYSCALL_64[a-z_]*|do_syscall_64);' || true)
@@ -170,6 +171,16 @@ echo "# Pyroscope's merged profile of the app: $(wc -l <"$TMP/merged.folded") st
 [ "$kernel" -gt 0 ] || fail "no stack of Pyroscope's merged profile has the app's JS and kernel frames"
 grep -E "$js" "$TMP/merged.folded" | grep -E ';PKCS5_PBKDF2_HMAC' | sort -t' ' -k2 -n | tail -1 |
 	sed 's/^/#   e.g. /' | cut -c1-400
+# the README's command: the top functions, as braid inspect prints them
+if bash "$SRC_DIR/scripts/pyroscope-top.sh" "$PYRO_URL" "{service_name=\"$SERVICE\"}" --minutes 30 --top 5 \
+	>"$TMP/top.txt" 2>"$TMP/top.err"; then
+	expect_contains "scripts/pyroscope-top.sh: the table" "$TMP/top.txt" "by flat cpu/nanoseconds"
+	grep -qE ' (sha256_block_data_order[a-z_]*|PKCS5_PBKDF2_HMAC|[a-z_]*sha256[a-z_]*)$' "$TMP/top.txt" ||
+		fail "scripts/pyroscope-top.sh: no hashing among the top 5: $(cat "$TMP/top.txt")"
+	sed -n '/^Top/,$p' "$TMP/top.txt" | sed 's/^/# /'
+else
+	fail "scripts/pyroscope-top.sh failed: $(cat "$TMP/top.err")"
+fi
 
 # ---- 3: totals, to the nanosecond ----------------------------------------------------------
 # what braid sent, as the fake decoded it on the way
