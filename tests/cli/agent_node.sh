@@ -35,19 +35,11 @@ done
 
 RUN_SECONDS=${AGENT_RUN_SECONDS:-20}
 SERVICE=braid-e2e-agent
-APP_DIR=$SRC_DIR/examples/node-app
 
 start_upstream # strict: profiles older than 1 h or newer than 10 min are refused
 start_agent "$TMP/data" --upstream "$UPSTREAM_URL" --collect-interval 5s --grace 15s \
 	--retry-max-backoff 2s
 AGENT_T0=$(date +%s)
-APP_PID=
-cleanup_app() {
-	[ -n "$APP_PID" ] && kill -KILL "$APP_PID" 2>/dev/null
-	lib_cleanup
-}
-trap cleanup_app EXIT
-
 # ---- 5 first: capabilities, on every thread ----------------------------------------------
 want=$(sed -n 's/^braid: agent: capabilities kept: 0x\([0-9a-f]*\)$/\1/p' "$AGENT_LOG")
 # CAP_DAC_READ_SEARCH (2), CAP_SYS_PTRACE (19), CAP_PERFMON (38), CAP_BPF (39)
@@ -58,19 +50,7 @@ for status in /proc/"$AGENT_PID"/task/*/status; do
 done
 
 # ---- the app, pushing to the agent ----------------------------------------------------------
-npm_modules
-env NODE_PATH="$NPM_DIR/node_modules" PYROSCOPE_SERVER_ADDRESS="$AGENT_URL" \
-	PYROSCOPE_APPLICATION_NAME="$SERVICE" PORT=0 RUN_SECONDS="$RUN_SECONDS" \
-	FLUSH_INTERVAL_MS=5000 node "$APP_DIR/app.js" >"$TMP/app.out" 2>"$TMP/app.err" &
-APP_PID=$!
-rc=0
-wait "$APP_PID" || rc=$?
-APP=$(sed -n 's/^pid \([0-9][0-9]*\)$/\1/p' "$TMP/app.out" | head -1)
-APP_PID=
-if [ "$rc" -ne 0 ] || [ -z "$APP" ]; then
-	echo "FAIL: the Node app exited $rc: $(cat "$TMP/app.out" "$TMP/app.err")" >&2
-	exit 1
-fi
+run_node_app "$SERVICE" "$RUN_SECONDS"
 sleep $((3 * SLOW)) # the app's last samples are drained and its last push merged
 curl -fsS "$AGENT_URL/metrics" >"$TMP/metrics"
 

@@ -38,7 +38,6 @@ done
 RUN_SECONDS=${AGENT_RUN_SECONDS:-20}
 API=${AGENT_UPSTREAM_API:-push}
 SERVICE=braid-e2e-pyroscope-$API
-APP_DIR=$SRC_DIR/examples/node-app
 CPU=process_cpu:cpu:nanoseconds:cpu:nanoseconds
 
 T0=$(date +%s)
@@ -50,26 +49,7 @@ GRACE=8
 # /ingest, each answered once Pyroscope wrote its segment (up to 0.5 s)
 start_agent "$TMP/data" --upstream "$UPSTREAM_URL" --upstream-api "$API" --collect-interval 5s \
 	--grace "${GRACE}s" --retry-max-backoff 2s --flush-timeout 9s
-APP_PID=
-cleanup_app() {
-	[ -n "$APP_PID" ] && kill -KILL "$APP_PID" 2>/dev/null
-	lib_cleanup
-}
-trap cleanup_app EXIT
-
-npm_modules
-env NODE_PATH="$NPM_DIR/node_modules" PYROSCOPE_SERVER_ADDRESS="$AGENT_URL" \
-	PYROSCOPE_APPLICATION_NAME="$SERVICE" PORT=0 RUN_SECONDS="$RUN_SECONDS" \
-	FLUSH_INTERVAL_MS=5000 node "$APP_DIR/app.js" >"$TMP/app.out" 2>"$TMP/app.err" &
-APP_PID=$!
-rc=0
-wait "$APP_PID" || rc=$?
-APP=$(sed -n 's/^pid \([0-9][0-9]*\)$/\1/p' "$TMP/app.out" | head -1)
-APP_PID=
-if [ "$rc" -ne 0 ] || [ -z "$APP" ]; then
-	echo "FAIL: the Node app exited $rc: $(cat "$TMP/app.out" "$TMP/app.err")" >&2
-	exit 1
-fi
+run_node_app "$SERVICE" "$RUN_SECONDS"
 # Once the grace period is over, the app's last seconds, which no SDK profile
 # covers, go as eBPF-only profiles: wait for the merger's watermark to pass
 # the app's last sampled second, so that every view of it is sent.

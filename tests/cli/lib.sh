@@ -51,6 +51,7 @@ under_wrapper() {
 # lib_cleanup: at exit, stops whatever the helpers below started (they leave
 # the trap alone), then removes $TMP. A test that sets its own trap calls it.
 lib_cleanup() {
+	[ -z "${NODE_APP_PID:-}" ] || kill -KILL "$NODE_APP_PID" 2>/dev/null || true
 	kill_agent
 	stop_ingest
 	stop_upstream
@@ -376,4 +377,25 @@ pyro_query() {
 		return 1
 	fi
 	cat "$out"
+}
+
+# run_node_app SERVICE SECONDS: runs the example app (examples/node-app, the
+# real @pyroscope/nodejs SDK from npm) to its end, pushing to $AGENT_URL
+# every 5 s as SERVICE. Sets APP to its PID; its output is in $TMP/app.out
+# and $TMP/app.err. lib_cleanup kills it if the test ends first.
+run_node_app() {
+	: "${SRC_DIR:?}" "${AGENT_URL:?}"
+	local rc=0
+	npm_modules
+	env NODE_PATH="$NPM_DIR/node_modules" PYROSCOPE_SERVER_ADDRESS="$AGENT_URL" \
+		PYROSCOPE_APPLICATION_NAME="$1" PORT=0 RUN_SECONDS="$2" FLUSH_INTERVAL_MS=5000 \
+		node "$SRC_DIR/examples/node-app/app.js" >"$TMP/app.out" 2>"$TMP/app.err" &
+	NODE_APP_PID=$!
+	wait "$NODE_APP_PID" || rc=$?
+	NODE_APP_PID=
+	APP=$(sed -n 's/^pid \([0-9][0-9]*\)$/\1/p' "$TMP/app.out" | head -1)
+	if [ "$rc" -ne 0 ] || [ -z "$APP" ]; then
+		echo "FAIL: the Node app exited $rc: $(cat "$TMP/app.out" "$TMP/app.err")" >&2
+		exit 1
+	fi
 }
