@@ -528,45 +528,44 @@ function analyzePprof(raw, ls, decodeStatus, fallbackMs) {
 	for (const s of p.sample) {
 		if (s.value.length !== types.length) throw reject(400, 'sample value length mismatch');
 		for (let i = 0; i < s.value.length; i++) totals[i] += int64(s.value[i]);
-
 	}
+	// What Pyroscope's ingestion drops without refusing the profile (Normalize
+	// and sanitizeProfile in its pkg/pprof): a sample with a negative value, and
+	// every sample whose stack goes through a location that has neither a line
+	// nor an address, names a mapping the profile lacks, or does not exist.
+	const gone = new Map(); // location id -> why its samples go
 	for (const l of p.location) {
-		if (Number(l.mappingId) !== 0 && !maps.has(String(l.mappingId)) && warnings.length < 20) {
-			warnings.push(`location ${l.id} references mapping ${l.mappingId}, which does not exist`);
-		}
 		for (const ln of l.line) {
 			if (!funcs.has(String(ln.functionId))) {
 				throw reject(400, `malformed profile: location ${l.id} references function id ${ln.functionId}, which does not exist`);
 			}
 		}
+		const noMapping = Number(l.mappingId) !== 0 && !maps.has(String(l.mappingId));
+		if (noMapping && warnings.length < 20) warnings.push(`location ${l.id} references mapping ${l.mappingId}, which does not exist`);
+		if (l.line.length === 0 && int64(l.address) === 0n) gone.set(String(l.id), 'through a location with neither a line nor an address');
+		else if (noMapping) gone.set(String(l.id), 'through a location whose mapping does not exist');
 	}
 	if (nStrings > 0 && st[0] !== '') warnings.push('string_table[0] is not ""');
-	// What Pyroscope's ingestion drops without refusing the profile (Normalize
-	// and sanitizeProfile in its pkg/pprof): a sample with a negative value, and
-	// every sample whose stack goes through a location that has neither a line
-	// nor an address, or names a mapping the profile lacks.
-	const gone = new Map(); // location id -> why
-	for (const l of p.location) {
-		if (l.line.length === 0 && int64(l.address) === 0n) gone.set(String(l.id), 'a location with neither a line nor an address');
-		else if (Number(l.mappingId) !== 0 && !maps.has(String(l.mappingId))) gone.set(String(l.id), 'a location whose mapping does not exist');
-	}
 	const kept = types.map(() => 0n);
-	const dropped = {};
+	const dropped = new Map(); // why -> samples
 	let nDropped = 0;
-	for (const id of p.sample.flatMap((x) => x.locationId)) {
-		if (!locs.has(String(id)) && !gone.has(String(id))) gone.set(String(id), 'a location that does not exist');
-	}
 	for (const s of p.sample) {
-		let why = s.value.some((v) => int64(v) < 0n) ? 'a negative value' : null;
-		for (let i = 0; why === null && i < s.locationId.length; i++) why = gone.get(String(s.locationId[i])) || null;
+		let why = s.value.some((v) => int64(v) < 0n) ? 'with a negative value' : null;
+		for (let i = 0; why === null && i < s.locationId.length; i++) {
+			const id = String(s.locationId[i]);
+			why = gone.get(id) || (locs.has(id) ? null : 'through a location that does not exist');
+		}
 		if (why === null) {
 			for (let i = 0; i < s.value.length; i++) kept[i] += int64(s.value[i]);
 		} else {
-			dropped[why] = (dropped[why] || 0) + 1;
+			dropped.set(why, (dropped.get(why) || 0) + 1);
 			nDropped++;
 		}
 	}
-	if (nDropped > 0) warnings.push(`Pyroscope drops ${nDropped} of ${p.sample.length} samples: ${Object.entries(dropped).map(([k, v]) => `${v} through ${k}`.replace('through a negative', 'with a negative')).join(', ')}`);
+	if (nDropped > 0) {
+		warnings.push(`Pyroscope drops ${nDropped} of ${p.sample.length} samples: ` +
+			[...dropped].map(([why, n]) => `${n} ${why}`).join(', '));
+	}
 	const names = new Set();
 	for (const f of p.function) {
 		if (names.size >= 10000) break;
