@@ -88,7 +88,7 @@ struct {
 	__type(value, __u64);
 } inflight SEC(".maps");
 
-/* Processes already announced to user space (see announce). */
+/* Processes already announced to user space (see announce and braid_exec). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
@@ -281,6 +281,21 @@ int braid_sample(struct bpf_perf_event_data *ctx)
 	else
 		count(ctx, &counts0, &stacks0, pid, tid, kthread, start);
 	__sync_fetch_and_add(seq, 1);
+	return 0;
+}
+
+/* A process that execs runs another program under its PID: its mappings are
+ * new. Forgetting that it was announced makes its next sample announce it
+ * again, so user space reads the new program's mappings and names while
+ * they are there, even if it exits before the next drain. The tracepoint
+ * fires once the new image and its interpreter are mapped. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(braid_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+
+	if (bpf_map_delete_elem(&known, &pid) == 0)
+		stat_add(BRAID_STAT_EXEC);
 	return 0;
 }
 

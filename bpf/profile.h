@@ -53,6 +53,7 @@ enum braid_stat {
 	BRAID_STAT_KSTACK_TRUNCATED, /* a kernel stack deeper than BRAID_MAX_STACK_DEPTH */
 	BRAID_STAT_USTACK_TRUNCATED, /* a user stack deeper than BRAID_MAX_STACK_DEPTH */
 	BRAID_STAT_ANNOUNCE_LOST,    /* a new process not announced: the ring was full */
+	BRAID_STAT_EXEC,	     /* an announced process exec'd: announced again */
 	BRAID_STAT_COUNT
 };
 

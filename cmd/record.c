@@ -346,7 +346,7 @@ static void print_stats(const struct collector *c, int64_t samples)
 		" written, %" PRIu64 " wait timeouts\n"
 		"braid: record: processes: %" PRIu64 " seen, %" PRIu64
 		" exited before read, %" PRIu64 " PIDs reused, %" PRIu64
-		" read when first sampled\n"
+		" read when first sampled, %" PRIu64 " read again after an exec\n"
 		"braid: record: symbols: %" PRIu64 " frames, %" PRIu64 " unnamed, %" PRIu64
 		" unmapped; %" PRIu64 " ELF files read (%zu bytes cached, %" PRIu64
 		" evicted, %" PRIu64 " unreadable), %" PRIu64 " perf map reads, %" PRIu64
@@ -356,10 +356,10 @@ static void print_stats(const struct collector *c, int64_t samples)
 		st.sampler.stack_full, st.sampler.stack_other, st.sampler.kstack_truncated,
 		st.sampler.ustack_truncated, st.sampler.drains, st.sampler.drained, samples,
 		st.sampler.drain_wait_timeouts, st.processes_seen, st.processes_unreadable,
-		st.processes_reused, st.processes_prefetched, st.symbols.frames,
-		st.symbols.frames_unnamed, st.symbols.frames_unmapped, st.symbols.elf_loaded,
-		st.symbols.cache_bytes, st.symbols.elf_evicted, st.symbols.elf_errors,
-		st.symbols.perfmap_loads, st.symbols.processes_lost);
+		st.processes_reused, st.processes_prefetched, st.processes_refreshed,
+		st.symbols.frames, st.symbols.frames_unnamed, st.symbols.frames_unmapped,
+		st.symbols.elf_loaded, st.symbols.cache_bytes, st.symbols.elf_evicted,
+		st.symbols.elf_errors, st.symbols.perfmap_loads, st.symbols.processes_lost);
 }
 
 /* Waits for the next wall-clock second (or the end, or a signal) while

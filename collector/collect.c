@@ -6,7 +6,9 @@
  * Process metadata is read the first time a PID shows up in a drain and
  * kept while the PID keeps showing up. Every COLLECTOR_RECHECK_DRAINS drains
  * the start time of the processes just seen is read again: a PID that names
- * a new process (reused) is read afresh and its symbols forgotten.
+ * a new process (reused) is read afresh and its symbols forgotten. A process
+ * that execs is announced again (the sampler forgets it at the exec): its
+ * metadata and mappings are read again then, while they are there.
  */
 #include "collector/collector.h"
 
@@ -43,7 +45,7 @@ struct collector {
 	size_t n_procs;
 	int64_t drain; /* drains so far */
 	struct store_frame frames[MAX_FRAMES];
-	uint64_t rows, seen, unreadable, reused, stack_lost, prefetched;
+	uint64_t rows, seen, unreadable, reused, stack_lost, prefetched, refreshed;
 	bool no_user;
 };
 
@@ -363,10 +365,44 @@ int collector__fd(const struct collector *c)
 	return collector_sampler__new_pids_fd(c->sampler);
 }
 
+/* Reads e's metadata again: a process announced again has exec'd another
+ * program (or the kernel had forgotten it), so its comm, exe, command line,
+ * runtime and service may be new. A process gone, or another one on the PID
+ * by now, leaves e as it is. */
+static int proc_entry_refresh(struct collector *c, struct proc_entry *e)
+{
+	struct collector_proc info;
+	char *old_service = e->service;
+	int r;
+
+	r = collector__proc_read(c->proc_root, e->info.pid, &info);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return 0;
+	if (e->info.start_time_ns && info.start_time_ns != e->info.start_time_ns) {
+		collector__proc_release(&info);
+		return 0;
+	}
+	if (info.runtime == STORE_RUNTIME_NATIVE)
+		info.runtime = collector__runtime(c->proc_root, info.pid, info.exe);
+	collector__proc_release(&e->info);
+	e->info = info;
+	r = resolve_service(e);
+	if (r < 0) {
+		e->service = old_service;
+		return r;
+	}
+	free(old_service);
+	c->refreshed++;
+	return 0;
+}
+
 static int on_new_pid(void *ctx, int32_t pid)
 {
 	struct collector *c = ctx;
 	struct proc_entry *e;
+	uint64_t seen = c->seen;
 	int r;
 
 	/* the metadata now, while /proc/PID is there */
@@ -375,6 +411,14 @@ static int on_new_pid(void *ctx, int32_t pid)
 		return 0;
 	if (r < 0)
 		return r;
+	if (c->seen == seen) {
+		/* known already: announced again after an exec */
+		r = proc_entry_refresh(c, e);
+		if (r < 0)
+			return r;
+	}
+	/* the mappings read before are another program's, or none yet */
+	collector_symbolizer__forget(c->symbols, pid);
 	if (collector_symbolizer__prefetch(c->symbols, pid) == 0)
 		c->prefetched++;
 	return 0;
@@ -404,6 +448,7 @@ int collector__stats(const struct collector *c, struct collector_stats *ret)
 	ret->processes_unreadable = c->unreadable;
 	ret->processes_reused = c->reused;
 	ret->processes_prefetched = c->prefetched;
+	ret->processes_refreshed = c->refreshed;
 	ret->samples_stack_lost = c->stack_lost;
 	ret->processes = c->n_procs;
 	return 0;

@@ -299,6 +299,7 @@ struct collector_sampler_stats {
 	uint64_t ustack_truncated; /* user stacks ... */
 	uint64_t announce_lost;	   /* new processes not announced: the ring was full */
 	uint64_t announced;	   /* new processes announced and read */
+	uint64_t execs;		   /* announced processes that exec'd: announced again */
 	uint64_t drained;	   /* samples read by drains */
 	uint64_t drains;
 	uint64_t drain_wait_timeouts; /* drains that gave up waiting for a running program */
@@ -387,6 +388,7 @@ struct collector_stats {
 	uint64_t processes_unreadable; /* ... whose metadata could not be read (exited) */
 	uint64_t processes_reused;     /* PIDs found to name a new process */
 	uint64_t processes_prefetched; /* new processes read as soon as announced */
+	uint64_t processes_refreshed;  /* read again when announced again after an exec */
 	uint64_t samples_stack_lost;   /* samples with a stack that could not be stored */
 	size_t processes;	       /* processes whose metadata is cached now */
 };

@@ -51,9 +51,10 @@ struct stack_slot {
 struct collector_sampler {
 	struct braid_profile_bpf *skel;
 	struct bpf_link **links;
-	int *perf_fds;	 /* -1, or an event not yet handed to its link */
-	unsigned n_cpus; /* online CPUs attached */
-	int n_possible;	 /* per-CPU map values come for every possible CPU */
+	struct bpf_link *exec_link; /* braid_exec on sched_process_exec */
+	int *perf_fds;		    /* -1, or an event not yet handed to its link */
+	unsigned n_cpus;	    /* online CPUs attached */
+	int n_possible;		    /* per-CPU map values come for every possible CPU */
 	unsigned freq;
 	uint32_t counts_entries, stacks_entries;
 	/* batch buffers: a chunk of the counts, a chunk of the stacks */
@@ -359,6 +360,12 @@ int collector_sampler__open(const struct collector_sampler_options *o, struct er
 		goto cleanup;
 	}
 
+	/* before the samples: an exec is never missed by a process sampled */
+	s->exec_link = bpf_program__attach(s->skel->progs.braid_exec);
+	if (!s->exec_link) {
+		r = load_error(err, -errno, "attaching the eBPF program to sched_process_exec");
+		goto cleanup;
+	}
 	s->links = calloc((size_t)s->n_possible, sizeof(*s->links));
 	s->perf_fds = calloc((size_t)s->n_possible, sizeof(*s->perf_fds));
 	if (!s->links || !s->perf_fds) {
@@ -407,6 +414,8 @@ void collector_sampler__stop(struct collector_sampler *s)
 {
 	if (!s)
 		return;
+	bpf_link__destroy(s->exec_link);
+	s->exec_link = NULL;
 	if (s->links)
 		for (int cpu = 0; cpu < s->n_possible; cpu++) {
 			bpf_link__destroy(s->links[cpu]);
@@ -691,6 +700,7 @@ int collector_sampler__stats(const struct collector_sampler *cs,
 	ret->ustack_truncated = sums[BRAID_STAT_USTACK_TRUNCATED];
 	ret->announce_lost = sums[BRAID_STAT_ANNOUNCE_LOST];
 	ret->announced = s->announced;
+	ret->execs = sums[BRAID_STAT_EXEC];
 	ret->drained = s->drained;
 	ret->drains = s->drains;
 	ret->drain_wait_timeouts = s->wait_timeouts;

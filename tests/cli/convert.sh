@@ -33,8 +33,8 @@ for f in $(fixtures); do
 		"$dump" -folded "$t" "$TMP/$name.$tn.pb.gz" >"$TMP/$name.$tn.back.folded"
 		expect_same_file "$name: folded $t -> pprof -> folded" "$TMP/$name.$tn.folded" "$TMP/$name.$tn.back.folded"
 		# totals, folded side
-		sum_a=$(awk '{s+=$NF} END {printf "%d", s}' "$TMP/$name.$tn.go.folded")
-		sum_b=$(awk '{s+=$NF} END {printf "%d", s}' "$TMP/$name.$tn.back.folded")
+		sum_a=$(awk '{s+=$NF} END {printf "%.0f", s}' "$TMP/$name.$tn.go.folded")
+		sum_b=$(awk '{s+=$NF} END {printf "%.0f", s}' "$TMP/$name.$tn.back.folded")
 		expect_eq "$name: $t total after folded round trip" "$sum_a" "$sum_b"
 	done
 done

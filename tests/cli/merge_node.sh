@@ -57,7 +57,7 @@ shares() {
 }
 # folded_total FILE: the sum of the counts of a folded file
 folded_total() {
-	awk '{ t += $NF } END { printf "%d\n", t }' "$1"
+	awk '{ t += $NF } END { printf "%.0f\n", t }' "$1"
 }
 # folded_top FILE: its line with the largest count
 folded_top() {
