@@ -42,7 +42,8 @@ struct forwarder {
 	const char **skipped; /* series passed over in this batch (another tenant) */
 	size_t n_skipped, cap_skipped;
 	bool batch_full;
-	int64_t failures; /* upstream failures in a row */
+	int64_t failures;	/* upstream failures in a row */
+	int64_t last_judged_ns; /* when the upstream last took or refused an item */
 	uint64_t rng;
 	struct forward_stats total, *pass;
 	atomic_bool interrupted, stopping;
@@ -581,6 +582,7 @@ static int mark_delivered(struct forwarder *f, struct item *const *items, size_t
 	for (size_t i = 0; i < n; i++)
 		f->pass->delivered_bytes += (int64_t)items[i]->it.payload_len;
 	f->pass->last_delivered_ns = now_ns();
+	f->last_judged_ns = f->pass->last_delivered_ns;
 	f->failures = 0;
 	return 0;
 }
@@ -716,9 +718,79 @@ static int send_items(struct forwarder *f, struct item *const *items, size_t n, 
 	}
 }
 
+/* Whether a 5xx for a request of several items may be one item's doing, so
+ * that the items are better sent apart: the server failed on what it was
+ * given (Pyroscope answers 500 to a profile it can't decode), not for want
+ * of a gateway, of capacity or of time (502, 503, 504), and the items failed
+ * together before (a one-off error keeps them together). */
+static bool item_5xx(long status)
+{
+	return status >= 500 && status != 502 && status != 503 && status != 504;
+}
+
+static bool split_on_5xx(struct item *const *items, size_t n, long status)
+{
+	if (n < 2 || !item_5xx(status))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (items[i]->it.attempts >= FORWARD_SPLIT_AFTER)
+			return true;
+	return false;
+}
+
+/* Fewest attempts first, then oldest: an item that fails on its own has
+ * failed most often, and goes after the others. */
+static int by_attempts(const void *a, const void *b)
+{
+	const struct item *x = *(struct item *const *)a, *y = *(struct item *const *)b;
+
+	if (x->it.attempts != y->it.attempts)
+		return x->it.attempts < y->it.attempts ? -1 : 1;
+	return x->it.id < y->it.id ? -1 : x->it.id > y->it.id;
+}
+
+static int deliver(struct forwarder *f, struct item *const *items, size_t n, bool legacy,
+		   int64_t deadline_ns, enum step *ret_step);
+
+/* Whether the upstream took or refused for good another item lately (within
+ * FORWARD_JUDGED_WINDOW_MS or the longest backoff): it is up and judging
+ * what it gets, so an item that keeps failing alone with a 5xx is that
+ * item's doing. */
+static bool upstream_judges(const struct forwarder *f)
+{
+	int64_t window_ms = f->o.backoff_max_ms > FORWARD_JUDGED_WINDOW_MS
+				    ? (int64_t)f->o.backoff_max_ms
+				    : FORWARD_JUDGED_WINDOW_MS;
+
+	return f->last_judged_ns && now_ns() - f->last_judged_ns <= window_ms * 1000000;
+}
+
+/* Sends items one by one, until one fails for good reason to wait
+ * (STEP_STOP) or all are done. */
+static int deliver_apart(struct forwarder *f, struct item *const *items, size_t n, bool legacy,
+			 int64_t deadline_ns, enum step *ret_step, bool fewest_attempts_first)
+{
+	struct item *order[FORWARD_MAX_BATCH_ITEMS];
+	int r = 0;
+
+	if (n > FORWARD_MAX_BATCH_ITEMS)
+		return -EINVAL;
+	memcpy(order, items, n * sizeof(*order));
+	if (fewest_attempts_first)
+		qsort(order, n, sizeof(*order), by_attempts);
+	f->pass->splits++;
+	for (size_t i = 0; i < n; i++) {
+		r = deliver(f, &order[i], 1, legacy, deadline_ns, ret_step);
+		if (r < 0 || *ret_step == STEP_STOP)
+			break;
+	}
+	return r;
+}
+
 /* Delivers items in one request and records the outcome. A refused request
- * of several items is split; STEP_STOP when the upstream must be left
- * alone (a retry was scheduled). */
+ * of several items is split, and so is one that failed again with a 5xx
+ * that one item may cause; STEP_STOP when the upstream must be left alone
+ * (a retry was scheduled). */
 static int deliver(struct forwarder *f, struct item *const *items, size_t n, bool legacy,
 		   int64_t deadline_ns, enum step *ret_step)
 {
@@ -752,6 +824,22 @@ static int deliver(struct forwarder *f, struct item *const *items, size_t n, boo
 			reply_message(&f->reply, msg, sizeof(msg));
 			snprintf(why, sizeof(why), "HTTP %ld from %s: %s", status, f->base, msg);
 		}
+		if (split_on_5xx(items, n, status))
+			/* one item may poison the rest: each alone, and only
+			 * the ones that fail wait */
+			return deliver_apart(f, items, n, legacy, deadline_ns, ret_step, true);
+		if (n == 1 && item_5xx(status) && upstream_judges(f) &&
+		    items[0]->it.attempts + 1 >= FORWARD_POISON_AFTER) {
+			/* the upstream is up and judges others: this one it
+			 * can't take, and it holds up its series */
+			size_t len = strlen(why);
+
+			snprintf(why + len, sizeof(why) - len,
+				 " (failed %" PRId64 " times, the last alone while the upstream "
+				 "answered for other profiles)",
+				 items[0]->it.attempts + 1);
+			return mark_dead(f, items[0], (int)status, why);
+		}
 		*ret_step = STEP_STOP;
 		return schedule_retry(f, items, n, why);
 	case FORWARD_REFUSED:
@@ -759,18 +847,12 @@ static int deliver(struct forwarder *f, struct item *const *items, size_t n, boo
 	}
 	f->pass->requests_failed++;
 	f->pass->status_4xx++;
-	if (n > 1) {
+	if (n > 1)
 		/* find the one the upstream refuses; the others go */
-		f->pass->splits++;
-		for (size_t i = 0; i < n; i++) {
-			r = deliver(f, &items[i], 1, legacy, deadline_ns, ret_step);
-			if (r < 0 || *ret_step == STEP_STOP)
-				return r;
-		}
-		return 0;
-	}
+		return deliver_apart(f, items, n, legacy, deadline_ns, ret_step, false);
 	reply_message(&f->reply, msg, sizeof(msg));
 	snprintf(why, sizeof(why), "HTTP %ld: %s", status, msg[0] ? msg : "(no message)");
+	f->last_judged_ns = now_ns();
 	return mark_dead(f, items[0], (int)status, why);
 }
 

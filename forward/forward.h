@@ -51,6 +51,14 @@
 #define FORWARD_MAX_LABELS	30
 #define FORWARD_MAX_LABEL_NAME	1024
 #define FORWARD_MAX_LABEL_VALUE 2048
+/* A push that fails with a 5xx other than 502, 503 or 504 is split, each item
+ * sent alone, once one of its items has failed this many times before; an
+ * item that fails so alone for the tenth time, while the upstream took or
+ * refused others within the last 5 minutes (or the longest backoff, if
+ * longer), becomes a dead letter: it would hold up its series. */
+#define FORWARD_SPLIT_AFTER	 2
+#define FORWARD_POISON_AFTER	 10
+#define FORWARD_JUDGED_WINDOW_MS 300000
 
 enum forward_api {
 	FORWARD_API_PUSH = 0,
@@ -140,7 +148,7 @@ struct forward_stats {
 	int64_t dead_letters;			    /* items refused for good */
 	int64_t net_errors;			    /* requests without a reply */
 	int64_t status_429, status_4xx, status_5xx; /* replies by status (4xx: not 429) */
-	int64_t splits;				    /* refused requests resent item by item */
+	int64_t splits; /* requests resent item by item: refused, or failed again (5xx) */
 	int64_t labels_dropped;
 	int64_t last_delivered_ns, last_failed_ns; /* wall clock, 0: never */
 	int64_t backoff_until_ns;		   /* the upstream is left alone until then */

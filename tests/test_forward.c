@@ -743,6 +743,168 @@ static void test_refused_split(void **state)
 	assert_string_equal(d.reason, "HTTP 400: profile too old");
 }
 
+/* Answers 500 to any push holding service_name "poison", as Pyroscope
+ * answers a push with a profile it can't decode; 503 to all with "down". */
+static struct reply fail_poison(const struct req *rq, int n)
+{
+	Push__V1__PushRequest *req = push__v1__push_request__unpack(NULL, rq->len, rq->body);
+	bool poison = false;
+
+	(void)n;
+	if (!req)
+		return (struct reply){400, NULL, "{\"code\":\"invalid_argument\"}"};
+	for (size_t i = 0; i < req->n_series; i++)
+		for (size_t j = 0; j < req->series[i]->n_labels; j++)
+			poison |= strcmp(req->series[i]->labels[j]->value, "poison") == 0;
+	push__v1__push_request__free_unpacked(req, NULL);
+	return poison ? (struct reply){500, NULL,
+				       "{\"code\":\"unknown\",\"message\":\"failed to parse "
+				       "profile\"}"}
+		      : (struct reply){200, NULL, ""};
+}
+
+static struct reply all_down(const struct req *rq, int n)
+{
+	(void)rq;
+	(void)n;
+	return (struct reply){503, NULL, "{\"code\":\"unavailable\",\"message\":\"down\"}"};
+}
+
+/* The services of the request i received, joined by commas. */
+static void req_services(int i, char *buf, size_t size)
+{
+	Push__V1__PushRequest *req =
+		push__v1__push_request__unpack(NULL, srv.reqs[i].len, srv.reqs[i].body);
+	size_t len = 0;
+
+	assert_non_null(req);
+	buf[0] = '\0';
+	for (size_t k = 0; k < req->n_series; k++)
+		for (size_t j = 0; j < req->series[k]->n_labels; j++)
+			if (strcmp(req->series[k]->labels[j]->name, "service_name") == 0)
+				len += (size_t)snprintf(buf + len, size - len, "%s%s",
+							len ? "," : "",
+							req->series[k]->labels[j]->value);
+	push__v1__push_request__free_unpacked(req, NULL);
+}
+
+static void test_poison_split(void **state)
+{
+	static const char *const sent[] = {"a,poison,c", "a,poison,c", "a,poison,c", "a",
+					   "poison",	 "poison,c",   "c",	     "poison"};
+	struct fx *f = *state;
+	struct forward_options o = {.backoff_min_ms = 1000, .backoff_max_ms = 1000};
+	struct forward_stats st;
+	struct items g;
+	struct dead d = {0};
+	int64_t t = now();
+	char services[128];
+
+	add_item(f, "a", NULL, "A1");
+	add_item(f, "poison", NULL, "P1");
+	add_item(f, "c", NULL, "C1");
+	server_start(fail_poison);
+	new_forwarder(f, &o);
+	/* twice: a 500 may be the server's passing trouble; the batch waits */
+	for (int pass = 0; pass < 2; pass++, t += 10 * NS) {
+		assert_int_equal(forward__run(f->f, t, false, 0, &st), 0);
+		assert_int_equal(st.delivered, 0);
+		assert_int_equal(st.retries, 3);
+		assert_int_equal(st.splits, 0);
+	}
+	/* the third time each goes alone: a goes, the poison waits, and stops the
+	 * pass before c */
+	assert_int_equal(forward__run(f->f, t, false, 0, &st), 0);
+	t += 10 * NS;
+	assert_int_equal(st.delivered, 1);
+	assert_int_equal(st.splits, 1);
+	assert_int_equal(st.retries, 1);
+	assert_int_equal(st.status_5xx, 2);
+	assert_non_null(strstr(forward__errmsg(f->f), "failed to parse profile"));
+	/* then c, which has failed less often, goes before the poison */
+	assert_int_equal(forward__run(f->f, t, false, 0, &st), 0);
+	assert_int_equal(st.delivered, 1);
+	assert_int_equal(st.splits, 1);
+	assert_int_equal(srv.n, 8);
+	for (int i = 0; i < srv.n; i++) {
+		req_services(i, services, sizeof(services));
+		assert_string_equal(services, sent[i]);
+	}
+	g = outbox(f);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.attempts[0], 4);
+	assert_non_null(strstr(g.error[0], "HTTP 500"));
+
+	/* while the upstream takes the others, the poison fails alone until its
+	 * tenth time: then it is a dead letter, with the server's message */
+	for (int attempts = 5; attempts <= FORWARD_POISON_AFTER; attempts++) {
+		t += 10 * NS;
+		add_item(f, "d", NULL, "D1");
+		assert_int_equal(forward__run(f->f, t, false, 0, &st), 0);
+		assert_int_equal(st.delivered, 1);
+		assert_int_equal(st.dead_letters, attempts == FORWARD_POISON_AFTER);
+		assert_int_equal(outbox(f).n, attempts < FORWARD_POISON_AFTER);
+	}
+	assert_int_equal(store__dead_letters(f->s, 0, got_dead, &d), 0);
+	assert_int_equal(d.n, 1);
+	assert_int_equal(d.status, 500);
+	assert_non_null(strstr(d.reason, "failed to parse profile"));
+	assert_non_null(strstr(d.reason, "failed 10 times"));
+}
+
+static struct reply all_500(const struct req *rq, int n)
+{
+	(void)rq;
+	(void)n;
+	return (struct reply){500, NULL, "{\"code\":\"internal\",\"message\":\"broken\"}"};
+}
+
+/* A server that fails everything with 500 gets the items apart, but none is
+ * given up: nothing shows that one item is to blame. */
+static void test_all_500_kept(void **state)
+{
+	struct fx *f = *state;
+	struct forward_options o = {.backoff_min_ms = 1000, .backoff_max_ms = 1000};
+	struct forward_stats st;
+	struct items g;
+	int64_t t = now();
+
+	add_item(f, "a", NULL, "A1");
+	add_item(f, "b", NULL, "B1");
+	server_start(all_500);
+	new_forwarder(f, &o);
+	for (int pass = 0; pass < FORWARD_POISON_AFTER + 3; pass++, t += 10 * NS) {
+		assert_int_equal(forward__run(f->f, t, false, 0, &st), 0);
+		assert_int_equal(st.dead_letters, 0);
+		assert_int_equal(st.delivered, 0);
+	}
+	g = outbox(f);
+	assert_int_equal(g.n, 2);
+	assert_true(g.attempts[0] + g.attempts[1] >= FORWARD_POISON_AFTER + 3);
+}
+
+/* An outage (503) keeps a batch together: splitting would only add requests. */
+static void test_outage_no_split(void **state)
+{
+	struct fx *f = *state;
+	struct forward_options o = {.backoff_min_ms = 1000, .backoff_max_ms = 1000};
+	struct forward_stats st;
+	int64_t t = now();
+
+	add_item(f, "a", NULL, "A1");
+	add_item(f, "b", NULL, "B1");
+	server_start(all_down);
+	new_forwarder(f, &o);
+	for (int pass = 0; pass < 4; pass++, t += 10 * NS) {
+		assert_int_equal(forward__run(f->f, t, false, 0, &st), 0);
+		assert_int_equal(st.requests, 1);
+		assert_int_equal(st.splits, 0);
+		assert_int_equal(st.retries, 2);
+	}
+	assert_int_equal(srv.n, 4);
+	assert_int_equal(outbox(f).n, 2);
+}
+
 static void test_tenants_apart(void **state)
 {
 	struct fx *f = *state;
@@ -977,6 +1139,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retry_then_delivered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_split, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_poison_split, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outage_no_split, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_all_500_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tenants_apart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_legacy_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sdk_text_goes_legacy, setup, teardown),

@@ -72,7 +72,8 @@ start_workload() {
 	shift
 	# made here: the background job opens it some time after the fork
 	: >"$TMP/$name.out"
-	"$@" >>"$TMP/$name.out" 2>"$TMP/$name.err" &
+	# in $TMP: node with --perf-basic-prof leaves an isolate-*-v8.log behind
+	(cd "$TMP" && exec "$@") >>"$TMP/$name.out" 2>"$TMP/$name.err" &
 	pid=$!
 	PIDS+=("$pid")
 	for ((i = 0; i < 200; i++)); do
