@@ -43,6 +43,7 @@ struct forwarder {
 	size_t n_skipped, cap_skipped;
 	bool batch_full;
 	int64_t failures;	/* upstream failures in a row */
+	long last_status;	/* of the last request: 0 for none */
 	int64_t last_judged_ns; /* when the upstream last took or refused an item */
 	uint64_t rng;
 	struct forward_stats total, *pass;
@@ -738,17 +739,6 @@ static bool split_on_5xx(struct item *const *items, size_t n, long status)
 	return false;
 }
 
-/* Fewest attempts first, then oldest: an item that fails on its own has
- * failed most often, and goes after the others. */
-static int by_attempts(const void *a, const void *b)
-{
-	const struct item *x = *(struct item *const *)a, *y = *(struct item *const *)b;
-
-	if (x->it.attempts != y->it.attempts)
-		return x->it.attempts < y->it.attempts ? -1 : 1;
-	return x->it.id < y->it.id ? -1 : x->it.id > y->it.id;
-}
-
 static int deliver(struct forwarder *f, struct item *const *items, size_t n, bool legacy,
 		   int64_t deadline_ns, enum step *ret_step);
 
@@ -765,25 +755,37 @@ static bool upstream_judges(const struct forwarder *f)
 	return f->last_judged_ns && now_ns() - f->last_judged_ns <= window_ms * 1000000;
 }
 
-/* Sends items one by one, until one fails for good reason to wait
- * (STEP_STOP) or all are done. */
-static int deliver_apart(struct forwarder *f, struct item *const *items, size_t n, bool legacy,
-			 int64_t deadline_ns, enum step *ret_step, bool fewest_attempts_first)
+static bool same_series(const struct item *a, const struct item *b)
 {
-	struct item *order[FORWARD_MAX_BATCH_ITEMS];
+	return strcmp(a->it.series, b->it.series) == 0 && same_str(a->it.tenant, b->it.tenant);
+}
+
+/* Sends items one by one, in order. One that fails alone with a 5xx that
+ * may be its own doing waits for its retry while the others go on, but for
+ * the later items of its series, which wait behind it; the pass ends after
+ * them. A second such failure, or any other (no reply, 429, 502-504), ends
+ * it at once. */
+static int deliver_apart(struct forwarder *f, struct item *const *items, size_t n, bool legacy,
+			 int64_t deadline_ns, enum step *ret_step)
+{
+	struct item *failed = NULL;
 	int r = 0;
 
-	if (n > FORWARD_MAX_BATCH_ITEMS)
-		return -EINVAL;
-	memcpy(order, items, n * sizeof(*order));
-	if (fewest_attempts_first)
-		qsort(order, n, sizeof(*order), by_attempts);
 	f->pass->splits++;
-	for (size_t i = 0; i < n; i++) {
-		r = deliver(f, &order[i], 1, legacy, deadline_ns, ret_step);
-		if (r < 0 || *ret_step == STEP_STOP)
-			break;
+	*ret_step = STEP_ON;
+	for (size_t i = 0; i < n && r == 0 && *ret_step == STEP_ON; i++) {
+		if (failed && same_series(items[i], failed))
+			continue; /* due again once the failed one has gone */
+		r = deliver(f, &items[i], 1, legacy, deadline_ns, ret_step);
+		if (r < 0 || *ret_step == STEP_ON || atomic_load(&f->interrupted))
+			continue;
+		if (!failed && item_5xx(f->last_status)) {
+			failed = items[i];
+			*ret_step = STEP_ON;
+		}
 	}
+	if (failed)
+		*ret_step = STEP_STOP; /* the batch is done; the upstream's backoff holds */
 	return r;
 }
 
@@ -799,9 +801,11 @@ static int deliver(struct forwarder *f, struct item *const *items, size_t n, boo
 	int r;
 
 	*ret_step = STEP_ON;
+	f->last_status = 0;
 	r = send_items(f, items, n, legacy, deadline_ns, &status);
 	if (r < 0)
 		return r;
+	f->last_status = status;
 	if (atomic_load(&f->interrupted)) {
 		*ret_step = STEP_STOP; /* stopping: not the upstream's failure */
 		return 0;
@@ -827,7 +831,7 @@ static int deliver(struct forwarder *f, struct item *const *items, size_t n, boo
 		if (split_on_5xx(items, n, status))
 			/* one item may poison the rest: each alone, and only
 			 * the ones that fail wait */
-			return deliver_apart(f, items, n, legacy, deadline_ns, ret_step, true);
+			return deliver_apart(f, items, n, legacy, deadline_ns, ret_step);
 		if (n == 1 && item_5xx(status) && upstream_judges(f) &&
 		    items[0]->it.attempts + 1 >= FORWARD_POISON_AFTER) {
 			/* the upstream is up and judges others: this one it
@@ -849,7 +853,7 @@ static int deliver(struct forwarder *f, struct item *const *items, size_t n, boo
 	f->pass->status_4xx++;
 	if (n > 1)
 		/* find the one the upstream refuses; the others go */
-		return deliver_apart(f, items, n, legacy, deadline_ns, ret_step, false);
+		return deliver_apart(f, items, n, legacy, deadline_ns, ret_step);
 	reply_message(&f->reply, msg, sizeof(msg));
 	snprintf(why, sizeof(why), "HTTP %ld: %s", status, msg[0] ? msg : "(no message)");
 	f->last_judged_ns = now_ns();

@@ -790,8 +790,8 @@ static void req_services(int i, char *buf, size_t size)
 
 static void test_poison_split(void **state)
 {
-	static const char *const sent[] = {"a,poison,c", "a,poison,c", "a,poison,c", "a",
-					   "poison",	 "poison,c",   "c",	     "poison"};
+	static const char *const sent[] = {"a,poison,c", "a,poison,c", "a,poison,c",
+					   "a",		 "poison",     "c"};
 	struct fx *f = *state;
 	struct forward_options o = {.backoff_min_ms = 1000, .backoff_max_ms = 1000};
 	struct forward_stats st;
@@ -812,32 +812,26 @@ static void test_poison_split(void **state)
 		assert_int_equal(st.retries, 3);
 		assert_int_equal(st.splits, 0);
 	}
-	/* the third time each goes alone: a goes, the poison waits, and stops the
-	 * pass before c */
+	/* the third time each goes alone, in order: a and c go, the poison waits */
 	assert_int_equal(forward__run(f->f, t, false, 0, &st), 0);
-	t += 10 * NS;
-	assert_int_equal(st.delivered, 1);
+	assert_int_equal(st.delivered, 2);
 	assert_int_equal(st.splits, 1);
 	assert_int_equal(st.retries, 1);
 	assert_int_equal(st.status_5xx, 2);
 	assert_non_null(strstr(forward__errmsg(f->f), "failed to parse profile"));
-	/* then c, which has failed less often, goes before the poison */
-	assert_int_equal(forward__run(f->f, t, false, 0, &st), 0);
-	assert_int_equal(st.delivered, 1);
-	assert_int_equal(st.splits, 1);
-	assert_int_equal(srv.n, 8);
+	assert_int_equal(srv.n, 6);
 	for (int i = 0; i < srv.n; i++) {
 		req_services(i, services, sizeof(services));
 		assert_string_equal(services, sent[i]);
 	}
 	g = outbox(f);
 	assert_int_equal(g.n, 1);
-	assert_int_equal(g.attempts[0], 4);
+	assert_int_equal(g.attempts[0], 3);
 	assert_non_null(strstr(g.error[0], "HTTP 500"));
 
 	/* while the upstream takes the others, the poison fails alone until its
 	 * tenth time: then it is a dead letter, with the server's message */
-	for (int attempts = 5; attempts <= FORWARD_POISON_AFTER; attempts++) {
+	for (int attempts = 4; attempts <= FORWARD_POISON_AFTER; attempts++) {
 		t += 10 * NS;
 		add_item(f, "d", NULL, "D1");
 		assert_int_equal(forward__run(f->f, t, false, 0, &st), 0);
@@ -852,6 +846,35 @@ static void test_poison_split(void **state)
 	assert_non_null(strstr(d.reason, "failed 10 times"));
 }
 
+/* The later items of a failing item's series wait behind it, in order. */
+static void test_poison_series_order(void **state)
+{
+	static const char *const sent[] = {"poison,poison,c", "poison,poison,c", "poison,poison,c",
+					   "poison", "c"};
+	struct fx *f = *state;
+	struct forward_options o = {.backoff_min_ms = 1000, .backoff_max_ms = 1000};
+	struct forward_stats st;
+	int64_t t = now();
+	char services[128];
+	struct items g;
+
+	add_item(f, "poison", NULL, "P1");
+	add_item(f, "poison", NULL, "P2");
+	add_item(f, "c", NULL, "C1");
+	server_start(fail_poison);
+	new_forwarder(f, &o);
+	for (int pass = 0; pass < 3; pass++, t += 10 * NS)
+		assert_int_equal(forward__run(f->f, t, false, 0, &st), 0);
+	assert_int_equal(st.delivered, 1);
+	assert_int_equal(srv.n, 5);
+	for (int i = 0; i < srv.n; i++) {
+		req_services(i, services, sizeof(services));
+		assert_string_equal(services, sent[i]);
+	}
+	g = outbox(f);
+	assert_int_equal(g.n, 2);
+}
+
 static struct reply all_500(const struct req *rq, int n)
 {
 	(void)rq;
@@ -860,7 +883,8 @@ static struct reply all_500(const struct req *rq, int n)
 }
 
 /* A server that fails everything with 500 gets the items apart, but none is
- * given up: nothing shows that one item is to blame. */
+ * given up: nothing shows that one item is to blame. Two failures alone end
+ * a pass. */
 static void test_all_500_kept(void **state)
 {
 	struct fx *f = *state;
@@ -871,16 +895,19 @@ static void test_all_500_kept(void **state)
 
 	add_item(f, "a", NULL, "A1");
 	add_item(f, "b", NULL, "B1");
+	add_item(f, "c", NULL, "C1");
 	server_start(all_500);
 	new_forwarder(f, &o);
 	for (int pass = 0; pass < FORWARD_POISON_AFTER + 3; pass++, t += 10 * NS) {
 		assert_int_equal(forward__run(f->f, t, false, 0, &st), 0);
 		assert_int_equal(st.dead_letters, 0);
 		assert_int_equal(st.delivered, 0);
+		/* the batch; from the third pass, then a and b alone, not c */
+		assert_int_equal(st.requests, pass < FORWARD_SPLIT_AFTER ? 1 : 3);
 	}
 	g = outbox(f);
-	assert_int_equal(g.n, 2);
-	assert_true(g.attempts[0] + g.attempts[1] >= FORWARD_POISON_AFTER + 3);
+	assert_int_equal(g.n, 3);
+	assert_true(g.attempts[0] >= FORWARD_POISON_AFTER + 3);
 }
 
 /* An outage (503) keeps a batch together: splitting would only add requests. */
@@ -1140,6 +1167,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_split, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_poison_split, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_poison_series_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outage_no_split, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_all_500_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tenants_apart, setup, teardown),
