@@ -788,6 +788,18 @@ static void req_services(int i, char *buf, size_t size)
 	push__v1__push_request__free_unpacked(req, NULL);
 }
 
+/* The server received n requests, request i of the services sent[i]. */
+static void assert_requests(const char *const *sent, int n)
+{
+	char services[128];
+
+	assert_int_equal(srv.n, n);
+	for (int i = 0; i < n; i++) {
+		req_services(i, services, sizeof(services));
+		assert_string_equal(services, sent[i]);
+	}
+}
+
 static void test_poison_split(void **state)
 {
 	static const char *const sent[] = {"a,poison,c", "a,poison,c", "a,poison,c",
@@ -798,7 +810,6 @@ static void test_poison_split(void **state)
 	struct items g;
 	struct dead d = {0};
 	int64_t t = now();
-	char services[128];
 
 	add_item(f, "a", NULL, "A1");
 	add_item(f, "poison", NULL, "P1");
@@ -819,11 +830,7 @@ static void test_poison_split(void **state)
 	assert_int_equal(st.retries, 1);
 	assert_int_equal(st.status_5xx, 2);
 	assert_non_null(strstr(forward__errmsg(f->f), "failed to parse profile"));
-	assert_int_equal(srv.n, 6);
-	for (int i = 0; i < srv.n; i++) {
-		req_services(i, services, sizeof(services));
-		assert_string_equal(services, sent[i]);
-	}
+	assert_requests(sent, 6);
 	g = outbox(f);
 	assert_int_equal(g.n, 1);
 	assert_int_equal(g.attempts[0], 3);
@@ -855,7 +862,6 @@ static void test_poison_series_order(void **state)
 	struct forward_options o = {.backoff_min_ms = 1000, .backoff_max_ms = 1000};
 	struct forward_stats st;
 	int64_t t = now();
-	char services[128];
 	struct items g;
 
 	add_item(f, "poison", NULL, "P1");
@@ -866,11 +872,7 @@ static void test_poison_series_order(void **state)
 	for (int pass = 0; pass < 3; pass++, t += 10 * NS)
 		assert_int_equal(forward__run(f->f, t, false, 0, &st), 0);
 	assert_int_equal(st.delivered, 1);
-	assert_int_equal(srv.n, 5);
-	for (int i = 0; i < srv.n; i++) {
-		req_services(i, services, sizeof(services));
-		assert_string_equal(services, sent[i]);
-	}
+	assert_requests(sent, 5);
 	g = outbox(f);
 	assert_int_equal(g.n, 2);
 }
