@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cpu_split: a CPU-bound workload whose profile is known in advance. Each
- * round does 7 units of work in braid_work_hot and 3 in braid_work_cold, the
- * same integer hash loop in both, so a sampling profiler must attribute
- * ~70 % and ~30 % of the process's CPU to them. Built with frame pointers
+ * round does 7k units of work in braid_work_hot and 3k in braid_work_cold,
+ * the same integer hash loop in both, so a sampling profiler must attribute
+ * ~70 % and ~30 % of the process's CPU to them. k (1 to 8) is drawn anew each
+ * round from a fixed sequence: rounds of one length would beat against the
+ * sampling period (a round of 2.6 ms is within 1 % of a quarter of 97 Hz's
+ * 10.3 ms here), so that samples land at nearly the same point of successive
+ * rounds and the measured split strays far more than sampling alone makes
+ * it. Built with frame pointers
  * (the eBPF unwinder walks them) and without inlining or cloning, so both
  * functions keep their own frames and names.
  *
@@ -30,6 +35,7 @@
 #define COLD_UNITS  3
 #define ROUND_UNITS (HOT_UNITS + COLD_UNITS)
 #define MAX_THREADS 64
+#define MAX_SCALE   8 /* k of a round: 1 to this */
 
 /* noipa: no inlining, no cloning (a ".constprop.0" suffix would change the
  * symbol name) and no interprocedural assumptions. */
@@ -44,8 +50,8 @@
 static volatile uint64_t work_seed = 0x9e3779b97f4a7c15ull;
 static volatile uint64_t work_sink;
 
-uint64_t braid_work_hot(void);
-uint64_t braid_work_cold(void);
+uint64_t braid_work_hot(unsigned k);
+uint64_t braid_work_cold(unsigned k);
 
 /* The shared loop body. always_inline holds under -fno-inline: it lands in
  * each caller, so the sampled instruction is in braid_work_hot/_cold.
@@ -68,14 +74,14 @@ static inline __attribute__((always_inline)) uint64_t work_units(unsigned units)
 	return x;
 }
 
-WORKLOAD_FN uint64_t braid_work_hot(void)
+WORKLOAD_FN uint64_t braid_work_hot(unsigned k)
 {
-	return work_units(HOT_UNITS);
+	return work_units(HOT_UNITS * k);
 }
 
-WORKLOAD_FN uint64_t braid_work_cold(void)
+WORKLOAD_FN uint64_t braid_work_cold(unsigned k)
 {
-	return work_units(COLD_UNITS);
+	return work_units(COLD_UNITS * k);
 }
 
 static double now_s(clockid_t clock)
@@ -99,19 +105,30 @@ struct worker {
 	double deadline;
 	unsigned long long rounds;
 	unsigned long long done; /* units */
+	uint64_t seed;		 /* the thread's index: its k sequence */
 };
 
 static void *worker_run(void *arg)
 {
 	struct worker *w = arg;
+	uint64_t rng = 0x2545f4914f6cdd1dull + w->seed * 0x9e3779b97f4a7c15ull;
 
 	for (;;) {
+		unsigned k;
+
 		if (w->rounds ? w->done / ROUND_UNITS >= w->rounds
 			      : now_s(CLOCK_MONOTONIC) >= w->deadline)
 			break;
-		braid_work_hot();
-		braid_work_cold();
-		w->done += ROUND_UNITS;
+		/* xorshift64: the same k sequence every run */
+		rng ^= rng << 13;
+		rng ^= rng >> 7;
+		rng ^= rng << 17;
+		k = 1 + (unsigned)(rng % MAX_SCALE);
+		if (w->rounds && k > w->rounds - w->done / ROUND_UNITS)
+			k = (unsigned)(w->rounds - w->done / ROUND_UNITS);
+		braid_work_hot(k);
+		braid_work_cold(k);
+		w->done += (unsigned long long)ROUND_UNITS * k;
 	}
 	return NULL;
 }
@@ -159,6 +176,7 @@ int main(int argc, char **argv)
 	for (unsigned long i = 0; i < threads; i++) {
 		workers[i].deadline = start + seconds;
 		workers[i].rounds = rounds;
+		workers[i].seed = i;
 	}
 	/* the main thread is the first worker; the others are threads of the
 	 * same process */
