@@ -719,16 +719,16 @@ static int send_items(struct forwarder *f, struct item *const *items, size_t n, 
 	}
 }
 
-/* Whether a 5xx for a request of several items may be one item's doing, so
- * that the items are better sent apart: the server failed on what it was
+/* Whether a 5xx may be an item's doing: the server failed on what it was
  * given (Pyroscope answers 500 to a profile it can't decode), not for want
- * of a gateway, of capacity or of time (502, 503, 504), and the items failed
- * together before (a one-off error keeps them together). */
+ * of a gateway, of capacity or of time (502, 503, 504). */
 static bool item_5xx(long status)
 {
 	return status >= 500 && status != 502 && status != 503 && status != 504;
 }
 
+/* Whether the items of a request that failed so are better sent apart: one
+ * of them failed before too (a one-off error keeps them together). */
 static bool split_on_5xx(struct item *const *items, size_t n, long status)
 {
 	if (n < 2 || !item_5xx(status))

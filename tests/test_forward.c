@@ -680,20 +680,31 @@ static void test_retry_after(void **state)
 	assert_int_equal(st.requests, 0);
 }
 
+/* Whether a push request holds a label of that value: 1 or 0, -1 if it is
+ * not a push request. */
+static int request_holds(const struct req *rq, const char *value)
+{
+	Push__V1__PushRequest *req = push__v1__push_request__unpack(NULL, rq->len, rq->body);
+	int found = 0;
+
+	if (!req)
+		return -1;
+	for (size_t i = 0; i < req->n_series; i++)
+		for (size_t j = 0; j < req->series[i]->n_labels; j++)
+			found |= strcmp(req->series[i]->labels[j]->value, value) == 0;
+	push__v1__push_request__free_unpacked(req, NULL);
+	return found;
+}
+
 /* Refuses any request holding service_name "bad", as Pyroscope refuses a
  * whole request for one invalid profile. */
 static struct reply refuse_bad(const struct req *rq, int n)
 {
-	Push__V1__PushRequest *req = push__v1__push_request__unpack(NULL, rq->len, rq->body);
-	bool bad = false;
+	int bad = request_holds(rq, "bad");
 
 	(void)n;
-	if (!req)
+	if (bad < 0)
 		return (struct reply){400, NULL, "{\"code\":\"invalid_argument\"}"};
-	for (size_t i = 0; i < req->n_series; i++)
-		for (size_t j = 0; j < req->series[i]->n_labels; j++)
-			bad |= strcmp(req->series[i]->labels[j]->value, "bad") == 0;
-	push__v1__push_request__free_unpacked(req, NULL);
 	return bad ? (struct reply){400, NULL,
 				    "{\"code\":\"invalid_argument\",\"message\":\"profile too "
 				    "old\"}"}
@@ -744,19 +755,14 @@ static void test_refused_split(void **state)
 }
 
 /* Answers 500 to any push holding service_name "poison", as Pyroscope
- * answers a push with a profile it can't decode; 503 to all with "down". */
+ * answers a push with a profile it can't decode. */
 static struct reply fail_poison(const struct req *rq, int n)
 {
-	Push__V1__PushRequest *req = push__v1__push_request__unpack(NULL, rq->len, rq->body);
-	bool poison = false;
+	int poison = request_holds(rq, "poison");
 
 	(void)n;
-	if (!req)
+	if (poison < 0)
 		return (struct reply){400, NULL, "{\"code\":\"invalid_argument\"}"};
-	for (size_t i = 0; i < req->n_series; i++)
-		for (size_t j = 0; j < req->series[i]->n_labels; j++)
-			poison |= strcmp(req->series[i]->labels[j]->value, "poison") == 0;
-	push__v1__push_request__free_unpacked(req, NULL);
 	return poison ? (struct reply){500, NULL,
 				       "{\"code\":\"unknown\",\"message\":\"failed to parse "
 				       "profile\"}"}
