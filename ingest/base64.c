@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * ingest/base64.c: base64 as proto3 JSON writes bytes.
+ * ingest/base64.c: base64 decoding, for the bytes fields of proto3 JSON
+ * (the push API's rawProfile).
  */
 #include "ingest/ingest_int.h"
 
-/* Decodes base64 in place: the standard or the URL-safe alphabet (not
- * both), padding optional but right when present, nothing else (no white
- * space), as proto3 JSON's bytes. */
-bool base64_decode(unsigned char *buf, size_t n, size_t *ret_len)
+#include <errno.h>
+
+int ingest__base64_decode(unsigned char *buf, size_t n, size_t *ret_len)
 {
 	size_t out = 0, pad = 0, i;
 	unsigned acc = 0, bits = 0;
@@ -18,7 +18,7 @@ bool base64_decode(unsigned char *buf, size_t n, size_t *ret_len)
 		pad++;
 	}
 	if ((pad && (n + pad) % 4) || n % 4 == 1)
-		return false;
+		return -EBADMSG;
 	for (i = 0; i < n; i++) {
 		unsigned char c = buf[i];
 		unsigned v;
@@ -37,10 +37,10 @@ bool base64_decode(unsigned char *buf, size_t n, size_t *ret_len)
 			v = c == '-' ? 62 : 63;
 			alpha = 2;
 		} else
-			return false;
+			return -EBADMSG;
 		if (alpha) {
 			if (alphabet && alphabet != alpha)
-				return false;
+				return -EBADMSG;
 			alphabet = alpha;
 		}
 		acc = (acc << 6 | v) & 0xffffff;
@@ -51,5 +51,5 @@ bool base64_decode(unsigned char *buf, size_t n, size_t *ret_len)
 		}
 	}
 	*ret_len = out;
-	return true;
+	return 0;
 }

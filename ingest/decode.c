@@ -1,15 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * ingest/decode.c: the pure half of ingest. Turns the parts of a legacy
- * /ingest request or the body of a push request into ingest_profiles ready
- * for the store: validated names and labels, sample types with totals, time
- * range, and the payload exactly as received. No I/O, no global state: every
- * output lives in the caller's arena, scratch memory is freed before return,
- * so the server calls these from many threads at once.
- *
- * Every count and size a client controls is capped (struct ingest_limits,
- * the INGEST_* caps), and a refusal names the field, the offending value
- * (quoted, truncated) and the cap.
+ * ingest/decode.c: what the legacy and the push decoders share: the
+ * limits a decode runs under, the HTTP status of each error, quoting a
+ * client's bytes for a message, the legacy `name` and `from`/`until`, the
+ * pid label, media types, and a decoded profile's sample types. The
+ * decoders themselves are legacy.c and push.c; ingest_int.h says what
+ * holds for them all.
  */
 #include "ingest/ingest_int.h"
 
@@ -32,11 +28,7 @@ void ingest_limits__default(struct ingest_limits *lim)
 	lim->profile.max_decompressed = INGEST_DEFAULT_MAX_DECOMPRESSED;
 }
 
-/* The limits a decode runs under: the caller's, with every zero field (a
- * zeroed struct, as ingest_options allows) taken from the defaults. Labels
- * are clamped to what the store accepts, so that nothing decoded here is
- * refused by the store later as a server error. */
-void effective_limits(const struct ingest_limits *in, struct ingest_limits *out)
+void ingest_limits__effective(const struct ingest_limits *in, struct ingest_limits *out)
 {
 	ingest_limits__default(out);
 	if (!in)
@@ -120,9 +112,9 @@ const char *ingest__error_code(int status)
 	}
 }
 
-/* ---- small helpers ------------------------------------------------------- */
+/* ---- messages, labels, media types -------------------------------------- */
 
-const char *quote(struct quoted *q, const char *s, size_t len)
+const char *ingest__quote(struct ingest_quoted *q, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t o = 0, i;
@@ -131,11 +123,11 @@ const char *quote(struct quoted *q, const char *s, size_t len)
 		unsigned char c = (unsigned char)s[i];
 
 		if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
-			if (o + 1 > QUOTE_MAX)
+			if (o + 1 > INGEST_QUOTE_MAX)
 				break;
 			q->s[o++] = (char)c;
 		} else {
-			if (o + 4 > QUOTE_MAX)
+			if (o + 4 > INGEST_QUOTE_MAX)
 				break;
 			q->s[o++] = '\\';
 			q->s[o++] = 'x';
@@ -151,14 +143,14 @@ const char *quote(struct quoted *q, const char *s, size_t len)
 	return q->s;
 }
 
-const char *quote_cstr(struct quoted *q, const char *s)
+const char *ingest__quote_cstr(struct ingest_quoted *q, const char *s)
 {
-	return quote(q, s, strlen(s));
+	return ingest__quote(q, s, strlen(s));
 }
 
 static bool is_app_char(unsigned char c)
 {
-	return is_alnum(c) || c == '_' || c == '.' || c == '/' || c == '-';
+	return ingest__is_alnum(c) || c == '_' || c == '.' || c == '/' || c == '-';
 }
 
 static bool is_space(unsigned char c)
@@ -183,7 +175,7 @@ static int32_t parse_pid(const char *s)
 	return (int32_t)v;
 }
 
-int32_t pid_of_labels(const struct store_label *l, size_t n)
+int32_t ingest__pid_of_labels(const struct store_label *l, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(l[i].name, "pid") == 0)
@@ -191,8 +183,7 @@ int32_t pid_of_labels(const struct store_label *l, size_t n)
 	return 0;
 }
 
-/* The media type of a Content-Type header: trimmed, parameters dropped. */
-bool media_type_is(const char *ct, const char *want)
+bool ingest__media_type_is(const char *ct, const char *want)
 {
 	const char *end;
 	size_t n;
@@ -250,41 +241,41 @@ static int name_tag(const char *name, const char *ks, size_t klen, const char *v
 		    struct arena *a, struct errbuf *err, struct store_label *tags, size_t max_tags,
 		    size_t *n_kept, size_t *n_total)
 {
-	struct quoted q1, q2;
+	struct ingest_quoted q1, q2;
 	size_t i;
 
 	if (!klen)
 		return errbuf__set(err, -EINVAL, "tag '=%s' in name '%s' has an empty key",
-				   quote(&q1, vs, vlen), quote_cstr(&q2, name));
+				   ingest__quote(&q1, vs, vlen), ingest__quote_cstr(&q2, name));
 	if (klen > INGEST_MAX_LABEL_NAME)
 		return errbuf__set(err, -EINVAL, "tag key '%s' is %zu bytes, at most %d",
-				   quote(&q1, ks, klen), klen, INGEST_MAX_LABEL_NAME);
+				   ingest__quote(&q1, ks, klen), klen, INGEST_MAX_LABEL_NAME);
 	for (i = 0; i < klen; i++)
-		if (!is_label_char((unsigned char)ks[i]))
+		if (!ingest__is_label_char((unsigned char)ks[i]))
 			return errbuf__set(
 				err, -EINVAL,
 				"bad character '%s' at offset %zu of name '%s': tag keys "
 				"are made of A-Z a-z 0-9 _ .",
-				quote(&q1, ks + i, 1), (size_t)(ks + i - name),
-				quote_cstr(&q2, name));
+				ingest__quote(&q1, ks + i, 1), (size_t)(ks + i - name),
+				ingest__quote_cstr(&q2, name));
 	if (vlen > INGEST_MAX_LABEL_VALUE)
 		return errbuf__set(err, -EINVAL, "tag '%s' has a value of %zu bytes, at most %d",
-				   quote(&q1, ks, klen), vlen, INGEST_MAX_LABEL_VALUE);
+				   ingest__quote(&q1, ks, klen), vlen, INGEST_MAX_LABEL_VALUE);
 	if (memchr(vs, '}', vlen))
 		return errbuf__set(err, -EINVAL,
 				   "bad character '}' at offset %zu of name '%s': tag values "
 				   "cannot hold ',' or '}'",
 				   (size_t)((const char *)memchr(vs, '}', vlen) - name),
-				   quote_cstr(&q2, name));
+				   ingest__quote_cstr(&q2, name));
 	if ((klen == 12 && memcmp(ks, "service_name", 12) == 0) ||
 	    (klen >= 2 && ks[0] == '_' && ks[1] == '_'))
 		return errbuf__set(err, -EINVAL,
 				   "tag '%s' is reserved: braid sets service_name and __name__ "
 				   "from the app name, and drops other __ labels",
-				   quote(&q1, ks, klen));
-	if (!utf8_valid(vs, vlen))
+				   ingest__quote(&q1, ks, klen));
+	if (!ingest__utf8_valid(vs, vlen))
 		return errbuf__set(err, -EINVAL, "tag '%s' has a value that is not UTF-8: '%s'",
-				   quote(&q1, ks, klen), quote(&q2, vs, vlen));
+				   ingest__quote(&q1, ks, klen), ingest__quote(&q2, vs, vlen));
 	if (!vlen)
 		return 0;
 	if (++*n_total > max_tags)
@@ -292,7 +283,8 @@ static int name_tag(const char *name, const char *ks, size_t klen, const char *v
 	for (i = 0; i < *n_kept; i++)
 		if (strlen(tags[i].name) == klen && memcmp(tags[i].name, ks, klen) == 0)
 			return errbuf__set(err, -EINVAL, "duplicate tag '%s' in name '%s'",
-					   quote(&q1, ks, klen), quote_cstr(&q2, name));
+					   ingest__quote(&q1, ks, klen),
+					   ingest__quote_cstr(&q2, name));
 	tags[*n_kept].name = arena__strndup(a, ks, klen);
 	tags[*n_kept].value = arena__strndup(a, vs, vlen);
 	if (!tags[*n_kept].name || !tags[*n_kept].value)
@@ -307,7 +299,7 @@ int ingest__parse_name(const char *name, size_t max_labels, struct arena *a, str
 	struct ingest_name n = {0};
 	struct store_label *tags = NULL;
 	const struct suffix *sfx = NULL;
-	struct quoted q1, q2;
+	struct ingest_quoted q1, q2;
 	const char *brace, *dot, *p, *stop;
 	size_t len, app_len, max_tags, n_items = 1, n_kept = 0, n_total = 0, i;
 	int r = 0;
@@ -321,12 +313,12 @@ int ingest__parse_name(const char *name, size_t max_labels, struct arena *a, str
 	if (!app_len) {
 		r = errbuf__set(err, -EINVAL,
 				"app name is empty in name '%s' (expected APP{k=v,...})",
-				quote_cstr(&q1, name));
+				ingest__quote_cstr(&q1, name));
 		goto cleanup;
 	}
 	if (app_len > INGEST_MAX_APP_NAME) {
 		r = errbuf__set(err, -EINVAL, "app name '%s' is %zu bytes, at most %d",
-				quote(&q1, name, app_len), app_len, INGEST_MAX_APP_NAME);
+				ingest__quote(&q1, name, app_len), app_len, INGEST_MAX_APP_NAME);
 		goto cleanup;
 	}
 	for (i = 0; i < app_len; i++)
@@ -334,7 +326,8 @@ int ingest__parse_name(const char *name, size_t max_labels, struct arena *a, str
 			r = errbuf__set(err, -EINVAL,
 					"bad character '%s' at offset %zu of app name '%s': app "
 					"names are made of A-Z a-z 0-9 _ . / -",
-					quote(&q1, name + i, 1), i, quote(&q2, name, app_len));
+					ingest__quote(&q1, name + i, 1), i,
+					ingest__quote(&q2, name, app_len));
 			goto cleanup;
 		}
 	n.app = arena__strndup(a, name, app_len);
@@ -347,7 +340,7 @@ int ingest__parse_name(const char *name, size_t max_labels, struct arena *a, str
 		if (name[len - 1] != '}' || len - app_len < 2) {
 			r = errbuf__set(err, -EINVAL,
 					"name '%s' has a '{' but does not end with '}'",
-					quote_cstr(&q1, name));
+					ingest__quote_cstr(&q1, name));
 			goto cleanup;
 		}
 		stop = name + len - 1;
@@ -373,8 +366,8 @@ int ingest__parse_name(const char *name, size_t max_labels, struct arena *a, str
 						err, -EINVAL,
 						"tag '%s' in name '%s' has no '=' (tags are "
 						"key=value)",
-						quote(&q1, ks, (size_t)(end - ks)),
-						quote_cstr(&q2, name));
+						ingest__quote(&q1, ks, (size_t)(end - ks)),
+						ingest__quote_cstr(&q2, name));
 					goto cleanup;
 				}
 				for (ke = eq; ke > ks && is_space((unsigned char)ke[-1]); ke--)
@@ -411,7 +404,7 @@ int ingest__parse_name(const char *name, size_t max_labels, struct arena *a, str
 	if (sfx && dot == name) {
 		r = errbuf__set(err, -EINVAL,
 				"app name '%s' is only a profile type: name the service",
-				quote(&q1, name, app_len));
+				ingest__quote(&q1, name, app_len));
 		goto cleanup;
 	}
 	n.service = sfx ? arena__strndup(a, name, (size_t)(dot - name)) : n.app;
@@ -470,17 +463,15 @@ int ingest__parse_time(const char *s, int64_t now_ns, int64_t *ret_ns)
 
 /* ---- profiles --------------------------------------------------------------- */
 
-const char *pstr(const struct profile *p, uint32_t id)
+const char *ingest__profile_str(const struct profile *p, uint32_t id)
 {
 	const char *s = profile__str(p, id);
 
 	return s ? s : "";
 }
 
-/* A decoder's error as the request's: sizes and counts over a cap keep
- * their errno (413), anything malformed is -EBADMSG (422). */
-int decode_error(struct errbuf *err, int r, const struct errbuf *derr, const char *prefix,
-		 enum profile_format fmt)
+int ingest__decode_error(struct errbuf *err, int r, const struct errbuf *derr, const char *prefix,
+			 enum profile_format fmt)
 {
 	switch (r) {
 	case -EFBIG:
@@ -497,9 +488,8 @@ int decode_error(struct errbuf *err, int r, const struct errbuf *derr, const cha
 	}
 }
 
-/* The profile's sample types with their totals, in the arena. */
-int profile_types(const struct profile *p, const char *prefix, struct arena *a, struct errbuf *err,
-		  struct store_sample_type **ret, size_t *ret_n)
+int ingest__profile_types(const struct profile *p, const char *prefix, struct arena *a,
+			  struct errbuf *err, struct store_sample_type **ret, size_t *ret_n)
 {
 	size_t n = profile__n_sample_types(p);
 	int64_t totals[PROFILE_MAX_SAMPLE_TYPES];
@@ -531,8 +521,8 @@ int profile_types(const struct profile *p, const char *prefix, struct arena *a, 
 			return errbuf__set(err, -EBADMSG,
 					   "%ssample type %zu has a name or unit over %d bytes",
 					   prefix, i, STORE_MAX_STRING);
-		types[i].type = arena__strndup(a, pstr(p, vt.type), tl);
-		types[i].unit = arena__strndup(a, pstr(p, vt.unit), ul);
+		types[i].type = arena__strndup(a, ingest__profile_str(p, vt.type), tl);
+		types[i].unit = arena__strndup(a, ingest__profile_str(p, vt.unit), ul);
 		types[i].total = totals[i];
 		if (!types[i].type || !types[i].unit)
 			return errbuf__set(err, -ENOMEM, "out of memory");

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * ingest/json.c: a strict JSON (RFC 8259) reader.
+ * ingest/json.c: a strict JSON reader (RFC 8259) for the decoders: the
+ * push API's proto3 JSON and the multipart sample_type_config. It reads
+ * what a decoder walks to and checks the rest; see ingest_int.h for the
+ * contract.
  */
 #include "ingest/ingest_int.h"
 
@@ -9,9 +12,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#define JSON_MAX_DEPTH 32
+void ingest_json__init(struct ingest_json *j, const void *s, size_t len, const char *what,
+		       struct errbuf *err)
+{
+	*j = (struct ingest_json){.s = s, .len = len, .what = what, .err = err};
+}
 
-int json_fail(struct json *j, const char *fmt, ...)
+int ingest_json__fail(struct ingest_json *j, const char *fmt, ...)
 {
 	char msg[320];
 	va_list ap;
@@ -44,15 +51,15 @@ static int hex4(const unsigned char *p, unsigned *ret)
 }
 
 /* Reads the \u escape at j->pos (and its low surrogate) into *ret_cp. */
-static int json_u_escape(struct json *j, unsigned *ret_cp)
+static int json_u_escape(struct ingest_json *j, unsigned *ret_cp)
 {
 	const unsigned char *p = j->s + j->pos;
 	unsigned hi, lo;
 
 	if (j->len - j->pos < 6 || hex4(p + 2, &hi) < 0)
-		return json_fail(j, "bad \\u escape");
+		return ingest_json__fail(j, "bad \\u escape");
 	if (hi >= 0xdc00 && hi <= 0xdfff)
-		return json_fail(j, "lone low surrogate \\u%04x", hi);
+		return ingest_json__fail(j, "lone low surrogate \\u%04x", hi);
 	if (hi < 0xd800 || hi > 0xdbff) {
 		j->pos += 6;
 		*ret_cp = hi;
@@ -60,7 +67,7 @@ static int json_u_escape(struct json *j, unsigned *ret_cp)
 	}
 	if (j->len - j->pos < 12 || p[6] != '\\' || p[7] != 'u' || hex4(p + 8, &lo) < 0 ||
 	    lo < 0xdc00 || lo > 0xdfff)
-		return json_fail(j, "high surrogate \\u%04x without its low surrogate", hi);
+		return ingest_json__fail(j, "high surrogate \\u%04x without its low surrogate", hi);
 	j->pos += 12;
 	*ret_cp = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
 	return 0;
@@ -90,34 +97,31 @@ static size_t utf8_put(unsigned cp, unsigned char *o)
 	return 4;
 }
 
-/* Reads the string at j->pos, decoding escapes to UTF-8 into out (at most
- * cap bytes; out NULL only validates). *ret_len gets the decoded length,
- * which may exceed cap; it never exceeds the string's raw length. */
-int json_string(struct json *j, char *out, size_t cap, size_t *ret_len)
+int ingest_json__string(struct ingest_json *j, char *out, size_t cap, size_t *ret_len)
 {
 	unsigned char u[4];
 	size_t n = 0, k;
 	unsigned cp = 0;
 	int r;
 
-	if (json_peek(j) != '"')
-		return json_fail(j, "expected a string");
+	if (ingest_json__peek(j) != '"')
+		return ingest_json__fail(j, "expected a string");
 	j->pos++;
 	for (;;) {
 		unsigned char c;
 
 		if (j->pos >= j->len)
-			return json_fail(j, "unterminated string");
+			return ingest_json__fail(j, "unterminated string");
 		c = j->s[j->pos];
 		if (c == '"') {
 			j->pos++;
 			break;
 		}
 		if (c < 0x20)
-			return json_fail(j, "control character 0x%02x in a string", c);
+			return ingest_json__fail(j, "control character 0x%02x in a string", c);
 		if (c == '\\') {
 			if (j->pos + 1 >= j->len)
-				return json_fail(j, "unterminated string");
+				return ingest_json__fail(j, "unterminated string");
 			switch (j->s[j->pos + 1]) {
 			case '"':
 			case '\\':
@@ -146,17 +150,18 @@ int json_string(struct json *j, char *out, size_t cap, size_t *ret_len)
 				k = utf8_put(cp, u);
 				goto put;
 			default:
-				return json_fail(j, "bad escape '\\%c'",
-						 j->s[j->pos + 1] >= 0x20 && j->s[j->pos + 1] < 0x7f
-							 ? j->s[j->pos + 1]
-							 : '?');
+				return ingest_json__fail(j, "bad escape '\\%c'",
+							 j->s[j->pos + 1] >= 0x20 &&
+									 j->s[j->pos + 1] < 0x7f
+								 ? j->s[j->pos + 1]
+								 : '?');
 			}
 			j->pos += 2;
 			k = 1;
 		} else {
-			k = utf8_seq(j->s + j->pos, j->len - j->pos);
+			k = ingest__utf8_seq(j->s + j->pos, j->len - j->pos);
 			if (!k)
-				return json_fail(j, "invalid UTF-8 in a string");
+				return ingest_json__fail(j, "invalid UTF-8 in a string");
 			memcpy(u, j->s + j->pos, k);
 			j->pos += k;
 		}
@@ -169,15 +174,14 @@ int json_string(struct json *j, char *out, size_t cap, size_t *ret_len)
 	return 0;
 }
 
-/* Reads a string into the arena, NUL-terminated. */
-int json_string_dup(struct json *j, struct arena *a, char **ret, size_t *ret_len)
+int ingest_json__string_dup(struct ingest_json *j, struct arena *a, char **ret, size_t *ret_len)
 {
 	size_t raw, i;
 	char *buf;
 	int r;
 
-	if (json_peek(j) != '"')
-		return json_fail(j, "expected a string");
+	if (ingest_json__peek(j) != '"')
+		return ingest_json__fail(j, "expected a string");
 	/* the raw length bounds the decoded one */
 	for (i = j->pos + 1; i < j->len && j->s[i] != '"'; i++)
 		if (j->s[i] == '\\')
@@ -186,7 +190,7 @@ int json_string_dup(struct json *j, struct arena *a, char **ret, size_t *ret_len
 	buf = arena__alloc(a, raw + 1);
 	if (!buf)
 		return errbuf__set(j->err, -ENOMEM, "out of memory");
-	r = json_string(j, buf, raw, ret_len);
+	r = ingest_json__string(j, buf, raw, ret_len);
 	if (r < 0)
 		return r;
 	buf[*ret_len] = '\0';
@@ -194,7 +198,7 @@ int json_string_dup(struct json *j, struct arena *a, char **ret, size_t *ret_len
 	return 0;
 }
 
-static int json_number(struct json *j)
+static int json_number(struct ingest_json *j)
 {
 	size_t p = j->pos;
 	const unsigned char *s = j->s;
@@ -230,36 +234,35 @@ static int json_number(struct json *j)
 	return 0;
 bad:
 	j->pos = p;
-	return json_fail(j, "bad number");
+	return ingest_json__fail(j, "bad number");
 }
 
-static int json_literal(struct json *j, const char *lit)
+static int json_literal(struct ingest_json *j, const char *lit)
 {
 	size_t n = strlen(lit);
 
 	if (j->len - j->pos < n || memcmp(j->s + j->pos, lit, n) != 0)
-		return json_fail(j, "unexpected character '%c'",
-				 j->s[j->pos] >= 0x20 && j->s[j->pos] < 0x7f ? j->s[j->pos] : '?');
+		return ingest_json__fail(j, "unexpected character '%c'",
+					 j->s[j->pos] >= 0x20 && j->s[j->pos] < 0x7f ? j->s[j->pos]
+										     : '?');
 	j->pos += n;
 	return 0;
 }
 
-/* Enters the object or array that starts at j->pos. */
-int json_enter(struct json *j, char open)
+int ingest_json__enter(struct ingest_json *j, char open)
 {
-	if (json_peek(j) != open)
-		return json_fail(j, open == '{' ? "expected an object" : "expected an array");
-	if (++j->depth > JSON_MAX_DEPTH)
-		return json_fail(j, "nested deeper than %d levels", JSON_MAX_DEPTH);
+	if (ingest_json__peek(j) != open)
+		return ingest_json__fail(j,
+					 open == '{' ? "expected an object" : "expected an array");
+	if (++j->depth > INGEST_JSON_MAX_DEPTH)
+		return ingest_json__fail(j, "nested deeper than %d levels", INGEST_JSON_MAX_DEPTH);
 	j->pos++;
 	return 0;
 }
 
-/* Moves to element i (counting from 0) of the object or array entered:
- * 1 when there is one, 0 after the closing bracket (the level is left). */
-int json_next(struct json *j, char close, size_t i)
+int ingest_json__next(struct ingest_json *j, char close, size_t i)
 {
-	int c = json_peek(j);
+	int c = ingest_json__peek(j);
 
 	if (c == close) {
 		j->pos++;
@@ -268,70 +271,66 @@ int json_next(struct json *j, char close, size_t i)
 	}
 	if (i > 0) {
 		if (c != ',')
-			return json_fail(j, "expected ',' or '%c'", close);
+			return ingest_json__fail(j, "expected ',' or '%c'", close);
 		j->pos++;
 	}
 	return 1;
 }
 
-/* Reads a member name and its ':'. The name is decoded into key (cut at
- * cap bytes; key may be NULL), *ret_len gets its full length. */
-int json_key(struct json *j, char *key, size_t cap, size_t *ret_len)
+int ingest_json__key(struct ingest_json *j, char *key, size_t cap, size_t *ret_len)
 {
 	int r;
 
-	if (json_peek(j) != '"')
-		return json_fail(j, "expected a member name");
-	r = json_string(j, key, cap, ret_len);
+	if (ingest_json__peek(j) != '"')
+		return ingest_json__fail(j, "expected a member name");
+	r = ingest_json__string(j, key, cap, ret_len);
 	if (r < 0)
 		return r;
-	if (json_peek(j) != ':')
-		return json_fail(j, "expected ':'");
+	if (ingest_json__peek(j) != ':')
+		return ingest_json__fail(j, "expected ':'");
 	j->pos++;
 	return 0;
 }
 
-/* The same with the name whole, in the arena. */
-int json_key_dup(struct json *j, struct arena *a, char **ret, size_t *ret_len)
+int ingest_json__key_dup(struct ingest_json *j, struct arena *a, char **ret, size_t *ret_len)
 {
 	int r;
 
-	if (json_peek(j) != '"')
-		return json_fail(j, "expected a member name");
-	r = json_string_dup(j, a, ret, ret_len);
+	if (ingest_json__peek(j) != '"')
+		return ingest_json__fail(j, "expected a member name");
+	r = ingest_json__string_dup(j, a, ret, ret_len);
 	if (r < 0)
 		return r;
-	if (json_peek(j) != ':')
-		return json_fail(j, "expected ':'");
+	if (ingest_json__peek(j) != ':')
+		return ingest_json__fail(j, "expected ':'");
 	j->pos++;
 	return 0;
 }
 
-/* Checks any value and steps over it. */
-int json_skip(struct json *j)
+int ingest_json__skip(struct ingest_json *j)
 {
-	int c = json_peek(j), r;
+	int c = ingest_json__peek(j), r;
 	char close = c == '{' ? '}' : ']';
 	size_t n, i;
 
 	switch (c) {
 	case '{':
 	case '[':
-		r = json_enter(j, (char)c);
+		r = ingest_json__enter(j, (char)c);
 		for (i = 0; r == 0; i++) {
-			r = json_next(j, close, i);
+			r = ingest_json__next(j, close, i);
 			if (r <= 0)
 				break;
 			if (close == '}') {
-				r = json_key(j, NULL, 0, &n);
+				r = ingest_json__key(j, NULL, 0, &n);
 				if (r < 0)
 					break;
 			}
-			r = json_skip(j);
+			r = ingest_json__skip(j);
 		}
 		return r;
 	case '"':
-		return json_string(j, NULL, 0, &n);
+		return ingest_json__string(j, NULL, 0, &n);
 	case 't':
 		return json_literal(j, "true");
 	case 'f':
@@ -339,57 +338,54 @@ int json_skip(struct json *j)
 	case 'n':
 		return json_literal(j, "null");
 	case -1:
-		return json_fail(j, "unexpected end of input");
+		return ingest_json__fail(j, "unexpected end of input");
 	default:
 		if (c == '-' || (c >= '0' && c <= '9'))
 			return json_number(j);
-		return json_fail(j, "unexpected character '%c'", c >= 0x20 && c < 0x7f ? c : '?');
+		return ingest_json__fail(j, "unexpected character '%c'",
+					 c >= 0x20 && c < 0x7f ? c : '?');
 	}
 }
 
-/* Reads a null if there is one: 1, else 0 (nothing read). */
-int json_null(struct json *j)
+int ingest_json__null(struct ingest_json *j)
 {
 	int r;
 
-	if (json_peek(j) != 'n')
+	if (ingest_json__peek(j) != 'n')
 		return 0;
 	r = json_literal(j, "null");
 	return r < 0 ? r : 1;
 }
 
-/* Enters an array member, or reads a null in its place (proto3 JSON's
- * empty repeated field): *ret_open tells whether there are elements to walk
- * with json_next. */
-int json_array_or_null(struct json *j, bool *ret_open)
+int ingest_json__array_or_null(struct ingest_json *j, bool *ret_open)
 {
-	int r = json_null(j);
+	int r = ingest_json__null(j);
 
 	*ret_open = false;
 	if (r)
 		return r < 0 ? r : 0;
-	r = json_enter(j, '[');
+	r = ingest_json__enter(j, '[');
 	*ret_open = r == 0;
 	return r;
 }
 
-/* A string member or null (*ret NULL), in the arena. */
-int json_opt_string(struct json *j, struct arena *a, const char *field, char **ret, size_t *ret_len)
+int ingest_json__opt_string(struct ingest_json *j, struct arena *a, const char *field, char **ret,
+			    size_t *ret_len)
 {
-	int r = json_null(j);
+	int r = ingest_json__null(j);
 
 	*ret = NULL;
 	*ret_len = 0;
 	if (r)
 		return r < 0 ? r : 0;
-	if (json_peek(j) != '"')
-		return json_fail(j, "%s must be a string", field);
-	return json_string_dup(j, a, ret, ret_len);
+	if (ingest_json__peek(j) != '"')
+		return ingest_json__fail(j, "%s must be a string", field);
+	return ingest_json__string_dup(j, a, ret, ret_len);
 }
 
-int json_opt_bool(struct json *j, const char *field)
+int ingest_json__opt_bool(struct ingest_json *j, const char *field)
 {
-	int c = json_peek(j);
+	int c = ingest_json__peek(j);
 
 	if (c == 't')
 		return json_literal(j, "true");
@@ -397,10 +393,10 @@ int json_opt_bool(struct json *j, const char *field)
 		return json_literal(j, "false");
 	if (c == 'n')
 		return json_literal(j, "null");
-	return json_fail(j, "%s must be true or false", field);
+	return ingest_json__fail(j, "%s must be true or false", field);
 }
 
-bool key_is(const char *key, size_t len, const char *name)
+bool ingest_json__key_is(const char *key, size_t len, const char *name)
 {
 	return len == strlen(name) && memcmp(key, name, len) == 0;
 }

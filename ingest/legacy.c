@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * ingest/legacy.c: the legacy /ingest decoder.
+ * ingest/legacy.c: the legacy /ingest decoder (ingest__decode_legacy), the
+ * API most SDKs push to: the query's name, times, rate and strings, a body
+ * in pprof, folded or lines by `format` and Content-Type, and a multipart
+ * form's sample_type_config. The server splits a multipart body into its
+ * fields before this decoder sees it.
  */
 #include "ingest/ingest_int.h"
 
@@ -22,82 +26,85 @@
 static int sample_type_config(const char *data, size_t len, const char *want, struct arena *a,
 			      struct errbuf *err, const char **ret_agg)
 {
-	struct json j = {(const unsigned char *)data, len, 0, 0, "sample_type_config", err};
+	struct ingest_json j;
 	const char *agg = NULL;
-	char key[JSON_KEY_MAX], *type, *s;
+	char key[INGEST_JSON_KEY_MAX], *type, *s;
 	size_t i, k, klen, tlen, slen;
-	struct quoted q, q2;
+	struct ingest_quoted q, q2;
 	bool match;
 	int r;
 
 	if (len > INGEST_MAX_SAMPLE_TYPE_CONFIG)
 		return errbuf__set(err, -EFBIG, "sample_type_config is %zu bytes, at most %u", len,
 				   INGEST_MAX_SAMPLE_TYPE_CONFIG);
-	r = json_null(&j);
+	ingest_json__init(&j, data, len, "sample_type_config", err);
+	r = ingest_json__null(&j);
 	if (r == 0)
-		r = json_enter(&j, '{');
+		r = ingest_json__enter(&j, '{');
 	else if (r > 0)
 		r = 1; /* null: no entries */
 	for (i = 0; r == 0; i++) {
-		r = json_next(&j, '}', i);
+		r = ingest_json__next(&j, '}', i);
 		if (r <= 0)
 			break;
-		r = json_key_dup(&j, a, &type, &tlen);
+		r = ingest_json__key_dup(&j, a, &type, &tlen);
 		if (r < 0)
 			break;
 		match = want && tlen == strlen(want) && memcmp(type, want, tlen) == 0;
-		r = json_null(&j);
+		r = ingest_json__null(&j);
 		if (r) {
 			r = r < 0 ? r : 0;
 			continue;
 		}
-		if (json_peek(&j) != '{')
-			return json_fail(&j, "the entry for '%s' must be an object",
-					 quote(&q, type, tlen));
-		r = json_enter(&j, '{');
+		if (ingest_json__peek(&j) != '{')
+			return ingest_json__fail(&j, "the entry for '%s' must be an object",
+						 ingest__quote(&q, type, tlen));
+		r = ingest_json__enter(&j, '{');
 		for (k = 0; r == 0; k++) {
-			r = json_next(&j, '}', k);
+			r = ingest_json__next(&j, '}', k);
 			if (r <= 0)
 				break;
-			r = json_key(&j, key, sizeof(key), &klen);
+			r = ingest_json__key(&j, key, sizeof(key), &klen);
 			if (r < 0)
 				break;
-			if (key_is(key, klen, "units")) {
-				r = json_opt_string(&j, a, "units", &s, &slen);
-			} else if (key_is(key, klen, "display-name")) {
-				r = json_opt_string(&j, a, "display-name", &s, &slen);
-			} else if (key_is(key, klen, "aggregation")) {
-				r = json_opt_string(&j, a, "aggregation", &s, &slen);
+			if (ingest_json__key_is(key, klen, "units")) {
+				r = ingest_json__opt_string(&j, a, "units", &s, &slen);
+			} else if (ingest_json__key_is(key, klen, "display-name")) {
+				r = ingest_json__opt_string(&j, a, "display-name", &s, &slen);
+			} else if (ingest_json__key_is(key, klen, "aggregation")) {
+				r = ingest_json__opt_string(&j, a, "aggregation", &s, &slen);
 				if (r == 0 && s && strcmp(s, "sum") != 0 &&
 				    strcmp(s, "average") != 0)
 					return errbuf__set(err, -EBADMSG,
 							   "sample_type_config: the aggregation of "
 							   "'%s' is '%s', not sum or average",
-							   quote(&q, type, tlen),
-							   quote_cstr(&q2, s));
+							   ingest__quote(&q, type, tlen),
+							   ingest__quote_cstr(&q2, s));
 				if (r == 0 && s && match)
 					agg = s;
-			} else if (key_is(key, klen, "sampled")) {
-				r = json_opt_bool(&j, "sampled");
-			} else if (key_is(key, klen, "cumulative")) {
-				r = json_opt_bool(&j, "cumulative");
+			} else if (ingest_json__key_is(key, klen, "sampled")) {
+				r = ingest_json__opt_bool(&j, "sampled");
+			} else if (ingest_json__key_is(key, klen, "cumulative")) {
+				r = ingest_json__opt_bool(&j, "cumulative");
 			} else {
-				r = json_skip(&j);
+				r = ingest_json__skip(&j);
 			}
 		}
 	}
 	if (r < 0)
 		return r;
-	if (json_peek(&j) != -1)
-		return json_fail(&j, "unexpected data after the JSON value");
+	if (ingest_json__peek(&j) != -1)
+		return ingest_json__fail(&j, "unexpected data after the JSON value");
 	*ret_agg = agg;
 	return 0;
 }
 
+/* ---- the profile type ------------------------------------------------------- */
+
 static bool has_type(const struct profile *p, const char *name)
 {
 	for (size_t i = 0; i < profile__n_sample_types(p); i++)
-		if (strcmp(pstr(p, profile__sample_type(p, i).type), name) == 0)
+		if (strcmp(ingest__profile_str(p, profile__sample_type(p, i).type), name) == 0)
 			return true;
 	return false;
 }
@@ -122,7 +129,7 @@ static const char *profile_name_of(const struct profile *p)
 	if (has_type(p, "contentions") || has_type(p, "delay"))
 		return "mutex";
 	d = profile__default_sample_type(p);
-	return d < 0 ? "" : pstr(p, profile__sample_type(p, (size_t)d).type);
+	return d < 0 ? "" : ingest__profile_str(p, profile__sample_type(p, (size_t)d).type);
 }
 
 /* ---- the legacy /ingest --------------------------------------------------- */
@@ -133,7 +140,7 @@ static const char *const unsupported_formats[] = {"jfr", "trie", "tree", "speeds
 static int legacy_format(const struct ingest_query *q, const struct ingest_body *b,
 			 struct errbuf *err, enum profile_format *ret)
 {
-	struct quoted qq;
+	struct ingest_quoted qq;
 
 	if (q->format && *q->format) {
 		if (strcmp(q->format, "pprof") == 0)
@@ -153,20 +160,20 @@ static int legacy_format(const struct ingest_query *q, const struct ingest_body 
 			return errbuf__set(
 				err, -ENOTSUP,
 				"unknown format '%s' (braid reads pprof, folded and lines)",
-				quote_cstr(&qq, q->format));
+				ingest__quote_cstr(&qq, q->format));
 		}
 		return 0;
 	}
-	if (media_type_is(b->content_type, "binary/octet-stream+trie") ||
-	    media_type_is(b->content_type, "binary/octet-stream+tree"))
+	if (ingest__media_type_is(b->content_type, "binary/octet-stream+trie") ||
+	    ingest__media_type_is(b->content_type, "binary/octet-stream+tree"))
 		return errbuf__set(
 			err, -ENOTSUP,
 			"format '%s' (Content-Type %s) is not supported yet (braid reads "
 			"pprof, folded and lines)",
-			media_type_is(b->content_type, "binary/octet-stream+trie") ? "trie"
-										   : "tree",
-			quote_cstr(&qq, b->content_type));
-	if (media_type_is(b->content_type, "binary/octet-stream+lines"))
+			ingest__media_type_is(b->content_type, "binary/octet-stream+trie") ? "trie"
+											   : "tree",
+			ingest__quote_cstr(&qq, b->content_type));
+	if (ingest__media_type_is(b->content_type, "binary/octet-stream+lines"))
 		*ret = PROFILE_FORMAT_LINES;
 	else if (b->multipart)
 		*ret = PROFILE_FORMAT_PPROF;
@@ -190,7 +197,7 @@ static bool looks_binary(const void *data, size_t len)
 static int legacy_string(const char *field, const char *v, struct arena *a, struct errbuf *err,
 			 const char **ret)
 {
-	struct quoted q;
+	struct ingest_quoted q;
 	size_t n;
 
 	*ret = NULL;
@@ -199,9 +206,10 @@ static int legacy_string(const char *field, const char *v, struct arena *a, stru
 	n = strlen(v);
 	if (n > STORE_MAX_STRING)
 		return errbuf__set(err, -EINVAL, "%s '%s' is %zu bytes, at most %d", field,
-				   quote(&q, v, n), n, STORE_MAX_STRING);
-	if (!utf8_valid(v, n))
-		return errbuf__set(err, -EINVAL, "%s '%s' is not UTF-8", field, quote(&q, v, n));
+				   ingest__quote(&q, v, n), n, STORE_MAX_STRING);
+	if (!ingest__utf8_valid(v, n))
+		return errbuf__set(err, -EINVAL, "%s '%s' is not UTF-8", field,
+				   ingest__quote(&q, v, n));
 	*ret = arena__strndup(a, v, n);
 	return *ret ? 0 : errbuf__set(err, -ENOMEM, "out of memory");
 }
@@ -220,11 +228,11 @@ int ingest__decode_legacy(const struct ingest_query *q, const struct ingest_body
 	struct profile *p = NULL;
 	enum profile_format fmt = PROFILE_FORMAT_FOLDED;
 	const char *agg = NULL, *cfg_agg = NULL, *pname;
-	struct quoted q1;
+	struct ingest_quoted q1;
 	size_t n_types, i;
 	int r;
 
-	effective_limits(lim_in, &lim);
+	ingest_limits__effective(lim_in, &lim);
 	if (!q->name) {
 		r = errbuf__set(err, -EINVAL,
 				"missing name: the query needs name=APP{key=value,...}");
@@ -237,14 +245,14 @@ int ingest__decode_legacy(const struct ingest_query *q, const struct ingest_body
 		r = errbuf__set(
 			err, -EINVAL,
 			"bad from '%s': expected a Unix time in s, ms, us or ns (all digits)",
-			quote_cstr(&q1, q->from));
+			ingest__quote_cstr(&q1, q->from));
 		goto cleanup;
 	}
 	if (ingest__parse_time(q->until, now_ns, &sdk.until_ns) < 0) {
 		r = errbuf__set(
 			err, -EINVAL,
 			"bad until '%s': expected a Unix time in s, ms, us or ns (all digits)",
-			quote_cstr(&q1, q->until));
+			ingest__quote_cstr(&q1, q->until));
 		goto cleanup;
 	}
 	if (sdk.until_ns < sdk.from_ns) {
@@ -268,7 +276,7 @@ int ingest__decode_legacy(const struct ingest_query *q, const struct ingest_body
 			r = errbuf__set(err, -EINVAL,
 					"bad sampleRate '%s': expected a whole number of Hz from 1 "
 					"to %d",
-					quote_cstr(&q1, q->sample_rate), MAX_SAMPLE_RATE);
+					ingest__quote_cstr(&q1, q->sample_rate), MAX_SAMPLE_RATE);
 			goto cleanup;
 		}
 		sdk.sample_rate = v;
@@ -287,7 +295,7 @@ int ingest__decode_legacy(const struct ingest_query *q, const struct ingest_body
 		else {
 			r = errbuf__set(err, -EINVAL,
 					"bad aggregationType '%s': expected sum or average",
-					quote_cstr(&q1, q->aggregation));
+					ingest__quote_cstr(&q1, q->aggregation));
 			goto cleanup;
 		}
 	}
@@ -319,7 +327,7 @@ int ingest__decode_legacy(const struct ingest_query *q, const struct ingest_body
 	fo.unit = nm.sample_unit ? nm.sample_unit : "samples";
 	r = profile__decode(b->data, b->len, fmt, &fo, &lim.profile, &derr, &p, NULL);
 	if (r < 0) {
-		r = decode_error(err, r, &derr, "", fmt);
+		r = ingest__decode_error(err, r, &derr, "", fmt);
 		if (r == -EBADMSG && fmt == PROFILE_FORMAT_FOLDED && !(q->format && *q->format) &&
 		    looks_binary(b->data, b->len)) {
 			struct errbuf e = *err;
@@ -331,7 +339,7 @@ int ingest__decode_legacy(const struct ingest_query *q, const struct ingest_body
 		}
 		goto cleanup;
 	}
-	r = profile_types(p, "", a, err, &types, &n_types);
+	r = ingest__profile_types(p, "", a, err, &types, &n_types);
 	if (r < 0)
 		goto cleanup;
 	if (b->sample_type_config && b->sample_type_config_len) {
@@ -350,7 +358,7 @@ int ingest__decode_legacy(const struct ingest_query *q, const struct ingest_body
 		r = errbuf__set(err, -EBADMSG,
 				"cannot name the profile type from its sample types ('%s'): give "
 				"the app name a suffix such as .cpu",
-				quote_cstr(&q1, pname));
+				ingest__quote_cstr(&q1, pname));
 		goto cleanup;
 	}
 	pname = arena__strndup(a, pname, strlen(pname));
@@ -375,7 +383,7 @@ int ingest__decode_legacy(const struct ingest_query *q, const struct ingest_body
 	sdk.payload = b->data;
 	sdk.payload_len = b->len;
 	ret->sdk = sdk;
-	ret->pid_label = pid_of_labels(nm.tags, nm.n_tags);
+	ret->pid_label = ingest__pid_of_labels(nm.tags, nm.n_tags);
 cleanup:
 	profile__free(p);
 	return r;

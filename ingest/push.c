@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * ingest/push.c: the push API's decoder (/push.v1.PusherService/Push).
+ * ingest/push.c: the push API's decoder (ingest__decode_push), for
+ * /push.v1.PusherService/Push: a push.v1.PushRequest in protobuf or in
+ * proto3 JSON is read into one form (struct push_req), whose series' labels
+ * are then checked as Pyroscope's distributor does and whose raw profiles
+ * are decoded one by one.
  */
 #include "ingest/ingest_int.h"
 
@@ -16,7 +20,7 @@
  * fine, but reading an unbounded number only to drop them is not. */
 #define RAW_LABELS_FACTOR 4
 
-/* ---- the push API ---------------------------------------------------------- */
+/* ---- the request, whichever its encoding ---------------------------------- */
 
 /* A push request reduced to what braid reads, whichever encoding it came
  * in: strings NUL-terminated, all in the arena. */
@@ -61,6 +65,8 @@ static int too_many_raw_labels(struct errbuf *err, size_t si, const struct inges
 			   "service_name and __name__ included)",
 			   si, raw_labels_max(lim), lim->max_labels);
 }
+
+/* ---- protobuf --------------------------------------------------------------- */
 
 /* protobuf-c allocates from the arena, under a cap of its own. */
 struct pb_ctx {
@@ -189,10 +195,12 @@ static int push_from_proto(const void *body, size_t len, const struct ingest_lim
 	return 0;
 }
 
+/* ---- proto3 JSON ----------------------------------------------------------- */
+
 /* The JSON encoding's reader: scratch arrays (malloc'ed, freed at the end)
  * gather a series' labels and samples, then move to the arena. */
 struct push_json {
-	struct json j;
+	struct ingest_json j;
 	struct arena *a;
 	const struct ingest_limits *lim;
 	struct dynbuf series, labels, samples;
@@ -201,34 +209,36 @@ struct push_json {
 
 static int pj_label(struct push_json *pj, struct store_label *ret)
 {
-	struct json *j = &pj->j;
-	char key[JSON_KEY_MAX], *s;
+	struct ingest_json *j = &pj->j;
+	char key[INGEST_JSON_KEY_MAX], *s;
 	size_t i, klen, slen;
 	bool seen_name = false, seen_value = false;
 	int r;
 
 	ret->name = "";
 	ret->value = "";
-	r = json_enter(j, '{');
+	r = ingest_json__enter(j, '{');
 	for (i = 0; r == 0; i++) {
-		r = json_next(j, '}', i);
+		r = ingest_json__next(j, '}', i);
 		if (r <= 0)
 			break;
-		r = json_key(j, key, sizeof(key), &klen);
+		r = ingest_json__key(j, key, sizeof(key), &klen);
 		if (r < 0)
 			break;
-		if (key_is(key, klen, "name") || key_is(key, klen, "value")) {
+		if (ingest_json__key_is(key, klen, "name") ||
+		    ingest_json__key_is(key, klen, "value")) {
 			bool is_name = key[0] == 'n';
 			bool *seen = is_name ? &seen_name : &seen_value;
 
 			if (*seen)
-				return json_fail(j, "duplicate field '%s'",
-						 is_name ? "name" : "value");
+				return ingest_json__fail(j, "duplicate field '%s'",
+							 is_name ? "name" : "value");
 			*seen = true;
-			r = json_opt_string(j, pj->a, is_name ? "name" : "value", &s, &slen);
+			r = ingest_json__opt_string(j, pj->a, is_name ? "name" : "value", &s,
+						    &slen);
 			if (r == 0 && s && strlen(s) != slen)
-				return json_fail(j, "a label %s holds a NUL character",
-						 is_name ? "name" : "value");
+				return ingest_json__fail(j, "a label %s holds a NUL character",
+							 is_name ? "name" : "value");
 			if (r == 0 && s) {
 				if (is_name)
 					ret->name = s;
@@ -236,7 +246,7 @@ static int pj_label(struct push_json *pj, struct store_label *ret)
 					ret->value = s;
 			}
 		} else {
-			r = json_skip(j);
+			r = ingest_json__skip(j);
 		}
 	}
 	return r;
@@ -244,29 +254,30 @@ static int pj_label(struct push_json *pj, struct store_label *ret)
 
 static int pj_sample(struct push_json *pj, size_t si, size_t k, struct raw_sample *ret)
 {
-	struct json *j = &pj->j;
-	char key[JSON_KEY_MAX], *s;
+	struct ingest_json *j = &pj->j;
+	char key[INGEST_JSON_KEY_MAX], *s;
 	size_t i, klen, slen;
 	bool seen_raw = false, seen_id = false;
 	int r;
 
 	ret->data = NULL;
 	ret->len = 0;
-	r = json_enter(j, '{');
+	r = ingest_json__enter(j, '{');
 	for (i = 0; r == 0; i++) {
-		r = json_next(j, '}', i);
+		r = ingest_json__next(j, '}', i);
 		if (r <= 0)
 			break;
-		r = json_key(j, key, sizeof(key), &klen);
+		r = ingest_json__key(j, key, sizeof(key), &klen);
 		if (r < 0)
 			break;
-		if (key_is(key, klen, "rawProfile") || key_is(key, klen, "raw_profile")) {
+		if (ingest_json__key_is(key, klen, "rawProfile") ||
+		    ingest_json__key_is(key, klen, "raw_profile")) {
 			if (seen_raw)
-				return json_fail(j, "duplicate field 'rawProfile'");
+				return ingest_json__fail(j, "duplicate field 'rawProfile'");
 			seen_raw = true;
-			r = json_opt_string(j, pj->a, "rawProfile", &s, &slen);
+			r = ingest_json__opt_string(j, pj->a, "rawProfile", &s, &slen);
 			if (r == 0 && s) {
-				if (!base64_decode((unsigned char *)s, slen, &ret->len))
+				if (ingest__base64_decode((unsigned char *)s, slen, &ret->len) < 0)
 					return errbuf__set(
 						j->err, -EBADMSG,
 						"series %zu sample %zu: rawProfile is not base64 "
@@ -275,19 +286,20 @@ static int pj_sample(struct push_json *pj, size_t si, size_t k, struct raw_sampl
 						si, k, j->pos);
 				ret->data = s;
 			}
-		} else if (key_is(key, klen, "ID") || key_is(key, klen, "id")) {
+		} else if (ingest_json__key_is(key, klen, "ID") ||
+			   ingest_json__key_is(key, klen, "id")) {
 			if (seen_id)
-				return json_fail(j, "duplicate field 'ID'");
+				return ingest_json__fail(j, "duplicate field 'ID'");
 			seen_id = true;
-			r = json_null(j);
+			r = ingest_json__null(j);
 			if (r == 0) {
-				if (json_peek(j) != '"')
-					return json_fail(j, "ID must be a string");
-				r = json_string(j, NULL, 0, &slen);
+				if (ingest_json__peek(j) != '"')
+					return ingest_json__fail(j, "ID must be a string");
+				r = ingest_json__string(j, NULL, 0, &slen);
 			} else if (r > 0)
 				r = 0;
 		} else {
-			r = json_skip(j);
+			r = ingest_json__skip(j);
 		}
 	}
 	return r;
@@ -296,8 +308,8 @@ static int pj_sample(struct push_json *pj, size_t si, size_t k, struct raw_sampl
 /* Reads series si; only counts its samples unless `keep`. */
 static int pj_series(struct push_json *pj, size_t si, bool keep)
 {
-	struct json *j = &pj->j;
-	char key[JSON_KEY_MAX];
+	struct ingest_json *j = &pj->j;
+	char key[INGEST_JSON_KEY_MAX];
 	struct raw_series s = {0};
 	struct store_label l;
 	struct raw_sample sm;
@@ -307,24 +319,24 @@ static int pj_series(struct push_json *pj, size_t si, bool keep)
 	int r;
 
 	if (!keep)
-		return json_skip(j);
+		return ingest_json__skip(j);
 	dynbuf__reset(&pj->labels);
 	dynbuf__reset(&pj->samples);
-	r = json_enter(j, '{');
+	r = ingest_json__enter(j, '{');
 	for (i = 0; r == 0; i++) {
-		r = json_next(j, '}', i);
+		r = ingest_json__next(j, '}', i);
 		if (r <= 0)
 			break;
-		r = json_key(j, key, sizeof(key), &klen);
+		r = ingest_json__key(j, key, sizeof(key), &klen);
 		if (r < 0)
 			break;
-		if (key_is(key, klen, "labels")) {
+		if (ingest_json__key_is(key, klen, "labels")) {
 			if (seen_labels)
-				return json_fail(j, "duplicate field 'labels'");
+				return ingest_json__fail(j, "duplicate field 'labels'");
 			seen_labels = true;
-			r = json_array_or_null(j, &open);
+			r = ingest_json__array_or_null(j, &open);
 			for (k = 0; r == 0 && open; k++) {
-				r = json_next(j, ']', k);
+				r = ingest_json__next(j, ']', k);
 				if (r <= 0)
 					break;
 				if (s.n_labels >= raw_labels_max(pj->lim))
@@ -335,17 +347,17 @@ static int pj_series(struct push_json *pj, size_t si, bool keep)
 				if (r == 0)
 					s.n_labels++;
 			}
-		} else if (key_is(key, klen, "samples")) {
+		} else if (ingest_json__key_is(key, klen, "samples")) {
 			if (seen_samples)
-				return json_fail(j, "duplicate field 'samples'");
+				return ingest_json__fail(j, "duplicate field 'samples'");
 			seen_samples = true;
-			r = json_array_or_null(j, &open);
+			r = ingest_json__array_or_null(j, &open);
 			for (k = 0; r == 0 && open; k++) {
-				r = json_next(j, ']', k);
+				r = ingest_json__next(j, ']', k);
 				if (r <= 0)
 					break;
 				if (pj->n_samples++ >= pj->lim->max_samples) {
-					r = json_skip(j);
+					r = ingest_json__skip(j);
 					continue;
 				}
 				r = pj_sample(pj, si, k, &sm);
@@ -355,7 +367,7 @@ static int pj_series(struct push_json *pj, size_t si, bool keep)
 					s.n_samples++;
 			}
 		} else {
-			r = json_skip(j);
+			r = ingest_json__skip(j);
 		}
 	}
 	if (r < 0)
@@ -379,40 +391,37 @@ static int pj_series(struct push_json *pj, size_t si, bool keep)
 static int push_from_json(const void *body, size_t len, const struct ingest_limits *lim,
 			  struct arena *a, struct errbuf *err, struct push_req *ret)
 {
-	struct push_json pj = {
-		.j = {body, len, 0, 0, "invalid JSON push request", err},
-		.a = a,
-		.lim = lim,
-	};
+	struct push_json pj = {.a = a, .lim = lim};
 	struct raw_series *series = NULL;
-	char key[JSON_KEY_MAX];
+	char key[INGEST_JSON_KEY_MAX];
 	bool seen_series = false, open;
 	size_t i, k, klen;
 	int r;
 
+	ingest_json__init(&pj.j, body, len, "invalid JSON push request", err);
 	dynbuf__init(&pj.series, 0);
 	dynbuf__init(&pj.labels, 0);
 	dynbuf__init(&pj.samples, 0);
-	r = json_enter(&pj.j, '{');
+	r = ingest_json__enter(&pj.j, '{');
 	for (i = 0; r == 0; i++) {
-		r = json_next(&pj.j, '}', i);
+		r = ingest_json__next(&pj.j, '}', i);
 		if (r <= 0)
 			break;
-		r = json_key(&pj.j, key, sizeof(key), &klen);
+		r = ingest_json__key(&pj.j, key, sizeof(key), &klen);
 		if (r < 0)
 			break;
-		if (!key_is(key, klen, "series")) {
-			r = json_skip(&pj.j);
+		if (!ingest_json__key_is(key, klen, "series")) {
+			r = ingest_json__skip(&pj.j);
 			continue;
 		}
 		if (seen_series) {
-			r = json_fail(&pj.j, "duplicate field 'series'");
+			r = ingest_json__fail(&pj.j, "duplicate field 'series'");
 			break;
 		}
 		seen_series = true;
-		r = json_array_or_null(&pj.j, &open);
+		r = ingest_json__array_or_null(&pj.j, &open);
 		for (k = 0; r == 0 && open; k++) {
-			r = json_next(&pj.j, ']', k);
+			r = ingest_json__next(&pj.j, ']', k);
 			if (r <= 0)
 				break;
 			r = pj_series(&pj, pj.n_series, pj.n_series < lim->max_series);
@@ -421,8 +430,8 @@ static int push_from_json(const void *body, size_t len, const struct ingest_limi
 	}
 	if (r < 0)
 		goto cleanup;
-	if (json_peek(&pj.j) != -1) {
-		r = json_fail(&pj.j, "unexpected data after the JSON value");
+	if (ingest_json__peek(&pj.j) != -1) {
+		r = ingest_json__fail(&pj.j, "unexpected data after the JSON value");
 		goto cleanup;
 	}
 	if (pj.n_series > lim->max_series) {
@@ -450,6 +459,8 @@ cleanup:
 	return r;
 }
 
+/* ---- series and profiles ------------------------------------------------- */
+
 /*
  * A series' labels as Pyroscope's distributor takes them: names non-empty
  * [A-Za-z0-9_.]+, names and values within their caps, "__"-prefixed names
@@ -461,7 +472,7 @@ static int push_labels(const struct raw_series *s, size_t si, const struct inges
 		       struct arena *a, struct errbuf *err, struct store_label **ret, size_t *ret_n)
 {
 	struct store_label *kept;
-	struct quoted q1, q2;
+	struct ingest_quoted q1, q2;
 	size_t n = 0, total = 0, i, k;
 	bool has_name = false, has_service = false;
 
@@ -478,25 +489,28 @@ static int push_labels(const struct raw_series *s, size_t si, const struct inges
 		if (nl > INGEST_MAX_LABEL_NAME)
 			return errbuf__set(err, -EINVAL,
 					   "series %zu: label name '%s' is %zu bytes, at most %d",
-					   si, quote(&q1, ln, nl), nl, INGEST_MAX_LABEL_NAME);
+					   si, ingest__quote(&q1, ln, nl), nl,
+					   INGEST_MAX_LABEL_NAME);
 		for (k = 0; k < nl; k++)
-			if (!is_label_char((unsigned char)ln[k]))
+			if (!ingest__is_label_char((unsigned char)ln[k]))
 				return errbuf__set(err, -EINVAL,
 						   "series %zu: bad character '%s' at offset %zu "
 						   "of label name '%s': label names are made of "
 						   "A-Z a-z 0-9 _ .",
-						   si, quote(&q1, ln + k, 1), k,
-						   quote(&q2, ln, nl));
+						   si, ingest__quote(&q1, ln + k, 1), k,
+						   ingest__quote(&q2, ln, nl));
 		if (vl > INGEST_MAX_LABEL_VALUE)
 			return errbuf__set(err, -EINVAL,
 					   "series %zu: label '%s' has a value of %zu bytes, at "
 					   "most %d",
-					   si, quote(&q1, ln, nl), vl, INGEST_MAX_LABEL_VALUE);
-		if (!utf8_valid(lv, vl))
+					   si, ingest__quote(&q1, ln, nl), vl,
+					   INGEST_MAX_LABEL_VALUE);
+		if (!ingest__utf8_valid(lv, vl))
 			return errbuf__set(err, -EINVAL,
 					   "series %zu: label '%s' has a value that is not UTF-8: "
 					   "'%s'",
-					   si, quote(&q1, ln, nl), quote(&q2, lv, vl));
+					   si, ingest__quote(&q1, ln, nl),
+					   ingest__quote(&q2, lv, vl));
 		/* Pyroscope drops these */
 		if (nl >= 2 && ln[0] == '_' && ln[1] == '_' && strcmp(ln, "__name__") != 0)
 			continue;
@@ -509,7 +523,7 @@ static int push_labels(const struct raw_series *s, size_t si, const struct inges
 		for (k = 0; k < n; k++)
 			if (strcmp(kept[k].name, ln) == 0)
 				return errbuf__set(err, -EINVAL, "series %zu: duplicate label '%s'",
-						   si, quote(&q1, ln, nl));
+						   si, ingest__quote(&q1, ln, nl));
 		kept[n++] = s->labels[i];
 	}
 	if (!has_name)
@@ -560,10 +574,10 @@ static int push_profile(const struct raw_sample *sm, size_t si, size_t k, int64_
 	r = profile__decode(sm->data, sm->len, PROFILE_FORMAT_PPROF, NULL, &lim->profile, &derr, &p,
 			    NULL);
 	if (r < 0) {
-		r = decode_error(err, r, &derr, prefix, PROFILE_FORMAT_PPROF);
+		r = ingest__decode_error(err, r, &derr, prefix, PROFILE_FORMAT_PPROF);
 		goto cleanup;
 	}
-	r = profile_types(p, prefix, a, err, &types, &ret->n_types);
+	r = ingest__profile_types(p, prefix, a, err, &types, &ret->n_types);
 	if (r < 0)
 		goto cleanup;
 	ret->types = types;
@@ -582,8 +596,8 @@ static int push_profile(const struct raw_sample *sm, size_t si, size_t k, int64_
 	pt = profile__period_type(p);
 	period = profile__period(p);
 	ret->sample_rate = 0;
-	if (period > 0 && strcmp(pstr(p, pt.type), "cpu") == 0 &&
-	    strcmp(pstr(p, pt.unit), "nanoseconds") == 0)
+	if (period > 0 && strcmp(ingest__profile_str(p, pt.type), "cpu") == 0 &&
+	    strcmp(ingest__profile_str(p, pt.unit), "nanoseconds") == 0)
 		ret->sample_rate = (1000000000 + period / 2) / period;
 	ret->format = "pprof";
 	ret->payload = sm->data;
@@ -619,7 +633,7 @@ static int push_profiles(const struct push_req *req, int64_t now_ns,
 		r = push_labels(s, si, lim, a, err, &labels, &n_labels);
 		if (r < 0)
 			return r;
-		pid = pid_of_labels(labels, n_labels);
+		pid = ingest__pid_of_labels(labels, n_labels);
 		for (k = 0; k < s->n_samples; k++, n++) {
 			memset(&out[n], 0, sizeof(out[n]));
 			r = push_profile(&s->samples[k], si, k, now_ns, lim, a, err, &out[n].sdk);
@@ -643,25 +657,25 @@ int ingest__decode_push(const char *content_type, const void *body, size_t len, 
 {
 	struct push_req req = {0};
 	struct ingest_limits lim;
-	struct quoted q;
+	struct ingest_quoted q;
 	int r;
 
-	effective_limits(lim_in, &lim);
+	ingest_limits__effective(lim_in, &lim);
 	if (!content_type)
 		return errbuf__set(err, -EPROTONOSUPPORT,
 				   "no content type (the push API takes application/proto or "
 				   "application/json)");
-	if (media_type_is(content_type, "application/proto") ||
-	    media_type_is(content_type, "application/protobuf") ||
-	    media_type_is(content_type, "application/x-protobuf"))
+	if (ingest__media_type_is(content_type, "application/proto") ||
+	    ingest__media_type_is(content_type, "application/protobuf") ||
+	    ingest__media_type_is(content_type, "application/x-protobuf"))
 		r = push_from_proto(body, len, &lim, a, err, &req);
-	else if (media_type_is(content_type, "application/json"))
+	else if (ingest__media_type_is(content_type, "application/json"))
 		r = push_from_json(body, len, &lim, a, err, &req);
 	else
 		return errbuf__set(err, -EPROTONOSUPPORT,
 				   "unsupported content type '%s' (the push API takes "
 				   "application/proto or application/json)",
-				   quote_cstr(&q, content_type));
+				   ingest__quote_cstr(&q, content_type));
 	if (r < 0)
 		return r;
 	return push_profiles(&req, now_ns, &lim, a, err, ret_profiles, ret_n);
