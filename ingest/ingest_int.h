@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "ingest/ingest.h"
 
@@ -217,8 +218,12 @@ int ingest_json__key(struct ingest_json *j, char *key, size_t cap, size_t *ret_l
 int ingest_json__key_dup(struct ingest_json *j, struct arena *a, char **ret, size_t *ret_len);
 
 /* Whether the member name read into key with ingest_json__key (len its
- * whole length) is name. name must be shorter than key's buffer. */
-bool ingest_json__key_is(const char *key, size_t len, const char *name);
+ * whole length) is name. name must be shorter than key's buffer. Called
+ * for each member a decoder walks, hence inline. */
+static inline bool ingest_json__key_is(const char *key, size_t len, const char *name)
+{
+	return len == strlen(name) && memcmp(key, name, len) == 0;
+}
 
 /* Reads the string that comes next, escapes decoded to UTF-8, into out (at
  * most cap bytes, no NUL added; out NULL only checks it). *ret_len gets the

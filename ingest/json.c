@@ -395,8 +395,3 @@ int ingest_json__opt_bool(struct ingest_json *j, const char *field)
 		return json_literal(j, "null");
 	return ingest_json__fail(j, "%s must be true or false", field);
 }
-
-bool ingest_json__key_is(const char *key, size_t len, const char *name)
-{
-	return len == strlen(name) && memcmp(key, name, len) == 0;
-}
