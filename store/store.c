@@ -99,7 +99,7 @@ enum stmt_id {
 	ST_COUNT
 };
 
-static const char *const stmt_sql[ST_COUNT] = {
+static const char *const store_stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
@@ -318,7 +318,7 @@ static const char *const migrations[] = {
 	" reason TEXT NOT NULL);"
 	"CREATE INDEX dead_letters_died ON dead_letters(died_ns);",
 	/* 1 -> 2: the merger's two facts per SDK profile. braid_cpu_time() is
-	 * store.c's rule (cpu_time_rule), registered by migrate() for as long
+	 * store.c's rule (cpu_time_rule), registered by store_migrate() for as long
 	 * as this step exists: the sample types are a NUL-string blob that SQL
 	 * cannot split sanely. Only rows that change are written: an old row
 	 * given a value is rewritten whole, payload included. */
@@ -521,9 +521,9 @@ static int errno_of(int rc)
 	}
 }
 
-static int fail(struct store *s, int err, const char *fmt, ...)
+static int store_fail(struct store *s, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-static int fail(struct store *s, int err, const char *fmt, ...)
+static int store_fail(struct store *s, int err, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -534,35 +534,36 @@ static int fail(struct store *s, int err, const char *fmt, ...)
 }
 
 /* Records SQLite's complaint about `what` and returns the errno for rc. */
-static int db_fail(struct store *s, int rc, const char *what)
+static int store_db_fail(struct store *s, int rc, const char *what)
 {
 	int err = errno_of(rc);
 
 	if (!err)
 		err = -EIO;
 	if (err == -EBUSY)
-		return fail(s, err,
-			    "%s: the database stayed locked by another writer for %d ms (%s)", what,
-			    STORE_BUSY_TIMEOUT_MS, s->path);
+		return store_fail(s, err,
+				  "%s: the database stayed locked by another writer for %d ms (%s)",
+				  what, STORE_BUSY_TIMEOUT_MS, s->path);
 	if (err == -ENOSPC) {
 		struct statvfs fs;
 
 		/* the disk, not braid's bound: say so, the operator's fix differs */
 		if (statvfs(s->path, &fs) == 0 &&
 		    (uint64_t)fs.f_bavail * fs.f_frsize < 2 * (uint64_t)s->page_size + (1u << 20))
-			return fail(s, err,
-				    "%s: the filesystem holding %s is full (%" PRIu64 " KiB free)",
-				    what, s->path, (uint64_t)fs.f_bavail * fs.f_frsize / 1024);
-		return fail(s, err, "%s: the store is full (%s)", what, s->path);
+			return store_fail(
+				s, err,
+				"%s: the filesystem holding %s is full (%" PRIu64 " KiB free)",
+				what, s->path, (uint64_t)fs.f_bavail * fs.f_frsize / 1024);
+		return store_fail(s, err, "%s: the store is full (%s)", what, s->path);
 	}
-	return fail(s, err, "%s: %s (%s)", what, sqlite3_errmsg(s->db), s->path);
+	return store_fail(s, err, "%s: %s (%s)", what, sqlite3_errmsg(s->db), s->path);
 }
 
 /* ---- statements ------------------------------------------------------------- */
 
 /* The statement `id`, prepared on first use and reset for reuse; NULL (with
  * the error in s) if it cannot be prepared. */
-static sqlite3_stmt *st(struct store *s, enum stmt_id id)
+static sqlite3_stmt *store_stmt(struct store *s, enum stmt_id id)
 {
 	sqlite3_stmt *q = s->stmt[id];
 	int rc;
@@ -572,9 +573,9 @@ static sqlite3_stmt *st(struct store *s, enum stmt_id id)
 		sqlite3_clear_bindings(q);
 		return q;
 	}
-	rc = sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &q, NULL);
+	rc = sqlite3_prepare_v3(s->db, store_stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &q, NULL);
 	if (rc != SQLITE_OK) {
-		db_fail(s, rc, "preparing a statement");
+		store_db_fail(s, rc, "preparing a statement");
 		return NULL;
 	}
 	s->stmt[id] = q;
@@ -582,7 +583,7 @@ static sqlite3_stmt *st(struct store *s, enum stmt_id id)
 }
 
 /* Runs a statement that returns no rows (or whose rows are ignored). */
-static int run(struct store *s, sqlite3_stmt *q, const char *what)
+static int store_run(struct store *s, sqlite3_stmt *q, const char *what)
 {
 	int rc;
 
@@ -591,12 +592,12 @@ static int run(struct store *s, sqlite3_stmt *q, const char *what)
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW)
 		;
 	sqlite3_reset(q);
-	return rc == SQLITE_DONE ? 0 : db_fail(s, rc, what);
+	return rc == SQLITE_DONE ? 0 : store_db_fail(s, rc, what);
 }
 
 /* Steps a statement expected to give one row; -ENOENT if it gives none. The
  * caller reads the columns, then resets. */
-static int step_row(struct store *s, sqlite3_stmt *q, const char *what)
+static int store_step_row(struct store *s, sqlite3_stmt *q, const char *what)
 {
 	int rc;
 
@@ -608,14 +609,14 @@ static int step_row(struct store *s, sqlite3_stmt *q, const char *what)
 	sqlite3_reset(q);
 	if (rc == SQLITE_DONE)
 		return -ENOENT;
-	return db_fail(s, rc, what);
+	return store_db_fail(s, rc, what);
 }
 
-static int64_t query_int(struct store *s, enum stmt_id id, int *ret_err)
+static int64_t store_query_int(struct store *s, enum stmt_id id, int *ret_err)
 {
-	sqlite3_stmt *q = st(s, id);
+	sqlite3_stmt *q = store_stmt(s, id);
 	int64_t v;
-	int r = step_row(s, q, "reading the database");
+	int r = store_step_row(s, q, "reading the database");
 
 	if (r < 0) {
 		*ret_err = r == -ENOENT ? 0 : r;
@@ -627,12 +628,12 @@ static int64_t query_int(struct store *s, enum stmt_id id, int *ret_err)
 	return v;
 }
 
-static int bind_text(sqlite3_stmt *q, int i, const char *v)
+static int store_bind_text(sqlite3_stmt *q, int i, const char *v)
 {
 	return v ? sqlite3_bind_text(q, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(q, i);
 }
 
-static const char *col_text(sqlite3_stmt *q, int i)
+static const char *store_col_text(sqlite3_stmt *q, int i)
 {
 	return (const char *)sqlite3_column_text(q, i);
 }
@@ -646,14 +647,14 @@ static void cache_clear(struct cache *c)
 	c->n = 0;
 }
 
-static void cache_free(struct cache *c)
+static void store_cache_free(struct cache *c)
 {
 	free(c->slots);
 	c->slots = NULL;
 	c->n = c->cap = 0;
 }
 
-static struct cache_slot *cache_find(struct cache *c, uint64_t h1, uint64_t h2)
+static struct cache_slot *store_cache_find(struct cache *c, uint64_t h1, uint64_t h2)
 {
 	size_t j, mask = c->cap - 1;
 
@@ -676,8 +677,8 @@ static void cache_insert(struct cache_slot *slots, size_t cap, const struct cach
 
 /* Remembers h -> id; NULL when memory is short (the connection caches are
  * an optimisation and go without; a memo's caller reports it). */
-static struct cache_slot *cache_put(struct cache *c, uint64_t h1, uint64_t h2, int64_t id,
-				    int64_t aux)
+static struct cache_slot *store_cache_put(struct cache *c, uint64_t h1, uint64_t h2, int64_t id,
+					  int64_t aux)
 {
 	struct cache_slot e = {h1 ? h1 : 1, h2, id, aux};
 
@@ -707,10 +708,10 @@ static struct cache_slot *cache_put(struct cache *c, uint64_t h1, uint64_t h2, i
 	}
 	cache_insert(c->slots, c->cap, &e);
 	c->n++;
-	return cache_find(c, e.h1, h2);
+	return store_cache_find(c, e.h1, h2);
 }
 
-static void caches_forget(struct store *s)
+static void store_caches_forget(struct store *s)
 {
 	cache_clear(&s->frames);
 	cache_clear(&s->stacks);
@@ -786,7 +787,7 @@ static void tx_lock(struct store *s)
 }
 
 /* Called wherever an outer transaction ends (commit or rollback). */
-static void tx_unlock(struct store *s)
+static void store_tx_unlock(struct store *s)
 {
 	if (s->locked) {
 		s->locked = false;
@@ -799,10 +800,10 @@ static void tx_unlock(struct store *s)
 /* BEGIN IMMEDIATE, retried until the busy timeout has passed in all: the
  * busy handler already waits, but SQLite may still give BUSY at once when
  * waiting could deadlock (another connection's recovery of the WAL). */
-static int begin_immediate(struct store *s)
+static int store_begin_immediate(struct store *s)
 {
 	int64_t deadline = store__now_ns() + (int64_t)STORE_BUSY_TIMEOUT_MS * 1000000;
-	sqlite3_stmt *q = st(s, ST_BEGIN);
+	sqlite3_stmt *q = store_stmt(s, ST_BEGIN);
 	int rc;
 
 	if (!q)
@@ -814,8 +815,8 @@ static int begin_immediate(struct store *s)
 		if (rc == SQLITE_DONE)
 			return 0;
 		if ((rc & 0xff) != SQLITE_BUSY || store__now_ns() > deadline) {
-			tx_unlock(s);
-			return db_fail(s, rc, "starting a transaction");
+			store_tx_unlock(s);
+			return store_db_fail(s, rc, "starting a transaction");
 		}
 		usleep(1000);
 	}
@@ -823,19 +824,20 @@ static int begin_immediate(struct store *s)
 
 /* Starts the write transaction of one call: BEGIN IMMEDIATE, or inside the
  * user's transaction a savepoint, so a failed call undoes only itself. */
-static int op_begin(struct store *s)
+static int store_op_begin(struct store *s)
 {
 	int r;
 
 	if (s->read_only)
-		return fail(s, -EROFS, "the store was opened read-only (%s)", s->path);
+		return store_fail(s, -EROFS, "the store was opened read-only (%s)", s->path);
 	if (s->user_tx) {
 		if (s->tx_aborted)
-			return fail(s, -EIO, "the transaction was rolled back after an error (%s)",
-				    s->path);
-		r = run(s, st(s, ST_SAVEPOINT), "starting a savepoint");
+			return store_fail(s, -EIO,
+					  "the transaction was rolled back after an error (%s)",
+					  s->path);
+		r = store_run(s, store_stmt(s, ST_SAVEPOINT), "starting a savepoint");
 	} else {
-		r = begin_immediate(s);
+		r = store_begin_immediate(s);
 	}
 	return r < 0 ? r : 0;
 }
@@ -843,16 +845,16 @@ static int op_begin(struct store *s)
 /* Inside a write transaction: forgets the content caches if a cleanup
  * removed stacks since they were filled. Only writers of buckets use the
  * caches, so only they pay for the look. */
-static int caches_check(struct store *s)
+static int store_caches_check(struct store *s)
 {
 	int64_t gen;
 	int r;
 
-	gen = query_int(s, ST_GENERATION, &r);
+	gen = store_query_int(s, ST_GENERATION, &r);
 	if (r < 0)
 		return r;
 	if (gen != s->generation) {
-		caches_forget(s);
+		store_caches_forget(s);
 		s->generation = gen;
 	}
 	return 0;
@@ -861,37 +863,37 @@ static int caches_check(struct store *s)
 /* Ends the call's transaction: commits (or releases the savepoint) when r is
  * 0, else rolls back and forgets the caches, which may hold ids of rows that
  * no longer exist. Returns r, or the commit's error. */
-static int op_end(struct store *s, int r)
+static int store_op_end(struct store *s, int r)
 {
 	char msg[sizeof(s->errmsg)];
 	int c;
 
 	if (r >= 0) {
 		if (s->user_tx) {
-			c = run(s, st(s, ST_RELEASE), "releasing a savepoint");
+			c = store_run(s, store_stmt(s, ST_RELEASE), "releasing a savepoint");
 		} else {
-			c = run(s, st(s, ST_COMMIT), "committing");
+			c = store_run(s, store_stmt(s, ST_COMMIT), "committing");
 			if (c >= 0)
-				tx_unlock(s);
+				store_tx_unlock(s);
 		}
 		if (c >= 0)
 			return r;
 		r = c;
 	}
 	memcpy(msg, s->errmsg, sizeof(msg));
-	caches_forget(s);
+	store_caches_forget(s);
 	if (sqlite3_get_autocommit(s->db)) {
 		/* SQLite already rolled everything back (SQLITE_FULL, IOERR) */
 		if (s->user_tx)
 			s->tx_aborted = true;
 	} else if (s->user_tx) {
-		run(s, st(s, ST_ROLLBACK_TO), "rolling back");
-		run(s, st(s, ST_RELEASE), "releasing a savepoint");
+		store_run(s, store_stmt(s, ST_ROLLBACK_TO), "rolling back");
+		store_run(s, store_stmt(s, ST_RELEASE), "releasing a savepoint");
 	} else {
-		run(s, st(s, ST_ROLLBACK), "rolling back");
+		store_run(s, store_stmt(s, ST_ROLLBACK), "rolling back");
 	}
 	if (!s->user_tx)
-		tx_unlock(s);
+		store_tx_unlock(s);
 	memcpy(s->errmsg, msg, sizeof(msg));
 	return r;
 }
@@ -901,10 +903,10 @@ int store__begin(struct store *s)
 	int r;
 
 	if (s->user_tx)
-		return fail(s, -EINVAL, "a transaction is already open");
+		return store_fail(s, -EINVAL, "a transaction is already open");
 	if (s->read_only)
-		return fail(s, -EROFS, "the store was opened read-only (%s)", s->path);
-	r = begin_immediate(s);
+		return store_fail(s, -EROFS, "the store was opened read-only (%s)", s->path);
+	r = store_begin_immediate(s);
 	if (r < 0)
 		return r;
 	s->user_tx = true;
@@ -917,21 +919,21 @@ int store__commit(struct store *s)
 	int r;
 
 	if (!s->user_tx)
-		return fail(s, -EINVAL, "no transaction is open");
+		return store_fail(s, -EINVAL, "no transaction is open");
 	s->user_tx = false;
 	if (s->tx_aborted) {
 		s->tx_aborted = false;
-		tx_unlock(s);
-		return fail(s, -EIO, "the transaction was rolled back after an error (%s)",
-			    s->path);
+		store_tx_unlock(s);
+		return store_fail(s, -EIO, "the transaction was rolled back after an error (%s)",
+				  s->path);
 	}
-	r = run(s, st(s, ST_COMMIT), "committing");
+	r = store_run(s, store_stmt(s, ST_COMMIT), "committing");
 	if (r < 0) {
-		caches_forget(s);
+		store_caches_forget(s);
 		if (!sqlite3_get_autocommit(s->db))
-			run(s, st(s, ST_ROLLBACK), "rolling back");
+			store_run(s, store_stmt(s, ST_ROLLBACK), "rolling back");
 	}
-	tx_unlock(s);
+	store_tx_unlock(s);
 	return r;
 }
 
@@ -941,15 +943,15 @@ void store__rollback(struct store *s)
 		return;
 	s->user_tx = false;
 	s->tx_aborted = false;
-	caches_forget(s);
+	store_caches_forget(s);
 	if (!sqlite3_get_autocommit(s->db))
-		run(s, st(s, ST_ROLLBACK), "rolling back");
-	tx_unlock(s);
+		store_run(s, store_stmt(s, ST_ROLLBACK), "rolling back");
+	store_tx_unlock(s);
 }
 
-static int counter_add(struct store *s, enum store_counter c, int64_t n)
+static int store_counter_add(struct store *s, enum store_counter c, int64_t n)
 {
-	sqlite3_stmt *q = st(s, ST_COUNTER_ADD);
+	sqlite3_stmt *q = store_stmt(s, ST_COUNTER_ADD);
 
 	if (!n)
 		return 0;
@@ -957,23 +959,23 @@ static int counter_add(struct store *s, enum store_counter c, int64_t n)
 		return -EIO;
 	sqlite3_bind_text(q, 1, counter_names[c], -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 2, n);
-	return run(s, q, "counting");
+	return store_run(s, q, "counting");
 }
 
 /* Adds to counters in a transaction of their own (after a refusal rolled
  * the call back). Counting is best effort: its failure is not the call's. */
-static void counters_add_alone(struct store *s, const enum store_counter *c, const int64_t *n,
-			       size_t k)
+static void store_counters_add_alone(struct store *s, const enum store_counter *c, const int64_t *n,
+				     size_t k)
 {
 	char msg[sizeof(s->errmsg)];
 	int r;
 
 	memcpy(msg, s->errmsg, sizeof(msg));
-	r = op_begin(s);
+	r = store_op_begin(s);
 	for (size_t i = 0; r >= 0 && i < k; i++)
-		r = counter_add(s, c[i], n[i]);
+		r = store_counter_add(s, c[i], n[i]);
 	if (r >= 0 || s->user_tx || !sqlite3_get_autocommit(s->db))
-		op_end(s, r);
+		store_op_end(s, r);
 	memcpy(s->errmsg, msg, sizeof(msg));
 }
 
@@ -984,10 +986,10 @@ static int used_bytes(struct store *s, uint64_t *ret)
 	int64_t pages, free_pages;
 	int r;
 
-	pages = query_int(s, ST_PAGE_COUNT, &r);
+	pages = store_query_int(s, ST_PAGE_COUNT, &r);
 	if (r < 0)
 		return r;
-	free_pages = query_int(s, ST_FREELIST_COUNT, &r);
+	free_pages = store_query_int(s, ST_FREELIST_COUNT, &r);
 	if (r < 0)
 		return r;
 	*ret = (uint64_t)(pages - free_pages) * (uint64_t)s->page_size;
@@ -997,12 +999,12 @@ static int used_bytes(struct store *s, uint64_t *ret)
 /* Drops the oldest second of buckets (if older than before_s). */
 static int drop_oldest_second(struct store *s, int64_t before_s, bool *ret_dropped)
 {
-	sqlite3_stmt *q = st(s, ST_OLDEST_SECOND);
+	sqlite3_stmt *q = store_stmt(s, ST_OLDEST_SECOND);
 	int64_t second, rows, samples;
 	int r;
 
 	*ret_dropped = false;
-	r = step_row(s, q, "finding the oldest eBPF bucket");
+	r = store_step_row(s, q, "finding the oldest eBPF bucket");
 	if (r < 0)
 		return r == -ENOENT ? 0 : r;
 	if (sqlite3_column_type(q, 0) == SQLITE_NULL) {
@@ -1013,26 +1015,26 @@ static int drop_oldest_second(struct store *s, int64_t before_s, bool *ret_dropp
 	sqlite3_reset(q);
 	if (second >= before_s)
 		return 0;
-	q = st(s, ST_SECOND_TOTALS);
+	q = store_stmt(s, ST_SECOND_TOTALS);
 	if (!q)
 		return -EIO;
 	sqlite3_bind_int64(q, 1, second);
-	r = step_row(s, q, "counting eBPF buckets");
+	r = store_step_row(s, q, "counting eBPF buckets");
 	if (r < 0)
 		return r;
 	rows = sqlite3_column_int64(q, 0);
 	samples = (int64_t)sqlite3_column_double(q, 1);
 	sqlite3_reset(q);
-	q = st(s, ST_SECOND_DELETE);
+	q = store_stmt(s, ST_SECOND_DELETE);
 	if (!q)
 		return -EIO;
 	sqlite3_bind_int64(q, 1, second);
-	r = run(s, q, "dropping eBPF buckets");
+	r = store_run(s, q, "dropping eBPF buckets");
 	if (r < 0)
 		return r;
-	r = counter_add(s, STORE_CTR_EBPF_ROWS_DROPPED, rows);
+	r = store_counter_add(s, STORE_CTR_EBPF_ROWS_DROPPED, rows);
 	if (r >= 0)
-		r = counter_add(s, STORE_CTR_EBPF_SAMPLES_DROPPED, samples);
+		r = store_counter_add(s, STORE_CTR_EBPF_SAMPLES_DROPPED, samples);
 	if (r < 0)
 		return r;
 	*ret_dropped = true;
@@ -1042,7 +1044,7 @@ static int drop_oldest_second(struct store *s, int64_t before_s, bool *ret_dropp
 /* The share of the bound that only the outbox may use: with the store full
  * of SDK profiles, the merger and forwarder can still queue and deliver
  * them, and delivered ones then make room. */
-static uint64_t intake_limit(const struct store *s)
+static uint64_t store_intake_limit(const struct store *s)
 {
 	return s->max_bytes - s->max_bytes / 32;
 }
@@ -1051,8 +1053,8 @@ static uint64_t intake_limit(const struct store *s)
  * write transaction: drops the oldest eBPF buckets (those before before_s)
  * one second at a time, then forwarded SDK profiles when allow_prune.
  * *ret_ok says whether the room is there. */
-static int make_room(struct store *s, uint64_t need, uint64_t limit, int64_t before_s,
-		     bool allow_prune, bool *ret_ok)
+static int store_make_room(struct store *s, uint64_t need, uint64_t limit, int64_t before_s,
+			   bool allow_prune, bool *ret_ok)
 {
 	uint64_t used;
 	bool dropped;
@@ -1075,34 +1077,34 @@ static int make_room(struct store *s, uint64_t need, uint64_t limit, int64_t bef
 		if (!allow_prune)
 			return 0;
 		{
-			sqlite3_stmt *q = st(s, ST_PRUNE_FORWARDED);
+			sqlite3_stmt *q = store_stmt(s, ST_PRUNE_FORWARDED);
 			int n;
 
 			if (!q)
 				return -EIO;
 			sqlite3_bind_int64(q, 1, 64);
-			r = run(s, q, "removing forwarded SDK profiles");
+			r = store_run(s, q, "removing forwarded SDK profiles");
 			if (r < 0)
 				return r;
 			n = sqlite3_changes(s->db);
 			if (!n)
 				return 0;
-			r = counter_add(s, STORE_CTR_SDK_PRUNED, n);
+			r = store_counter_add(s, STORE_CTR_SDK_PRUNED, n);
 			if (r < 0)
 				return r;
 		}
 	}
 }
 
-static int full_error(struct store *s, const char *what)
+static int store_full_error(struct store *s, const char *what)
 {
 	uint64_t used = 0;
 
 	used_bytes(s, &used);
-	return fail(s, -ENOSPC,
-		    "store full: %s refused; %.1f of %.1f MiB hold data not yet forwarded or "
-		    "expired (%s)",
-		    what, used / 1048576.0, s->max_bytes / 1048576.0, s->path);
+	return store_fail(s, -ENOSPC,
+			  "store full: %s refused; %.1f of %.1f MiB hold data not yet forwarded or "
+			  "expired (%s)",
+			  what, used / 1048576.0, s->max_bytes / 1048576.0, s->path);
 }
 
 /* ---- value encodings -------------------------------------------------------------- */
@@ -1114,30 +1116,30 @@ static int put_strings(struct dynbuf *b, const char *s)
 	return dynbuf__append(b, s ? s : "", strlen(s ? s : "") + 1);
 }
 
-static int check_string(struct store *s, const char *what, const char *v, size_t max)
+static int store_check_string(struct store *s, const char *what, const char *v, size_t max)
 {
 	if (v && strlen(v) > max)
-		return fail(s, -EINVAL, "%s is longer than %zu bytes", what, max);
+		return store_fail(s, -EINVAL, "%s is longer than %zu bytes", what, max);
 	return 0;
 }
 
-static int encode_labels(struct store *s, const struct store_label *labels, size_t n,
-			 struct dynbuf *out)
+static int store_encode_labels(struct store *s, const struct store_label *labels, size_t n,
+			       struct dynbuf *out)
 {
 	int r = 0;
 
 	dynbuf__reset(out);
 	if (n > STORE_MAX_LABELS)
-		return fail(s, -EINVAL, "%zu labels: at most %d", n, STORE_MAX_LABELS);
+		return store_fail(s, -EINVAL, "%zu labels: at most %d", n, STORE_MAX_LABELS);
 	if (n && !labels)
-		return fail(s, -EINVAL, "labels missing");
+		return store_fail(s, -EINVAL, "labels missing");
 	for (size_t i = 0; i < n && r >= 0; i++) {
 		if (!labels[i].name || !labels[i].name[0])
-			return fail(s, -EINVAL, "label %zu has no name", i);
-		r = check_string(s, "a label name", labels[i].name, STORE_MAX_LABEL_NAME);
+			return store_fail(s, -EINVAL, "label %zu has no name", i);
+		r = store_check_string(s, "a label name", labels[i].name, STORE_MAX_LABEL_NAME);
 		if (r >= 0)
-			r = check_string(s, "a label value", labels[i].value,
-					 STORE_MAX_LABEL_VALUE);
+			r = store_check_string(s, "a label value", labels[i].value,
+					       STORE_MAX_LABEL_VALUE);
 		if (r >= 0)
 			r = put_strings(out, labels[i].name);
 		if (r >= 0)
@@ -1148,7 +1150,7 @@ static int encode_labels(struct store *s, const struct store_label *labels, size
 
 /* Splits a NUL-string blob into up to `max` pointers (into the blob, which
  * must stay alive); returns how many, or -EBADMSG if it is not one. */
-static int split_strings(const void *blob, size_t len, const char **out, size_t max)
+static int store_split_strings(const void *blob, size_t len, const char **out, size_t max)
 {
 	const char *p = blob, *end = p + len;
 	size_t n = 0;
@@ -1165,8 +1167,8 @@ static int split_strings(const void *blob, size_t len, const char **out, size_t 
 }
 
 /* Decodes a label blob into arena-held labels. */
-static int decode_labels(struct store *s, sqlite3_stmt *q, int col,
-			 const struct store_label **ret_labels, size_t *ret_n)
+static int store_decode_labels(struct store *s, sqlite3_stmt *q, int col,
+			       const struct store_label **ret_labels, size_t *ret_n)
 {
 	const char *parts[2 * STORE_MAX_LABELS];
 	size_t len = (size_t)sqlite3_column_bytes(q, col);
@@ -1176,13 +1178,13 @@ static int decode_labels(struct store *s, sqlite3_stmt *q, int col,
 	int n;
 
 	if (!copy)
-		return fail(s, -ENOMEM, "out of memory reading labels");
-	n = split_strings(copy, len, parts, UTIL_ARRAY_SIZE(parts));
+		return store_fail(s, -ENOMEM, "out of memory reading labels");
+	n = store_split_strings(copy, len, parts, UTIL_ARRAY_SIZE(parts));
 	if (n < 0 || n % 2)
-		return fail(s, -EIO, "damaged label list in the database (%s)", s->path);
+		return store_fail(s, -EIO, "damaged label list in the database (%s)", s->path);
 	labels = arena__alloc(&s->read_arena, sizeof(*labels) * (size_t)(n / 2 + 1));
 	if (!labels)
-		return fail(s, -ENOMEM, "out of memory reading labels");
+		return store_fail(s, -ENOMEM, "out of memory reading labels");
 	for (int i = 0; i < n / 2; i++)
 		labels[i] = (struct store_label){parts[2 * i], parts[2 * i + 1]};
 	*ret_labels = labels;
@@ -1191,22 +1193,23 @@ static int decode_labels(struct store *s, sqlite3_stmt *q, int col,
 }
 
 /* Sample types: type, unit and total (decimal) per entry. */
-static int encode_types(struct store *s, const struct store_sample_type *types, size_t n,
-			struct dynbuf *out)
+static int store_encode_types(struct store *s, const struct store_sample_type *types, size_t n,
+			      struct dynbuf *out)
 {
 	int r = 0;
 
 	dynbuf__reset(out);
 	if (n > STORE_MAX_SAMPLE_TYPES)
-		return fail(s, -EINVAL, "%zu sample types: at most %d", n, STORE_MAX_SAMPLE_TYPES);
+		return store_fail(s, -EINVAL, "%zu sample types: at most %d", n,
+				  STORE_MAX_SAMPLE_TYPES);
 	if (n && !types)
-		return fail(s, -EINVAL, "sample types missing");
+		return store_fail(s, -EINVAL, "sample types missing");
 	for (size_t i = 0; i < n && r >= 0; i++) {
 		if (!types[i].type || !types[i].type[0])
-			return fail(s, -EINVAL, "sample type %zu has no name", i);
-		r = check_string(s, "a sample type", types[i].type, STORE_MAX_STRING);
+			return store_fail(s, -EINVAL, "sample type %zu has no name", i);
+		r = store_check_string(s, "a sample type", types[i].type, STORE_MAX_STRING);
 		if (r >= 0)
-			r = check_string(s, "a sample unit", types[i].unit, STORE_MAX_STRING);
+			r = store_check_string(s, "a sample unit", types[i].unit, STORE_MAX_STRING);
 		if (r >= 0)
 			r = put_strings(out, types[i].type);
 		if (r >= 0)
@@ -1219,8 +1222,8 @@ static int encode_types(struct store *s, const struct store_sample_type *types, 
 	return r;
 }
 
-static int decode_types(struct store *s, sqlite3_stmt *q, int col,
-			const struct store_sample_type **ret_types, size_t *ret_n)
+static int store_decode_types(struct store *s, sqlite3_stmt *q, int col,
+			      const struct store_sample_type **ret_types, size_t *ret_n)
 {
 	const char *parts[3 * STORE_MAX_SAMPLE_TYPES];
 	size_t len = (size_t)sqlite3_column_bytes(q, col);
@@ -1229,13 +1232,14 @@ static int decode_types(struct store *s, sqlite3_stmt *q, int col,
 	int n;
 
 	if (!copy)
-		return fail(s, -ENOMEM, "out of memory reading sample types");
-	n = split_strings(copy, len, parts, UTIL_ARRAY_SIZE(parts));
+		return store_fail(s, -ENOMEM, "out of memory reading sample types");
+	n = store_split_strings(copy, len, parts, UTIL_ARRAY_SIZE(parts));
 	if (n < 0 || n % 3)
-		return fail(s, -EIO, "damaged sample type list in the database (%s)", s->path);
+		return store_fail(s, -EIO, "damaged sample type list in the database (%s)",
+				  s->path);
 	types = arena__alloc(&s->read_arena, sizeof(*types) * (size_t)(n / 3 + 1));
 	if (!types)
-		return fail(s, -ENOMEM, "out of memory reading sample types");
+		return store_fail(s, -ENOMEM, "out of memory reading sample types");
 	for (int i = 0; i < n / 3; i++)
 		types[i] = (struct store_sample_type){parts[3 * i], parts[3 * i + 1],
 						      strtoll(parts[3 * i + 2], NULL, 10)};
@@ -1266,7 +1270,7 @@ static bool cpu_time_rule(const char *profile_name, const struct store_sample_ty
 /* SQL braid_cpu_time(profile_name, sample_types): cpu_time_rule on a row as
  * stored, for the migration. A damaged type list counts as no types: a
  * migration that stopped on one odd row would leave the store unopenable. */
-static void sql_cpu_time(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+static void store_sql_cpu_time(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
 	const char *parts[3 * STORE_MAX_SAMPLE_TYPES];
 	struct store_sample_type types[STORE_MAX_SAMPLE_TYPES];
@@ -1279,7 +1283,7 @@ static void sql_cpu_time(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	name = (const char *)sqlite3_value_text(argv[0]);
 	blob = sqlite3_value_blob(argv[1]);
 	len = (size_t)sqlite3_value_bytes(argv[1]);
-	n = blob ? split_strings(blob, len, parts, UTIL_ARRAY_SIZE(parts)) : 0;
+	n = blob ? store_split_strings(blob, len, parts, UTIL_ARRAY_SIZE(parts)) : 0;
 	if (n < 0 || n % 3)
 		n = 0;
 	for (int i = 0; i < n / 3; i++)
@@ -1287,7 +1291,7 @@ static void sql_cpu_time(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	sqlite3_result_int(ctx, cpu_time_rule(name, types, (size_t)n / 3));
 }
 
-static const char *arena_col_text(struct store *s, sqlite3_stmt *q, int col)
+static const char *store_arena_text(struct store *s, sqlite3_stmt *q, int col)
 {
 	const unsigned char *t = sqlite3_column_text(q, col);
 
@@ -1329,7 +1333,7 @@ static int mkdir_p(const char *dir, struct errbuf *err)
 	return 0;
 }
 
-static int exec_sql(struct store *s, const char *sql, const char *what)
+static int store_exec_sql(struct store *s, const char *sql, const char *what)
 {
 	char *msg = NULL;
 	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
@@ -1337,7 +1341,8 @@ static int exec_sql(struct store *s, const char *sql, const char *what)
 
 	if (rc != SQLITE_OK) {
 		r = errno_of(rc);
-		fail(s, r ? r : -EIO, "%s: %s (%s)", what, msg ? msg : sqlite3_errstr(rc), s->path);
+		store_fail(s, r ? r : -EIO, "%s: %s (%s)", what, msg ? msg : sqlite3_errstr(rc),
+			   s->path);
 		r = r ? r : -EIO;
 	}
 	sqlite3_free(msg);
@@ -1346,7 +1351,7 @@ static int exec_sql(struct store *s, const char *sql, const char *what)
 
 /* One integer from a query (bound to `param` if it takes one): -ENOENT,
  * without a message, when it gives no row. */
-static int scalar(struct store *s, const char *sql, int64_t param, int64_t *ret)
+static int store_scalar(struct store *s, const char *sql, int64_t param, int64_t *ret)
 {
 	sqlite3_stmt *q = NULL;
 	int rc = sqlite3_prepare_v2(s->db, sql, -1, &q, NULL);
@@ -1363,7 +1368,7 @@ static int scalar(struct store *s, const char *sql, int64_t param, int64_t *ret)
 	sqlite3_finalize(q);
 	if (rc == SQLITE_ROW)
 		return 0;
-	return rc == SQLITE_DONE ? -ENOENT : db_fail(s, rc, "reading the database");
+	return rc == SQLITE_DONE ? -ENOENT : store_db_fail(s, rc, "reading the database");
 }
 
 /* PRAGMA quick_check / integrity_check: "ok", or the first complaints. */
@@ -1379,7 +1384,7 @@ static int run_check(struct store *s, bool full)
 				full ? "PRAGMA integrity_check(20)" : "PRAGMA quick_check(20)", -1,
 				&q, NULL);
 	while ((rc == SQLITE_OK || rc == SQLITE_ROW) && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-		const char *line = col_text(q, 0);
+		const char *line = store_col_text(q, 0);
 
 		if (line && strcmp(line, "ok") == 0) {
 			ok = true;
@@ -1391,15 +1396,16 @@ static int run_check(struct store *s, bool full)
 	}
 	sqlite3_finalize(q);
 	if (rc != SQLITE_DONE)
-		return fail(s, -EIO,
-			    "the database %s is damaged or not a database (%s); braid never "
-			    "recreates it: move it aside to start afresh",
-			    s->path, sqlite3_errstr(rc));
+		return store_fail(s, -EIO,
+				  "the database %s is damaged or not a database (%s); braid never "
+				  "recreates it: move it aside to start afresh",
+				  s->path, sqlite3_errstr(rc));
 	if (!ok)
-		return fail(s, -EIO,
-			    "the database %s is damaged (%s); braid never recreates it: move it "
-			    "aside to start afresh",
-			    s->path, msg);
+		return store_fail(
+			s, -EIO,
+			"the database %s is damaged (%s); braid never recreates it: move it "
+			"aside to start afresh",
+			s->path, msg);
 	return 0;
 }
 
@@ -1414,70 +1420,71 @@ int store__check(struct store *s, bool full, struct errbuf *err)
 
 /* Brings the schema to `target` (STORE_SCHEMA_VERSION but in tests), one
  * step per transaction. */
-static int migrate(struct store *s, int target)
+static int store_migrate(struct store *s, int target)
 {
 	int64_t app_id, version, objects;
 	int r;
 
-	r = scalar(s, "PRAGMA application_id", 0, &app_id);
+	r = store_scalar(s, "PRAGMA application_id", 0, &app_id);
 	if (r >= 0)
-		r = scalar(s, "PRAGMA user_version", 0, &version);
+		r = store_scalar(s, "PRAGMA user_version", 0, &version);
 	if (r >= 0)
-		r = scalar(s, "SELECT count(*) FROM sqlite_schema", 0, &objects);
+		r = store_scalar(s, "SELECT count(*) FROM sqlite_schema", 0, &objects);
 	if (r < 0)
-		return fail(s, r,
-			    "cannot read %s: %s; braid never recreates it: move it aside to start "
-			    "afresh",
-			    s->path, sqlite3_errmsg(s->db));
+		return store_fail(
+			s, r,
+			"cannot read %s: %s; braid never recreates it: move it aside to start "
+			"afresh",
+			s->path, sqlite3_errmsg(s->db));
 	if (app_id != STORE_APPLICATION_ID && (app_id != 0 || objects != 0))
-		return fail(s, -EINVAL, "%s is a SQLite database but not braid's", s->path);
+		return store_fail(s, -EINVAL, "%s is a SQLite database but not braid's", s->path);
 	if (version > STORE_SCHEMA_VERSION)
-		return fail(s, -EPROTO,
-			    "%s has schema version %" PRId64
-			    ", newer than this braid knows (%d): use a newer braid",
-			    s->path, version, STORE_SCHEMA_VERSION);
+		return store_fail(s, -EPROTO,
+				  "%s has schema version %" PRId64
+				  ", newer than this braid knows (%d): use a newer braid",
+				  s->path, version, STORE_SCHEMA_VERSION);
 	if (version >= target)
 		return 0;
 	if (s->read_only)
-		return fail(s, -EROFS,
-			    "%s has schema version %" PRId64
-			    " and needs migrating to %d: open it once read-write",
-			    s->path, version, target);
+		return store_fail(s, -EROFS,
+				  "%s has schema version %" PRId64
+				  " and needs migrating to %d: open it once read-write",
+				  s->path, version, target);
 	/* the steps' scripts may call it (1 -> 2); direct SQL only, never
 	 * from the schema, so the file stays readable without braid */
 	r = sqlite3_create_function_v2(s->db, "braid_cpu_time", 2,
 				       SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, NULL,
-				       sql_cpu_time, NULL, NULL, NULL);
+				       store_sql_cpu_time, NULL, NULL, NULL);
 	if (r != SQLITE_OK)
-		return db_fail(s, r, "migrating the schema");
+		return store_db_fail(s, r, "migrating the schema");
 	for (int64_t v = version; v < target; v++) {
 		char tail[96];
 
-		r = begin_immediate(s);
+		r = store_begin_immediate(s);
 		if (r < 0)
 			return r;
 		/* another process may have migrated while we waited */
-		r = scalar(s, "PRAGMA user_version", 0, &version);
+		r = store_scalar(s, "PRAGMA user_version", 0, &version);
 		if (r >= 0 && version > v) {
-			r = exec_sql(s, "COMMIT", "committing");
-			tx_unlock(s);
+			r = store_exec_sql(s, "COMMIT", "committing");
+			store_tx_unlock(s);
 			v = version - 1;
 			if (r < 0)
 				return r;
 			continue;
 		}
 		if (r >= 0)
-			r = exec_sql(s, migrations[v], "migrating the schema");
+			r = store_exec_sql(s, migrations[v], "migrating the schema");
 		snprintf(tail, sizeof(tail),
 			 "PRAGMA application_id = %d; PRAGMA user_version = %" PRId64,
 			 STORE_APPLICATION_ID, v + 1);
 		if (r >= 0)
-			r = exec_sql(s, tail, "migrating the schema");
+			r = store_exec_sql(s, tail, "migrating the schema");
 		if (r >= 0)
-			r = exec_sql(s, "COMMIT", "committing the migration");
+			r = store_exec_sql(s, "COMMIT", "committing the migration");
 		if (r < 0 && !sqlite3_get_autocommit(s->db))
 			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-		tx_unlock(s);
+		store_tx_unlock(s);
 		if (r < 0)
 			return r;
 	}
@@ -1499,13 +1506,14 @@ static int configure(struct store *s, const struct store_options *opts)
 		const char *mode = NULL;
 
 		if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW)
-			mode = col_text(q, 0);
+			mode = store_col_text(q, 0);
 		if (!mode || strcmp(mode, "wal") != 0) {
-			r = fail(s, -EIO,
-				 "cannot open %s: %s; braid never recreates it: move it aside to "
-				 "start afresh",
-				 s->path,
-				 rc == SQLITE_ROW ? "WAL mode refused" : sqlite3_errstr(rc));
+			r = store_fail(
+				s, -EIO,
+				"cannot open %s: %s; braid never recreates it: move it aside to "
+				"start afresh",
+				s->path,
+				rc == SQLITE_ROW ? "WAL mode refused" : sqlite3_errstr(rc));
 			sqlite3_finalize(q);
 			return r;
 		}
@@ -1516,13 +1524,14 @@ static int configure(struct store *s, const struct store_options *opts)
 		 "PRAGMA cache_size = -%u; PRAGMA journal_size_limit = 67108864;",
 		 opts->sync == STORE_SYNC_FULL ? "FULL" : "NORMAL",
 		 opts->cache_kib ? opts->cache_kib : STORE_DEFAULT_CACHE_KIB);
-	r = exec_sql(s, sql, "configuring the connection");
+	r = store_exec_sql(s, sql, "configuring the connection");
 	if (r < 0)
-		return fail(s, r,
-			    "cannot open %s: %s; braid never recreates it: move it aside to start "
-			    "afresh",
-			    s->path, sqlite3_errmsg(s->db));
-	r = scalar(s, "PRAGMA page_size", 0, &v);
+		return store_fail(
+			s, r,
+			"cannot open %s: %s; braid never recreates it: move it aside to start "
+			"afresh",
+			s->path, sqlite3_errmsg(s->db));
+	r = store_scalar(s, "PRAGMA page_size", 0, &v);
 	if (r < 0)
 		return r;
 	s->page_size = v > 0 ? v : 4096;
@@ -1533,7 +1542,7 @@ static int configure(struct store *s, const struct store_options *opts)
 
 		pages += pages / 16 + 256;
 		snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %" PRIu64, pages);
-		r = exec_sql(s, sql, "configuring the connection");
+		r = store_exec_sql(s, sql, "configuring the connection");
 	}
 	return r;
 }
@@ -1550,13 +1559,14 @@ static int bounds_meta(struct store *s, const struct store_options *opts)
 			 "INSERT OR REPLACE INTO meta(key, value) VALUES ('max_bytes', %" PRIu64
 			 "), ('retention_ns', %" PRId64 ")",
 			 s->max_bytes, s->retention_ns);
-		return exec_sql(s, sql, "recording the bounds");
+		return store_exec_sql(s, sql, "recording the bounds");
 	}
 	if (!opts->max_bytes &&
-	    scalar(s, "SELECT value FROM meta WHERE key = 'max_bytes'", 0, &v) >= 0 && v > 0)
+	    store_scalar(s, "SELECT value FROM meta WHERE key = 'max_bytes'", 0, &v) >= 0 && v > 0)
 		s->max_bytes = (uint64_t)v;
 	if (!opts->retention_ns &&
-	    scalar(s, "SELECT value FROM meta WHERE key = 'retention_ns'", 0, &v) >= 0 && v > 0)
+	    store_scalar(s, "SELECT value FROM meta WHERE key = 'retention_ns'", 0, &v) >= 0 &&
+	    v > 0)
 		s->retention_ns = v;
 	return 0;
 }
@@ -1647,9 +1657,9 @@ int store__open(const struct store_options *opts, struct errbuf *err, struct sto
 	if (r >= 0 && !opts->skip_check)
 		r = run_check(s, false);
 	if (r >= 0)
-		r = migrate(s, opts->migrate_to > 0 && opts->migrate_to < STORE_SCHEMA_VERSION
-				       ? opts->migrate_to
-				       : STORE_SCHEMA_VERSION);
+		r = store_migrate(s, opts->migrate_to > 0 && opts->migrate_to < STORE_SCHEMA_VERSION
+					     ? opts->migrate_to
+					     : STORE_SCHEMA_VERSION);
 	if (r >= 0)
 		r = bounds_meta(s, opts);
 	if (r < 0) {
@@ -1673,10 +1683,10 @@ void store__close(struct store *s)
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
 	sqlite3_close(s->db);
-	tx_unlock(s);
+	store_tx_unlock(s);
 	write_lock_put(s->lock);
-	cache_free(&s->frames);
-	cache_free(&s->stacks);
+	store_cache_free(&s->frames);
+	store_cache_free(&s->stacks);
 	dynbuf__free(&s->buf1);
 	dynbuf__free(&s->buf2);
 	dynbuf__free(&s->buf3);
@@ -1696,37 +1706,37 @@ int store__put_process(struct store *s, const struct store_process *p, int64_t s
 	int r;
 
 	if (!p || p->pid <= 0)
-		return fail(s, -EINVAL, "a process needs a PID");
-	if ((r = check_string(s, "comm", p->comm, STORE_MAX_STRING)) < 0 ||
-	    (r = check_string(s, "exe", p->exe, STORE_MAX_STRING)) < 0 ||
-	    (r = check_string(s, "cmdline", p->cmdline, STORE_MAX_CMDLINE)) < 0 ||
-	    (r = check_string(s, "service", p->service, STORE_MAX_STRING)) < 0 ||
-	    (r = check_string(s, "container id", p->container_id, STORE_MAX_STRING)) < 0)
+		return store_fail(s, -EINVAL, "a process needs a PID");
+	if ((r = store_check_string(s, "comm", p->comm, STORE_MAX_STRING)) < 0 ||
+	    (r = store_check_string(s, "exe", p->exe, STORE_MAX_STRING)) < 0 ||
+	    (r = store_check_string(s, "cmdline", p->cmdline, STORE_MAX_CMDLINE)) < 0 ||
+	    (r = store_check_string(s, "service", p->service, STORE_MAX_STRING)) < 0 ||
+	    (r = store_check_string(s, "container id", p->container_id, STORE_MAX_STRING)) < 0)
 		return r;
-	r = op_begin(s);
+	r = store_op_begin(s);
 	if (r < 0)
 		return r;
-	q = st(s, ST_PROCESS_UPSERT);
+	q = store_stmt(s, ST_PROCESS_UPSERT);
 	if (!q) {
 		r = -EIO;
 		goto cleanup;
 	}
 	sqlite3_bind_int(q, 1, p->pid);
 	sqlite3_bind_int64(q, 2, p->start_time_ns);
-	bind_text(q, 3, p->comm);
-	bind_text(q, 4, p->exe);
-	bind_text(q, 5, p->cmdline);
-	bind_text(q, 6, p->service);
-	bind_text(q, 7, p->container_id);
+	store_bind_text(q, 3, p->comm);
+	store_bind_text(q, 4, p->exe);
+	store_bind_text(q, 5, p->cmdline);
+	store_bind_text(q, 6, p->service);
+	store_bind_text(q, 7, p->container_id);
 	sqlite3_bind_text(q, 8, store__runtime_name(p->runtime), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 9, seen_ns);
-	r = step_row(s, q, "storing a process");
+	r = store_step_row(s, q, "storing a process");
 	if (r < 0)
 		goto cleanup;
 	id = sqlite3_column_int64(q, 0);
 	sqlite3_reset(q);
 cleanup:
-	r = op_end(s, r);
+	r = store_op_end(s, r);
 	if (r >= 0 && ret_id)
 		*ret_id = id;
 	return r;
@@ -1752,7 +1762,7 @@ static void read_process(struct store *s, sqlite3_stmt *q, int c, struct store_p
 		.cmdline = proc_text(s, q, c + 5),
 		.service = proc_text(s, q, c + 6),
 		.container_id = proc_text(s, q, c + 7),
-		.runtime = store__runtime_parse(col_text(q, c + 8)),
+		.runtime = store__runtime_parse(store_col_text(q, c + 8)),
 		.first_seen_ns = sqlite3_column_int64(q, c + 9),
 		.last_seen_ns = sqlite3_column_int64(q, c + 10),
 		.ebpf_emitted_s = sqlite3_column_int64(q, c + 11),
@@ -1761,7 +1771,7 @@ static void read_process(struct store *s, sqlite3_stmt *q, int c, struct store_p
 
 int store__get_process(struct store *s, int64_t id, struct store_process *ret)
 {
-	sqlite3_stmt *q = st(s, ST_PROCESS_GET);
+	sqlite3_stmt *q = store_stmt(s, ST_PROCESS_GET);
 	int r;
 
 	if (!q)
@@ -1769,9 +1779,9 @@ int store__get_process(struct store *s, int64_t id, struct store_process *ret)
 	/* its own arena: callers read processes while holding other rows */
 	arena__reset(&s->proc_arena);
 	sqlite3_bind_int64(q, 1, id);
-	r = step_row(s, q, "reading a process");
+	r = store_step_row(s, q, "reading a process");
 	if (r == -ENOENT)
-		return fail(s, r, "no process %" PRId64, id);
+		return store_fail(s, r, "no process %" PRId64, id);
 	if (r < 0)
 		return r;
 	read_process(s, q, 0, ret);
@@ -1794,8 +1804,8 @@ int store__processes(struct store *s, const struct store_process_query *q, store
 
 	rc = sqlite3_prepare_v2(s->db, sql, -1, &st_, NULL);
 	if (rc != SQLITE_OK)
-		return db_fail(s, rc, "listing processes");
-	bind_text(st_, 1, q->service);
+		return store_db_fail(s, rc, "listing processes");
+	store_bind_text(st_, 1, q->service);
 	sqlite3_bind_int(st_, 2, q->pid);
 	sqlite3_bind_int64(st_, 3, q->from_ns);
 	sqlite3_bind_int64(st_, 4, q->until_ns);
@@ -1810,7 +1820,7 @@ int store__processes(struct store *s, const struct store_process_query *q, store
 			break;
 	}
 	if (r == 0 && rc != SQLITE_DONE)
-		r = db_fail(s, rc, "listing processes");
+		r = store_db_fail(s, rc, "listing processes");
 	sqlite3_finalize(st_);
 	return r;
 }
@@ -1838,7 +1848,7 @@ int store__services(struct store *s, int64_t since_ns, store_service_fn fn, void
 
 	rc = sqlite3_prepare_v2(s->db, sql, -1, &st_, NULL);
 	if (rc != SQLITE_OK)
-		return db_fail(s, rc, "listing services");
+		return store_db_fail(s, rc, "listing services");
 	sqlite3_bind_int64(st_, 1, since_ns);
 	while ((rc = sqlite3_step(st_)) == SQLITE_ROW) {
 		struct store_service sv = {
@@ -1856,23 +1866,24 @@ int store__services(struct store *s, int64_t since_ns, store_service_fn fn, void
 			break;
 	}
 	if (r == 0 && rc != SQLITE_DONE)
-		r = db_fail(s, rc, "listing services");
+		r = store_db_fail(s, rc, "listing services");
 	sqlite3_finalize(st_);
 	return r;
 }
 
 int store__find_process(struct store *s, int32_t pid, int64_t start_time_ns, int64_t *ret_id)
 {
-	sqlite3_stmt *q = st(s, ST_PROCESS_FIND);
+	sqlite3_stmt *q = store_stmt(s, ST_PROCESS_FIND);
 	int r;
 
 	if (!q)
 		return -EIO;
 	sqlite3_bind_int(q, 1, pid);
 	sqlite3_bind_int64(q, 2, start_time_ns);
-	r = step_row(s, q, "finding a process");
+	r = store_step_row(s, q, "finding a process");
 	if (r == -ENOENT)
-		return fail(s, r, "no process with PID %d started at %" PRId64, pid, start_time_ns);
+		return store_fail(s, r, "no process with PID %d started at %" PRId64, pid,
+				  start_time_ns);
 	if (r < 0)
 		return r;
 	*ret_id = sqlite3_column_int64(q, 0);
@@ -1893,42 +1904,44 @@ int store__put_sdk_profile(struct store *s, const struct store_sdk_profile *p, i
 	int r;
 
 	if (!p || !p->service || !p->service[0])
-		return fail(s, -EINVAL, "an SDK profile needs a service name");
+		return store_fail(s, -EINVAL, "an SDK profile needs a service name");
 	if (!p->format || !p->format[0])
-		return fail(s, -EINVAL, "an SDK profile needs its format");
+		return store_fail(s, -EINVAL, "an SDK profile needs its format");
 	if (!p->payload || !p->payload_len)
-		return fail(s, -EINVAL, "an SDK profile needs a payload");
+		return store_fail(s, -EINVAL, "an SDK profile needs a payload");
 	if (p->payload_len > STORE_MAX_PAYLOAD)
-		return fail(s, -EINVAL, "a payload of %zu bytes is over the %u MiB cap",
-			    p->payload_len, STORE_MAX_PAYLOAD >> 20);
+		return store_fail(s, -EINVAL, "a payload of %zu bytes is over the %u MiB cap",
+				  p->payload_len, STORE_MAX_PAYLOAD >> 20);
 	if (p->until_ns < p->from_ns)
-		return fail(s, -EINVAL,
-			    "an SDK profile ends (%" PRId64 ") before it starts (%" PRId64 ")",
-			    p->until_ns, p->from_ns);
+		return store_fail(s, -EINVAL,
+				  "an SDK profile ends (%" PRId64 ") before it starts (%" PRId64
+				  ")",
+				  p->until_ns, p->from_ns);
 	if ((unsigned)p->attribution >= STORE_ATTR_COUNT ||
 	    (p->attribution != STORE_ATTR_NONE) != (p->process_id > 0))
-		return fail(s, -EINVAL,
-			    "an attribution needs a process, and a process an attribution");
-	if ((r = check_string(s, "the service name", p->service, STORE_MAX_STRING)) < 0 ||
-	    (r = check_string(s, "the profile name", p->profile_name, STORE_MAX_STRING)) < 0 ||
-	    (r = check_string(s, "the tenant", p->tenant, STORE_MAX_STRING)) < 0 ||
-	    (r = check_string(s, "the spy name", p->spy_name, STORE_MAX_STRING)) < 0 ||
-	    (r = check_string(s, "the format", p->format, STORE_MAX_STRING)) < 0 ||
-	    (r = check_string(s, "the units", p->units, STORE_MAX_STRING)) < 0 ||
-	    (r = check_string(s, "the aggregation", p->aggregation, STORE_MAX_STRING)) < 0)
+		return store_fail(s, -EINVAL,
+				  "an attribution needs a process, and a process an attribution");
+	if ((r = store_check_string(s, "the service name", p->service, STORE_MAX_STRING)) < 0 ||
+	    (r = store_check_string(s, "the profile name", p->profile_name, STORE_MAX_STRING)) <
+		    0 ||
+	    (r = store_check_string(s, "the tenant", p->tenant, STORE_MAX_STRING)) < 0 ||
+	    (r = store_check_string(s, "the spy name", p->spy_name, STORE_MAX_STRING)) < 0 ||
+	    (r = store_check_string(s, "the format", p->format, STORE_MAX_STRING)) < 0 ||
+	    (r = store_check_string(s, "the units", p->units, STORE_MAX_STRING)) < 0 ||
+	    (r = store_check_string(s, "the aggregation", p->aggregation, STORE_MAX_STRING)) < 0)
 		return r;
-	r = encode_labels(s, p->labels, p->n_labels, &s->buf1);
+	r = store_encode_labels(s, p->labels, p->n_labels, &s->buf1);
 	if (r >= 0)
-		r = encode_types(s, p->types, p->n_types, &s->buf2);
+		r = store_encode_types(s, p->types, p->n_types, &s->buf2);
 	if (r < 0)
-		return r == -ENOMEM ? fail(s, r, "out of memory") : r;
+		return r == -ENOMEM ? store_fail(s, r, "out of memory") : r;
 	payload = p->payload;
 	payload_len = p->payload_len;
 	if (!util__is_gzip(payload, payload_len)) {
 		dynbuf__reset(&s->buf3);
 		r = util__gzip(payload, payload_len, 1, &s->buf3);
 		if (r < 0)
-			return fail(s, r, "cannot compress the payload: %s", strerror(-r));
+			return store_fail(s, r, "cannot compress the payload: %s", strerror(-r));
 		payload = s->buf3.data;
 		payload_len = s->buf3.len;
 		gzipped = true;
@@ -1937,37 +1950,37 @@ int store__put_sdk_profile(struct store *s, const struct store_sdk_profile *p, i
 	need = payload_len + s->buf1.len + s->buf2.len + strlen(p->service) + 256 +
 	       2 * (uint64_t)s->page_size;
 
-	r = op_begin(s);
+	r = store_op_begin(s);
 	if (r < 0)
 		return r;
-	r = make_room(s, need, intake_limit(s), INT64_MAX, true, &ok);
+	r = store_make_room(s, need, store_intake_limit(s), INT64_MAX, true, &ok);
 	if (r < 0)
 		goto cleanup;
 	if (!ok) {
 		/* what was dropped stays dropped: a refused client retries, and
 		 * each retry must not redo (and undo) the same work */
-		r = counter_add(s, STORE_CTR_SDK_REFUSED_FULL, 1);
-		r = op_end(s, r);
-		return r < 0 ? r : full_error(s, "SDK profile");
+		r = store_counter_add(s, STORE_CTR_SDK_REFUSED_FULL, 1);
+		r = store_op_end(s, r);
+		return r < 0 ? r : store_full_error(s, "SDK profile");
 	}
-	q = st(s, ST_SDK_INSERT);
+	q = store_stmt(s, ST_SDK_INSERT);
 	if (!q) {
 		r = -EIO;
 		goto cleanup;
 	}
 	sqlite3_bind_int64(q, 1, p->received_ns ? p->received_ns : store__now_ns());
-	bind_text(q, 2, p->service);
-	bind_text(q, 3, p->profile_name);
+	store_bind_text(q, 2, p->service);
+	store_bind_text(q, 3, p->profile_name);
 	sqlite3_bind_blob(q, 4, s->buf1.data ? s->buf1.data : "", (int)s->buf1.len, SQLITE_STATIC);
-	bind_text(q, 5, p->tenant);
+	store_bind_text(q, 5, p->tenant);
 	sqlite3_bind_blob(q, 6, s->buf2.data ? s->buf2.data : "", (int)s->buf2.len, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 7, p->from_ns);
 	sqlite3_bind_int64(q, 8, p->until_ns);
-	bind_text(q, 9, p->spy_name ? p->spy_name : "unknown");
-	bind_text(q, 10, p->format);
+	store_bind_text(q, 9, p->spy_name ? p->spy_name : "unknown");
+	store_bind_text(q, 10, p->format);
 	sqlite3_bind_int64(q, 11, p->sample_rate);
-	bind_text(q, 12, p->units);
-	bind_text(q, 13, p->aggregation);
+	store_bind_text(q, 12, p->units);
+	store_bind_text(q, 13, p->aggregation);
 	if (p->process_id > 0)
 		sqlite3_bind_int64(q, 14, p->process_id);
 	sqlite3_bind_text(q, 15, store__attribution_name(p->attribution), -1, SQLITE_STATIC);
@@ -1975,18 +1988,18 @@ int store__put_sdk_profile(struct store *s, const struct store_sdk_profile *p, i
 	sqlite3_bind_int(q, 17, gzipped);
 	sqlite3_bind_int64(q, 18, (int64_t)p->payload_len);
 	sqlite3_bind_int(q, 19, cpu_time_rule(p->profile_name, p->types, p->n_types));
-	r = run(s, q, "storing an SDK profile");
+	r = store_run(s, q, "storing an SDK profile");
 	if (r == -ENOSPC)
-		r = full_error(s, "SDK profile");
+		r = store_full_error(s, "SDK profile");
 	if (r >= 0)
 		id = sqlite3_last_insert_rowid(s->db);
 cleanup:
-	r = op_end(s, r);
+	r = store_op_end(s, r);
 	if (r == -ENOSPC) {
 		enum store_counter c = STORE_CTR_SDK_REFUSED_FULL;
 		int64_t one = 1;
 
-		counters_add_alone(s, &c, &one, 1);
+		store_counters_add_alone(s, &c, &one, 1);
 	}
 	if (r >= 0 && ret_id)
 		*ret_id = id;
@@ -1995,8 +2008,8 @@ cleanup:
 
 /* Points *ret at a payload column as received: inflated into s->buf3 when
  * braid compressed it. */
-static int read_payload(struct store *s, sqlite3_stmt *q, int col, bool gzipped, size_t orig_len,
-			const void **ret, size_t *ret_len)
+static int store_read_payload(struct store *s, sqlite3_stmt *q, int col, bool gzipped,
+			      size_t orig_len, const void **ret, size_t *ret_len)
 {
 	const void *blob = sqlite3_column_blob(q, col);
 	size_t len = (size_t)sqlite3_column_bytes(q, col);
@@ -2011,8 +2024,9 @@ static int read_payload(struct store *s, sqlite3_stmt *q, int col, bool gzipped,
 	dynbuf__reset(&s->buf3);
 	r = util__gunzip(blob, len, orig_len, &e, &s->buf3);
 	if (r < 0 || s->buf3.len != orig_len)
-		return fail(s, -EIO, "a stored payload does not inflate to its %zu bytes (%s)",
-			    orig_len, s->path);
+		return store_fail(s, -EIO,
+				  "a stored payload does not inflate to its %zu bytes (%s)",
+				  orig_len, s->path);
 	*ret = s->buf3.data;
 	*ret_len = s->buf3.len;
 	return 0;
@@ -2028,45 +2042,45 @@ static int read_sdk(struct store *s, sqlite3_stmt *q, bool with_payload,
 	*p = (struct store_sdk_profile){
 		.id = sqlite3_column_int64(q, 0),
 		.received_ns = sqlite3_column_int64(q, 1),
-		.service = arena_col_text(s, q, 2),
-		.profile_name = arena_col_text(s, q, 3),
-		.tenant = arena_col_text(s, q, 5),
+		.service = store_arena_text(s, q, 2),
+		.profile_name = store_arena_text(s, q, 3),
+		.tenant = store_arena_text(s, q, 5),
 		.from_ns = sqlite3_column_int64(q, 7),
 		.until_ns = sqlite3_column_int64(q, 8),
-		.spy_name = arena_col_text(s, q, 9),
-		.format = arena_col_text(s, q, 10),
+		.spy_name = store_arena_text(s, q, 9),
+		.format = store_arena_text(s, q, 10),
 		.sample_rate = sqlite3_column_int64(q, 11),
-		.units = arena_col_text(s, q, 12),
-		.aggregation = arena_col_text(s, q, 13),
+		.units = store_arena_text(s, q, 12),
+		.aggregation = store_arena_text(s, q, 13),
 		.process_id = sqlite3_column_int64(q, 14),
-		.attribution = attribution_parse(col_text(q, 15)),
+		.attribution = attribution_parse(store_col_text(q, 15)),
 		.payload_len = (size_t)sqlite3_column_int64(q, 18),
 		.merged = sqlite3_column_int(q, 19) != 0,
 		.forwarded = sqlite3_column_int(q, 20) != 0,
 		.cpu_time = sqlite3_column_int(q, 21) != 0,
 		.queued = sqlite3_column_int(q, 22) != 0,
 	};
-	r = decode_labels(s, q, 4, &p->labels, &p->n_labels);
+	r = store_decode_labels(s, q, 4, &p->labels, &p->n_labels);
 	if (r >= 0)
-		r = decode_types(s, q, 6, &p->types, &p->n_types);
+		r = store_decode_types(s, q, 6, &p->types, &p->n_types);
 	if (r >= 0 && with_payload)
-		r = read_payload(s, q, 16, sqlite3_column_int(q, 17) != 0, p->payload_len,
-				 &p->payload, &p->payload_len);
+		r = store_read_payload(s, q, 16, sqlite3_column_int(q, 17) != 0, p->payload_len,
+				       &p->payload, &p->payload_len);
 	return r;
 }
 
 int store__get_sdk_profile(struct store *s, int64_t id, store_sdk_fn fn, void *ctx)
 {
 	struct store_sdk_profile p;
-	sqlite3_stmt *q = st(s, ST_SDK_GET);
+	sqlite3_stmt *q = store_stmt(s, ST_SDK_GET);
 	int r;
 
 	if (!q)
 		return -EIO;
 	sqlite3_bind_int64(q, 1, id);
-	r = step_row(s, q, "reading an SDK profile");
+	r = store_step_row(s, q, "reading an SDK profile");
 	if (r == -ENOENT)
-		return fail(s, r, "no SDK profile %" PRId64, id);
+		return store_fail(s, r, "no SDK profile %" PRId64, id);
 	if (r < 0)
 		return r;
 	r = read_sdk(s, q, true, &p);
@@ -2107,10 +2121,10 @@ int store__sdk_profiles(struct store *s, const struct store_sdk_query *qy, store
 		 qy->unqueued_only ? " AND queued = 0" : "");
 	rc = sqlite3_prepare_v2(s->db, sql, -1, &q, NULL);
 	if (rc != SQLITE_OK)
-		return db_fail(s, rc, "listing SDK profiles");
+		return store_db_fail(s, rc, "listing SDK profiles");
 	/* numbered parameters: those the text leaves out exist unused */
 	sqlite3_bind_int64(q, 1, qy->process_id);
-	bind_text(q, 2, qy->service);
+	store_bind_text(q, 2, qy->service);
 	sqlite3_bind_int64(q, 3, qy->from_ns);
 	sqlite3_bind_int64(q, 4, qy->until_ns);
 	sqlite3_bind_int64(q, 5, qy->limit ? (int64_t)qy->limit : -1);
@@ -2122,7 +2136,7 @@ int store__sdk_profiles(struct store *s, const struct store_sdk_query *qy, store
 			break;
 	}
 	if (r == 0 && rc != SQLITE_DONE)
-		r = db_fail(s, rc, "listing SDK profiles");
+		r = store_db_fail(s, rc, "listing SDK profiles");
 	sqlite3_finalize(q);
 	return r;
 }
@@ -2130,21 +2144,21 @@ int store__sdk_profiles(struct store *s, const struct store_sdk_query *qy, store
 int store__sdk_mark_merged(struct store *s, int64_t id)
 {
 	sqlite3_stmt *q;
-	int r = op_begin(s);
+	int r = store_op_begin(s);
 
 	if (r < 0)
 		return r;
-	q = st(s, ST_SDK_MARK_MERGED);
+	q = store_stmt(s, ST_SDK_MARK_MERGED);
 	if (!q) {
 		r = -EIO;
 		goto cleanup;
 	}
 	sqlite3_bind_int64(q, 1, id);
-	r = run(s, q, "marking an SDK profile merged");
+	r = store_run(s, q, "marking an SDK profile merged");
 	if (r >= 0 && sqlite3_changes(s->db) == 0)
-		r = fail(s, -ENOENT, "no SDK profile %" PRId64, id);
+		r = store_fail(s, -ENOENT, "no SDK profile %" PRId64, id);
 cleanup:
-	return op_end(s, r);
+	return store_op_end(s, r);
 }
 
 /* ---- stacks and frames ------------------------------------------------------------- */
@@ -2152,10 +2166,10 @@ cleanup:
 static int check_depth(struct store *s, const struct store_frame *f, size_t n)
 {
 	if (n > STORE_MAX_STACK_DEPTH)
-		return fail(s, -EINVAL, "a stack of %zu frames: at most %d", n,
-			    STORE_MAX_STACK_DEPTH);
+		return store_fail(s, -EINVAL, "a stack of %zu frames: at most %d", n,
+				  STORE_MAX_STACK_DEPTH);
 	if (n && !f)
-		return fail(s, -EINVAL, "frames missing");
+		return store_fail(s, -EINVAL, "frames missing");
 	return 0;
 }
 
@@ -2173,14 +2187,14 @@ static int frame_key_append(struct store *s, struct dynbuf *b, const struct stor
 	int r;
 
 	if ((unsigned)f->kind >= FRAME_KIND_COUNT)
-		return fail(s, -EINVAL, "frame %zu has an unknown kind %d", i, f->kind);
+		return store_fail(s, -EINVAL, "frame %zu has an unknown kind %d", i, f->kind);
 	if (nl > STORE_MAX_FRAME_NAME + 1 || ml > STORE_MAX_FRAME_NAME + 1)
-		return fail(s, -EINVAL, "frame %zu has a name over %d bytes", i,
-			    STORE_MAX_FRAME_NAME);
+		return store_fail(s, -EINVAL, "frame %zu has a name over %d bytes", i,
+				  STORE_MAX_FRAME_NAME);
 	/* one reserve and plain copies: this runs for every frame of a drain */
 	r = dynbuf__reserve(b, 9 + nl + ml);
 	if (r < 0)
-		return fail(s, r, "out of memory");
+		return store_fail(s, r, "out of memory");
 	p = (unsigned char *)b->data + b->len;
 	p[0] = (unsigned char)f->kind;
 	for (int k = 0; k < 8; k++)
@@ -2206,31 +2220,31 @@ static int frame_id(struct store *s, const struct store_frame *f, size_t i, int6
 		return r;
 	h1 = util__hash_seeded(s->buf2.data, s->buf2.len, HASH_SEED_1);
 	h2 = util__hash_seeded(s->buf2.data, s->buf2.len, HASH_SEED_2);
-	c = cache_find(&s->frames, h1, h2);
+	c = store_cache_find(&s->frames, h1, h2);
 	if (c) {
 		*ret_id = c->id;
 		return 0;
 	}
-	q = st(s, ST_FRAME_FIND);
+	q = store_stmt(s, ST_FRAME_FIND);
 	if (!q)
 		return -EIO;
 	sqlite3_bind_int64(q, 1, (int64_t)h1);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		const char *n2 = col_text(q, 2), *m2 = col_text(q, 3);
+		const char *n2 = store_col_text(q, 2), *m2 = store_col_text(q, 3);
 
 		if (sqlite3_column_int(q, 1) == (int)f->kind &&
 		    (uint64_t)sqlite3_column_int64(q, 4) == f->offset && n2 &&
 		    strcmp(n2, name) == 0 && m2 && strcmp(m2, module) == 0) {
 			*ret_id = sqlite3_column_int64(q, 0);
 			sqlite3_reset(q);
-			cache_put(&s->frames, h1, h2, *ret_id, 0);
+			store_cache_put(&s->frames, h1, h2, *ret_id, 0);
 			return 0;
 		}
 	}
 	sqlite3_reset(q);
 	if (rc != SQLITE_DONE)
-		return db_fail(s, rc, "finding a frame");
-	q = st(s, ST_FRAME_INSERT);
+		return store_db_fail(s, rc, "finding a frame");
+	q = store_stmt(s, ST_FRAME_INSERT);
 	if (!q)
 		return -EIO;
 	sqlite3_bind_int64(q, 1, (int64_t)h1);
@@ -2238,11 +2252,11 @@ static int frame_id(struct store *s, const struct store_frame *f, size_t i, int6
 	sqlite3_bind_text(q, 3, name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 4, module, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 5, (int64_t)f->offset);
-	r = run(s, q, "storing a frame");
+	r = store_run(s, q, "storing a frame");
 	if (r < 0)
 		return r;
 	*ret_id = sqlite3_last_insert_rowid(s->db);
-	cache_put(&s->frames, h1, h2, *ret_id, 0);
+	store_cache_put(&s->frames, h1, h2, *ret_id, 0);
 	return 0;
 }
 
@@ -2262,7 +2276,7 @@ static int put_varint(struct dynbuf *b, uint64_t v)
 }
 
 /* Decodes a stack blob into frame ids; returns the count or -EBADMSG. */
-static int get_varints(const unsigned char *p, size_t len, int64_t *out, size_t max)
+static int store_get_varints(const unsigned char *p, size_t len, int64_t *out, size_t max)
 {
 	size_t n = 0, i = 0;
 
@@ -2316,12 +2330,12 @@ static int stack_touch(struct store *s, int64_t id, int64_t *last, int64_t secon
 
 	if (*last + STACK_TOUCH_S > second)
 		return 0;
-	q = st(s, ST_STACK_TOUCH);
+	q = store_stmt(s, ST_STACK_TOUCH);
 	if (!q)
 		return -EIO;
 	sqlite3_bind_int64(q, 1, id);
 	sqlite3_bind_int64(q, 2, second);
-	r = run(s, q, "updating a stack");
+	r = store_run(s, q, "updating a stack");
 	if (r >= 0)
 		*last = second;
 	return r;
@@ -2340,7 +2354,7 @@ static int stack_id(struct store *s, const struct store_frame *frames, size_t n,
 	r = stack_key(s, frames, n, &k1, &k2);
 	if (r < 0)
 		return r;
-	c = cache_find(&s->stacks, k1, k2);
+	c = store_cache_find(&s->stacks, k1, k2);
 	if (c) {
 		r = stack_touch(s, c->id, &c->aux, second);
 		if (r >= 0)
@@ -2355,10 +2369,10 @@ static int stack_id(struct store *s, const struct store_frame *frames, size_t n,
 			return r;
 		r = put_varint(&s->buf1, (uint64_t)fid);
 		if (r < 0)
-			return fail(s, r, "out of memory");
+			return store_fail(s, r, "out of memory");
 	}
 	h = util__hash_seeded(s->buf1.data ? s->buf1.data : "", s->buf1.len, HASH_SEED_1);
-	q = st(s, ST_STACK_FIND);
+	q = store_stmt(s, ST_STACK_FIND);
 	if (!q)
 		return -EIO;
 	sqlite3_bind_int64(q, 1, (int64_t)h);
@@ -2373,26 +2387,26 @@ static int stack_id(struct store *s, const struct store_frame *frames, size_t n,
 	}
 	sqlite3_reset(q);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return db_fail(s, rc, "finding a stack");
+		return store_db_fail(s, rc, "finding a stack");
 	if (id) {
 		r = stack_touch(s, id, &last, second);
 		if (r < 0)
 			return r;
 	} else {
-		q = st(s, ST_STACK_INSERT);
+		q = store_stmt(s, ST_STACK_INSERT);
 		if (!q)
 			return -EIO;
 		sqlite3_bind_int64(q, 1, (int64_t)h);
 		sqlite3_bind_blob(q, 2, s->buf1.data ? s->buf1.data : "", (int)s->buf1.len,
 				  SQLITE_STATIC);
 		sqlite3_bind_int64(q, 3, second);
-		r = run(s, q, "storing a stack");
+		r = store_run(s, q, "storing a stack");
 		if (r < 0)
 			return r;
 		id = sqlite3_last_insert_rowid(s->db);
 		last = second;
 	}
-	cache_put(&s->stacks, k1, k2, id, last);
+	store_cache_put(&s->stacks, k1, k2, id, last);
 	*ret_id = id;
 	return 0;
 }
@@ -2419,7 +2433,7 @@ static int note_last_seconds(struct store *s, const struct store_bucket *rows, s
 	int r = 0;
 
 	if (!ps)
-		return fail(s, -ENOMEM, "out of memory noting the last eBPF seconds");
+		return store_fail(s, -ENOMEM, "out of memory noting the last eBPF seconds");
 	for (size_t i = 0; i < n; i++)
 		ps[i] = (struct process_second){rows[i].process_id, rows[i].second};
 	qsort(ps, n, sizeof(*ps), by_process);
@@ -2430,14 +2444,14 @@ static int note_last_seconds(struct store *s, const struct store_bucket *rows, s
 		for (; j < n && ps[j].process_id == ps[i].process_id; j++)
 			if (ps[j].second > last)
 				last = ps[j].second;
-		q = st(s, ST_BUCKET_LAST);
+		q = store_stmt(s, ST_BUCKET_LAST);
 		if (!q) {
 			r = -EIO;
 			break;
 		}
 		sqlite3_bind_int64(q, 1, ps[i].process_id);
 		sqlite3_bind_int64(q, 2, last);
-		r = run(s, q, "noting the last eBPF second of a process");
+		r = store_run(s, q, "noting the last eBPF second of a process");
 		i = j;
 	}
 	free(ps);
@@ -2454,20 +2468,20 @@ int store__put_buckets(struct store *s, const struct store_bucket *rows, size_t 
 	int r;
 
 	if (n && !rows)
-		return fail(s, -EINVAL, "bucket rows missing");
+		return store_fail(s, -EINVAL, "bucket rows missing");
 	for (size_t i = 0; i < n; i++) {
 		if (rows[i].process_id <= 0)
-			return fail(s, -EINVAL, "bucket row %zu has no process", i);
+			return store_fail(s, -EINVAL, "bucket row %zu has no process", i);
 		if (rows[i].count <= 0)
-			return fail(s, -EINVAL, "bucket row %zu has a count of %" PRId64, i,
-				    rows[i].count);
+			return store_fail(s, -EINVAL, "bucket row %zu has a count of %" PRId64, i,
+					  rows[i].count);
 		r = check_depth(s, rows[i].frames, rows[i].n_frames);
 		if (r < 0)
 			return r;
 		if (rows[i].second < min_second)
 			min_second = rows[i].second;
 		if (__builtin_add_overflow(samples, rows[i].count, &samples))
-			return fail(s, -EINVAL, "bucket counts overflow");
+			return store_fail(s, -EINVAL, "bucket counts overflow");
 		/* a row and its index entry; stacks mostly exist already */
 		need += 64 + 4 * rows[i].n_frames;
 	}
@@ -2475,23 +2489,23 @@ int store__put_buckets(struct store *s, const struct store_bucket *rows, size_t 
 		*ret_dropped = 0;
 	if (!n)
 		return 0;
-	r = op_begin(s);
+	r = store_op_begin(s);
 	if (r < 0)
 		return r;
-	r = caches_check(s);
+	r = store_caches_check(s);
 	if (r < 0)
 		goto cleanup;
 	/* only buckets older than this drain make room for it */
-	r = make_room(s, need + 2 * (uint64_t)s->page_size, intake_limit(s), min_second, false,
-		      &ok);
+	r = store_make_room(s, need + 2 * (uint64_t)s->page_size, store_intake_limit(s), min_second,
+			    false, &ok);
 	if (r < 0)
 		goto cleanup;
 	if (!ok) {
 		/* keep what was dropped; count these rows as refused */
-		r = counter_add(s, STORE_CTR_EBPF_ROWS_REFUSED, (int64_t)n);
+		r = store_counter_add(s, STORE_CTR_EBPF_ROWS_REFUSED, (int64_t)n);
 		if (r >= 0)
-			r = counter_add(s, STORE_CTR_EBPF_SAMPLES_REFUSED, samples);
-		r = op_end(s, r);
+			r = store_counter_add(s, STORE_CTR_EBPF_SAMPLES_REFUSED, samples);
+		r = store_op_end(s, r);
 		if (r >= 0 && ret_dropped)
 			*ret_dropped = n;
 		return r;
@@ -2500,7 +2514,7 @@ int store__put_buckets(struct store *s, const struct store_bucket *rows, size_t 
 		r = stack_id(s, rows[i].frames, rows[i].n_frames, rows[i].second, &sid);
 		if (r < 0)
 			break;
-		q = st(s, ST_BUCKET_UPSERT);
+		q = store_stmt(s, ST_BUCKET_UPSERT);
 		if (!q) {
 			r = -EIO;
 			break;
@@ -2510,18 +2524,18 @@ int store__put_buckets(struct store *s, const struct store_bucket *rows, size_t 
 		sqlite3_bind_int(q, 3, rows[i].tid);
 		sqlite3_bind_int64(q, 4, sid);
 		sqlite3_bind_int64(q, 5, rows[i].count);
-		r = run(s, q, "storing eBPF buckets");
+		r = store_run(s, q, "storing eBPF buckets");
 	}
 	if (r >= 0)
 		r = note_last_seconds(s, rows, n);
 cleanup:
-	r = op_end(s, r);
+	r = store_op_end(s, r);
 	if (r == -ENOSPC) {
 		enum store_counter c[2] = {STORE_CTR_EBPF_ROWS_REFUSED,
 					   STORE_CTR_EBPF_SAMPLES_REFUSED};
 		int64_t v[2] = {(int64_t)n, samples};
 
-		counters_add_alone(s, c, v, 2);
+		store_counters_add_alone(s, c, v, 2);
 		if (ret_dropped)
 			*ret_dropped = n;
 		return 0;
@@ -2539,7 +2553,7 @@ struct frame_memo {
 static int memo_frame(struct store *s, struct frame_memo *m, int64_t id,
 		      const struct store_frame **ret)
 {
-	struct cache_slot *c = cache_find(&m->ids, (uint64_t)id, 0);
+	struct cache_slot *c = store_cache_find(&m->ids, (uint64_t)id, 0);
 	sqlite3_stmt *q;
 	int r;
 
@@ -2552,31 +2566,31 @@ static int memo_frame(struct store *s, struct frame_memo *m, int64_t id,
 		struct store_frame *nf = realloc(m->frames, ncap * sizeof(*nf));
 
 		if (!nf)
-			return fail(s, -ENOMEM, "out of memory");
+			return store_fail(s, -ENOMEM, "out of memory");
 		m->frames = nf;
 		m->cap = ncap;
 	}
-	q = st(s, ST_FRAME_GET);
+	q = store_stmt(s, ST_FRAME_GET);
 	if (!q)
 		return -EIO;
 	sqlite3_bind_int64(q, 1, id);
-	r = step_row(s, q, "reading a frame");
+	r = store_step_row(s, q, "reading a frame");
 	if (r == -ENOENT)
-		return fail(s, -EIO, "stack refers to a missing frame %" PRId64 " (%s)", id,
-			    s->path);
+		return store_fail(s, -EIO, "stack refers to a missing frame %" PRId64 " (%s)", id,
+				  s->path);
 	if (r < 0)
 		return r;
 	m->frames[m->n] = (struct store_frame){
 		.kind = (enum frame_kind)sqlite3_column_int(q, 0),
-		.name = arena_col_text(s, q, 1),
-		.module = arena_col_text(s, q, 2),
+		.name = store_arena_text(s, q, 1),
+		.module = store_arena_text(s, q, 2),
 		.offset = (uint64_t)sqlite3_column_int64(q, 3),
 	};
 	sqlite3_reset(q);
 	if (!m->frames[m->n].name || !m->frames[m->n].module)
-		return fail(s, -ENOMEM, "out of memory");
-	if (!cache_put(&m->ids, (uint64_t)id, 0, id, (int64_t)m->n))
-		return fail(s, -ENOMEM, "out of memory");
+		return store_fail(s, -ENOMEM, "out of memory");
+	if (!store_cache_put(&m->ids, (uint64_t)id, 0, id, (int64_t)m->n))
+		return store_fail(s, -ENOMEM, "out of memory");
 	*ret = &m->frames[m->n++];
 	return 0;
 }
@@ -2595,11 +2609,11 @@ int store__buckets(struct store *s, int64_t process_id, int64_t from_s, int64_t 
 	arena__reset(&s->read_arena);
 	frames = malloc(sizeof(*frames) * STORE_MAX_STACK_DEPTH);
 	if (!frames)
-		return fail(s, -ENOMEM, "out of memory");
+		return store_fail(s, -ENOMEM, "out of memory");
 	/* a statement of its own: callbacks may call back into the store */
-	rc = sqlite3_prepare_v2(s->db, stmt_sql[ST_BUCKETS_RANGE], -1, &q, NULL);
+	rc = sqlite3_prepare_v2(s->db, store_stmt_sql[ST_BUCKETS_RANGE], -1, &q, NULL);
 	if (rc != SQLITE_OK) {
-		r = db_fail(s, rc, "reading eBPF buckets");
+		r = store_db_fail(s, rc, "reading eBPF buckets");
 		goto cleanup;
 	}
 	sqlite3_bind_int64(q, 1, process_id);
@@ -2612,27 +2626,28 @@ int store__buckets(struct store *s, int64_t process_id, int64_t from_s, int64_t 
 		if (sid != last_stack) {
 			int n;
 
-			sq = st(s, ST_STACK_GET);
+			sq = store_stmt(s, ST_STACK_GET);
 			if (!sq) {
 				r = -EIO;
 				break;
 			}
 			sqlite3_bind_int64(sq, 1, sid);
-			r = step_row(s, sq, "reading a stack");
+			r = store_step_row(s, sq, "reading a stack");
 			if (r < 0) {
 				if (r == -ENOENT)
-					r = fail(s, -EIO,
-						 "bucket refers to a missing stack %" PRId64
-						 " (%s)",
-						 sid, s->path);
+					r = store_fail(s, -EIO,
+						       "bucket refers to a missing stack %" PRId64
+						       " (%s)",
+						       sid, s->path);
 				break;
 			}
-			n = get_varints(sqlite3_column_blob(sq, 0),
-					(size_t)sqlite3_column_bytes(sq, 0), ids,
-					UTIL_ARRAY_SIZE(ids));
+			n = store_get_varints(sqlite3_column_blob(sq, 0),
+					      (size_t)sqlite3_column_bytes(sq, 0), ids,
+					      UTIL_ARRAY_SIZE(ids));
 			sqlite3_reset(sq);
 			if (n < 0) {
-				r = fail(s, -EIO, "damaged stack %" PRId64 " (%s)", sid, s->path);
+				r = store_fail(s, -EIO, "damaged stack %" PRId64 " (%s)", sid,
+					       s->path);
 				break;
 			}
 			for (int i = 0; i < n && r >= 0; i++) {
@@ -2660,10 +2675,10 @@ int store__buckets(struct store *s, int64_t process_id, int64_t from_s, int64_t 
 			break;
 	}
 	if (r == 0 && rc != SQLITE_DONE)
-		r = db_fail(s, rc, "reading eBPF buckets");
+		r = store_db_fail(s, rc, "reading eBPF buckets");
 cleanup:
 	sqlite3_finalize(q);
-	cache_free(&memo.ids);
+	store_cache_free(&memo.ids);
 	free(memo.frames);
 	free(frames);
 	return r;
@@ -2675,9 +2690,9 @@ int store__uncovered(struct store *s, int64_t before_s, store_uncovered_fn fn, v
 	int rc, r = 0;
 
 	/* own statement: the callback may call back into the store */
-	rc = sqlite3_prepare_v2(s->db, stmt_sql[ST_UNCOVERED], -1, &q, NULL);
+	rc = sqlite3_prepare_v2(s->db, store_stmt_sql[ST_UNCOVERED], -1, &q, NULL);
 	if (rc != SQLITE_OK)
-		return db_fail(s, rc, "finding uncovered eBPF samples");
+		return store_db_fail(s, rc, "finding uncovered eBPF samples");
 	sqlite3_bind_int64(q, 1, before_s);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		struct store_process p;
@@ -2697,7 +2712,7 @@ int store__uncovered(struct store *s, int64_t before_s, store_uncovered_fn fn, v
 			break;
 	}
 	if (r == 0 && rc != SQLITE_DONE)
-		r = db_fail(s, rc, "finding uncovered eBPF samples");
+		r = store_db_fail(s, rc, "finding uncovered eBPF samples");
 	sqlite3_finalize(q);
 	return r;
 }
@@ -2705,22 +2720,22 @@ int store__uncovered(struct store *s, int64_t before_s, store_uncovered_fn fn, v
 int store__mark_emitted(struct store *s, int64_t process_id, int64_t until_s)
 {
 	sqlite3_stmt *q;
-	int r = op_begin(s);
+	int r = store_op_begin(s);
 
 	if (r < 0)
 		return r;
-	q = st(s, ST_MARK_EMITTED);
+	q = store_stmt(s, ST_MARK_EMITTED);
 	if (!q) {
 		r = -EIO;
 		goto cleanup;
 	}
 	sqlite3_bind_int64(q, 1, process_id);
 	sqlite3_bind_int64(q, 2, until_s);
-	r = run(s, q, "moving the emitted watermark");
+	r = store_run(s, q, "moving the emitted watermark");
 	if (r >= 0 && sqlite3_changes(s->db) == 0)
-		r = fail(s, -ENOENT, "no process %" PRId64, process_id);
+		r = store_fail(s, -ENOENT, "no process %" PRId64, process_id);
 cleanup:
-	return op_end(s, r);
+	return store_op_end(s, r);
 }
 
 /* ---- outbox ------------------------------------------------------------------------------ */
@@ -2735,60 +2750,63 @@ int store__outbox_add(struct store *s, const struct store_outbox_item *it, int64
 	int r;
 
 	if (!it || !it->series || !it->series[0] || !it->kind || !it->kind[0])
-		return fail(s, -EINVAL, "an outbox item needs a series and a kind");
+		return store_fail(s, -EINVAL, "an outbox item needs a series and a kind");
 	if (it->raw_id && strlen(it->raw_id) > STORE_MAX_STRING)
-		return fail(s, -EINVAL, "an outbox item's ID over %d bytes", STORE_MAX_STRING);
+		return store_fail(s, -EINVAL, "an outbox item's ID over %d bytes",
+				  STORE_MAX_STRING);
 	if (!it->raw_id && (r = util__uuid4(raw_id)) < 0)
-		return fail(s, r, "no random bytes for an outbox item's ID: %s", strerror(-r));
+		return store_fail(s, r, "no random bytes for an outbox item's ID: %s",
+				  strerror(-r));
 	if (!!it->payload == (it->sdk_profile_id > 0))
-		return fail(s, -EINVAL, "an outbox item carries a payload or an SDK profile id");
+		return store_fail(s, -EINVAL,
+				  "an outbox item carries a payload or an SDK profile id");
 	if (it->payload && (!it->payload_len || it->payload_len > STORE_MAX_PAYLOAD))
-		return fail(s, -EINVAL, "an outbox payload of %zu bytes (cap %u MiB)",
-			    it->payload_len, STORE_MAX_PAYLOAD >> 20);
-	if ((r = check_string(s, "the series", it->series, STORE_MAX_CMDLINE)) < 0 ||
-	    (r = check_string(s, "the tenant", it->tenant, STORE_MAX_STRING)) < 0 ||
-	    (r = check_string(s, "the kind", it->kind, STORE_MAX_STRING)) < 0)
+		return store_fail(s, -EINVAL, "an outbox payload of %zu bytes (cap %u MiB)",
+				  it->payload_len, STORE_MAX_PAYLOAD >> 20);
+	if ((r = store_check_string(s, "the series", it->series, STORE_MAX_CMDLINE)) < 0 ||
+	    (r = store_check_string(s, "the tenant", it->tenant, STORE_MAX_STRING)) < 0 ||
+	    (r = store_check_string(s, "the kind", it->kind, STORE_MAX_STRING)) < 0)
 		return r;
-	r = encode_labels(s, it->labels, it->n_labels, &s->buf1);
+	r = store_encode_labels(s, it->labels, it->n_labels, &s->buf1);
 	if (r < 0)
 		return r;
 	need = it->payload_len + s->buf1.len + strlen(it->series) + 256 +
 	       2 * (uint64_t)s->page_size;
-	r = op_begin(s);
+	r = store_op_begin(s);
 	if (r < 0)
 		return r;
-	r = make_room(s, need, s->max_bytes, INT64_MAX, true, &ok);
+	r = store_make_room(s, need, s->max_bytes, INT64_MAX, true, &ok);
 	if (r < 0)
 		goto cleanup;
 	if (!ok) {
-		r = counter_add(s, STORE_CTR_OUTBOX_REFUSED_FULL, 1);
-		r = op_end(s, r);
-		return r < 0 ? r : full_error(s, "outbox item");
+		r = store_counter_add(s, STORE_CTR_OUTBOX_REFUSED_FULL, 1);
+		r = store_op_end(s, r);
+		return r < 0 ? r : store_full_error(s, "outbox item");
 	}
 	if (it->sdk_profile_id > 0) {
 		/* after make_room, which may prune forwarded profiles: the one
 		 * queued here must still be there */
-		q = st(s, ST_SDK_MARK_QUEUED);
+		q = store_stmt(s, ST_SDK_MARK_QUEUED);
 		if (!q) {
 			r = -EIO;
 			goto cleanup;
 		}
 		sqlite3_bind_int64(q, 1, it->sdk_profile_id);
-		r = run(s, q, "marking an SDK profile queued");
+		r = store_run(s, q, "marking an SDK profile queued");
 		if (r >= 0 && sqlite3_changes(s->db) == 0)
-			r = fail(s, -ENOENT, "no SDK profile %" PRId64, it->sdk_profile_id);
+			r = store_fail(s, -ENOENT, "no SDK profile %" PRId64, it->sdk_profile_id);
 		if (r < 0)
 			goto cleanup;
 	}
-	q = st(s, ST_OUTBOX_INSERT);
+	q = store_stmt(s, ST_OUTBOX_INSERT);
 	if (!q) {
 		r = -EIO;
 		goto cleanup;
 	}
 	sqlite3_bind_int64(q, 1, it->created_ns ? it->created_ns : store__now_ns());
-	bind_text(q, 2, it->series);
-	bind_text(q, 3, it->tenant);
-	bind_text(q, 4, it->kind);
+	store_bind_text(q, 2, it->series);
+	store_bind_text(q, 3, it->tenant);
+	store_bind_text(q, 4, it->kind);
 	sqlite3_bind_blob(q, 5, s->buf1.data ? s->buf1.data : "", (int)s->buf1.len, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 6, it->from_ns);
 	sqlite3_bind_int64(q, 7, it->until_ns);
@@ -2798,21 +2816,21 @@ int store__outbox_add(struct store *s, const struct store_outbox_item *it, int64
 		sqlite3_bind_int64(q, 9, it->sdk_profile_id);
 	sqlite3_bind_int64(q, 10, it->next_attempt_ns);
 	if (it->raw_id)
-		bind_text(q, 11, it->raw_id);
+		store_bind_text(q, 11, it->raw_id);
 	else
 		sqlite3_bind_text(q, 11, raw_id, -1, SQLITE_TRANSIENT);
-	r = run(s, q, "queueing a profile for the upstream");
+	r = store_run(s, q, "queueing a profile for the upstream");
 	if (r == -ENOSPC)
-		r = full_error(s, "outbox item");
+		r = store_full_error(s, "outbox item");
 	if (r >= 0)
 		id = sqlite3_last_insert_rowid(s->db);
 cleanup:
-	r = op_end(s, r);
+	r = store_op_end(s, r);
 	if (r == -ENOSPC) {
 		enum store_counter c = STORE_CTR_OUTBOX_REFUSED_FULL;
 		int64_t one = 1;
 
-		counters_add_alone(s, &c, &one, 1);
+		store_counters_add_alone(s, &c, &one, 1);
 	}
 	if (r >= 0 && ret_id)
 		*ret_id = id;
@@ -2828,9 +2846,9 @@ static int read_outbox(struct store *s, sqlite3_stmt *q, struct store_outbox_ite
 	arena__reset(&s->read_arena);
 	*it = (struct store_outbox_item){
 		.id = sqlite3_column_int64(q, 0),
-		.series = arena_col_text(s, q, 1),
-		.tenant = arena_col_text(s, q, 2),
-		.kind = arena_col_text(s, q, 3),
+		.series = store_arena_text(s, q, 1),
+		.tenant = store_arena_text(s, q, 2),
+		.kind = store_arena_text(s, q, 3),
 		.from_ns = sqlite3_column_int64(q, 5),
 		.until_ns = sqlite3_column_int64(q, 6),
 		.payload = sqlite3_column_blob(q, 7),
@@ -2839,32 +2857,32 @@ static int read_outbox(struct store *s, sqlite3_stmt *q, struct store_outbox_ite
 		.created_ns = sqlite3_column_int64(q, 9),
 		.attempts = sqlite3_column_int64(q, 10),
 		.next_attempt_ns = sqlite3_column_int64(q, 11),
-		.last_error = arena_col_text(s, q, 12),
-		.raw_id = arena_col_text(s, q, 13),
+		.last_error = store_arena_text(s, q, 12),
+		.raw_id = store_arena_text(s, q, 13),
 	};
-	r = decode_labels(s, q, 4, &it->labels, &it->n_labels);
+	r = store_decode_labels(s, q, 4, &it->labels, &it->n_labels);
 	if (r < 0 || it->sdk_profile_id <= 0)
 		return r;
 	{
-		sqlite3_stmt *p = st(s, ST_OUTBOX_GET_SDK);
+		sqlite3_stmt *p = store_stmt(s, ST_OUTBOX_GET_SDK);
 		const void *data;
 		size_t len;
 
 		if (!p)
 			return -EIO;
 		sqlite3_bind_int64(p, 1, it->sdk_profile_id);
-		r = step_row(s, p, "reading an SDK profile");
+		r = store_step_row(s, p, "reading an SDK profile");
 		if (r == -ENOENT) /* it expired: nothing to send */
 			return 0;
 		if (r < 0)
 			return r;
-		r = read_payload(s, p, 0, sqlite3_column_int(p, 1) != 0,
-				 (size_t)sqlite3_column_int64(p, 2), &data, &len);
+		r = store_read_payload(s, p, 0, sqlite3_column_int(p, 1) != 0,
+				       (size_t)sqlite3_column_int64(p, 2), &data, &len);
 		if (r >= 0 && data == sqlite3_column_blob(p, 0)) {
 			/* the blob dies with the reset: keep a copy */
 			dynbuf__reset(&s->buf3);
 			if (dynbuf__append(&s->buf3, data, len) < 0)
-				r = fail(s, -ENOMEM, "out of memory");
+				r = store_fail(s, -ENOMEM, "out of memory");
 			data = s->buf3.data;
 		}
 		sqlite3_reset(p);
@@ -2883,9 +2901,9 @@ int store__outbox_due(struct store *s, int64_t now_ns, size_t max_items, size_t 
 	size_t items = 0, bytes = 0;
 	int rc, r = 0;
 
-	rc = sqlite3_prepare_v2(s->db, stmt_sql[ST_OUTBOX_DUE], -1, &q, NULL);
+	rc = sqlite3_prepare_v2(s->db, store_stmt_sql[ST_OUTBOX_DUE], -1, &q, NULL);
 	if (rc != SQLITE_OK)
-		return db_fail(s, rc, "reading the outbox");
+		return store_db_fail(s, rc, "reading the outbox");
 	sqlite3_bind_int64(q, 1, now_ns);
 	while ((max_items == 0 || items < max_items) && (rc = sqlite3_step(q)) == SQLITE_ROW) {
 		struct store_outbox_item it;
@@ -2902,7 +2920,7 @@ int store__outbox_due(struct store *s, int64_t now_ns, size_t max_items, size_t 
 			break;
 	}
 	if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
-		r = db_fail(s, rc, "reading the outbox");
+		r = store_db_fail(s, rc, "reading the outbox");
 	sqlite3_finalize(q);
 	return r;
 }
@@ -2911,59 +2929,59 @@ static int outbox_change(struct store *s, enum stmt_id id, int64_t item, int64_t
 			 const char *text)
 {
 	sqlite3_stmt *q;
-	int r = op_begin(s);
+	int r = store_op_begin(s);
 
 	if (r < 0)
 		return r;
-	q = st(s, id);
+	q = store_stmt(s, id);
 	if (!q) {
 		r = -EIO;
 		goto cleanup;
 	}
 	sqlite3_bind_int64(q, 1, item);
 	sqlite3_bind_int64(q, 2, a);
-	bind_text(q, 3, text);
-	r = run(s, q, "updating the outbox");
+	store_bind_text(q, 3, text);
+	r = store_run(s, q, "updating the outbox");
 	if (r >= 0 && sqlite3_changes(s->db) == 0)
-		r = fail(s, -ENOENT, "no outbox item %" PRId64, item);
+		r = store_fail(s, -ENOENT, "no outbox item %" PRId64, item);
 cleanup:
-	return op_end(s, r);
+	return store_op_end(s, r);
 }
 
 int store__outbox_done(struct store *s, int64_t id)
 {
 	sqlite3_stmt *q;
 	int64_t sdk = 0;
-	int r = op_begin(s);
+	int r = store_op_begin(s);
 
 	if (r < 0)
 		return r;
-	q = st(s, ST_OUTBOX_DONE);
+	q = store_stmt(s, ST_OUTBOX_DONE);
 	if (!q) {
 		r = -EIO;
 		goto cleanup;
 	}
 	sqlite3_bind_int64(q, 1, id);
-	r = step_row(s, q, "removing a delivered item");
+	r = store_step_row(s, q, "removing a delivered item");
 	if (r == -ENOENT) {
-		r = fail(s, r, "no outbox item %" PRId64, id);
+		r = store_fail(s, r, "no outbox item %" PRId64, id);
 		goto cleanup;
 	}
 	if (r < 0)
 		goto cleanup;
 	sdk = sqlite3_column_int64(q, 0);
-	r = run(s, q, "removing a delivered item");
+	r = store_run(s, q, "removing a delivered item");
 	if (r >= 0 && sdk > 0) {
-		q = st(s, ST_OUTBOX_FORWARDED);
+		q = store_stmt(s, ST_OUTBOX_FORWARDED);
 		if (!q) {
 			r = -EIO;
 			goto cleanup;
 		}
 		sqlite3_bind_int64(q, 1, sdk);
-		r = run(s, q, "marking an SDK profile forwarded");
+		r = store_run(s, q, "marking an SDK profile forwarded");
 	}
 cleanup:
-	return op_end(s, r);
+	return store_op_end(s, r);
 }
 
 int store__outbox_retry(struct store *s, int64_t id, int64_t next_attempt_ns, const char *error)
@@ -2982,10 +3000,10 @@ int store__outbox_dead(struct store *s, int64_t id, int status, const char *reas
 	int r;
 
 	snprintf(msg, sizeof(msg), "%s", reason && reason[0] ? reason : "no reason given");
-	r = op_begin(s);
+	r = store_op_begin(s);
 	if (r < 0)
 		return r;
-	q = st(s, ST_OUTBOX_TO_DEAD);
+	q = store_stmt(s, ST_OUTBOX_TO_DEAD);
 	if (!q) {
 		r = -EIO;
 		goto cleanup;
@@ -2994,22 +3012,22 @@ int store__outbox_dead(struct store *s, int64_t id, int status, const char *reas
 	sqlite3_bind_int64(q, 2, store__now_ns());
 	sqlite3_bind_int(q, 3, status);
 	sqlite3_bind_text(q, 4, msg, -1, SQLITE_TRANSIENT);
-	r = run(s, q, "moving an item to the dead letters");
+	r = store_run(s, q, "moving an item to the dead letters");
 	if (r >= 0 && sqlite3_changes(s->db) == 0)
-		r = fail(s, -ENOENT, "no outbox item %" PRId64, id);
+		r = store_fail(s, -ENOENT, "no outbox item %" PRId64, id);
 	if (r >= 0) {
-		q = st(s, ST_OUTBOX_DELETE);
+		q = store_stmt(s, ST_OUTBOX_DELETE);
 		if (!q)
 			r = -EIO;
 		else
 			sqlite3_bind_int64(q, 1, id);
 		if (r >= 0)
-			r = run(s, q, "moving an item to the dead letters");
+			r = store_run(s, q, "moving an item to the dead letters");
 	}
 	if (r >= 0)
-		r = counter_add(s, STORE_CTR_DEAD_LETTERS, 1);
+		r = store_counter_add(s, STORE_CTR_DEAD_LETTERS, 1);
 cleanup:
-	return op_end(s, r);
+	return store_op_end(s, r);
 }
 
 int store__outbox_list(struct store *s, size_t limit, store_outbox_fn fn, void *ctx)
@@ -3017,9 +3035,9 @@ int store__outbox_list(struct store *s, size_t limit, store_outbox_fn fn, void *
 	sqlite3_stmt *q = NULL;
 	int rc, r = 0;
 
-	rc = sqlite3_prepare_v2(s->db, stmt_sql[ST_OUTBOX_LIST], -1, &q, NULL);
+	rc = sqlite3_prepare_v2(s->db, store_stmt_sql[ST_OUTBOX_LIST], -1, &q, NULL);
 	if (rc != SQLITE_OK)
-		return db_fail(s, rc, "listing the outbox");
+		return store_db_fail(s, rc, "listing the outbox");
 	sqlite3_bind_int64(q, 1, limit ? (int64_t)limit : -1);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		struct store_outbox_item it;
@@ -3031,7 +3049,7 @@ int store__outbox_list(struct store *s, size_t limit, store_outbox_fn fn, void *
 			break;
 	}
 	if (r == 0 && rc != SQLITE_DONE)
-		r = db_fail(s, rc, "listing the outbox");
+		r = store_db_fail(s, rc, "listing the outbox");
 	sqlite3_finalize(q);
 	return r;
 }
@@ -3041,9 +3059,9 @@ int store__dead_letters(struct store *s, size_t limit, store_dead_fn fn, void *c
 	sqlite3_stmt *q = NULL;
 	int rc, r = 0;
 
-	rc = sqlite3_prepare_v2(s->db, stmt_sql[ST_DEAD_LIST], -1, &q, NULL);
+	rc = sqlite3_prepare_v2(s->db, store_stmt_sql[ST_DEAD_LIST], -1, &q, NULL);
 	if (rc != SQLITE_OK)
-		return db_fail(s, rc, "listing the dead letters");
+		return store_db_fail(s, rc, "listing the dead letters");
 	sqlite3_bind_int64(q, 1, limit ? (int64_t)limit : -1);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		struct store_outbox_item it;
@@ -3057,14 +3075,14 @@ int store__dead_letters(struct store *s, size_t limit, store_dead_fn fn, void *c
 			.item = &it,
 			.died_ns = sqlite3_column_int64(q, 14),
 			.status = sqlite3_column_int(q, 15),
-			.reason = arena_col_text(s, q, 16),
+			.reason = store_arena_text(s, q, 16),
 		};
 		r = fn(ctx, &d);
 		if (r != 0)
 			break;
 	}
 	if (r == 0 && rc != SQLITE_DONE)
-		r = db_fail(s, rc, "listing the dead letters");
+		r = store_db_fail(s, rc, "listing the dead letters");
 	sqlite3_finalize(q);
 	return r;
 }
@@ -3109,31 +3127,33 @@ static int stats_locked(struct store *s, bool detailed, struct store_stats *st_o
 	r0.wal_bytes = file_size(s->path, "-wal");
 	for (int t = 0; t < STORE_TABLE_COUNT; t++) {
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table_names[t]);
-		r = scalar(s, sql, 0, &r0.tables[t].rows);
+		r = store_scalar(s, sql, 0, &r0.tables[t].rows);
 		for (int k = 0; r >= 0 && k < 2 && time_sql[t][0]; k++)
-			r = scalar(s, time_sql[t][k], 0,
-				   k ? &r0.tables[t].newest_ns : &r0.tables[t].oldest_ns);
+			r = store_scalar(s, time_sql[t][k], 0,
+					 k ? &r0.tables[t].newest_ns : &r0.tables[t].oldest_ns);
 		if (r < 0)
 			return r;
 	}
-	if ((r = scalar(s, "SELECT total(count) FROM ebpf_buckets", 0, &r0.ebpf_samples)) < 0 ||
-	    (r = scalar(s, "SELECT count(*) FROM sdk_profiles WHERE merged = 0", 0,
-			&r0.sdk_unmerged)) < 0 ||
-	    (r = scalar(s, "SELECT count(*) FROM sdk_profiles WHERE forwarded = 0", 0,
-			&r0.sdk_unforwarded)) < 0 ||
-	    (r = scalar(s, "SELECT count(*) FROM sdk_profiles WHERE queued = 0", 0,
-			&r0.sdk_unqueued)) < 0 ||
-	    (r = scalar(s, "SELECT count(*) FROM outbox WHERE next_attempt_ns <= ?1",
-			store__now_ns(), &r0.outbox_due)) < 0)
+	if ((r = store_scalar(s, "SELECT total(count) FROM ebpf_buckets", 0, &r0.ebpf_samples)) <
+		    0 ||
+	    (r = store_scalar(s, "SELECT count(*) FROM sdk_profiles WHERE merged = 0", 0,
+			      &r0.sdk_unmerged)) < 0 ||
+	    (r = store_scalar(s, "SELECT count(*) FROM sdk_profiles WHERE forwarded = 0", 0,
+			      &r0.sdk_unforwarded)) < 0 ||
+	    (r = store_scalar(s, "SELECT count(*) FROM sdk_profiles WHERE queued = 0", 0,
+			      &r0.sdk_unqueued)) < 0 ||
+	    (r = store_scalar(s, "SELECT count(*) FROM outbox WHERE next_attempt_ns <= ?1",
+			      store__now_ns(), &r0.outbox_due)) < 0)
 		return r;
 	rc = sqlite3_prepare_v2(s->db, "SELECT name, value FROM counters", -1, &q, NULL);
 	while ((rc == SQLITE_OK || rc == SQLITE_ROW) && (rc = sqlite3_step(q)) == SQLITE_ROW)
 		for (int c = 0; c < STORE_CTR_COUNT; c++)
-			if (strcmp(col_text(q, 0) ? col_text(q, 0) : "", counter_names[c]) == 0)
+			if (strcmp(store_col_text(q, 0) ? store_col_text(q, 0) : "",
+				   counter_names[c]) == 0)
 				r0.counters[c] = sqlite3_column_int64(q, 1);
 	sqlite3_finalize(q);
 	if (rc != SQLITE_DONE)
-		return db_fail(s, rc, "reading the counters");
+		return store_db_fail(s, rc, "reading the counters");
 	if (detailed) {
 		/* dbstat walks every page: only for `braid store stats` */
 		rc = sqlite3_prepare_v2(
@@ -3144,12 +3164,12 @@ static int stats_locked(struct store *s, bool detailed, struct store_stats *st_o
 		while ((rc == SQLITE_OK || rc == SQLITE_ROW) &&
 		       (rc = sqlite3_step(q)) == SQLITE_ROW)
 			for (int t = 0; t < STORE_TABLE_COUNT; t++)
-				if (strcmp(col_text(q, 0) ? col_text(q, 0) : "", table_names[t]) ==
-				    0)
+				if (strcmp(store_col_text(q, 0) ? store_col_text(q, 0) : "",
+					   table_names[t]) == 0)
 					r0.tables[t].bytes = sqlite3_column_int64(q, 1);
 		sqlite3_finalize(q);
 		if (rc != SQLITE_DONE)
-			return db_fail(s, rc, "measuring the tables");
+			return store_db_fail(s, rc, "measuring the tables");
 	}
 	*st_out = r0;
 	return 0;
@@ -3161,7 +3181,7 @@ int store__stats(struct store *s, bool detailed, struct store_stats *ret)
 	int r;
 
 	/* one read transaction: the figures are one snapshot */
-	if (own && (r = exec_sql(s, "BEGIN", "reading statistics")) < 0)
+	if (own && (r = store_exec_sql(s, "BEGIN", "reading statistics")) < 0)
 		return r;
 	r = stats_locked(s, detailed, ret);
 	if (own)
@@ -3182,10 +3202,10 @@ static int write_one(struct store *s, const char *sql, int64_t param, int64_t *r
 
 	rc = sqlite3_prepare_v2(s->db, sql, -1, &q, NULL);
 	if (rc != SQLITE_OK)
-		return db_fail(s, rc, "cleaning up");
+		return store_db_fail(s, rc, "cleaning up");
 	if (sqlite3_bind_parameter_count(q))
 		sqlite3_bind_int64(q, 1, param);
-	r = run(s, q, "cleaning up");
+	r = store_run(s, q, "cleaning up");
 	if (r >= 0 && ret_n)
 		*ret_n = sqlite3_changes(s->db);
 	sqlite3_finalize(q);
@@ -3200,17 +3220,17 @@ static int expire_sdk(struct store *s, int64_t cutoff_ns, struct store_maintenan
 	int r;
 
 	do {
-		r = op_begin(s);
+		r = store_op_begin(s);
 		if (r < 0)
 			return r;
 		n = forwarded = outbox = 0;
-		r = scalar(
+		r = store_scalar(
 			s,
 			"SELECT count(*) FROM (SELECT 1 FROM sdk_profiles WHERE received_ns < ?1 "
 			"ORDER BY received_ns LIMIT " UTIL_STR(CLEANUP_CHUNK) ")",
 			cutoff_ns, &n);
 		if (r >= 0 && n)
-			r = scalar(
+			r = store_scalar(
 				s,
 				"SELECT total(forwarded) FROM (SELECT forwarded FROM sdk_profiles "
 				"WHERE received_ns < ?1 ORDER BY received_ns LIMIT " UTIL_STR(
@@ -3230,12 +3250,12 @@ static int expire_sdk(struct store *s, int64_t cutoff_ns, struct store_maintenan
 					CLEANUP_CHUNK) ")",
 				cutoff_ns, NULL);
 		if (r >= 0)
-			r = counter_add(s, STORE_CTR_SDK_EXPIRED, n);
+			r = store_counter_add(s, STORE_CTR_SDK_EXPIRED, n);
 		if (r >= 0)
-			r = counter_add(s, STORE_CTR_SDK_EXPIRED_UNFORWARDED, n - forwarded);
+			r = store_counter_add(s, STORE_CTR_SDK_EXPIRED_UNFORWARDED, n - forwarded);
 		if (r >= 0)
-			r = counter_add(s, STORE_CTR_OUTBOX_EXPIRED, outbox);
-		r = op_end(s, r);
+			r = store_counter_add(s, STORE_CTR_OUTBOX_EXPIRED, outbox);
+		r = store_op_end(s, r);
 		if (r < 0)
 			return r;
 		m->sdk_expired += n;
@@ -3251,30 +3271,34 @@ static int expire_buckets(struct store *s, int64_t cutoff_s, struct store_mainte
 		int64_t oldest = INT64_MAX, upto, rows = 0, unemitted = 0;
 		int r;
 
-		r = scalar(s, "SELECT coalesce(min(second), 9223372036854775807) FROM ebpf_buckets",
-			   0, &oldest);
+		r = store_scalar(
+			s, "SELECT coalesce(min(second), 9223372036854775807) FROM ebpf_buckets", 0,
+			&oldest);
 		if (r < 0)
 			return r;
 		if (oldest >= cutoff_s)
 			return 0;
 		upto = oldest + 60 < cutoff_s ? oldest + 60 : cutoff_s;
-		r = op_begin(s);
+		r = store_op_begin(s);
 		if (r < 0)
 			return r;
-		r = scalar(s, "SELECT count(*) FROM ebpf_buckets WHERE second < ?1", upto, &rows);
+		r = store_scalar(s, "SELECT count(*) FROM ebpf_buckets WHERE second < ?1", upto,
+				 &rows);
 		if (r >= 0)
-			r = scalar(s,
-				   "SELECT total(b.count) FROM ebpf_buckets b JOIN processes p "
-				   "ON p.id = b.process_id WHERE b.second < ?1 "
-				   "AND b.second >= p.ebpf_emitted_s",
-				   upto, &unemitted);
+			r = store_scalar(
+				s,
+				"SELECT total(b.count) FROM ebpf_buckets b JOIN processes p "
+				"ON p.id = b.process_id WHERE b.second < ?1 "
+				"AND b.second >= p.ebpf_emitted_s",
+				upto, &unemitted);
 		if (r >= 0)
 			r = write_one(s, "DELETE FROM ebpf_buckets WHERE second < ?1", upto, NULL);
 		if (r >= 0)
-			r = counter_add(s, STORE_CTR_EBPF_ROWS_EXPIRED, rows);
+			r = store_counter_add(s, STORE_CTR_EBPF_ROWS_EXPIRED, rows);
 		if (r >= 0)
-			r = counter_add(s, STORE_CTR_EBPF_SAMPLES_EXPIRED_UNEMITTED, unemitted);
-		r = op_end(s, r);
+			r = store_counter_add(s, STORE_CTR_EBPF_SAMPLES_EXPIRED_UNEMITTED,
+					      unemitted);
+		r = store_op_end(s, r);
 		if (r < 0)
 			return r;
 		m->ebpf_rows_expired += rows;
@@ -3293,11 +3317,11 @@ static int collect_stacks(struct store *s, struct store_maintenance *m)
 	int64_t ids[STORE_MAX_STACK_DEPTH];
 	int rc, r;
 
-	r = op_begin(s);
+	r = store_op_begin(s);
 	if (r < 0)
 		return r;
-	r = scalar(s, "SELECT coalesce(min(second), 9223372036854775807) FROM ebpf_buckets", 0,
-		   &oldest);
+	r = store_scalar(s, "SELECT coalesce(min(second), 9223372036854775807) FROM ebpf_buckets",
+			 0, &oldest);
 	if (r >= 0)
 		r = write_one(
 			s, "DELETE FROM stacks WHERE last_used_s < ?1 - " UTIL_STR(STACK_TOUCH_S),
@@ -3306,18 +3330,19 @@ static int collect_stacks(struct store *s, struct store_maintenance *m)
 		goto cleanup;
 	r = write_one(s, "UPDATE meta SET value = value + 1 WHERE key = 'gc_generation'", 0, NULL);
 	if (r >= 0)
-		r = scalar(s, "SELECT coalesce(max(id), 0) FROM frames", 0, &max_frame);
+		r = store_scalar(s, "SELECT coalesce(max(id), 0) FROM frames", 0, &max_frame);
 	if (r < 0)
 		goto cleanup;
 	used = calloc((size_t)max_frame / 8 + 1, 1);
 	if (!used) {
-		r = fail(s, -ENOMEM, "out of memory collecting frames");
+		r = store_fail(s, -ENOMEM, "out of memory collecting frames");
 		goto cleanup;
 	}
 	rc = sqlite3_prepare_v2(s->db, "SELECT frames FROM stacks", -1, &q, NULL);
 	while ((rc == SQLITE_OK || rc == SQLITE_ROW) && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-		int n = get_varints(sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0),
-				    ids, UTIL_ARRAY_SIZE(ids));
+		int n = store_get_varints(sqlite3_column_blob(q, 0),
+					  (size_t)sqlite3_column_bytes(q, 0), ids,
+					  UTIL_ARRAY_SIZE(ids));
 
 		for (int i = 0; i < n; i++)
 			if (ids[i] > 0 && ids[i] <= max_frame)
@@ -3326,7 +3351,7 @@ static int collect_stacks(struct store *s, struct store_maintenance *m)
 	sqlite3_finalize(q);
 	q = NULL;
 	if (rc != SQLITE_DONE) {
-		r = db_fail(s, rc, "collecting frames");
+		r = store_db_fail(s, rc, "collecting frames");
 		goto cleanup;
 	}
 	{
@@ -3352,12 +3377,12 @@ static int collect_stacks(struct store *s, struct store_maintenance *m)
 		}
 		sqlite3_finalize(del);
 		if (rc != SQLITE_DONE)
-			r = db_fail(s, rc, "collecting frames");
+			r = store_db_fail(s, rc, "collecting frames");
 	}
 cleanup:
 	sqlite3_finalize(q);
 	free(used);
-	r = op_end(s, r);
+	r = store_op_end(s, r);
 	if (r >= 0) {
 		m->stacks_removed += stacks;
 		m->frames_removed += frames;
@@ -3373,25 +3398,25 @@ int store__maintain(struct store *s, int64_t now_ns, struct store_maintenance *r
 	int r;
 
 	if (s->read_only)
-		return fail(s, -EROFS, "the store was opened read-only (%s)", s->path);
+		return store_fail(s, -EROFS, "the store was opened read-only (%s)", s->path);
 	if (s->user_tx)
-		return fail(s, -EINVAL, "cleanup cannot run inside a transaction");
+		return store_fail(s, -EINVAL, "cleanup cannot run inside a transaction");
 	r = expire_sdk(s, cutoff_ns, &m);
 	if (r >= 0)
 		r = expire_buckets(s, cutoff_ns / 1000000000, &m);
 	if (r >= 0) {
-		r = op_begin(s);
+		r = store_op_begin(s);
 		if (r >= 0)
 			r = write_one(s, "DELETE FROM outbox WHERE created_ns < ?1", cutoff_ns, &n);
 		if (r >= 0)
-			r = counter_add(s, STORE_CTR_OUTBOX_EXPIRED, n);
+			r = store_counter_add(s, STORE_CTR_OUTBOX_EXPIRED, n);
 		m.outbox_expired += n;
 		n = 0;
 		if (r >= 0)
 			r = write_one(s, "DELETE FROM dead_letters WHERE died_ns < ?1", cutoff_ns,
 				      &n);
 		if (r >= 0)
-			r = counter_add(s, STORE_CTR_DEAD_EXPIRED, n);
+			r = store_counter_add(s, STORE_CTR_DEAD_EXPIRED, n);
 		m.dead_expired += n;
 		n = 0;
 		if (r >= 0)
@@ -3403,12 +3428,12 @@ int store__maintain(struct store *s, int64_t now_ns, struct store_maintenance *r
 				      "p.process_id = processes.id)",
 				      cutoff_ns, &n);
 		if (r >= 0)
-			r = counter_add(s, STORE_CTR_PROCESSES_EXPIRED, n);
+			r = store_counter_add(s, STORE_CTR_PROCESSES_EXPIRED, n);
 		m.processes_removed += n;
 		/* a bound lowered since the data went in: shed old buckets */
 		if (r >= 0)
-			r = make_room(s, 0, intake_limit(s), INT64_MAX, false, &ok);
-		r = op_end(s, r);
+			r = store_make_room(s, 0, store_intake_limit(s), INT64_MAX, false, &ok);
+		r = store_op_end(s, r);
 	}
 	if (r >= 0)
 		r = collect_stacks(s, &m);
