@@ -87,7 +87,9 @@ static int frame_id(struct store *s, const struct store_frame *f, size_t i, int6
 	q = store_stmt(s, ST_FRAME_FIND);
 	if (!q)
 		return -EIO;
-	sqlite3_bind_int64(q, 1, (int64_t)h1);
+	r = store_bind_int64(s, q, 1, (int64_t)h1);
+	if (r < 0)
+		return r;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		const char *n2 = store_col_text(q, 2), *m2 = store_col_text(q, 3);
 
@@ -106,11 +108,12 @@ static int frame_id(struct store *s, const struct store_frame *f, size_t i, int6
 	q = store_stmt(s, ST_FRAME_INSERT);
 	if (!q)
 		return -EIO;
-	sqlite3_bind_int64(q, 1, (int64_t)h1);
-	sqlite3_bind_int(q, 2, (int)f->kind);
-	sqlite3_bind_text(q, 3, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 4, module, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 5, (int64_t)f->offset);
+	if ((r = store_bind_int64(s, q, 1, (int64_t)h1)) < 0 ||
+	    (r = store_bind_int(s, q, 2, (int)f->kind)) < 0 ||
+	    (r = store_bind_text(s, q, 3, name)) < 0 ||
+	    (r = store_bind_text(s, q, 4, module)) < 0 ||
+	    (r = store_bind_int64(s, q, 5, (int64_t)f->offset)) < 0)
+		return r;
 	r = store_run(s, q, "storing a frame");
 	if (r < 0)
 		return r;
@@ -192,8 +195,8 @@ static int stack_touch(struct store *s, int64_t id, int64_t *last, int64_t secon
 	q = store_stmt(s, ST_STACK_TOUCH);
 	if (!q)
 		return -EIO;
-	sqlite3_bind_int64(q, 1, id);
-	sqlite3_bind_int64(q, 2, second);
+	if ((r = store_bind_int64(s, q, 1, id)) < 0 || (r = store_bind_int64(s, q, 2, second)) < 0)
+		return r;
 	r = store_run(s, q, "updating a stack");
 	if (r >= 0)
 		*last = second;
@@ -234,7 +237,9 @@ static int stack_id(struct store *s, const struct store_frame *frames, size_t n,
 	q = store_stmt(s, ST_STACK_FIND);
 	if (!q)
 		return -EIO;
-	sqlite3_bind_int64(q, 1, (int64_t)h);
+	r = store_bind_int64(s, q, 1, (int64_t)h);
+	if (r < 0)
+		return r;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		if ((size_t)sqlite3_column_bytes(q, 1) == s->buf1.len &&
 		    (!s->buf1.len ||
@@ -252,13 +257,15 @@ static int stack_id(struct store *s, const struct store_frame *frames, size_t n,
 		if (r < 0)
 			return r;
 	} else {
+		const char *blob = s->buf1.data ? s->buf1.data : "";
+
 		q = store_stmt(s, ST_STACK_INSERT);
 		if (!q)
 			return -EIO;
-		sqlite3_bind_int64(q, 1, (int64_t)h);
-		sqlite3_bind_blob(q, 2, s->buf1.data ? s->buf1.data : "", (int)s->buf1.len,
-				  SQLITE_STATIC);
-		sqlite3_bind_int64(q, 3, second);
+		if ((r = store_bind_int64(s, q, 1, (int64_t)h)) < 0 ||
+		    (r = store_bind_blob(s, q, 2, blob, s->buf1.len)) < 0 ||
+		    (r = store_bind_int64(s, q, 3, second)) < 0)
+			return r;
 		r = store_run(s, q, "storing a stack");
 		if (r < 0)
 			return r;
@@ -308,8 +315,9 @@ static int note_last_seconds(struct store *s, const struct store_bucket *rows, s
 			r = -EIO;
 			break;
 		}
-		sqlite3_bind_int64(q, 1, ps[i].process_id);
-		sqlite3_bind_int64(q, 2, last);
+		if ((r = store_bind_int64(s, q, 1, ps[i].process_id)) < 0 ||
+		    (r = store_bind_int64(s, q, 2, last)) < 0)
+			break;
 		r = store_run(s, q, "noting the last eBPF second of a process");
 		i = j;
 	}
@@ -378,11 +386,12 @@ int store__put_buckets(struct store *s, const struct store_bucket *rows, size_t 
 			r = -EIO;
 			break;
 		}
-		sqlite3_bind_int64(q, 1, rows[i].process_id);
-		sqlite3_bind_int64(q, 2, rows[i].second);
-		sqlite3_bind_int(q, 3, rows[i].tid);
-		sqlite3_bind_int64(q, 4, sid);
-		sqlite3_bind_int64(q, 5, rows[i].count);
+		if ((r = store_bind_int64(s, q, 1, rows[i].process_id)) < 0 ||
+		    (r = store_bind_int64(s, q, 2, rows[i].second)) < 0 ||
+		    (r = store_bind_int(s, q, 3, rows[i].tid)) < 0 ||
+		    (r = store_bind_int64(s, q, 4, sid)) < 0 ||
+		    (r = store_bind_int64(s, q, 5, rows[i].count)) < 0)
+			break;
 		r = store_run(s, q, "storing eBPF buckets");
 	}
 	if (r >= 0)
@@ -432,7 +441,9 @@ static int memo_frame(struct store *s, struct frame_memo *m, int64_t id,
 	q = store_stmt(s, ST_FRAME_GET);
 	if (!q)
 		return -EIO;
-	sqlite3_bind_int64(q, 1, id);
+	r = store_bind_int64(s, q, 1, id);
+	if (r < 0)
+		return r;
 	r = store_step_row(s, q, "reading a frame");
 	if (r == -ENOENT)
 		return store_fail(s, -EIO, "stack refers to a missing frame %" PRId64 " (%s)", id,
@@ -475,9 +486,10 @@ int store__buckets(struct store *s, int64_t process_id, int64_t from_s, int64_t 
 		r = store_db_fail(s, rc, "reading eBPF buckets");
 		goto cleanup;
 	}
-	sqlite3_bind_int64(q, 1, process_id);
-	sqlite3_bind_int64(q, 2, from_s);
-	sqlite3_bind_int64(q, 3, until_s);
+	if ((r = store_bind_int64(s, q, 1, process_id)) < 0 ||
+	    (r = store_bind_int64(s, q, 2, from_s)) < 0 ||
+	    (r = store_bind_int64(s, q, 3, until_s)) < 0)
+		goto cleanup;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		int64_t sid = sqlite3_column_int64(q, 2);
 		struct store_bucket b;
@@ -490,8 +502,9 @@ int store__buckets(struct store *s, int64_t process_id, int64_t from_s, int64_t 
 				r = -EIO;
 				break;
 			}
-			sqlite3_bind_int64(sq, 1, sid);
-			r = store_step_row(s, sq, "reading a stack");
+			r = store_bind_int64(s, sq, 1, sid);
+			if (r >= 0)
+				r = store_step_row(s, sq, "reading a stack");
 			if (r < 0) {
 				if (r == -ENOENT)
 					r = store_fail(s, -EIO,
@@ -552,7 +565,9 @@ int store__uncovered(struct store *s, int64_t before_s, store_uncovered_fn fn, v
 	rc = sqlite3_prepare_v2(s->db, store_stmt_sql[ST_UNCOVERED], -1, &q, NULL);
 	if (rc != SQLITE_OK)
 		return store_db_fail(s, rc, "finding uncovered eBPF samples");
-	sqlite3_bind_int64(q, 1, before_s);
+	r = store_bind_int64(s, q, 1, before_s);
+	if (r < 0)
+		goto cleanup;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		struct store_process p;
 		struct store_uncovered u = {
@@ -572,6 +587,7 @@ int store__uncovered(struct store *s, int64_t before_s, store_uncovered_fn fn, v
 	}
 	if (r == 0 && rc != SQLITE_DONE)
 		r = store_db_fail(s, rc, "finding uncovered eBPF samples");
+cleanup:
 	sqlite3_finalize(q);
 	return r;
 }
@@ -588,8 +604,9 @@ int store__mark_emitted(struct store *s, int64_t process_id, int64_t until_s)
 		r = -EIO;
 		goto cleanup;
 	}
-	sqlite3_bind_int64(q, 1, process_id);
-	sqlite3_bind_int64(q, 2, until_s);
+	if ((r = store_bind_int64(s, q, 1, process_id)) < 0 ||
+	    (r = store_bind_int64(s, q, 2, until_s)) < 0)
+		goto cleanup;
 	r = store_run(s, q, "moving the emitted watermark");
 	if (r >= 0 && sqlite3_changes(s->db) == 0)
 		r = store_fail(s, -ENOENT, "no process %" PRId64, process_id);

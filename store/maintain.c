@@ -64,13 +64,15 @@ const char *store__table_name(enum store_table t)
 int store_counter_add(struct store *s, enum store_counter c, int64_t n)
 {
 	sqlite3_stmt *q = store_stmt(s, ST_COUNTER_ADD);
+	int r;
 
 	if (!n)
 		return 0;
 	if (!q)
 		return -EIO;
-	sqlite3_bind_text(q, 1, counter_names[c], -1, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 2, n);
+	if ((r = store_bind_text(s, q, 1, counter_names[c])) < 0 ||
+	    (r = store_bind_int64(s, q, 2, n)) < 0)
+		return r;
 	return store_run(s, q, "counting");
 }
 
@@ -130,8 +132,9 @@ static int drop_oldest_second(struct store *s, int64_t before_s, bool *ret_dropp
 	q = store_stmt(s, ST_SECOND_TOTALS);
 	if (!q)
 		return -EIO;
-	sqlite3_bind_int64(q, 1, second);
-	r = store_step_row(s, q, "counting eBPF buckets");
+	r = store_bind_int64(s, q, 1, second);
+	if (r >= 0)
+		r = store_step_row(s, q, "counting eBPF buckets");
 	if (r < 0)
 		return r;
 	rows = sqlite3_column_int64(q, 0);
@@ -140,8 +143,9 @@ static int drop_oldest_second(struct store *s, int64_t before_s, bool *ret_dropp
 	q = store_stmt(s, ST_SECOND_DELETE);
 	if (!q)
 		return -EIO;
-	sqlite3_bind_int64(q, 1, second);
-	r = store_run(s, q, "dropping eBPF buckets");
+	r = store_bind_int64(s, q, 1, second);
+	if (r >= 0)
+		r = store_run(s, q, "dropping eBPF buckets");
 	if (r < 0)
 		return r;
 	r = store_counter_add(s, STORE_CTR_EBPF_ROWS_DROPPED, rows);
@@ -194,8 +198,9 @@ int store_make_room(struct store *s, uint64_t need, uint64_t limit, int64_t befo
 
 			if (!q)
 				return -EIO;
-			sqlite3_bind_int64(q, 1, 64);
-			r = store_run(s, q, "removing forwarded SDK profiles");
+			r = store_bind_int64(s, q, 1, 64);
+			if (r >= 0)
+				r = store_run(s, q, "removing forwarded SDK profiles");
 			if (r < 0)
 				return r;
 			n = sqlite3_changes(s->db);
@@ -335,9 +340,9 @@ static int write_one(struct store *s, const char *sql, int64_t param, int64_t *r
 	rc = sqlite3_prepare_v2(s->db, sql, -1, &q, NULL);
 	if (rc != SQLITE_OK)
 		return store_db_fail(s, rc, "cleaning up");
-	if (sqlite3_bind_parameter_count(q))
-		sqlite3_bind_int64(q, 1, param);
-	r = store_run(s, q, "cleaning up");
+	r = sqlite3_bind_parameter_count(q) ? store_bind_int64(s, q, 1, param) : 0;
+	if (r >= 0)
+		r = store_run(s, q, "cleaning up");
 	if (r >= 0 && ret_n)
 		*ret_n = sqlite3_changes(s->db);
 	sqlite3_finalize(q);
@@ -499,7 +504,9 @@ static int collect_stacks(struct store *s, struct store_maintenance *m)
 
 			if (id > 0 && id <= max_frame && (used[id / 8] & (1u << (id % 8))))
 				continue;
-			sqlite3_bind_int64(del, 1, id);
+			r = store_bind_int64(s, del, 1, id);
+			if (r < 0)
+				break;
 			rc = sqlite3_step(del);
 			sqlite3_reset(del);
 			if (rc != SQLITE_DONE)
@@ -508,7 +515,7 @@ static int collect_stacks(struct store *s, struct store_maintenance *m)
 			frames++;
 		}
 		sqlite3_finalize(del);
-		if (rc != SQLITE_DONE)
+		if (r >= 0 && rc != SQLITE_DONE)
 			r = store_db_fail(s, rc, "collecting frames");
 	}
 cleanup:

@@ -14,7 +14,7 @@ int store__outbox_add(struct store *s, const struct store_outbox_item *it, int64
 {
 	sqlite3_stmt *q;
 	uint64_t need;
-	int64_t id = 0;
+	int64_t id = 0, created_ns;
 	char raw_id[UTIL_UUID_LEN + 1];
 	bool ok;
 	int r;
@@ -61,8 +61,9 @@ int store__outbox_add(struct store *s, const struct store_outbox_item *it, int64
 			r = -EIO;
 			goto cleanup;
 		}
-		sqlite3_bind_int64(q, 1, it->sdk_profile_id);
-		r = store_run(s, q, "marking an SDK profile queued");
+		r = store_bind_int64(s, q, 1, it->sdk_profile_id);
+		if (r >= 0)
+			r = store_run(s, q, "marking an SDK profile queued");
 		if (r >= 0 && sqlite3_changes(s->db) == 0)
 			r = store_fail(s, -ENOENT, "no SDK profile %" PRId64, it->sdk_profile_id);
 		if (r < 0)
@@ -73,22 +74,22 @@ int store__outbox_add(struct store *s, const struct store_outbox_item *it, int64
 		r = -EIO;
 		goto cleanup;
 	}
-	sqlite3_bind_int64(q, 1, it->created_ns ? it->created_ns : store__now_ns());
-	store_bind_text(q, 2, it->series);
-	store_bind_text(q, 3, it->tenant);
-	store_bind_text(q, 4, it->kind);
-	sqlite3_bind_blob(q, 5, s->buf1.data ? s->buf1.data : "", (int)s->buf1.len, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 6, it->from_ns);
-	sqlite3_bind_int64(q, 7, it->until_ns);
-	if (it->payload)
-		sqlite3_bind_blob(q, 8, it->payload, (int)it->payload_len, SQLITE_STATIC);
-	if (it->sdk_profile_id > 0)
-		sqlite3_bind_int64(q, 9, it->sdk_profile_id);
-	sqlite3_bind_int64(q, 10, it->next_attempt_ns);
-	if (it->raw_id)
-		store_bind_text(q, 11, it->raw_id);
-	else
-		sqlite3_bind_text(q, 11, raw_id, -1, SQLITE_TRANSIENT);
+	/* the payload (8) or the SDK profile (9): the other stays NULL; raw_id
+	 * (11) is the caller's, else the new one on this stack frame (copied) */
+	created_ns = it->created_ns ? it->created_ns : store__now_ns();
+	if ((r = store_bind_int64(s, q, 1, created_ns)) < 0 ||
+	    (r = store_bind_text(s, q, 2, it->series)) < 0 ||
+	    (r = store_bind_text(s, q, 3, it->tenant)) < 0 ||
+	    (r = store_bind_text(s, q, 4, it->kind)) < 0 ||
+	    (r = store_bind_blob(s, q, 5, s->buf1.data ? s->buf1.data : "", s->buf1.len)) < 0 ||
+	    (r = store_bind_int64(s, q, 6, it->from_ns)) < 0 ||
+	    (r = store_bind_int64(s, q, 7, it->until_ns)) < 0 ||
+	    (it->payload && (r = store_bind_blob(s, q, 8, it->payload, it->payload_len)) < 0) ||
+	    (it->sdk_profile_id > 0 && (r = store_bind_int64(s, q, 9, it->sdk_profile_id)) < 0) ||
+	    (r = store_bind_int64(s, q, 10, it->next_attempt_ns)) < 0 ||
+	    (r = it->raw_id ? store_bind_text(s, q, 11, it->raw_id)
+			    : store_bind_text_copy(s, q, 11, raw_id)) < 0)
+		goto cleanup;
 	r = store_run(s, q, "queueing a profile for the upstream");
 	if (r == -ENOSPC)
 		r = store_full_error(s, "outbox item");
@@ -140,7 +141,9 @@ static int read_outbox(struct store *s, sqlite3_stmt *q, struct store_outbox_ite
 
 		if (!p)
 			return -EIO;
-		sqlite3_bind_int64(p, 1, it->sdk_profile_id);
+		r = store_bind_int64(s, p, 1, it->sdk_profile_id);
+		if (r < 0)
+			return r;
 		r = store_step_row(s, p, "reading an SDK profile");
 		if (r == -ENOENT) /* it expired: nothing to send */
 			return 0;
@@ -174,7 +177,9 @@ int store__outbox_due(struct store *s, int64_t now_ns, size_t max_items, size_t 
 	rc = sqlite3_prepare_v2(s->db, store_stmt_sql[ST_OUTBOX_DUE], -1, &q, NULL);
 	if (rc != SQLITE_OK)
 		return store_db_fail(s, rc, "reading the outbox");
-	sqlite3_bind_int64(q, 1, now_ns);
+	r = store_bind_int64(s, q, 1, now_ns);
+	if (r < 0)
+		goto cleanup;
 	while ((max_items == 0 || items < max_items) && (rc = sqlite3_step(q)) == SQLITE_ROW) {
 		struct store_outbox_item it;
 
@@ -191,6 +196,7 @@ int store__outbox_due(struct store *s, int64_t now_ns, size_t max_items, size_t 
 	}
 	if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
 		r = store_db_fail(s, rc, "reading the outbox");
+cleanup:
 	sqlite3_finalize(q);
 	return r;
 }
@@ -208,9 +214,9 @@ static int outbox_change(struct store *s, enum stmt_id id, int64_t item, int64_t
 		r = -EIO;
 		goto cleanup;
 	}
-	sqlite3_bind_int64(q, 1, item);
-	sqlite3_bind_int64(q, 2, a);
-	store_bind_text(q, 3, text);
+	if ((r = store_bind_int64(s, q, 1, item)) < 0 || (r = store_bind_int64(s, q, 2, a)) < 0 ||
+	    (r = store_bind_text(s, q, 3, text)) < 0)
+		goto cleanup;
 	r = store_run(s, q, "updating the outbox");
 	if (r >= 0 && sqlite3_changes(s->db) == 0)
 		r = store_fail(s, -ENOENT, "no outbox item %" PRId64, item);
@@ -231,7 +237,9 @@ int store__outbox_done(struct store *s, int64_t id)
 		r = -EIO;
 		goto cleanup;
 	}
-	sqlite3_bind_int64(q, 1, id);
+	r = store_bind_int64(s, q, 1, id);
+	if (r < 0)
+		goto cleanup;
 	r = store_step_row(s, q, "removing a delivered item");
 	if (r == -ENOENT) {
 		r = store_fail(s, r, "no outbox item %" PRId64, id);
@@ -247,8 +255,9 @@ int store__outbox_done(struct store *s, int64_t id)
 			r = -EIO;
 			goto cleanup;
 		}
-		sqlite3_bind_int64(q, 1, sdk);
-		r = store_run(s, q, "marking an SDK profile forwarded");
+		r = store_bind_int64(s, q, 1, sdk);
+		if (r >= 0)
+			r = store_run(s, q, "marking an SDK profile forwarded");
 	}
 cleanup:
 	return store_op_end(s, r);
@@ -278,19 +287,17 @@ int store__outbox_dead(struct store *s, int64_t id, int status, const char *reas
 		r = -EIO;
 		goto cleanup;
 	}
-	sqlite3_bind_int64(q, 1, id);
-	sqlite3_bind_int64(q, 2, store__now_ns());
-	sqlite3_bind_int(q, 3, status);
-	sqlite3_bind_text(q, 4, msg, -1, SQLITE_TRANSIENT);
+	if ((r = store_bind_int64(s, q, 1, id)) < 0 ||
+	    (r = store_bind_int64(s, q, 2, store__now_ns())) < 0 ||
+	    (r = store_bind_int(s, q, 3, status)) < 0 ||
+	    (r = store_bind_text_copy(s, q, 4, msg)) < 0)
+		goto cleanup;
 	r = store_run(s, q, "moving an item to the dead letters");
 	if (r >= 0 && sqlite3_changes(s->db) == 0)
 		r = store_fail(s, -ENOENT, "no outbox item %" PRId64, id);
 	if (r >= 0) {
 		q = store_stmt(s, ST_OUTBOX_DELETE);
-		if (!q)
-			r = -EIO;
-		else
-			sqlite3_bind_int64(q, 1, id);
+		r = q ? store_bind_int64(s, q, 1, id) : -EIO;
 		if (r >= 0)
 			r = store_run(s, q, "moving an item to the dead letters");
 	}
@@ -308,7 +315,9 @@ int store__outbox_list(struct store *s, size_t limit, store_outbox_fn fn, void *
 	rc = sqlite3_prepare_v2(s->db, store_stmt_sql[ST_OUTBOX_LIST], -1, &q, NULL);
 	if (rc != SQLITE_OK)
 		return store_db_fail(s, rc, "listing the outbox");
-	sqlite3_bind_int64(q, 1, limit ? (int64_t)limit : -1);
+	r = store_bind_int64(s, q, 1, limit ? (int64_t)limit : -1);
+	if (r < 0)
+		goto cleanup;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		struct store_outbox_item it;
 
@@ -320,6 +329,7 @@ int store__outbox_list(struct store *s, size_t limit, store_outbox_fn fn, void *
 	}
 	if (r == 0 && rc != SQLITE_DONE)
 		r = store_db_fail(s, rc, "listing the outbox");
+cleanup:
 	sqlite3_finalize(q);
 	return r;
 }
@@ -332,7 +342,9 @@ int store__dead_letters(struct store *s, size_t limit, store_dead_fn fn, void *c
 	rc = sqlite3_prepare_v2(s->db, store_stmt_sql[ST_DEAD_LIST], -1, &q, NULL);
 	if (rc != SQLITE_OK)
 		return store_db_fail(s, rc, "listing the dead letters");
-	sqlite3_bind_int64(q, 1, limit ? (int64_t)limit : -1);
+	r = store_bind_int64(s, q, 1, limit ? (int64_t)limit : -1);
+	if (r < 0)
+		goto cleanup;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		struct store_outbox_item it;
 		struct store_dead_letter d;
@@ -353,6 +365,7 @@ int store__dead_letters(struct store *s, size_t limit, store_dead_fn fn, void *c
 	}
 	if (r == 0 && rc != SQLITE_DONE)
 		r = store_db_fail(s, rc, "listing the dead letters");
+cleanup:
 	sqlite3_finalize(q);
 	return r;
 }

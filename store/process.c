@@ -52,15 +52,16 @@ int store__put_process(struct store *s, const struct store_process *p, int64_t s
 		r = -EIO;
 		goto cleanup;
 	}
-	sqlite3_bind_int(q, 1, p->pid);
-	sqlite3_bind_int64(q, 2, p->start_time_ns);
-	store_bind_text(q, 3, p->comm);
-	store_bind_text(q, 4, p->exe);
-	store_bind_text(q, 5, p->cmdline);
-	store_bind_text(q, 6, p->service);
-	store_bind_text(q, 7, p->container_id);
-	sqlite3_bind_text(q, 8, store__runtime_name(p->runtime), -1, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 9, seen_ns);
+	if ((r = store_bind_int(s, q, 1, p->pid)) < 0 ||
+	    (r = store_bind_int64(s, q, 2, p->start_time_ns)) < 0 ||
+	    (r = store_bind_text(s, q, 3, p->comm)) < 0 ||
+	    (r = store_bind_text(s, q, 4, p->exe)) < 0 ||
+	    (r = store_bind_text(s, q, 5, p->cmdline)) < 0 ||
+	    (r = store_bind_text(s, q, 6, p->service)) < 0 ||
+	    (r = store_bind_text(s, q, 7, p->container_id)) < 0 ||
+	    (r = store_bind_text(s, q, 8, store__runtime_name(p->runtime))) < 0 ||
+	    (r = store_bind_int64(s, q, 9, seen_ns)) < 0)
+		goto cleanup;
 	r = store_step_row(s, q, "storing a process");
 	if (r < 0)
 		goto cleanup;
@@ -109,7 +110,9 @@ int store__get_process(struct store *s, int64_t id, struct store_process *ret)
 		return -EIO;
 	/* its own arena: callers read processes while holding other rows */
 	arena__reset(&s->proc_arena);
-	sqlite3_bind_int64(q, 1, id);
+	r = store_bind_int64(s, q, 1, id);
+	if (r < 0)
+		return r;
 	r = store_step_row(s, q, "reading a process");
 	if (r == -ENOENT)
 		return store_fail(s, r, "no process %" PRId64, id);
@@ -136,11 +139,12 @@ int store__processes(struct store *s, const struct store_process_query *q, store
 	rc = sqlite3_prepare_v2(s->db, sql, -1, &st_, NULL);
 	if (rc != SQLITE_OK)
 		return store_db_fail(s, rc, "listing processes");
-	store_bind_text(st_, 1, q->service);
-	sqlite3_bind_int(st_, 2, q->pid);
-	sqlite3_bind_int64(st_, 3, q->from_ns);
-	sqlite3_bind_int64(st_, 4, q->until_ns);
-	sqlite3_bind_int64(st_, 5, q->limit ? (int64_t)q->limit : -1);
+	if ((r = store_bind_text(s, st_, 1, q->service)) < 0 ||
+	    (r = store_bind_int(s, st_, 2, q->pid)) < 0 ||
+	    (r = store_bind_int64(s, st_, 3, q->from_ns)) < 0 ||
+	    (r = store_bind_int64(s, st_, 4, q->until_ns)) < 0 ||
+	    (r = store_bind_int64(s, st_, 5, q->limit ? (int64_t)q->limit : -1)) < 0)
+		goto cleanup;
 	while ((rc = sqlite3_step(st_)) == SQLITE_ROW) {
 		struct store_process p;
 
@@ -152,6 +156,7 @@ int store__processes(struct store *s, const struct store_process_query *q, store
 	}
 	if (r == 0 && rc != SQLITE_DONE)
 		r = store_db_fail(s, rc, "listing processes");
+cleanup:
 	sqlite3_finalize(st_);
 	return r;
 }
@@ -180,7 +185,9 @@ int store__services(struct store *s, int64_t since_ns, store_service_fn fn, void
 	rc = sqlite3_prepare_v2(s->db, sql, -1, &st_, NULL);
 	if (rc != SQLITE_OK)
 		return store_db_fail(s, rc, "listing services");
-	sqlite3_bind_int64(st_, 1, since_ns);
+	r = store_bind_int64(s, st_, 1, since_ns);
+	if (r < 0)
+		goto cleanup;
 	while ((rc = sqlite3_step(st_)) == SQLITE_ROW) {
 		struct store_service sv = {
 			.name = (const char *)sqlite3_column_text(st_, 0),
@@ -198,6 +205,7 @@ int store__services(struct store *s, int64_t since_ns, store_service_fn fn, void
 	}
 	if (r == 0 && rc != SQLITE_DONE)
 		r = store_db_fail(s, rc, "listing services");
+cleanup:
 	sqlite3_finalize(st_);
 	return r;
 }
@@ -209,8 +217,9 @@ int store__find_process(struct store *s, int32_t pid, int64_t start_time_ns, int
 
 	if (!q)
 		return -EIO;
-	sqlite3_bind_int(q, 1, pid);
-	sqlite3_bind_int64(q, 2, start_time_ns);
+	if ((r = store_bind_int(s, q, 1, pid)) < 0 ||
+	    (r = store_bind_int64(s, q, 2, start_time_ns)) < 0)
+		return r;
 	r = store_step_row(s, q, "finding a process");
 	if (r == -ENOENT)
 		return store_fail(s, r, "no process with PID %d started at %" PRId64, pid,

@@ -79,7 +79,8 @@ int store__put_sdk_profile(struct store *s, const struct store_sdk_profile *p, i
 {
 	const void *payload;
 	size_t payload_len;
-	bool gzipped = false, ok;
+	bool gzipped = false, ok, cpu_time;
+	int64_t received_ns;
 	sqlite3_stmt *q;
 	uint64_t need;
 	int64_t id = 0;
@@ -150,26 +151,29 @@ int store__put_sdk_profile(struct store *s, const struct store_sdk_profile *p, i
 		r = -EIO;
 		goto cleanup;
 	}
-	sqlite3_bind_int64(q, 1, p->received_ns ? p->received_ns : store__now_ns());
-	store_bind_text(q, 2, p->service);
-	store_bind_text(q, 3, p->profile_name);
-	sqlite3_bind_blob(q, 4, s->buf1.data ? s->buf1.data : "", (int)s->buf1.len, SQLITE_STATIC);
-	store_bind_text(q, 5, p->tenant);
-	sqlite3_bind_blob(q, 6, s->buf2.data ? s->buf2.data : "", (int)s->buf2.len, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 7, p->from_ns);
-	sqlite3_bind_int64(q, 8, p->until_ns);
-	store_bind_text(q, 9, p->spy_name ? p->spy_name : "unknown");
-	store_bind_text(q, 10, p->format);
-	sqlite3_bind_int64(q, 11, p->sample_rate);
-	store_bind_text(q, 12, p->units);
-	store_bind_text(q, 13, p->aggregation);
-	if (p->process_id > 0)
-		sqlite3_bind_int64(q, 14, p->process_id);
-	sqlite3_bind_text(q, 15, store__attribution_name(p->attribution), -1, SQLITE_STATIC);
-	sqlite3_bind_blob(q, 16, payload, (int)payload_len, SQLITE_STATIC);
-	sqlite3_bind_int(q, 17, gzipped);
-	sqlite3_bind_int64(q, 18, (int64_t)p->payload_len);
-	sqlite3_bind_int(q, 19, cpu_time_rule(p->profile_name, p->types, p->n_types));
+	received_ns = p->received_ns ? p->received_ns : store__now_ns();
+	cpu_time = cpu_time_rule(p->profile_name, p->types, p->n_types);
+	/* process_id (14) stays NULL when the profile is not attributed */
+	if ((r = store_bind_int64(s, q, 1, received_ns)) < 0 ||
+	    (r = store_bind_text(s, q, 2, p->service)) < 0 ||
+	    (r = store_bind_text(s, q, 3, p->profile_name)) < 0 ||
+	    (r = store_bind_blob(s, q, 4, s->buf1.data ? s->buf1.data : "", s->buf1.len)) < 0 ||
+	    (r = store_bind_text(s, q, 5, p->tenant)) < 0 ||
+	    (r = store_bind_blob(s, q, 6, s->buf2.data ? s->buf2.data : "", s->buf2.len)) < 0 ||
+	    (r = store_bind_int64(s, q, 7, p->from_ns)) < 0 ||
+	    (r = store_bind_int64(s, q, 8, p->until_ns)) < 0 ||
+	    (r = store_bind_text(s, q, 9, p->spy_name ? p->spy_name : "unknown")) < 0 ||
+	    (r = store_bind_text(s, q, 10, p->format)) < 0 ||
+	    (r = store_bind_int64(s, q, 11, p->sample_rate)) < 0 ||
+	    (r = store_bind_text(s, q, 12, p->units)) < 0 ||
+	    (r = store_bind_text(s, q, 13, p->aggregation)) < 0 ||
+	    (p->process_id > 0 && (r = store_bind_int64(s, q, 14, p->process_id)) < 0) ||
+	    (r = store_bind_text(s, q, 15, store__attribution_name(p->attribution))) < 0 ||
+	    (r = store_bind_blob(s, q, 16, payload, payload_len)) < 0 ||
+	    (r = store_bind_int(s, q, 17, gzipped)) < 0 ||
+	    (r = store_bind_int64(s, q, 18, (int64_t)p->payload_len)) < 0 ||
+	    (r = store_bind_int(s, q, 19, cpu_time)) < 0)
+		goto cleanup;
 	r = store_run(s, q, "storing an SDK profile");
 	if (r == -ENOSPC)
 		r = store_full_error(s, "SDK profile");
@@ -259,7 +263,9 @@ int store__get_sdk_profile(struct store *s, int64_t id, store_sdk_fn fn, void *c
 
 	if (!q)
 		return -EIO;
-	sqlite3_bind_int64(q, 1, id);
+	r = store_bind_int64(s, q, 1, id);
+	if (r < 0)
+		return r;
 	r = store_step_row(s, q, "reading an SDK profile");
 	if (r == -ENOENT)
 		return store_fail(s, r, "no SDK profile %" PRId64, id);
@@ -305,11 +311,12 @@ int store__sdk_profiles(struct store *s, const struct store_sdk_query *qy, store
 	if (rc != SQLITE_OK)
 		return store_db_fail(s, rc, "listing SDK profiles");
 	/* numbered parameters: those the text leaves out exist unused */
-	sqlite3_bind_int64(q, 1, qy->process_id);
-	store_bind_text(q, 2, qy->service);
-	sqlite3_bind_int64(q, 3, qy->from_ns);
-	sqlite3_bind_int64(q, 4, qy->until_ns);
-	sqlite3_bind_int64(q, 5, qy->limit ? (int64_t)qy->limit : -1);
+	if ((r = store_bind_int64(s, q, 1, qy->process_id)) < 0 ||
+	    (r = store_bind_text(s, q, 2, qy->service)) < 0 ||
+	    (r = store_bind_int64(s, q, 3, qy->from_ns)) < 0 ||
+	    (r = store_bind_int64(s, q, 4, qy->until_ns)) < 0 ||
+	    (r = store_bind_int64(s, q, 5, qy->limit ? (int64_t)qy->limit : -1)) < 0)
+		goto cleanup;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		r = read_sdk(s, q, qy->with_payload, &p);
 		if (r >= 0)
@@ -319,6 +326,7 @@ int store__sdk_profiles(struct store *s, const struct store_sdk_query *qy, store
 	}
 	if (r == 0 && rc != SQLITE_DONE)
 		r = store_db_fail(s, rc, "listing SDK profiles");
+cleanup:
 	sqlite3_finalize(q);
 	return r;
 }
@@ -335,8 +343,9 @@ int store__sdk_mark_merged(struct store *s, int64_t id)
 		r = -EIO;
 		goto cleanup;
 	}
-	sqlite3_bind_int64(q, 1, id);
-	r = store_run(s, q, "marking an SDK profile merged");
+	r = store_bind_int64(s, q, 1, id);
+	if (r >= 0)
+		r = store_run(s, q, "marking an SDK profile merged");
 	if (r >= 0 && sqlite3_changes(s->db) == 0)
 		r = store_fail(s, -ENOENT, "no SDK profile %" PRId64, id);
 cleanup:

@@ -307,9 +307,33 @@ int64_t store_query_int(struct store *s, enum stmt_id id, int *ret_err)
 	return v;
 }
 
-int store_bind_text(sqlite3_stmt *q, int i, const char *v)
+/* A bind fails when the statement and the call disagree (SQLITE_RANGE, a
+ * parameter it does not have; SQLITE_MISUSE), when a value is over SQLite's
+ * length limit (SQLITE_TOOBIG) or when a copy finds no memory. A value over
+ * the limit is the caller's: -EINVAL, as for any cap. The first two are the
+ * store's own mistake: -EIO, as for any failure of the database, rather than
+ * -EINVAL, which would blame the caller's argument (ingest answers it with
+ * 400). Records a message naming the parameter and the statement. */
+int store_bind_fail(struct store *s, sqlite3_stmt *q, int i, int rc)
 {
-	return v ? sqlite3_bind_text(q, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(q, i);
+	const char *sql = sqlite3_sql(q);
+	int err;
+
+	switch (rc & 0xff) {
+	case SQLITE_NOMEM:
+		err = -ENOMEM;
+		break;
+	case SQLITE_TOOBIG:
+		err = -EINVAL;
+		break;
+	default:
+		err = -EIO;
+		break;
+	}
+	if (!sql)
+		sql = "";
+	return store_fail(s, err, "binding parameter %d of \"%.60s%s\": %s (%s)", i, sql,
+			  strlen(sql) > 60 ? "..." : "", sqlite3_errstr(rc), s->path);
 }
 
 const char *store_col_text(sqlite3_stmt *q, int i)
@@ -595,10 +619,11 @@ int store_scalar(struct store *s, const char *sql, int64_t param, int64_t *ret)
 {
 	sqlite3_stmt *q = NULL;
 	int rc = sqlite3_prepare_v2(s->db, sql, -1, &q, NULL);
+	int r = 0;
 
-	if (rc == SQLITE_OK) {
-		if (sqlite3_bind_parameter_count(q))
-			sqlite3_bind_int64(q, 1, param);
+	if (rc == SQLITE_OK && sqlite3_bind_parameter_count(q))
+		r = store_bind_int64(s, q, 1, param);
+	if (rc == SQLITE_OK && r >= 0) {
 		rc = sqlite3_step(q);
 		if (rc == SQLITE_ROW)
 			*ret = sqlite3_column_type(q, 0) == SQLITE_FLOAT
@@ -606,6 +631,8 @@ int store_scalar(struct store *s, const char *sql, int64_t param, int64_t *ret)
 				       : sqlite3_column_int64(q, 0);
 	}
 	sqlite3_finalize(q);
+	if (r < 0)
+		return r;
 	if (rc == SQLITE_ROW)
 		return 0;
 	return rc == SQLITE_DONE ? -ENOENT : store_db_fail(s, rc, "reading the database");

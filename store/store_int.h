@@ -11,6 +11,7 @@
 #ifndef BRAID_STORE_INT_H
 #define BRAID_STORE_INT_H
 
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -115,11 +116,57 @@ sqlite3_stmt *store_stmt(struct store *s, enum stmt_id id);
 int store_run(struct store *s, sqlite3_stmt *q, const char *what);
 int store_step_row(struct store *s, sqlite3_stmt *q, const char *what);
 int64_t store_query_int(struct store *s, enum stmt_id id, int *ret_err);
-int store_bind_text(sqlite3_stmt *q, int i, const char *v);
 const char *store_col_text(sqlite3_stmt *q, int i);
 /* A text column copied into s->read_arena; NULL for NULL. */
 const char *store_arena_text(struct store *s, sqlite3_stmt *q, int col);
 int store_exec_sql(struct store *s, const char *sql, const char *what);
+
+/* Binds parameter i of q: 0, or a negative errno with the message in s
+ * (store_bind_fail). Inline, as the bucket inserts bind five values a row:
+ * the check costs a compare. Text and blobs are bound SQLITE_STATIC (no
+ * copy): the caller keeps them alive until the statement has run, except
+ * through store_bind_text_copy. NULL text binds NULL. */
+int store_bind_fail(struct store *s, sqlite3_stmt *q, int i, int rc);
+
+static inline int store_bind_int64(struct store *s, sqlite3_stmt *q, int i, int64_t v)
+{
+	int rc = sqlite3_bind_int64(q, i, v);
+
+	return rc == SQLITE_OK ? 0 : store_bind_fail(s, q, i, rc);
+}
+
+static inline int store_bind_int(struct store *s, sqlite3_stmt *q, int i, int v)
+{
+	int rc = sqlite3_bind_int(q, i, v);
+
+	return rc == SQLITE_OK ? 0 : store_bind_fail(s, q, i, rc);
+}
+
+static inline int store_bind_text(struct store *s, sqlite3_stmt *q, int i, const char *v)
+{
+	int rc = v ? sqlite3_bind_text(q, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(q, i);
+
+	return rc == SQLITE_OK ? 0 : store_bind_fail(s, q, i, rc);
+}
+
+/* For text that dies before the statement is done with it (a local buffer):
+ * SQLite copies it. */
+static inline int store_bind_text_copy(struct store *s, sqlite3_stmt *q, int i, const char *v)
+{
+	int rc = sqlite3_bind_text(q, i, v, -1, SQLITE_TRANSIENT);
+
+	return rc == SQLITE_OK ? 0 : store_bind_fail(s, q, i, rc);
+}
+
+/* len over INT_MAX is refused here (SQLite takes an int), never truncated. */
+static inline int store_bind_blob(struct store *s, sqlite3_stmt *q, int i, const void *v,
+				  size_t len)
+{
+	int rc =
+		len > INT_MAX ? SQLITE_TOOBIG : sqlite3_bind_blob(q, i, v, (int)len, SQLITE_STATIC);
+
+	return rc == SQLITE_OK ? 0 : store_bind_fail(s, q, i, rc);
+}
 int store_scalar(struct store *s, const char *sql, int64_t param, int64_t *ret);
 
 int store_begin_immediate(struct store *s);
