@@ -23,6 +23,8 @@
 /* Rows removed per transaction by the cleanup, so writers never wait long. */
 #define CLEANUP_CHUNK 5000
 
+/* ---- counters -------------------------------------------------------------- */
+
 static const char *const counter_names[STORE_CTR_COUNT] = {
 	[STORE_CTR_SDK_REFUSED_FULL] = "sdk_profiles_refused_full",
 	[STORE_CTR_SDK_EXPIRED] = "sdk_profiles_expired",

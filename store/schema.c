@@ -113,7 +113,7 @@ static const char *const migrations[] = {
 	" reason TEXT NOT NULL);"
 	"CREATE INDEX dead_letters_died ON dead_letters(died_ns);",
 	/* 1 -> 2: the merger's two facts per SDK profile. braid_cpu_time() is
-	 * store.c's rule (cpu_time_rule), registered by store_migrate() for as long
+	 * sdk.c's rule (cpu_time_rule), registered by store_migrate() for as long
 	 * as this step exists: the sample types are a NUL-string blob that SQL
 	 * cannot split sanely. Only rows that change are written: an old row
 	 * given a value is rewritten whole, payload included. */
