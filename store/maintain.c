@@ -323,8 +323,11 @@ int store__stats(struct store *s, bool detailed, struct store_stats *ret)
 	if (own && (r = store_exec_sql(s, "BEGIN", "reading statistics")) < 0)
 		return r;
 	r = stats_locked(s, detailed, ret);
-	if (own)
-		sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	if (own) {
+		int c = store_exec_sql(s, "COMMIT", "ending the statistics read");
+
+		r = r < 0 ? r : c;
+	}
 	if (r >= 0)
 		ret->memory_bytes = (uint64_t)sqlite3_memory_used();
 	return r;
@@ -578,8 +581,15 @@ int store__maintain(struct store *s, int64_t now_ns, struct store_maintenance *r
 	}
 	if (r >= 0)
 		r = collect_stacks(s, &m);
-	if (r >= 0)
-		sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (r >= 0) {
+		/* PASSIVE waits for nobody: busy means another connection is
+		 * checkpointing already, which does the same work */
+		int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+						   NULL);
+
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+			r = store_db_fail(s, rc, "checkpointing the WAL");
+	}
 	if (r >= 0 && ret)
 		*ret = m;
 	return r;
