@@ -1,40 +1,56 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* braid agent: the node agent. The eBPF collector, the ingest endpoint, the
- * merger and the forwarder in one process, one thread each (ingest: its
- * own pool), each with its own store connection:
- *
- *   collector  drains the sampler just after each wall-clock second and
- *              writes the second's rows (and their processes) in one
- *              transaction
- *   ingest     the SDKs' endpoint (as `braid ingest`), /metrics for all
- *   merger     a merge pass each second (merger__run)
- *   forwarder  delivers the outbox (forward__run) when --upstream is set
- *
- * Stopping (SIGTERM, SIGINT): ingest stops accepting, the collector drains
- * the last window, the merger makes its final pass, the forwarder flushes
- * the outbox until --flush-timeout; what is left stays in the store for the
- * next start. Configuration: flags, then BRAID_* variables, then a config
- * file, then defaults (see docs/agent.md). */
+/* The daemon: its stage threads, the main loop, the order it stops in
+ * (docs/agent.md, "Stopping") and the capabilities it drops. See agent.h. */
 #define _GNU_SOURCE
 #include "agent_int.h"
 
-#include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <linux/capability.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#define MAINTAIN_EVERY_S 60
+/* each connection's SQLite page cache: the agent has one per stage and per
+ * ingest thread, and their caches fill as the store grows; 4 MiB each keeps
+ * the agent's memory flat once they are full (16 MiB each grew it by
+ * ~100 MiB over the first half hour of a soak) */
+#define AGENT_STORE_CACHE_KIB 4096
+#define STORE_STATS_EVERY_S   5
+#define ERROR_LOG_EVERY_NS    (60ll * 1000000000) /* a failing stage logs once a minute */
+
+#ifndef BRAID_VERSION
+#define BRAID_VERSION "dev"
+#endif
+#ifndef CAP_PERFMON
+#define CAP_PERFMON 38
+#endif
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#endif
+
+void agent__log(const struct agent *a, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "braid: %s: %s\n", a->cfg->name, msg);
+}
 
 /* ---- capabilities ----------------------------------------------------------------------- */
 
@@ -47,11 +63,11 @@ static uint64_t cap_bit(int cap)
  * (CAP_BPF: kernels before 6.5 check it on every bpf() call) and the perf
  * events, other processes' /proc files (maps, environ, fds, root) and their
  * files. Binding a port below 1024 was done already. */
-static uint64_t caps_to_keep(const struct config *cfg)
+static uint64_t caps_to_keep(const struct agent_config *cfg)
 {
 	uint64_t keep = cap_bit(CAP_SYS_PTRACE) | cap_bit(CAP_DAC_READ_SEARCH);
 
-	if (!cfg->no_ebpf)
+	if (cfg->with_collector)
 		keep |= cap_bit(CAP_BPF) | cap_bit(CAP_PERFMON);
 	return keep;
 }
@@ -94,11 +110,6 @@ static int drop_caps(uint64_t keep, uint64_t *ret_kept)
 	return 0;
 }
 
-int64_t now_ns(void)
-{
-	return store__now_ns();
-}
-
 static void set_fatal(struct agent *a, int r)
 {
 	pthread_mutex_lock(&a->lock);
@@ -109,8 +120,9 @@ static void set_fatal(struct agent *a, int r)
 
 /* Logs a stage's failure at most once a minute (a store that stays full
  * would fill the log otherwise). */
-static void log_limited(int64_t *last, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void log_limited(int64_t *last, const char *fmt, ...)
+static void log_limited(struct agent *a, int64_t *last, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void log_limited(struct agent *a, int64_t *last, const char *fmt, ...)
 {
 	int64_t now = now_ns();
 	char msg[1024];
@@ -122,7 +134,7 @@ static void log_limited(int64_t *last, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	cmd_error("agent: %s", msg);
+	agent__log(a, "%s", msg);
 }
 
 /* -- the collector thread -- */
@@ -237,7 +249,7 @@ static int write_drain(struct agent *a, struct store *s, struct drain *d, int64_
 	if (r == 0)
 		r = store__commit(s);
 	if (r < 0) {
-		log_limited(last_log, "storing %zu eBPF rows (%" PRId64 " samples) failed: %s",
+		log_limited(a, last_log, "storing %zu eBPF rows (%" PRId64 " samples) failed: %s",
 			    d->n, d->samples, store__errmsg(s));
 		store__rollback(s);
 	}
@@ -268,7 +280,7 @@ static void *collector_main(void *arg)
 
 	r = store__open(&a->so, &err, &s);
 	if (r < 0) {
-		cmd_error("agent: collector: %s", err.msg);
+		agent__log(a, "collector: %s", err.msg);
 		goto cleanup;
 	}
 	efd = epoll_create1(EPOLL_CLOEXEC);
@@ -303,7 +315,7 @@ static void *collector_main(void *arg)
 				if (got[i].data.fd == a->stop_efd) {
 					stop = true;
 				} else if ((r = collector__poll(a->col)) < 0) {
-					log_limited(&last_log,
+					log_limited(a, &last_log,
 						    "collector: reading new processes: %s",
 						    strerror(-r));
 				}
@@ -318,7 +330,7 @@ static void *collector_main(void *arg)
 		d.samples = 0;
 		r = collector__drain(a->col, second, on_row, &d);
 		if (r < 0) {
-			cmd_error("agent: collector: draining the samples: %s", strerror(-r));
+			agent__log(a, "collector: draining the samples: %s", strerror(-r));
 			goto cleanup;
 		}
 		r = write_drain(a, s, &d, &last_log);
@@ -389,13 +401,13 @@ static void *merger_main(void *arg)
 
 	r = store__open(&a->so, &err, &s);
 	if (r < 0) {
-		cmd_error("agent: merger: %s", err.msg);
+		agent__log(a, "merger: %s", err.msg);
 		set_fatal(a, r);
 		return NULL;
 	}
 	m = merger__new(s, &mo);
 	if (!m) {
-		cmd_error("agent: merger: out of memory");
+		agent__log(a, "merger: out of memory");
 		set_fatal(a, -ENOMEM);
 		store__close(s);
 		return NULL;
@@ -415,7 +427,7 @@ static void *merger_main(void *arg)
 			pthread_cond_broadcast(&a->cond); /* the forwarder has work */
 		pthread_mutex_unlock(&a->lock);
 		if (r < 0)
-			log_limited(&last_log, "merger: %s", merger__errmsg(m));
+			log_limited(a, &last_log, "merger: %s", merger__errmsg(m));
 		if (stop)
 			break;
 	}
@@ -451,7 +463,7 @@ static void *forward_main(void *arg)
 			if (strcmp(last_err, forward__errmsg(a->fwd)) != 0)
 				last_log = 0;
 			snprintf(last_err, sizeof(last_err), "%s", forward__errmsg(a->fwd));
-			log_limited(&last_log, "upstream: %s", last_err);
+			log_limited(a, &last_log, "upstream: %s", last_err);
 		}
 	}
 	pthread_mutex_lock(&a->lock);
@@ -459,7 +471,7 @@ static void *forward_main(void *arg)
 	pthread_mutex_unlock(&a->lock);
 	r = forward__run(a->fwd, now_ns(), true, deadline, &st);
 	if (r < 0 || st.retries)
-		cmd_error("agent: upstream: flushing: %s", forward__errmsg(a->fwd));
+		agent__log(a, "upstream: flushing: %s", forward__errmsg(a->fwd));
 	pthread_mutex_lock(&a->lock);
 	forward__stats(a->fwd, &a->fwd_st);
 	pthread_mutex_unlock(&a->lock);
@@ -480,9 +492,9 @@ static void log_summary(struct agent *a, const char *when)
 	samples = a->samples_stored;
 	pthread_mutex_unlock(&a->lock);
 	fprintf(stderr,
-		"braid: agent: %s: %" PRId64 " eBPF samples stored; queued %" PRId64
+		"braid: %s: %s: %" PRId64 " eBPF samples stored; queued %" PRId64
 		" merged, %" PRId64 " eBPF-only, %" PRId64 " SDK profiles",
-		when, samples, m.merged_profiles, m.ebpf_profiles, m.sdk_passed);
+		a->cfg->name, when, samples, m.merged_profiles, m.ebpf_profiles, m.sdk_passed);
 	if (a->cfg->upstream)
 		fprintf(stderr,
 			"; upstream took %" PRId64 " (%" PRId64 " retries, %" PRId64
@@ -491,7 +503,7 @@ static void log_summary(struct agent *a, const char *when)
 	fprintf(stderr, "\n");
 }
 
-static bool low_port(const struct config *cfg)
+static bool low_port(const struct agent_config *cfg)
 {
 	for (size_t i = 0; i < cfg->n_listen; i++) {
 		const char *colon = strrchr(cfg->listen[i], ':');
@@ -503,11 +515,89 @@ static bool low_port(const struct config *cfg)
 	return false;
 }
 
-int agent_main(int argc, char **argv)
+/* Lets the process hold `want` sockets besides its files (soft limit, up to
+ * the hard one); a warning when it cannot. */
+static void raise_fd_limit(const struct agent *a, unsigned want)
 {
-	struct settings st = {0};
-	struct config cfg = {0};
-	struct agent a = {.cfg = &cfg,
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= (rlim_t)want + 64)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (rlim_t)want + 64
+			      ? (rlim_t)want + 64
+			      : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		agent__log(a, "cannot raise the open-file limit to %u: %s", want + 64,
+			   strerror(errno));
+}
+
+/* Logs a failure of agent__run and keeps the first one's message in err. */
+static void run_error(const struct agent *a, struct errbuf *err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void run_error(const struct agent *a, struct errbuf *err, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	agent__log(a, "%s", msg);
+	if (err && !err->msg[0])
+		errbuf__set(err, 0, "%.*s", (int)sizeof(err->msg) - 1, msg);
+}
+
+/* What start-up says: where ingest listens, and what runs. `braid ingest`
+ * names the store on each address's line, as it always did (scripts read
+ * these lines). */
+static void log_start(const struct agent *a, struct ingest *in, struct store *maint, uint64_t kept)
+{
+	const struct agent_config *cfg = a->cfg;
+
+	for (size_t i = 0; ingest__address(in, i); i++) {
+		const char *addr = ingest__address(in, i);
+
+		if (cfg->with_merger)
+			agent__log(a, "listening on %s%s",
+				   strncmp(addr, "unix:", 5) == 0 ? "" : "http://", addr);
+		else
+			agent__log(a, "listening on %s%s (store %s)",
+				   strncmp(addr, "unix:", 5) == 0 ? "" : "http://", addr,
+				   store__path(maint));
+	}
+	if (a->col) {
+		struct collector_stats cs;
+
+		if (collector__stats(a->col, &cs) == 0)
+			agent__log(a, "sampling %u CPUs at %u Hz", cs.sampler.cpus,
+				   collector__freq(a->col));
+	} else if (cfg->with_merger) {
+		agent__log(a, "no eBPF sampling (--no-ebpf): SDK profiles only");
+	}
+	if (cfg->upstream)
+		agent__log(a, "sending to %s (%s API)", cfg->upstream, forward__api_name(cfg->api));
+	else if (cfg->with_merger)
+		agent__log(a, "no --upstream: profiles stay in the store %s for braid report",
+			   store__path(maint));
+	if (!cfg->keep_caps)
+		agent__log(a, "capabilities kept: %#" PRIx64, kept);
+	fflush(stderr);
+}
+
+/* agent__stop's target: the thread in agent__run, which takes SIGTERM in
+ * sigtimedwait. */
+static pthread_t run_thread;
+static atomic_bool running;
+
+void agent__stop(void)
+{
+	if (atomic_load(&running))
+		pthread_kill(run_thread, SIGTERM);
+}
+
+int agent__run(const struct agent_config *cfg, struct errbuf *err)
+{
+	struct agent a = {.cfg = cfg,
 			  .lock = PTHREAD_MUTEX_INITIALIZER,
 			  .cond = PTHREAD_COND_INITIALIZER,
 			  .stop_efd = -1};
@@ -515,23 +605,20 @@ int agent_main(int argc, char **argv)
 	struct collector_options co = {0};
 	struct ingest *in = NULL;
 	struct store *maint = NULL, *fwd_store = NULL;
-	struct errbuf err = {{0}};
+	struct errbuf e = {{0}};
 	pthread_t t_col, t_merge, t_fwd;
 	bool col_started = false, merge_started = false, fwd_started = false;
 	int64_t last_maintain, last_stats = 0, last_summary, stop_start = 0;
 	uint64_t kept = 0;
 	sigset_t sigs;
-	int r, status = 1;
+	int r, status = -EINVAL;
 
-	r = configure(argc, argv, &st, &cfg);
-	if (r != 0) {
-		settings_free(&st);
-		return r > 0 ? 0 : EXIT_USAGE;
-	}
-	a.so = (struct store_options){.data_dir = cfg.data_dir,
-				      .max_bytes = cfg.store_max_bytes,
-				      .retention_ns = cfg.retention_s * 1000000000,
-				      .sync = cfg.sync,
+	if (err)
+		err->msg[0] = '\0';
+	a.so = (struct store_options){.data_dir = cfg->data_dir,
+				      .max_bytes = cfg->store_max_bytes,
+				      .retention_ns = cfg->retention_s * 1000000000,
+				      .sync = cfg->sync,
 				      .cache_kib = AGENT_STORE_CACHE_KIB};
 
 	/* every thread inherits this mask: only this one takes the signals */
@@ -541,136 +628,124 @@ int agent_main(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	cmd_raise_fd_limit("agent", INGEST_DEFAULT_MAX_CONNECTIONS);
+	run_thread = pthread_self();
+	atomic_store(&running, true);
+	raise_fd_limit(&a, cfg->max_connections ? cfg->max_connections
+						: INGEST_DEFAULT_MAX_CONNECTIONS);
 
 	/* the store first: it is created (or migrated) once, before any thread */
-	r = store__open(&a.so, &err, &maint);
+	r = store__open(&a.so, &e, &maint);
 	if (r < 0) {
-		cmd_error("agent: %s", err.msg);
+		run_error(&a, err, "%s", e.msg);
 		goto cleanup;
 	}
-	if (!cfg.no_ebpf) {
-		co.sampler.freq = cfg.freq;
-		co.sampler.no_kernel = cfg.no_kernel;
-		co.sampler.cgroup = cfg.cgroup;
-		co.sampler.verbose = cfg.verbose;
-		co.symbols.no_kernel = cfg.no_kernel;
-		r = collector__open(&co, &err, &a.col);
+	if (cfg->with_collector) {
+		co.sampler.freq = cfg->freq;
+		co.sampler.no_kernel = cfg->no_kernel;
+		co.sampler.cgroup = cfg->cgroup;
+		co.sampler.verbose = cfg->verbose;
+		co.symbols.no_kernel = cfg->no_kernel;
+		r = collector__open(&co, &e, &a.col);
 		if (r < 0) {
-			cmd_error("agent: %s", err.msg);
-			cmd_error("agent: eBPF sampling needs root (or CAP_BPF, CAP_PERFMON, "
-				  "CAP_SYSLOG) and a kernel with BTF; --no-ebpf runs without it");
+			run_error(&a, err, "%s", e.msg);
+			agent__log(&a,
+				   "eBPF sampling needs root (or CAP_BPF, CAP_PERFMON, "
+				   "CAP_SYSLOG) and a kernel with BTF; --no-ebpf runs without it");
 			goto cleanup;
 		}
 		a.stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (a.stop_efd < 0) {
-			cmd_error("agent: eventfd: %s", strerror(errno));
+			r = -errno;
+			run_error(&a, err, "eventfd: %s", strerror(errno));
 			goto cleanup;
 		}
 	}
-	if (cfg.upstream) {
+	if (cfg->upstream) {
 		struct forward_options fo = {
-			.url = cfg.upstream,
-			.api = cfg.api,
-			.tenant = cfg.tenant,
-			.bearer_token = cfg.upstream_token,
-			.basic_auth = cfg.upstream_basic_auth,
-			.headers = cfg.headers,
-			.n_headers = cfg.n_headers,
-			.ca_file = cfg.ca,
-			.cert_file = cfg.cert,
-			.key_file = cfg.key,
-			.insecure = cfg.insecure,
-			.timeout_ms = (unsigned)(cfg.upstream_timeout_s * 1000),
-			.max_request_bytes = cfg.batch_max_bytes,
-			.backoff_max_ms = cfg.retry_max_backoff_s * 1000,
+			.url = cfg->upstream,
+			.api = cfg->api,
+			.tenant = cfg->tenant,
+			.bearer_token = cfg->upstream_token,
+			.basic_auth = cfg->upstream_basic_auth,
+			.headers = cfg->headers,
+			.n_headers = cfg->n_headers,
+			.ca_file = cfg->ca,
+			.cert_file = cfg->cert,
+			.key_file = cfg->key,
+			.insecure = cfg->insecure,
+			.timeout_ms = (unsigned)(cfg->upstream_timeout_s * 1000),
+			.max_request_bytes = cfg->batch_max_bytes,
+			.backoff_max_ms = cfg->retry_max_backoff_s * 1000,
 			.user_agent = "braid-agent/" BRAID_VERSION,
 		};
 
-		r = store__open(&a.so, &err, &fwd_store);
+		r = store__open(&a.so, &e, &fwd_store);
 		if (r == 0)
-			r = forward__new(&fo, fwd_store, &err, &a.fwd);
+			r = forward__new(&fo, fwd_store, &e, &a.fwd);
 		if (r < 0) {
-			cmd_error("agent: %s", err.msg);
+			run_error(&a, err, "%s", e.msg);
 			goto cleanup;
 		}
 	}
 	/* before any thread exists (capabilities are per thread, inherited) */
-	if (!cfg.keep_caps) {
-		uint64_t keep = caps_to_keep(&cfg);
+	if (!cfg->keep_caps) {
+		uint64_t keep = caps_to_keep(cfg);
 
-		if (low_port(&cfg))
+		if (low_port(cfg))
 			keep |= cap_bit(CAP_NET_BIND_SERVICE);
 		r = drop_caps(keep, &kept);
 		if (r < 0) {
-			cmd_error("agent: dropping capabilities: %s", strerror(-r));
+			run_error(&a, err, "dropping capabilities: %s", strerror(-r));
 			goto cleanup;
 		}
 	}
 
-	io.listen = cfg.listen;
-	io.n_listen = cfg.n_listen;
-	io.auth_token = cfg.auth_token;
-	io.basic_auth = cfg.basic_auth;
+	io.listen = cfg->listen;
+	io.n_listen = cfg->n_listen;
+	io.threads = cfg->threads;
+	io.max_connections = cfg->max_connections;
+	io.timeout_s = cfg->timeout_s;
+	io.max_body = cfg->max_body;
+	io.retry_after_s = cfg->retry_after_s;
+	io.auth_token = cfg->auth_token;
+	io.basic_auth = cfg->basic_auth;
 	io.store = a.so;
-	io.extra_metrics = agent_metrics;
-	io.extra_metrics_ctx = &a;
-	io.page = agent_page;
-	io.page_ctx = &a;
-	r = ingest__start(&io, &err, &in);
+	io.metrics = agent__metrics;
+	io.metrics_ctx = &a;
+	if (cfg->with_merger) {
+		io.page = agent__page;
+		io.page_ctx = &a;
+	}
+	r = ingest__start(&io, &e, &in);
 	if (r < 0) {
-		cmd_error("agent: %s", err.msg);
+		run_error(&a, err, "%s", e.msg);
 		goto cleanup;
 	}
 	if (a.col) {
-		r = pthread_create(&t_col, NULL, collector_main, &a);
-		if (r) {
-			cmd_error("agent: starting the collector: %s", strerror(r));
+		r = -pthread_create(&t_col, NULL, collector_main, &a);
+		if (r < 0) {
+			run_error(&a, err, "starting the collector: %s", strerror(-r));
 			goto stop;
 		}
 		col_started = true;
 	}
-	r = pthread_create(&t_merge, NULL, merger_main, &a);
-	if (r) {
-		cmd_error("agent: starting the merger: %s", strerror(r));
-		goto stop;
+	if (cfg->with_merger) {
+		r = -pthread_create(&t_merge, NULL, merger_main, &a);
+		if (r < 0) {
+			run_error(&a, err, "starting the merger: %s", strerror(-r));
+			goto stop;
+		}
+		merge_started = true;
 	}
-	merge_started = true;
 	if (a.fwd) {
-		r = pthread_create(&t_fwd, NULL, forward_main, &a);
-		if (r) {
-			cmd_error("agent: starting the forwarder: %s", strerror(r));
+		r = -pthread_create(&t_fwd, NULL, forward_main, &a);
+		if (r < 0) {
+			run_error(&a, err, "starting the forwarder: %s", strerror(-r));
 			goto stop;
 		}
 		fwd_started = true;
 	}
-
-	for (size_t i = 0; ingest__address(in, i); i++) {
-		const char *addr = ingest__address(in, i);
-
-		fprintf(stderr, "braid: agent: listening on %s%s\n",
-			strncmp(addr, "unix:", 5) == 0 ? "" : "http://", addr);
-	}
-	if (a.col) {
-		struct collector_stats cs;
-
-		if (collector__stats(a.col, &cs) == 0)
-			fprintf(stderr, "braid: agent: sampling %u CPUs at %u Hz\n",
-				cs.sampler.cpus, collector__freq(a.col));
-	} else {
-		fprintf(stderr, "braid: agent: no eBPF sampling (--no-ebpf): SDK profiles only\n");
-	}
-	if (cfg.upstream)
-		fprintf(stderr, "braid: agent: sending to %s (%s API)\n", cfg.upstream,
-			forward__api_name(cfg.api));
-	else
-		fprintf(stderr,
-			"braid: agent: no --upstream: profiles stay in the store %s for braid "
-			"report\n",
-			store__path(maint));
-	if (!cfg.keep_caps)
-		fprintf(stderr, "braid: agent: capabilities kept: %#" PRIx64 "\n", kept);
-	fflush(stderr);
+	log_start(&a, in, maint, kept);
 
 	last_maintain = last_summary = now_ns();
 	for (;;) {
@@ -685,10 +760,13 @@ int agent_main(int argc, char **argv)
 		fatal = a.fatal;
 		pthread_mutex_unlock(&a.lock);
 		if (fatal) {
-			cmd_error("agent: a stage failed (%s): stopping", strerror(-fatal));
+			r = fatal;
+			run_error(&a, err, "a stage failed (%s): stopping", strerror(-fatal));
 			goto stop;
 		}
-		if (now - last_stats >= STORE_STATS_EVERY_S * 1000000000ll) {
+		/* the store's sizes for /metrics; `braid ingest` never showed
+		 * them (its store has no outbox to watch) */
+		if (cfg->with_merger && now - last_stats >= STORE_STATS_EVERY_S * 1000000000ll) {
 			struct store_stats ss;
 
 			last_stats = now;
@@ -702,21 +780,23 @@ int agent_main(int argc, char **argv)
 		if (now - last_maintain >= MAINTAIN_EVERY_S * 1000000000ll) {
 			last_maintain = now;
 			if (store__maintain(maint, now, NULL) < 0)
-				cmd_error("agent: store cleanup failed: %s", store__errmsg(maint));
+				agent__log(&a, "store cleanup failed: %s", store__errmsg(maint));
 			/* Hand the heap's free pages back to the kernel: a burst (a
 			 * big window, a report, a backlog to send) leaves free
 			 * memory in glibc's per-thread arenas, which an agent that
 			 * runs for months would otherwise keep as RSS. */
 			malloc_trim(0);
 		}
-		if (cfg.verbose && now - last_summary >= 60 * 1000000000ll) {
+		if (cfg->verbose && now - last_summary >= 60 * 1000000000ll) {
 			last_summary = now;
 			log_summary(&a, "last minute's totals");
 		}
 	}
-	fprintf(stderr, "braid: agent: stopping\n");
-	status = 0;
+	agent__log(&a, "stopping");
+	fflush(stderr);
+	r = 0;
 stop:
+	status = r;
 	stop_start = now_ns();
 	/* 1. no new pushes (requests in progress finish and are stored) */
 	ingest__stop(in);
@@ -726,7 +806,7 @@ stop:
 		uint64_t one = 1;
 
 		if (write(a.stop_efd, &one, sizeof(one)) < 0)
-			cmd_error("agent: waking the collector: %s", strerror(errno));
+			agent__log(&a, "waking the collector: %s", strerror(errno));
 		pthread_join(t_col, NULL);
 	}
 	/* 3. the final merge pass */
@@ -740,7 +820,7 @@ stop:
 	/* 4. the outbox, for what is left of --flush-timeout */
 	if (fwd_started) {
 		struct timespec until;
-		int64_t deadline = stop_start + cfg.flush_timeout_s * 1000000000;
+		int64_t deadline = stop_start + cfg->flush_timeout_s * 1000000000;
 
 		pthread_mutex_lock(&a.lock);
 		a.flush_deadline_ns = deadline;
@@ -758,20 +838,26 @@ stop:
 			pthread_join(t_fwd, NULL);
 		}
 	}
-	if (a.fatal && status == 0)
-		status = 1;
-	log_summary(&a, "stopped");
-	if (cfg.upstream) {
+	if (a.fatal && status == 0) {
+		status = a.fatal;
+		if (err && !err->msg[0])
+			snprintf(err->msg, sizeof(err->msg), "a stage failed (%s)",
+				 strerror(-a.fatal));
+	}
+	if (cfg->with_merger)
+		log_summary(&a, "stopped");
+	if (cfg->upstream) {
 		struct store_stats ss;
 
 		if (store__stats(maint, false, &ss) == 0 && ss.tables[STORE_TABLE_OUTBOX].rows)
-			fprintf(stderr,
-				"braid: agent: %" PRId64
-				" profiles wait in the store's outbox: they are sent at the "
-				"next start\n",
-				ss.tables[STORE_TABLE_OUTBOX].rows);
+			agent__log(&a,
+				   "%" PRId64 " profiles wait in the store's outbox: they are sent "
+				   "at the next start",
+				   ss.tables[STORE_TABLE_OUTBOX].rows);
 	}
 cleanup:
+	if (status == -EINVAL && r < 0)
+		status = r;
 	ingest__stop(in);
 	forward__free(a.fwd);
 	store__close(fwd_store);
@@ -779,6 +865,6 @@ cleanup:
 	if (a.stop_efd >= 0)
 		close(a.stop_efd);
 	store__close(maint);
-	settings_free(&st);
+	atomic_store(&running, false);
 	return status;
 }

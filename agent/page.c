@@ -1,43 +1,69 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The agent's live page. */
-#define _GNU_SOURCE
+/* The live page, on ingest's addresses: GET / lists the services with recent
+ * data, GET /report renders one's report from the store in the format
+ * asked for (merger__report_write), as `braid report` does. */
+#define _GNU_SOURCE /* strptime, timegm */
 #include "agent_int.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <linux/capability.h>
-#include <malloc.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
 
-/* ---- the live page ---------------------------------------------------------------------- */
+/* "2026-11-21T10:00:00Z" (or +hh:mm), digits (ingest's units), "now", or a
+ * duration ago ("15m", "2h", "90s", "1d"). */
+int agent__parse_when(const char *s, int64_t now, int64_t *ret)
+{
+	struct tm tm = {0};
+	const char *end;
+	char *e;
+
+	if (!strcmp(s, "now")) {
+		*ret = now;
+		return 0;
+	}
+	if (ingest__parse_time(s, now, ret) == 0)
+		return 0;
+	if (isdigit((unsigned char)s[0])) {
+		unsigned long long v = strtoull(s, &e, 10);
+		int64_t mul = !strcmp(e, "s")	? 1
+			      : !strcmp(e, "m") ? 60
+			      : !strcmp(e, "h") ? 3600
+			      : !strcmp(e, "d") ? 86400
+						: 0;
+
+		if (mul && v <= 3650ull * 86400 / (unsigned long long)mul) {
+			*ret = now - (int64_t)v * mul * 1000000000;
+			return 0;
+		}
+	}
+	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (end) {
+		int64_t off = 0;
+
+		if (*end == '.') /* fractions of a second are dropped */
+			while (isdigit((unsigned char)*++end))
+				;
+		if (*end == '+' || *end == '-') {
+			int hh, mm;
+
+			if (sscanf(end + 1, "%2d:%2d", &hh, &mm) != 2 || strlen(end) != 6)
+				goto bad;
+			off = (hh * 3600 + mm * 60) * (*end == '+' ? 1 : -1);
+		} else if (strcmp(end, "Z") != 0 && *end) {
+			goto bad;
+		}
+		*ret = ((int64_t)timegm(&tm) - off) * 1000000000;
+		return 0;
+	}
+bad:
+	return -EINVAL;
+}
 
 #define PAGE_RECENT_NS (15ll * 60 * 1000000000) /* "recent data" on the index */
-
-static int html_text(struct dynbuf *b, const char *s)
-{
-	int r = 0;
-
-	for (; s && *s && r >= 0; s++)
-		r = *s == '<'	 ? dynbuf__printf(b, "&lt;")
-		    : *s == '>'	 ? dynbuf__printf(b, "&gt;")
-		    : *s == '&'	 ? dynbuf__printf(b, "&amp;")
-		    : *s == '"'	 ? dynbuf__printf(b, "&quot;")
-		    : *s == '\'' ? dynbuf__printf(b, "&#39;")
-				 : dynbuf__putc(b, *s);
-	return r;
-}
 
 static int url_part(struct dynbuf *b, const char *s)
 {
@@ -67,7 +93,7 @@ static int index_row(void *ctx, const struct store_service *sv)
 	r = dynbuf__printf(b, "<tr><td><a href=\"/report?service=");
 	r = r < 0 ? r : url_part(b, sv->name);
 	r = r < 0 ? r : dynbuf__printf(b, "&amp;from=15m\">");
-	r = r < 0 ? r : html_text(b, sv->name);
+	r = r < 0 ? r : util__html_escape(b, sv->name);
 	r = r < 0 ? r
 		  : dynbuf__printf(b,
 				   "</a></td><td>%" PRId64 "</td><td>%" PRId64 "</td><td>%" PRId64
@@ -117,12 +143,13 @@ static int page_index(struct store *s, struct dynbuf *b)
 }
 
 /* GET / and GET /report?service=S|pid=P&from=T&until=T&format=html|md|json */
-int agent_page(void *ctx, struct store *s, const struct ingest_page *pg, struct dynbuf *out,
-	       const char **ret_type)
+int agent__page(void *ctx, struct store *s, const struct ingest_page *pg, struct dynbuf *out,
+		const char **ret_type)
 {
 	struct agent *a = ctx;
 	struct merger_report_query q = {.service = pg->service,
 					.freq = a->col ? collector__freq(a->col) : a->cfg->freq};
+	enum merger_report_format format = MERGER_REPORT_HTML;
 	struct merger_report *rep = NULL;
 	struct errbuf err = {{0}};
 	int64_t now = now_ns();
@@ -152,7 +179,7 @@ int agent_page(void *ctx, struct store *s, const struct ingest_page *pg, struct 
 		return 400;
 	}
 	q.until_ns = now;
-	if (pg->until && cmd_parse_when(pg->until, now, &q.until_ns) < 0) {
+	if (pg->until && agent__parse_when(pg->until, now, &q.until_ns) < 0) {
 		dynbuf__printf(out,
 			       "braid: until takes a time (RFC 3339, Unix seconds), now, or a "
 			       "duration ago (2h), not '%s'\n",
@@ -160,7 +187,7 @@ int agent_page(void *ctx, struct store *s, const struct ingest_page *pg, struct 
 		return 400;
 	}
 	q.from_ns = q.until_ns - PAGE_RECENT_NS;
-	if (pg->from && cmd_parse_when(pg->from, now, &q.from_ns) < 0) {
+	if (pg->from && agent__parse_when(pg->from, now, &q.from_ns) < 0) {
 		dynbuf__printf(out,
 			       "braid: from takes a time (RFC 3339, Unix seconds), now, or a "
 			       "duration ago (15m), not '%s'\n",
@@ -171,9 +198,8 @@ int agent_page(void *ctx, struct store *s, const struct ingest_page *pg, struct 
 		dynbuf__printf(out, "braid: from is not before until\n");
 		return 400;
 	}
-	if (pg->format && strcmp(pg->format, "html") && strcmp(pg->format, "md") &&
-	    strcmp(pg->format, "json")) {
-		dynbuf__printf(out, "braid: format takes html, md or json, not '%s'\n", pg->format);
+	if (pg->format && merger__report_format_parse(pg->format, &err, &format) < 0) {
+		dynbuf__printf(out, "braid: format %s\n", err.msg);
 		return 400;
 	}
 	r = merger__report_from_store(s, &q, &err, &rep);
@@ -181,16 +207,7 @@ int agent_page(void *ctx, struct store *s, const struct ingest_page *pg, struct 
 		dynbuf__printf(out, "braid: %s\n", err.msg);
 		return r == -ENOENT ? 404 : r == -EINVAL ? 400 : 503;
 	}
-	if (pg->format && !strcmp(pg->format, "json")) {
-		*ret_type = "application/json";
-		r = merger__report_json(rep, out);
-	} else if (pg->format && !strcmp(pg->format, "md")) {
-		*ret_type = "text/markdown; charset=utf-8";
-		r = merger__report_markdown(rep, out);
-	} else {
-		*ret_type = "text/html; charset=utf-8";
-		r = merger__report_html(rep, out);
-	}
+	r = merger__report_write(rep, format, out, ret_type);
 	status = 200;
 	if (r < 0) {
 		dynbuf__reset(out);

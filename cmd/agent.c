@@ -1,26 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* braid agent: the node agent. The eBPF collector, the ingest endpoint, the
- * merger and the forwarder in one process, one thread each (ingest: its
- * own pool), each with its own store connection:
- *
- *   collector  drains the sampler just after each wall-clock second and
- *              writes the second's rows (and their processes) in one
- *              transaction
- *   ingest     the SDKs' endpoint (as `braid ingest`), /metrics for all
- *   merger     a merge pass each second (merger__run)
- *   forwarder  delivers the outbox (forward__run) when --upstream is set
- *
- * Stopping (SIGTERM, SIGINT): ingest stops accepting, the collector drains
- * the last window, the merger makes its final pass, the forwarder flushes
- * the outbox until --flush-timeout; what is left stays in the store for the
- * next start. Configuration: flags, then BRAID_* variables, then a config
- * file, then defaults (see docs/agent.md). */
-#include "agent/agent_int.h"
+/* braid agent: the node agent (agent/agent.h). This file turns the command
+ * line, the BRAID_* variables and the config file into the agent's
+ * configuration and runs it; cmd_daemon does the same for braid ingest. */
 #include "cmd.h"
+#include "agent/agent.h"
+#include "ingest/ingest.h"
+#include "store/store.h"
 
+#include <errno.h>
 #include <stdio.h>
 
-void agent_usage(FILE *f)
+static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: braid agent [OPTIONS]\n"
@@ -106,7 +96,34 @@ void agent_usage(FILE *f)
 		"with BTF. /metrics on the ingest address covers every stage.\n");
 }
 
+int cmd_daemon(int command, int argc, char **argv, void (*usage_fn)(FILE *f))
+{
+	struct agent_settings *st = NULL;
+	struct agent_config cfg;
+	struct errbuf err = {{0}};
+	int r, status = 0;
+
+	r = agent_settings__read((enum agent_command)command, argc, argv, &cfg, &st, &err);
+	if (r == AGENT_SETTINGS_HELP) {
+		usage_fn(stdout);
+	} else if (r == AGENT_SETTINGS_PRINT) {
+		agent_settings__print(st, stdout);
+	} else if (r < 0) {
+		if (err.msg[0])
+			cmd_error("%s", err.msg);
+		else if (r == -EINVAL)
+			usage_fn(stderr); /* getopt said what was wrong */
+		else
+			cmd_error("%s: %s", argv[0], strerror(-r));
+		status = EXIT_USAGE;
+	} else if (agent__run(&cfg, &err) < 0) {
+		status = 1; /* agent__run logged why */
+	}
+	agent_settings__free(st);
+	return status;
+}
+
 int cmd_agent(int argc, char **argv)
 {
-	return agent_main(argc, argv);
+	return cmd_daemon(AGENT_CMD_AGENT, argc, argv, usage);
 }
