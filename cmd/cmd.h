@@ -16,6 +16,11 @@ int cmd_record(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 
+/* braid agent and braid ingest: reads the options of agent/agent.h's
+ * `command` (enum agent_command), prints usage_fn's help or the effective
+ * configuration when asked, else runs the daemon. Returns the exit status. */
+int cmd_daemon(int command, int argc, char **argv, void (*usage_fn)(FILE *f));
+
 /* Prints "braid: <message>" to stderr. Only commands and daemon loops log. */
 void cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -61,22 +66,6 @@ const char *cmd_one_operand(const char *cmd, int argc, char **argv, const char *
 /* "32M", "1GiB", "4096" (K, M, G: powers of 1024): bytes. On a bad value
  * prints "CMD: OPT takes a size ..." and returns -EINVAL. */
 int cmd_parse_size(const char *cmd, const char *opt, const char *s, uint64_t *ret);
-
-/* A secret read from a file: its first line, without the line break, 1 to
- * CMD_MAX_SECRET bytes. malloc'ed; NULL after printing why. */
-#define CMD_MAX_SECRET 1024
-char *cmd_read_secret(const char *cmd, const char *path);
-
-/* Raises the open-file limit (soft, up to the hard one) so that the
- * process can hold `want` sockets besides its files; prints a warning when
- * it cannot. */
-void cmd_raise_fd_limit(const char *cmd, unsigned want);
-
-/* A point in time: RFC 3339 ("2026-11-21T10:00:00Z", "+02:00" offsets,
- * fractions dropped), Unix time in digits (ingest's units by digit count),
- * "now", or a duration ago ("15m", "2h", "90s", "1d"); wall-clock ns in
- * *ret. -EINVAL (nothing printed) otherwise. */
-int cmd_parse_when(const char *s, int64_t now, int64_t *ret);
 
 /* Exit statuses: 0 ok, 1 the work failed (bad input, I/O), 2 bad usage. */
 #define EXIT_USAGE 2

@@ -1,19 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* braid: the entry point; dispatches to a subcommand. */
-#define _GNU_SOURCE /* strptime, timegm */
+#define _GNU_SOURCE
 #include "cmd.h"
-#include "ingest/ingest.h"
 #include "merger/merger.h"
 #include "profile/profile.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 
 #include "util/util.h"
 
@@ -157,133 +153,9 @@ const char *cmd_one_operand(const char *cmd, int argc, char **argv, const char *
 /* "32M", "1GiB", "4096": bytes. */
 int cmd_parse_size(const char *cmd, const char *opt, const char *s, uint64_t *ret)
 {
-	char *end;
-	unsigned long long v;
-	unsigned shift = 0;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (end == s || errno || *s == '-')
-		goto bad;
-	if (*end) {
-		switch (*end) {
-		case 'k':
-		case 'K':
-			shift = 10;
-			break;
-		case 'm':
-		case 'M':
-			shift = 20;
-			break;
-		case 'g':
-		case 'G':
-			shift = 30;
-			break;
-		default:
-			goto bad;
-		}
-		end++;
-		if (strcmp(end, "") != 0 && strcmp(end, "iB") != 0 && strcmp(end, "B") != 0)
-			goto bad;
-	}
-	if (v > (UINT64_MAX >> shift))
-		goto bad;
-	*ret = (uint64_t)v << shift;
-	return 0;
-bad:
+	if (util__parse_size(s, ret) == 0)
+		return 0;
 	cmd_error("%s: %s takes a size such as 4096, 512K or 32M, not '%s'", cmd, opt, s);
-	return -EINVAL;
-}
-
-/* Reads a secret from a file: the first line, without its line break. */
-char *cmd_read_secret(const char *cmd, const char *path)
-{
-	struct dynbuf b;
-	struct errbuf err = {{0}};
-	char *nl, *s = NULL;
-
-	dynbuf__init(&b, CMD_MAX_SECRET + 2);
-	if (util__read_file(path, CMD_MAX_SECRET + 1, &err, &b) < 0) {
-		cmd_error("%s: %s", cmd, err.msg);
-		goto cleanup;
-	}
-	nl = b.data ? strpbrk(b.data, "\r\n") : NULL;
-	if (nl)
-		*nl = '\0';
-	if (!b.data || !b.data[0] || strlen(b.data) > CMD_MAX_SECRET) {
-		cmd_error("%s: %s: expected one line of 1 to %d bytes", cmd, path, CMD_MAX_SECRET);
-		goto cleanup;
-	}
-	s = strdup(b.data);
-	if (!s)
-		cmd_error("%s: out of memory", cmd);
-cleanup:
-	dynbuf__free(&b);
-	return s;
-}
-
-/* Lets the process hold max_connections sockets plus its files. */
-void cmd_raise_fd_limit(const char *cmd, unsigned want)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= (rlim_t)want + 64)
-		return;
-	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (rlim_t)want + 64
-			      ? (rlim_t)want + 64
-			      : rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-		cmd_error("%s: cannot raise the open-file limit to %u: %s", cmd, want + 64,
-			  strerror(errno));
-}
-
-/* "2026-11-21T10:00:00Z" (or +hh:mm), digits (ingest's units), "now", or a
- * duration ago ("15m", "2h", "90s", "1d"). */
-int cmd_parse_when(const char *s, int64_t now, int64_t *ret)
-{
-	struct tm tm = {0};
-	const char *end;
-	char *e;
-
-	if (!strcmp(s, "now")) {
-		*ret = now;
-		return 0;
-	}
-	if (ingest__parse_time(s, now, ret) == 0)
-		return 0;
-	if (isdigit((unsigned char)s[0])) {
-		unsigned long long v = strtoull(s, &e, 10);
-		int64_t mul = !strcmp(e, "s")	? 1
-			      : !strcmp(e, "m") ? 60
-			      : !strcmp(e, "h") ? 3600
-			      : !strcmp(e, "d") ? 86400
-						: 0;
-
-		if (mul && v <= 3650ull * 86400 / (unsigned long long)mul) {
-			*ret = now - (int64_t)v * mul * 1000000000;
-			return 0;
-		}
-	}
-	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (end) {
-		int64_t off = 0;
-
-		if (*end == '.') /* fractions of a second are dropped */
-			while (isdigit((unsigned char)*++end))
-				;
-		if (*end == '+' || *end == '-') {
-			int hh, mm;
-
-			if (sscanf(end + 1, "%2d:%2d", &hh, &mm) != 2 || strlen(end) != 6)
-				goto bad;
-			off = (hh * 3600 + mm * 60) * (*end == '+' ? 1 : -1);
-		} else if (strcmp(end, "Z") != 0 && *end) {
-			goto bad;
-		}
-		*ret = ((int64_t)timegm(&tm) - off) * 1000000000;
-		return 0;
-	}
-bad:
 	return -EINVAL;
 }
 

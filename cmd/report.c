@@ -4,6 +4,7 @@
  * the SDK's pushes), as one HTML page, Markdown or JSON. */
 #define _GNU_SOURCE
 #include "cmd.h"
+#include "agent/agent.h"
 #include "ingest/ingest.h"
 #include "merger/merger.h"
 #include "profile/profile.h"
@@ -21,8 +22,6 @@
 #define REPORT_MAX_SDK	   64
 #define REPORT_DEFAULT_AGO (3600ll * 1000000000) /* the store's last hour */
 
-enum fmt { FMT_HTML, FMT_MD, FMT_JSON };
-
 struct config {
 	const char *ebpf;
 	const char *sdk[REPORT_MAX_SDK];
@@ -34,7 +33,8 @@ struct config {
 	const char *data_dir;
 	unsigned freq;
 	const char *output;
-	int format; /* -1: from -o's extension, else html */
+	bool format_given; /* else from -o's extension, else html */
+	enum merger_report_format format;
 };
 
 static void usage(FILE *f)
@@ -80,20 +80,9 @@ static void usage(FILE *f)
 		97u);
 }
 
-static int parse_format(const char *s)
-{
-	if (!strcmp(s, "html"))
-		return FMT_HTML;
-	if (!strcmp(s, "md") || !strcmp(s, "markdown"))
-		return FMT_MD;
-	if (!strcmp(s, "json"))
-		return FMT_JSON;
-	return -1;
-}
-
 static int parse_when(const char *opt, const char *s, int64_t now, int64_t *ret)
 {
-	if (cmd_parse_when(s, now, ret) == 0)
+	if (agent__parse_when(s, now, ret) == 0)
 		return 0;
 	cmd_error("report: %s takes a time (2026-11-21T10:00:00Z, Unix seconds), now, or a "
 		  "duration ago (15m, 2h), not '%s'",
@@ -164,14 +153,16 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			if (cmd_parse_uint("report", "--freq", optarg, 1, 10000, &cfg->freq) < 0)
 				return -EINVAL;
 			break;
-		case 'f':
-			cfg->format = parse_format(optarg);
-			if (cfg->format < 0) {
-				cmd_error("report: --format takes html, md or json, not '%s'",
-					  optarg);
+		case 'f': {
+			struct errbuf err = {{0}};
+
+			if (merger__report_format_parse(optarg, &err, &cfg->format) < 0) {
+				cmd_error("report: --format %s", err.msg);
 				return -EINVAL;
 			}
+			cfg->format_given = true;
 			break;
+		}
 		case 'o':
 			cfg->output = optarg;
 			break;
@@ -205,19 +196,17 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		cmd_error("report: --runtime is for files (the store knows each process's)");
 		return -EINVAL;
 	}
-	if (cfg->format < 0 && cfg->output) {
+	if (!cfg->format_given && cfg->output) {
 		const char *dot = strrchr(cfg->output, '.');
 
-		cfg->format = dot && !strcmp(dot, ".md")     ? FMT_MD
-			      : dot && !strcmp(dot, ".json") ? FMT_JSON
-							     : FMT_HTML;
+		cfg->format = dot && !strcmp(dot, ".md")     ? MERGER_REPORT_MD
+			      : dot && !strcmp(dot, ".json") ? MERGER_REPORT_JSON
+							     : MERGER_REPORT_HTML;
 	}
-	if (cfg->format < 0)
-		cfg->format = FMT_HTML;
 	if (!cfg->output)
-		cfg->output = cfg->format == FMT_MD	? "braid-report.md"
-			      : cfg->format == FMT_JSON ? "braid-report.json"
-							: "braid-report.html";
+		cfg->output = cfg->format == MERGER_REPORT_MD	  ? "braid-report.md"
+			      : cfg->format == MERGER_REPORT_JSON ? "braid-report.json"
+								  : "braid-report.html";
 	return 0;
 }
 
@@ -326,7 +315,7 @@ static int from_store(const struct config *cfg, struct merger_report **ret)
 
 int cmd_report(int argc, char **argv)
 {
-	struct config cfg = {.format = -1};
+	struct config cfg = {.format = MERGER_REPORT_HTML};
 	struct merger_report *r = NULL;
 	struct dynbuf out;
 	struct errbuf err = {{0}};
@@ -341,9 +330,7 @@ int cmd_report(int argc, char **argv)
 			status = EXIT_USAGE;
 		goto cleanup;
 	}
-	rc = cfg.format == FMT_MD     ? merger__report_markdown(r, &out)
-	     : cfg.format == FMT_JSON ? merger__report_json(r, &out)
-				      : merger__report_html(r, &out);
+	rc = merger__report_write(r, cfg.format, &out, NULL);
 	if (rc < 0) {
 		cmd_error("report: writing the report: %s", strerror(-rc));
 		goto cleanup;

@@ -7,7 +7,10 @@
  *                                        folded, lines
  *   POST /push.v1.PusherService/Push     the push API (Connect unary):
  *                                        application/proto or application/json
- *   GET  /ready, /metrics                health and Prometheus metrics
+ *   GET  /ready                          health
+ *   GET  /metrics                        Prometheus metrics, written by the
+ *                                        caller (ingest_options.metrics)
+ *                                        from ingest__counters
  *   GET  /, /report                      the agent's live page, when it
  *                                        serves one (ingest_options.page)
  *
@@ -48,6 +51,7 @@
 #define INGEST_DEFAULT_MAX_CONNECTIONS	4096
 #define INGEST_DEFAULT_TIMEOUT_S	60 /* idle seconds before a connection is closed */
 #define INGEST_DEFAULT_RETRY_AFTER_S	30 /* Retry-After on 429 */
+#define INGEST_MAX_LISTEN		64 /* listen addresses */
 
 /* Pyroscope's limits on a series: labels (service_name and __name__
  * included), label name and value bytes. */
@@ -163,6 +167,11 @@ struct ingest_page {
  * request thread's store connection. */
 typedef int (*ingest_page_fn)(void *ctx, struct store *s, const struct ingest_page *req,
 			      struct dynbuf *out, const char **ret_type);
+/* Writes /metrics into out: 0, or a negative errno (the reply is 500). st
+ * is the store's statistics, read for this scrape; NULL when the store did
+ * not answer. */
+typedef int (*ingest_metrics_fn)(void *ctx, struct ingest *in, const struct store_stats *st,
+				 struct dynbuf *out);
 
 struct ingest_options {
 	/* Addresses to listen on: "ADDR:PORT", "[V6ADDR]:PORT", "unix:PATH";
@@ -182,9 +191,10 @@ struct ingest_options {
 	const char *basic_auth;	    /* "user:password" for "Authorization: Basic ..." */
 	struct store_options store; /* how request threads open the store */
 	const char *proc_root;	    /* NULL: "/proc" */
-	/* Appended to /metrics (the agent's other stages); may be NULL. */
-	int (*extra_metrics)(void *ctx, struct dynbuf *out);
-	void *extra_metrics_ctx;
+	/* GET /metrics: writes the Prometheus text (ingest__counters, the
+	 * store's, the other stages'). NULL: /metrics is 404. */
+	ingest_metrics_fn metrics;
+	void *metrics_ctx;
 	/* GET / and GET /report; NULL: they are 404. They need the ingest
 	 * credentials when some are set. */
 	ingest_page_fn page;
@@ -202,7 +212,60 @@ void ingest__stop(struct ingest *in);
  * NULL past the last one. */
 const char *ingest__address(const struct ingest *in, size_t i);
 
-/* Appends the Prometheus text exposition of the counters to out. */
-int ingest__metrics(struct ingest *in, struct dynbuf *out);
+/* ---- the counters, for /metrics ----------------------------------------- */
+
+/* The endpoints requests are counted by. */
+enum ingest_endpoint {
+	INGEST_EP_INGEST,
+	INGEST_EP_PYROSCOPE_INGEST,
+	INGEST_EP_PUSH, /* the three above are the ingest endpoints */
+	INGEST_EP_READY,
+	INGEST_EP_METRICS,
+	INGEST_EP_INDEX,
+	INGEST_EP_REPORT,
+	INGEST_EP_OTHER,
+	INGEST_EP_COUNT
+};
+/* Why a request's content was refused. */
+enum ingest_decode_reason {
+	INGEST_DR_INVALID,	/* 400: name, labels, time, parameters */
+	INGEST_DR_TOO_LARGE,	/* 413: body, inflated size or a count cap */
+	INGEST_DR_CONTENT_TYPE, /* 415 */
+	INGEST_DR_UNSUPPORTED,	/* 422: a format braid does not read yet */
+	INGEST_DR_UNDECODABLE,	/* 422: the body does not decode */
+	INGEST_DR_GZIP,		/* 422: Content-Encoding gzip that does not inflate */
+	INGEST_DR_MULTIPART,	/* 422: a multipart body that does not parse */
+	INGEST_DR_COUNT
+};
+#define INGEST_N_STATUS	 12 /* statuses counted apart; the last: any other */
+#define INGEST_N_BUCKETS 12 /* request duration buckets, +Inf aside */
+
+/* The path an endpoint is counted as ("/ingest", ..., "other"), a decode
+ * reason's name ("invalid", ...), the i-th counted status (0: "other") and
+ * the i-th duration bucket's upper bound in seconds. */
+const char *ingest__endpoint_name(enum ingest_endpoint e);
+const char *ingest__decode_reason_name(enum ingest_decode_reason d);
+int ingest__counted_status(size_t i);
+double ingest__duration_bucket(size_t i);
+
+/* What the server counted since it started. */
+struct ingest_counters {
+	uint64_t requests[INGEST_EP_COUNT][INGEST_N_STATUS];
+	uint64_t bytes_in[INGEST_EP_COUNT];
+	uint64_t decode_errors[INGEST_DR_COUNT];
+	uint64_t profiles_stored;
+	uint64_t attribution[STORE_ATTR_COUNT];
+	uint64_t pid_label_conflicts, service_ambiguous;
+	uint64_t store_full, store_unavailable, store_errors;
+	uint64_t auth_failures;
+	uint64_t connections_total;
+	int64_t connections_open;
+	/* ingest requests by duration: bucket i counts those in
+	 * (bucket i-1, bucket i]; the last one, those past every bucket */
+	uint64_t duration[INGEST_N_BUCKETS + 1];
+	uint64_t duration_sum_us, duration_count;
+};
+/* A snapshot of the counters (each read on its own, not all at once). */
+void ingest__counters(struct ingest *in, struct ingest_counters *ret);
 
 #endif

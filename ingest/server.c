@@ -27,7 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_LISTEN	     16
 #define LISTEN_BACKLOG	     1024
 #define CONN_MEMORY_LIMIT    (128u << 10) /* per connection: the request line and headers */
 #define POST_BUFFER	     (64u << 10)  /* the multipart parser's line buffer */
@@ -40,18 +39,7 @@
 
 /* ---- metrics --------------------------------------------------------------- */
 
-enum endpoint {
-	EP_INGEST,
-	EP_PYROSCOPE_INGEST,
-	EP_PUSH,
-	EP_READY,
-	EP_METRICS,
-	EP_INDEX,
-	EP_REPORT,
-	EP_OTHER,
-	EP_COUNT
-};
-static const char *const endpoint_paths[EP_COUNT] = {
+static const char *const endpoint_paths[INGEST_EP_COUNT] = {
 	"/ingest",
 	"/pyroscope/ingest",
 	"/push.v1.PusherService/Push",
@@ -62,32 +50,23 @@ static const char *const endpoint_paths[EP_COUNT] = {
 	"other",
 };
 
-static const int tracked_status[] = {200, 400, 401, 404, 405, 413, 415, 422, 429, 500, 503};
-#define N_STATUS (UTIL_ARRAY_SIZE(tracked_status) + 1) /* + "other" */
+#define N_STATUS INGEST_N_STATUS
+static const int tracked_status[N_STATUS - 1] = {200, 400, 401, 404, 405, 413,
+						 415, 422, 429, 500, 503};
 
-enum decode_reason {
-	DR_INVALID,	 /* 400: name, labels, time, parameters */
-	DR_TOO_LARGE,	 /* 413: body, inflated size or a count cap */
-	DR_CONTENT_TYPE, /* 415 */
-	DR_UNSUPPORTED,	 /* 422: a format braid does not read yet */
-	DR_UNDECODABLE,	 /* 422: the body does not decode */
-	DR_GZIP,	 /* 422: Content-Encoding gzip that does not inflate */
-	DR_MULTIPART,	 /* 422: a multipart body that does not parse */
-	DR_COUNT
-};
-static const char *const decode_reason_names[DR_COUNT] = {
+static const char *const decode_reason_names[INGEST_DR_COUNT] = {
 	"invalid",     "too_large", "content_type", "unsupported_format",
 	"undecodable", "gzip",	    "multipart",
 };
 
-static const double latency_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-					 0.05,	 0.1,	0.25,	0.5,   1,    2.5};
-#define N_BUCKETS UTIL_ARRAY_SIZE(latency_buckets)
+#define N_BUCKETS INGEST_N_BUCKETS
+static const double latency_buckets[N_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+						  0.05,	  0.1,	 0.25,	 0.5,	1,    2.5};
 
 struct metrics {
-	atomic_uint_fast64_t requests[EP_COUNT][N_STATUS];
-	atomic_uint_fast64_t bytes_in[EP_COUNT];
-	atomic_uint_fast64_t decode_errors[DR_COUNT];
+	atomic_uint_fast64_t requests[INGEST_EP_COUNT][N_STATUS];
+	atomic_uint_fast64_t bytes_in[INGEST_EP_COUNT];
+	atomic_uint_fast64_t decode_errors[INGEST_DR_COUNT];
 	atomic_uint_fast64_t profiles_stored;
 	atomic_uint_fast64_t attribution[STORE_ATTR_COUNT];
 	atomic_uint_fast64_t pid_label_conflicts;
@@ -142,7 +121,7 @@ struct ingest {
 	char *proc_root;
 	char *auth_token;
 	char *basic_user, *basic_pass;
-	struct listener listeners[MAX_LISTEN];
+	struct listener listeners[INGEST_MAX_LISTEN];
 	size_t n_listeners;
 	struct metrics m;
 
@@ -170,7 +149,7 @@ struct conn_ctx {
 };
 
 struct request {
-	enum endpoint ep;
+	enum ingest_endpoint ep;
 	struct timespec start;
 	bool counted_body;
 	int early_status; /* a reply decided before the body was read (0: none) */
@@ -256,7 +235,7 @@ static enum MHD_Result queue(struct MHD_Connection *c, int status, const char *c
 static void count_request(struct ingest *in, struct request *rq, int status)
 {
 	ctr_add(&in->m.requests[rq->ep][status_index(status)], 1);
-	if (rq->ep <= EP_PUSH) {
+	if (rq->ep <= INGEST_EP_PUSH) {
 		struct timespec now;
 		double secs;
 		size_t b = 0;
@@ -290,7 +269,8 @@ static enum MHD_Result reply_error(struct ingest *in, struct MHD_Connection *c, 
 		snprintf(hvalue, sizeof(hvalue), "%u", in->opts.retry_after_s);
 	} else if (status == 405) {
 		hname = "Allow";
-		snprintf(hvalue, sizeof(hvalue), "%s", rq->ep > EP_PUSH ? "GET, HEAD" : "POST");
+		snprintf(hvalue, sizeof(hvalue), "%s",
+			 rq->ep > INGEST_EP_PUSH ? "GET, HEAD" : "POST");
 	} else if (status == 401) {
 		hname = "WWW-Authenticate";
 		snprintf(hvalue, sizeof(hvalue), "%s",
@@ -753,12 +733,12 @@ store_error:
 
 /* ---- request handling ------------------------------------------------------------------------ */
 
-static enum endpoint endpoint_of(const char *url)
+static enum ingest_endpoint endpoint_of(const char *url)
 {
-	for (int e = 0; e < EP_OTHER; e++)
+	for (int e = 0; e < INGEST_EP_OTHER; e++)
 		if (strcmp(url, endpoint_paths[e]) == 0)
-			return (enum endpoint)e;
-	return EP_OTHER;
+			return (enum ingest_endpoint)e;
+	return INGEST_EP_OTHER;
 }
 
 /* Constant-time comparison: a token is not guessed byte by byte. */
@@ -839,20 +819,20 @@ static bool is_multipart(const char *ctype)
 	return ctype && strncasecmp(ctype, "multipart/form-data", 19) == 0;
 }
 
-static enum decode_reason reason_of(int r)
+static enum ingest_decode_reason reason_of(int r)
 {
 	switch (r) {
 	case -EINVAL:
-		return DR_INVALID;
+		return INGEST_DR_INVALID;
 	case -EFBIG:
 	case -E2BIG:
-		return DR_TOO_LARGE;
+		return INGEST_DR_TOO_LARGE;
 	case -EPROTONOSUPPORT:
-		return DR_CONTENT_TYPE;
+		return INGEST_DR_CONTENT_TYPE;
 	case -ENOTSUP:
-		return DR_UNSUPPORTED;
+		return INGEST_DR_UNSUPPORTED;
 	default:
-		return DR_UNDECODABLE;
+		return INGEST_DR_UNDECODABLE;
 	}
 }
 
@@ -915,7 +895,7 @@ static enum MHD_Result handle_ingest(struct ingest *in, struct MHD_Connection *c
 		r = util__gunzip(data, len, in->limits.max_decompressed, &err, &inflated);
 		if (r < 0) {
 			if (r == -EBADMSG)
-				ctr_add(&in->m.decode_errors[DR_GZIP], 1);
+				ctr_add(&in->m.decode_errors[INGEST_DR_GZIP], 1);
 			else
 				ctr_add(&in->m.decode_errors[reason_of(r)], 1);
 			status = ingest__http_status(r);
@@ -926,7 +906,7 @@ static enum MHD_Result handle_ingest(struct ingest *in, struct MHD_Connection *c
 		len = inflated.len;
 	}
 
-	if (rq->ep == EP_PUSH) {
+	if (rq->ep == INGEST_EP_PUSH) {
 		r = ingest__decode_push(ctype, data, len, now, &in->limits, &arena, &err, &profiles,
 					&n);
 		if (r < 0)
@@ -961,7 +941,7 @@ static enum MHD_Result handle_ingest(struct ingest *in, struct MHD_Connection *c
 				r = errbuf__set(&err, -EBADMSG,
 						"malformed multipart body: the Content-Type has no "
 						"boundary");
-				ctr_add(&in->m.decode_errors[DR_MULTIPART], 1);
+				ctr_add(&in->m.decode_errors[INGEST_DR_MULTIPART], 1);
 				ret = reply_error(in, c, rq, 422, err.msg);
 				goto cleanup;
 			}
@@ -979,7 +959,7 @@ static enum MHD_Result handle_ingest(struct ingest *in, struct MHD_Connection *c
 				errbuf__set(&err, -EBADMSG,
 					    "malformed multipart body (it does not parse as "
 					    "multipart/form-data)");
-				ctr_add(&in->m.decode_errors[DR_MULTIPART], 1);
+				ctr_add(&in->m.decode_errors[INGEST_DR_MULTIPART], 1);
 				ret = reply_error(in, c, rq, 422, err.msg);
 				goto cleanup;
 			}
@@ -1030,7 +1010,7 @@ static enum MHD_Result handle_ingest(struct ingest *in, struct MHD_Connection *c
 		ret = reply_error(in, c, rq, status, err.msg);
 		goto cleanup;
 	}
-	if (rq->ep == EP_PUSH) {
+	if (rq->ep == INGEST_EP_PUSH) {
 		bool json = ctype && strncasecmp(ctype, "application/json", 16) == 0;
 
 		ret = json ? queue(c, 200, "application/json", "{}", 2, NULL, NULL)
@@ -1066,13 +1046,24 @@ static enum MHD_Result handle_ready(struct ingest *in, struct MHD_Connection *c,
 static enum MHD_Result handle_metrics(struct ingest *in, struct MHD_Connection *c,
 				      struct request *rq)
 {
+	struct store_stats st;
+	struct errbuf err = {{0}};
+	struct store *s = NULL;
 	struct dynbuf b;
 	enum MHD_Result ret;
+	bool have_st = false;
+	int r;
 
+	/* the store's size and what it refused or dropped, when it answers */
+	if (pool_take(in, &err, &s) == 0) {
+		r = store__stats(s, false, &st);
+		pool_give(in, s, r == -EIO);
+		have_st = r == 0;
+	}
 	dynbuf__init(&b, 16u << 20);
 	/* count this scrape first, so that it shows in its own output */
 	count_request(in, rq, 200);
-	if (ingest__metrics(in, &b) < 0) {
+	if (in->opts.metrics(in->opts.metrics_ctx, in, have_st ? &st : NULL, &b) < 0) {
 		dynbuf__free(&b);
 		return reply_error(in, c, rq, 500, "cannot render the metrics");
 	}
@@ -1130,8 +1121,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		atomic_fetch_add(&in->m.requests_in_flight, 1);
 		clock_gettime(CLOCK_MONOTONIC, &rq->start);
 		rq->ep = endpoint_of(url);
-		if ((rq->ep == EP_INDEX || rq->ep == EP_REPORT) && !in->opts.page)
-			rq->ep = EP_OTHER;
+		if (((rq->ep == INGEST_EP_INDEX || rq->ep == INGEST_EP_REPORT) && !in->opts.page) ||
+		    (rq->ep == INGEST_EP_METRICS && !in->opts.metrics))
+			rq->ep = INGEST_EP_OTHER;
 		dynbuf__init(&rq->body, in->opts.max_body);
 		if (atomic_load(&in->m.stopping)) {
 			/* A request that arrives on a kept-alive connection after
@@ -1141,19 +1133,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			rq->early_status = 503;
 			snprintf(rq->early_msg, sizeof(rq->early_msg),
 				 "braid is shutting down; send this again in a moment");
-		} else if (rq->ep == EP_OTHER) {
+		} else if (rq->ep == INGEST_EP_OTHER) {
 			rq->early_status = 404;
 			snprintf(rq->early_msg, sizeof(rq->early_msg),
 				 "no such endpoint: %.128s (braid serves /ingest, "
-				 "/pyroscope/ingest, /push.v1.PusherService/Push, /ready, "
-				 "/metrics%s)",
-				 url, in->opts.page ? ", / and /report" : "");
-		} else if (rq->ep <= EP_PUSH ? !post : !get) {
+				 "/pyroscope/ingest, /push.v1.PusherService/Push, /ready%s%s)",
+				 url, in->opts.metrics ? ", /metrics" : "",
+				 in->opts.page ? ", / and /report" : "");
+		} else if (rq->ep <= INGEST_EP_PUSH ? !post : !get) {
 			rq->early_status = 405;
 			snprintf(rq->early_msg, sizeof(rq->early_msg),
 				 "%.16s is not allowed on %s (use %s)", method,
-				 endpoint_paths[rq->ep], rq->ep <= EP_PUSH ? "POST" : "GET");
-		} else if ((rq->ep <= EP_PUSH || rq->ep == EP_INDEX || rq->ep == EP_REPORT) &&
+				 endpoint_paths[rq->ep], rq->ep <= INGEST_EP_PUSH ? "POST" : "GET");
+		} else if ((rq->ep <= INGEST_EP_PUSH || rq->ep == INGEST_EP_INDEX ||
+			    rq->ep == INGEST_EP_REPORT) &&
 			   !authorized(in, c)) {
 			ctr_add(&in->m.auth_failures, 1);
 			rq->early_status = 401;
@@ -1162,12 +1155,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				 in->auth_token && in->basic_user ? "a bearer token or basic auth"
 				 : in->auth_token		  ? "a bearer token"
 								  : "basic auth");
-		} else if (rq->ep <= EP_PUSH &&
+		} else if (rq->ep <= INGEST_EP_PUSH &&
 			   (cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH)) &&
 			   strtoull(cl, NULL, 10) > in->opts.max_body) {
 			rq->early_status = 413;
-			ctr_add(&in->m.decode_errors[DR_TOO_LARGE], 1);
+			ctr_add(&in->m.decode_errors[INGEST_DR_TOO_LARGE], 1);
 			snprintf(rq->early_msg, sizeof(rq->early_msg),
 				 "request body of %.24s bytes is over the limit of %zu bytes", cl,
 				 in->opts.max_body);
@@ -1199,18 +1192,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (rq->body_too_large) {
 		char msg[128];
 
-		ctr_add(&in->m.decode_errors[DR_TOO_LARGE], 1);
+		ctr_add(&in->m.decode_errors[INGEST_DR_TOO_LARGE], 1);
 		snprintf(msg, sizeof(msg), "request body is over the limit of %zu bytes",
 			 in->opts.max_body);
 		return reply_error(in, c, rq, 413, msg);
 	}
 	switch (rq->ep) {
-	case EP_READY:
+	case INGEST_EP_READY:
 		return handle_ready(in, c, rq);
-	case EP_METRICS:
+	case INGEST_EP_METRICS:
 		return handle_metrics(in, c, rq);
-	case EP_INDEX:
-	case EP_REPORT:
+	case INGEST_EP_INDEX:
+	case INGEST_EP_REPORT:
 		return handle_page(in, c, rq);
 	default:
 		return handle_ingest(in, c, rq);
@@ -1248,152 +1241,56 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
 	*socket_ctx = NULL;
 }
 
-/* ---- metrics text ------------------------------------------------------------------------------
+/* ---- the counters -----------------------------------------------------------------------------
  */
 
-static int metric_header(struct dynbuf *b, const char *name, const char *type, const char *help)
+const char *ingest__endpoint_name(enum ingest_endpoint e)
 {
-	return dynbuf__printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	return e < INGEST_EP_COUNT ? endpoint_paths[e] : "other";
 }
 
-/* A metric without labels: its header and its one value. */
-static int metric_scalar(struct dynbuf *b, const char *name, const char *type, const char *help,
-			 int64_t value)
+const char *ingest__decode_reason_name(enum ingest_decode_reason d)
 {
-	int r = metric_header(b, name, type, help);
-
-	return r < 0 ? r : dynbuf__printf(b, "%s %" PRId64 "\n", name, value);
+	return d < INGEST_DR_COUNT ? decode_reason_names[d] : "";
 }
 
-int ingest__metrics(struct ingest *in, struct dynbuf *b)
+int ingest__counted_status(size_t i)
+{
+	return i < N_STATUS - 1 ? tracked_status[i] : 0;
+}
+
+double ingest__duration_bucket(size_t i)
+{
+	return i < N_BUCKETS ? latency_buckets[i] : 0;
+}
+
+void ingest__counters(struct ingest *in, struct ingest_counters *ret)
 {
 	struct metrics *m = &in->m;
-	struct store_stats st;
-	struct store *s = NULL;
-	struct errbuf err;
-	uint64_t cum = 0;
-	int r;
 
-	r = metric_header(b, "braid_ingest_requests_total", "counter",
-			  "HTTP requests by endpoint and status.");
-	for (int e = 0; r >= 0 && e < EP_COUNT; e++)
-		for (size_t i = 0; r >= 0 && i < N_STATUS; i++) {
-			uint64_t v = ctr_get(&m->requests[e][i]);
-
-			if (!v)
-				continue;
-			if (i < N_STATUS - 1)
-				r = dynbuf__printf(b,
-						   "braid_ingest_requests_total{endpoint=\"%s\","
-						   "status=\"%d\"} %" PRIu64 "\n",
-						   endpoint_paths[e], tracked_status[i], v);
-			else
-				r = dynbuf__printf(b,
-						   "braid_ingest_requests_total{endpoint=\"%s\","
-						   "status=\"other\"} %" PRIu64 "\n",
-						   endpoint_paths[e], v);
-		}
-	if (r >= 0)
-		r = metric_header(b, "braid_ingest_received_bytes_total", "counter",
-				  "Request body bytes received, by endpoint.");
-	for (int e = 0; r >= 0 && e <= EP_PUSH; e++)
-		r = dynbuf__printf(
-			b, "braid_ingest_received_bytes_total{endpoint=\"%s\"} %" PRIu64 "\n",
-			endpoint_paths[e], ctr_get(&m->bytes_in[e]));
-	if (r >= 0)
-		r = metric_header(b, "braid_ingest_decode_errors_total", "counter",
-				  "Requests refused for their content, by reason.");
-	for (int d = 0; r >= 0 && d < DR_COUNT; d++)
-		r = dynbuf__printf(b,
-				   "braid_ingest_decode_errors_total{reason=\"%s\"} %" PRIu64 "\n",
-				   decode_reason_names[d], ctr_get(&m->decode_errors[d]));
-	if (r >= 0)
-		r = metric_scalar(b, "braid_ingest_profiles_stored_total", "counter",
-				  "Profiles committed to the store.",
-				  (int64_t)ctr_get(&m->profiles_stored));
-	if (r >= 0)
-		r = metric_header(b, "braid_ingest_attributions_total", "counter",
-				  "Stored profiles by how their process was found.");
-	for (int a = 0; r >= 0 && a < STORE_ATTR_COUNT; a++)
-		r = dynbuf__printf(b,
-				   "braid_ingest_attributions_total{method=\"%s\"} %" PRIu64 "\n",
-				   store__attribution_name((enum store_attribution)a),
-				   ctr_get(&m->attribution[a]));
-	if (r >= 0)
-		r = metric_scalar(b, "braid_ingest_pid_label_conflicts_total", "counter",
-				  "pid labels ignored because the connection's peer is another "
-				  "process.",
-				  (int64_t)ctr_get(&m->pid_label_conflicts));
-	if (r >= 0)
-		r = metric_scalar(b, "braid_ingest_service_ambiguous_total", "counter",
-				  "Service names that several processes declare (not attributed).",
-				  (int64_t)ctr_get(&m->service_ambiguous));
-	if (r >= 0)
-		r = metric_header(b, "braid_ingest_store_refusals_total", "counter",
-				  "Requests the store refused: full (429), unavailable (503), "
-				  "other.");
-	if (r >= 0)
-		r = dynbuf__printf(
-			b,
-			"braid_ingest_store_refusals_total{reason=\"full\"} %" PRIu64 "\n"
-			"braid_ingest_store_refusals_total{reason=\"unavailable\"} %" PRIu64 "\n"
-			"braid_ingest_store_refusals_total{reason=\"error\"} %" PRIu64 "\n",
-			ctr_get(&m->store_full), ctr_get(&m->store_unavailable),
-			ctr_get(&m->store_errors));
-	if (r >= 0)
-		r = metric_scalar(b, "braid_ingest_auth_failures_total", "counter",
-				  "Requests refused for missing or wrong credentials.",
-				  (int64_t)ctr_get(&m->auth_failures));
-	if (r >= 0)
-		r = metric_scalar(b, "braid_ingest_connections_total", "counter",
-				  "Connections accepted.", (int64_t)ctr_get(&m->connections_total));
-	if (r >= 0)
-		r = metric_scalar(b, "braid_ingest_connections_open", "gauge", "Connections open.",
-				  (int64_t)atomic_load(&m->connections_open));
-	if (r >= 0)
-		r = metric_header(b, "braid_ingest_request_duration_seconds", "histogram",
-				  "Time from a request's headers to its reply, ingest endpoints.");
-	for (size_t i = 0; r >= 0 && i <= N_BUCKETS; i++) {
-		cum += ctr_get(&m->latency[i]);
-		if (i < N_BUCKETS)
-			r = dynbuf__printf(
-				b,
-				"braid_ingest_request_duration_seconds_bucket{le=\"%g\"} "
-				"%" PRIu64 "\n",
-				latency_buckets[i], cum);
-		else
-			r = dynbuf__printf(
-				b,
-				"braid_ingest_request_duration_seconds_bucket{le=\"+Inf\"} "
-				"%" PRIu64 "\n"
-				"braid_ingest_request_duration_seconds_sum %.6f\n"
-				"braid_ingest_request_duration_seconds_count %" PRIu64 "\n",
-				cum, (double)ctr_get(&m->latency_sum_us) / 1e6,
-				ctr_get(&m->latency_count));
+	*ret = (struct ingest_counters){0};
+	for (int e = 0; e < INGEST_EP_COUNT; e++) {
+		for (size_t i = 0; i < N_STATUS; i++)
+			ret->requests[e][i] = ctr_get(&m->requests[e][i]);
+		ret->bytes_in[e] = ctr_get(&m->bytes_in[e]);
 	}
-	/* the store's size and what it refused or dropped */
-	if (r >= 0 && pool_take(in, &err, &s) == 0) {
-		int sr = store__stats(s, false, &st);
-
-		pool_give(in, s, sr == -EIO);
-		if (sr == 0) {
-			r = metric_scalar(b, "braid_store_used_bytes", "gauge",
-					  "Bytes of data in the store.", (int64_t)st.used_bytes);
-			if (r >= 0)
-				r = metric_scalar(b, "braid_store_max_bytes", "gauge",
-						  "The store's bound.", (int64_t)st.max_bytes);
-			if (r >= 0)
-				r = metric_header(b, "braid_store_events_total", "counter",
-						  "Rows the store dropped, refused or expired.");
-			for (int i = 0; r >= 0 && i < STORE_CTR_COUNT; i++)
-				r = dynbuf__printf(
-					b, "braid_store_events_total{event=\"%s\"} %" PRId64 "\n",
-					store__counter_name((enum store_counter)i), st.counters[i]);
-		}
-	}
-	if (r >= 0 && in->opts.extra_metrics)
-		r = in->opts.extra_metrics(in->opts.extra_metrics_ctx, b);
-	return r;
+	for (int d = 0; d < INGEST_DR_COUNT; d++)
+		ret->decode_errors[d] = ctr_get(&m->decode_errors[d]);
+	ret->profiles_stored = ctr_get(&m->profiles_stored);
+	for (int a = 0; a < STORE_ATTR_COUNT; a++)
+		ret->attribution[a] = ctr_get(&m->attribution[a]);
+	ret->pid_label_conflicts = ctr_get(&m->pid_label_conflicts);
+	ret->service_ambiguous = ctr_get(&m->service_ambiguous);
+	ret->store_full = ctr_get(&m->store_full);
+	ret->store_unavailable = ctr_get(&m->store_unavailable);
+	ret->store_errors = ctr_get(&m->store_errors);
+	ret->auth_failures = ctr_get(&m->auth_failures);
+	ret->connections_total = ctr_get(&m->connections_total);
+	ret->connections_open = atomic_load(&m->connections_open);
+	for (size_t i = 0; i <= N_BUCKETS; i++)
+		ret->duration[i] = ctr_get(&m->latency[i]);
+	ret->duration_sum_us = ctr_get(&m->latency_sum_us);
+	ret->duration_count = ctr_get(&m->latency_count);
 }
 
 /* ---- start and stop ----------------------------------------------------------------------------
@@ -1430,7 +1327,7 @@ int ingest__start(const struct ingest_options *opts, struct errbuf *err, struct 
 		return errbuf__set(err, -ENOMEM, "out of memory");
 	pthread_mutex_init(&in->pool_lock, NULL);
 	pthread_mutex_init(&in->cache_lock, NULL);
-	for (size_t i = 0; i < MAX_LISTEN; i++)
+	for (size_t i = 0; i < INGEST_MAX_LISTEN; i++)
 		in->listeners[i].fd = -1;
 	in->opts = *opts;
 	in->opts.listen = NULL;
@@ -1439,8 +1336,8 @@ int ingest__start(const struct ingest_options *opts, struct errbuf *err, struct 
 		listen = default_listen;
 		n_listen = 1;
 	}
-	if (n_listen > MAX_LISTEN) {
-		r = errbuf__set(err, -EINVAL, "at most %d listen addresses", MAX_LISTEN);
+	if (n_listen > INGEST_MAX_LISTEN) {
+		r = errbuf__set(err, -EINVAL, "at most %d listen addresses", INGEST_MAX_LISTEN);
 		goto cleanup;
 	}
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1544,7 +1441,7 @@ void ingest__stop(struct ingest *in)
 	 * quiesced daemon hands its listening socket back; it is closed after
 	 * the daemon stopped, as libmicrohttpd asks. */
 	atomic_store(&in->m.stopping, true);
-	for (size_t i = 0; i < MAX_LISTEN; i++) {
+	for (size_t i = 0; i < INGEST_MAX_LISTEN; i++) {
 		struct listener *l = &in->listeners[i];
 
 		if (l->daemon) {
@@ -1560,7 +1457,7 @@ void ingest__stop(struct ingest *in)
 
 		nanosleep(&ts, NULL);
 	}
-	for (size_t i = 0; i < MAX_LISTEN; i++) {
+	for (size_t i = 0; i < INGEST_MAX_LISTEN; i++) {
 		struct listener *l = &in->listeners[i];
 
 		if (l->daemon)

@@ -293,6 +293,20 @@ int merger__report_json(const struct merger_report *r, struct dynbuf *out);
 int merger__report_markdown(const struct merger_report *r, struct dynbuf *out);
 int merger__report_html(const struct merger_report *r, struct dynbuf *out);
 
+enum merger_report_format {
+	MERGER_REPORT_HTML,
+	MERGER_REPORT_MD,
+	MERGER_REPORT_JSON,
+};
+/* Parses a format's name: "html", "md" (or "markdown") or "json"; -EINVAL
+ * otherwise, with "takes html, md or json, not 'S'" in err for the caller
+ * to prefix with the option's name. */
+int merger__report_format_parse(const char *s, struct errbuf *err, enum merger_report_format *ret);
+/* Appends the report in format f to out; *ret_type (may be NULL) gets the
+ * format's content type ("text/html; charset=utf-8", ...). */
+int merger__report_write(const struct merger_report *r, enum merger_report_format f,
+			 struct dynbuf *out, const char **ret_type);
+
 /* ---- the merge loop ------------------------------------------------------ */
 
 #define MERGER_DEFAULT_GRACE_S		  75 /* the Node SDK pushes every 60 s */

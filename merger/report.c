@@ -1595,3 +1595,42 @@ int merger__report_markdown(const struct merger_report *r, struct dynbuf *b)
 		      : dynbuf__printf(b, "\nFlame graphs of the three views and their "
 					  "difference: `braid report --format html`.\n");
 }
+
+/* ---- the format, by name ---------------------------------------------------------- */
+
+int merger__report_format_parse(const char *s, struct errbuf *err, enum merger_report_format *ret)
+{
+	if (!strcmp(s, "html"))
+		*ret = MERGER_REPORT_HTML;
+	else if (!strcmp(s, "md") || !strcmp(s, "markdown"))
+		*ret = MERGER_REPORT_MD;
+	else if (!strcmp(s, "json"))
+		*ret = MERGER_REPORT_JSON;
+	else
+		return errbuf__set(err, -EINVAL, "takes html, md or json, not '%s'", s);
+	return 0;
+}
+
+int merger__report_write(const struct merger_report *r, enum merger_report_format f,
+			 struct dynbuf *out, const char **ret_type)
+{
+	int rc;
+
+	switch (f) {
+	case MERGER_REPORT_MD:
+		rc = merger__report_markdown(r, out);
+		if (rc == 0 && ret_type)
+			*ret_type = "text/markdown; charset=utf-8";
+		return rc;
+	case MERGER_REPORT_JSON:
+		rc = merger__report_json(r, out);
+		if (rc == 0 && ret_type)
+			*ret_type = "application/json";
+		return rc;
+	default:
+		rc = merger__report_html(r, out);
+		if (rc == 0 && ret_type)
+			*ret_type = "text/html; charset=utf-8";
+		return rc;
+	}
+}

@@ -314,6 +314,20 @@ int dynbuf__json_str(struct dynbuf *b, const char *s)
 	return r;
 }
 
+int util__html_escape(struct dynbuf *b, const char *s)
+{
+	int r = 0;
+
+	for (; s && *s && r >= 0; s++)
+		r = *s == '<'	 ? dynbuf__printf(b, "&lt;")
+		    : *s == '>'	 ? dynbuf__printf(b, "&gt;")
+		    : *s == '&'	 ? dynbuf__printf(b, "&amp;")
+		    : *s == '"'	 ? dynbuf__printf(b, "&quot;")
+		    : *s == '\'' ? dynbuf__printf(b, "&#39;")
+				 : dynbuf__putc(b, *s);
+	return r;
+}
+
 void dynbuf__reset(struct dynbuf *b)
 {
 	b->len = 0;
@@ -935,5 +949,42 @@ int util__uuid4(char out[UTIL_UUID_LEN + 1])
 		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
 		 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
 		 b[15]);
+	return 0;
+}
+
+int util__parse_size(const char *s, uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (end == s || errno || *s == '-')
+		return -EINVAL;
+	if (*end) {
+		switch (*end) {
+		case 'k':
+		case 'K':
+			shift = 10;
+			break;
+		case 'm':
+		case 'M':
+			shift = 20;
+			break;
+		case 'g':
+		case 'G':
+			shift = 30;
+			break;
+		default:
+			return -EINVAL;
+		}
+		end++;
+		if (strcmp(end, "") != 0 && strcmp(end, "iB") != 0 && strcmp(end, "B") != 0)
+			return -EINVAL;
+	}
+	if (v > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*ret = (uint64_t)v << shift;
 	return 0;
 }

@@ -94,6 +94,9 @@ void dynbuf__reset(struct dynbuf *b);
 /* Appends s as a JSON string literal (quoted, escaped per RFC 8259; bytes
  * that are not UTF-8 become U+FFFD). s may be NULL: appends null. */
 int dynbuf__json_str(struct dynbuf *b, const char *s);
+/* Appends s as HTML text, also fit for a quoted attribute value: < > & " '
+ * become entities. s may be NULL: appends nothing. */
+int util__html_escape(struct dynbuf *b, const char *s);
 void dynbuf__free(struct dynbuf *b);
 
 /* ---- hashing ----------------------------------------------------------- */
@@ -259,5 +262,10 @@ int util__uuid4(char out[UTIL_UUID_LEN + 1]);
  * temporary name beside it, fsync'ed and renamed, so readers never see half
  * a file. */
 int util__write_file(const char *path, const void *data, size_t len, struct errbuf *err);
+
+/* A size: digits with an optional K, M or G (also KiB/KB...: powers of
+ * 1024), "32M", "1GiB", "4096"; -EINVAL for anything else or past
+ * UINT64_MAX. */
+int util__parse_size(const char *s, uint64_t *ret);
 
 #endif
