@@ -118,12 +118,4 @@ int agent_settings__read(enum agent_command cmd, int argc, char **argv, struct a
 void agent_settings__print(const struct agent_settings *st, FILE *f);
 void agent_settings__free(struct agent_settings *st);
 
-/* ---- the live page (page.c) ---------------------------------------------------- */
-
-/* A point in time: RFC 3339 ("2026-11-21T10:00:00Z", "+02:00" offsets,
- * fractions dropped), Unix time in digits (ingest's units by digit count),
- * "now", or a duration ago ("15m", "2h", "90s", "1d"); wall-clock ns in
- * *ret. -EINVAL otherwise. The page's from/until, and braid report's. */
-int agent__parse_when(const char *s, int64_t now, int64_t *ret);
-
 #endif

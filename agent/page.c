@@ -2,7 +2,6 @@
 /* The live page, on ingest's addresses: GET / lists the services with recent
  * data, GET /report renders one's report from the store in the format
  * asked for (merger__report_write), as `braid report` does. */
-#define _GNU_SOURCE /* strptime, timegm */
 #include "agent_int.h"
 
 #include <ctype.h>
@@ -12,56 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* "2026-11-21T10:00:00Z" (or +hh:mm), digits (ingest's units), "now", or a
- * duration ago ("15m", "2h", "90s", "1d"). */
-int agent__parse_when(const char *s, int64_t now, int64_t *ret)
-{
-	struct tm tm = {0};
-	const char *end;
-	char *e;
-
-	if (!strcmp(s, "now")) {
-		*ret = now;
-		return 0;
-	}
-	if (ingest__parse_time(s, now, ret) == 0)
-		return 0;
-	if (isdigit((unsigned char)s[0])) {
-		unsigned long long v = strtoull(s, &e, 10);
-		int64_t mul = !strcmp(e, "s")	? 1
-			      : !strcmp(e, "m") ? 60
-			      : !strcmp(e, "h") ? 3600
-			      : !strcmp(e, "d") ? 86400
-						: 0;
-
-		if (mul && v <= 3650ull * 86400 / (unsigned long long)mul) {
-			*ret = now - (int64_t)v * mul * 1000000000;
-			return 0;
-		}
-	}
-	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (end) {
-		int64_t off = 0;
-
-		if (*end == '.') /* fractions of a second are dropped */
-			while (isdigit((unsigned char)*++end))
-				;
-		if (*end == '+' || *end == '-') {
-			int hh, mm;
-
-			if (sscanf(end + 1, "%2d:%2d", &hh, &mm) != 2 || strlen(end) != 6)
-				goto bad;
-			off = (hh * 3600 + mm * 60) * (*end == '+' ? 1 : -1);
-		} else if (strcmp(end, "Z") != 0 && *end) {
-			goto bad;
-		}
-		*ret = ((int64_t)timegm(&tm) - off) * 1000000000;
-		return 0;
-	}
-bad:
-	return -EINVAL;
-}
 
 #define PAGE_RECENT_NS (15ll * 60 * 1000000000) /* "recent data" on the index */
 
@@ -179,7 +128,7 @@ int agent__page(void *ctx, struct store *s, const struct ingest_page *pg, struct
 		return 400;
 	}
 	q.until_ns = now;
-	if (pg->until && agent__parse_when(pg->until, now, &q.until_ns) < 0) {
+	if (pg->until && ingest__parse_when(pg->until, now, &q.until_ns) < 0) {
 		dynbuf__printf(out,
 			       "braid: until takes a time (RFC 3339, Unix seconds), now, or a "
 			       "duration ago (2h), not '%s'\n",
@@ -187,7 +136,7 @@ int agent__page(void *ctx, struct store *s, const struct ingest_page *pg, struct
 		return 400;
 	}
 	q.from_ns = q.until_ns - PAGE_RECENT_NS;
-	if (pg->from && agent__parse_when(pg->from, now, &q.from_ns) < 0) {
+	if (pg->from && ingest__parse_when(pg->from, now, &q.from_ns) < 0) {
 		dynbuf__printf(out,
 			       "braid: from takes a time (RFC 3339, Unix seconds), now, or a "
 			       "duration ago (15m), not '%s'\n",

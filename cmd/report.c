@@ -4,7 +4,6 @@
  * the SDK's pushes), as one HTML page, Markdown or JSON. */
 #define _GNU_SOURCE
 #include "cmd.h"
-#include "agent/agent.h"
 #include "ingest/ingest.h"
 #include "merger/merger.h"
 #include "profile/profile.h"
@@ -82,7 +81,7 @@ static void usage(FILE *f)
 
 static int parse_when(const char *opt, const char *s, int64_t now, int64_t *ret)
 {
-	if (agent__parse_when(s, now, ret) == 0)
+	if (ingest__parse_when(s, now, ret) == 0)
 		return 0;
 	cmd_error("report: %s takes a time (2026-11-21T10:00:00Z, Unix seconds), now, or a "
 		  "duration ago (15m, 2h), not '%s'",

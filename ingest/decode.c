@@ -7,9 +7,14 @@
  * decoders themselves are legacy.c and push.c; ingest_int.h says what
  * holds for them all.
  */
+#define _GNU_SOURCE /* strptime, timegm */
 #include "ingest/ingest_int.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <strings.h>
 
@@ -459,6 +464,56 @@ int ingest__parse_time(const char *s, int64_t now_ns, int64_t *ret_ns)
 		return -EINVAL;
 	*ret_ns = (int64_t)(v * mul);
 	return 0;
+}
+
+/* "2026-11-21T10:00:00Z" (or +hh:mm), digits (ingest's units), "now", or a
+ * duration ago ("15m", "2h", "90s", "1d"). */
+int ingest__parse_when(const char *s, int64_t now, int64_t *ret)
+{
+	struct tm tm = {0};
+	const char *end;
+	char *e;
+
+	if (!strcmp(s, "now")) {
+		*ret = now;
+		return 0;
+	}
+	if (ingest__parse_time(s, now, ret) == 0)
+		return 0;
+	if (isdigit((unsigned char)s[0])) {
+		unsigned long long v = strtoull(s, &e, 10);
+		int64_t mul = !strcmp(e, "s")	? 1
+			      : !strcmp(e, "m") ? 60
+			      : !strcmp(e, "h") ? 3600
+			      : !strcmp(e, "d") ? 86400
+						: 0;
+
+		if (mul && v <= 3650ull * 86400 / (unsigned long long)mul) {
+			*ret = now - (int64_t)v * mul * 1000000000;
+			return 0;
+		}
+	}
+	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (end) {
+		int64_t off = 0;
+
+		if (*end == '.') /* fractions of a second are dropped */
+			while (isdigit((unsigned char)*++end))
+				;
+		if (*end == '+' || *end == '-') {
+			int hh, mm;
+
+			if (sscanf(end + 1, "%2d:%2d", &hh, &mm) != 2 || strlen(end) != 6)
+				goto bad;
+			off = (hh * 3600 + mm * 60) * (*end == '+' ? 1 : -1);
+		} else if (strcmp(end, "Z") != 0 && *end) {
+			goto bad;
+		}
+		*ret = ((int64_t)timegm(&tm) - off) * 1000000000;
+		return 0;
+	}
+bad:
+	return -EINVAL;
 }
 
 /* ---- profiles --------------------------------------------------------------- */

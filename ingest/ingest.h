@@ -105,6 +105,12 @@ int ingest__parse_name(const char *name, size_t max_labels, struct arena *a, str
  * 13 = ms, otherwise seconds. NULL or "" gives now_ns. -EINVAL otherwise. */
 int ingest__parse_time(const char *s, int64_t now_ns, int64_t *ret_ns);
 
+/* A point in time: RFC 3339 ("2026-11-21T10:00:00Z", "+02:00" offsets,
+ * fractions dropped), Unix time in digits (ingest's units by digit count),
+ * "now", or a duration ago ("15m", "2h", "90s", "1d"); wall-clock ns in
+ * *ret. -EINVAL otherwise. The agent's live /report and braid report take their window in it. */
+int ingest__parse_when(const char *s, int64_t now, int64_t *ret);
+
 /* One profile ready for the store: everything in sdk but received_ns,
  * tenant, process_id and attribution, which the server fills. Strings,
  * labels and types live in the arena; payload points into the request
