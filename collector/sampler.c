@@ -42,12 +42,6 @@
 /* Stacks read per batch (1 KiB each): they are kept compactly after. */
 #define SAMPLER_STACKS_CHUNK 256u
 
-/* Where a drained stack is: in the pool, ips [off, off + n). */
-struct stack_slot {
-	uint64_t hash; /* 0: empty */
-	uint32_t off, n;
-};
-
 struct collector_sampler {
 	struct braid_profile_bpf *skel;
 	struct bpf_link **links;
@@ -62,11 +56,11 @@ struct collector_sampler {
 	uint64_t *values;
 	uint64_t *stack_keys;
 	struct braid_stack *stacks;
-	/* a generation's stacks, packed: only their frames, not 127 slots */
+	/* a generation's stacks, packed: each its key, its depth and only its
+	 * frames, not 127 slots */
 	uint64_t *pool;
 	size_t pool_len, pool_cap;
-	struct stack_slot *index; /* open addressing, 2x stacks_entries slots */
-	size_t index_mask;
+	struct idtab index;	  /* the stacks by key; ids = their place in the pool + 1 */
 	uint64_t *percpu;	  /* n_possible values */
 	uint64_t *inflight_seen;  /* n_possible values: wait_inflight's snapshot */
 	struct ring_buffer *ring; /* new_pids */
@@ -215,8 +209,6 @@ static int check_pids(const struct collector_sampler_options *o, struct errbuf *
 
 static int alloc_buffers(struct collector_sampler *s)
 {
-	size_t slots = (size_t)s->stacks_entries * 2;
-
 	s->keys = calloc(SAMPLER_COUNTS_CHUNK, sizeof(*s->keys));
 	/* the counts map is per CPU: one value per possible CPU per entry */
 	s->values =
@@ -226,14 +218,13 @@ static int alloc_buffers(struct collector_sampler *s)
 	 * lookup that fills these, and would take every drained stack for
 	 * uninitialised memory */
 	s->stacks = calloc(SAMPLER_STACKS_CHUNK, sizeof(*s->stacks));
-	s->index = calloc(slots, sizeof(*s->index));
 	s->percpu = calloc((size_t)s->n_possible, sizeof(*s->percpu));
 	s->inflight_seen = calloc((size_t)s->n_possible, sizeof(*s->inflight_seen));
-	if (!s->keys || !s->values || !s->stack_keys || !s->stacks || !s->index || !s->percpu ||
+	if (!s->keys || !s->values || !s->stack_keys || !s->stacks || !s->percpu ||
 	    !s->inflight_seen)
 		return -ENOMEM;
-	s->index_mask = slots - 1;
-	return 0;
+	/* room for a whole map: a drain never grows it */
+	return idtab__presize(&s->index, s->stacks_entries);
 }
 
 int collector_sampler__open(const struct collector_sampler_options *o, struct errbuf *err,
@@ -443,7 +434,7 @@ void collector_sampler__close(struct collector_sampler *s)
 	free(s->stack_keys);
 	free(s->stacks);
 	free(s->pool);
-	free(s->index);
+	idtab__free(&s->index);
 	free(s->percpu);
 	free(s->inflight_seen);
 	free(s);
@@ -526,22 +517,50 @@ static int batch_next(struct batch *b, void *keys, void *values, uint32_t max, u
 	return 0;
 }
 
+/* A stack in the pool is its key, its depth and its frames: a lookup
+ * finds the key beside the frames it goes on to read, one cache miss. */
+#define STACK_HEADER 2
+
+struct stack_key {
+	const uint64_t *pool;
+	uint64_t key;
+};
+
+static bool stack_eq(const void *ctx, uint32_t id)
+{
+	const struct stack_key *k = ctx;
+
+	return k->pool[id - 1] == k->key;
+}
+
 /* Keeps a chunk of drained stacks: their frames packed in the pool, their
  * place in the index. */
 static int keep_stacks(struct collector_sampler *s, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++) {
 		const struct braid_stack *st = &s->stacks[i];
-		uint64_t h = s->stack_keys[i];
-		size_t depth = 0, j;
+		struct stack_key k = {s->pool, s->stack_keys[i]};
+		uint32_t h = (uint32_t)util__hash_u64(k.key);
+		size_t depth = 0, slot, need;
+		int r;
+
+		if ((r = idtab__reserve(&s->index)) < 0)
+			return r;
+		/* a map's keys are distinct; were one drained twice, its first
+		 * copy would stand */
+		if (idtab__find(&s->index, h, stack_eq, &k, &slot))
+			continue;
 
 		while (depth < BRAID_MAX_STACK_DEPTH && st->ips[depth])
 			depth++;
-		if (s->pool_len + depth > s->pool_cap) {
+		need = s->pool_len + STACK_HEADER + depth;
+		if (s->pool_len >= UINT32_MAX)
+			return -EOVERFLOW; /* its place would not make an id */
+		if (need > s->pool_cap) {
 			size_t cap = s->pool_cap ? 2 * s->pool_cap : 4096;
 			uint64_t *p;
 
-			while (cap < s->pool_len + depth)
+			while (cap < need)
 				cap *= 2;
 			p = realloc(s->pool, cap * sizeof(*p));
 			if (!p)
@@ -549,14 +568,11 @@ static int keep_stacks(struct collector_sampler *s, uint32_t n)
 			s->pool = p;
 			s->pool_cap = cap;
 		}
-		memcpy(s->pool + s->pool_len, st->ips, depth * sizeof(*s->pool));
-		for (j = util__hash_u64(h) & s->index_mask; s->index[j].hash;
-		     j = (j + 1) & s->index_mask)
-			;
-		s->index[j].hash = h;
-		s->index[j].off = (uint32_t)s->pool_len;
-		s->index[j].n = (uint32_t)depth;
-		s->pool_len += depth;
+		s->pool[s->pool_len] = k.key;
+		s->pool[s->pool_len + 1] = depth;
+		memcpy(s->pool + s->pool_len + STACK_HEADER, st->ips, depth * sizeof(*s->pool));
+		idtab__insert_at(&s->index, slot, h, (uint32_t)s->pool_len + 1);
+		s->pool_len = need;
 	}
 	return 0;
 }
@@ -568,7 +584,7 @@ static int drain_stacks(struct collector_sampler *s, const struct bpf_map *map)
 	uint32_t total = 0;
 
 	s->pool_len = 0;
-	memset(s->index, 0, (s->index_mask + 1) * sizeof(*s->index));
+	idtab__clear(&s->index);
 	while (!b.done) {
 		uint32_t n;
 		int r = batch_next(&b, s->stack_keys, s->stacks, SAMPLER_STACKS_CHUNK, &n);
@@ -590,15 +606,16 @@ static int drain_stacks(struct collector_sampler *s, const struct bpf_map *map)
  * until the next drain. */
 static const uint64_t *find_stack(const struct collector_sampler *s, uint64_t h, size_t *ret_n)
 {
-	size_t j = util__hash_u64(h) & s->index_mask;
+	struct stack_key k = {s->pool, h};
+	size_t slot;
+	uint32_t id = idtab__find(&s->index, (uint32_t)util__hash_u64(h), stack_eq, &k, &slot);
+	const uint64_t *p;
 
-	for (; s->index[j].hash; j = (j + 1) & s->index_mask)
-		if (s->index[j].hash == h)
-			break;
-	if (!s->index[j].hash)
+	if (!id)
 		return NULL;
-	*ret_n = s->index[j].n;
-	return s->pool + s->index[j].off;
+	p = s->pool + id - 1;
+	*ret_n = p[1];
+	return p + STACK_HEADER;
 }
 
 /* Hands on one drained count entry. */

@@ -234,121 +234,6 @@ char *collector__demangle(const char *name, bool params)
 	return d;
 }
 
-/* ---- a small hash map ----------------------------------------------------- */
-
-/* Open addressing on a two-word key, deletion by backward shift. Values
- * are non-NULL pointers; NULL marks an empty slot. */
-struct hslot {
-	uint64_t a, b;
-	void *val;
-};
-
-struct hmap {
-	struct hslot *slots;
-	size_t mask, n;
-};
-
-static size_t hmap_hash(uint64_t a, uint64_t b)
-{
-	return (size_t)util__hash_combine(util__hash_u64(a), b);
-}
-
-static void *hmap_get(const struct hmap *m, uint64_t a, uint64_t b)
-{
-	size_t i;
-
-	if (!m->slots)
-		return NULL;
-	for (i = hmap_hash(a, b) & m->mask; m->slots[i].val; i = (i + 1) & m->mask)
-		if (m->slots[i].a == a && m->slots[i].b == b)
-			return m->slots[i].val;
-	return NULL;
-}
-
-static void hmap_place(struct hslot *slots, size_t mask, const struct hslot *s)
-{
-	size_t i;
-
-	for (i = hmap_hash(s->a, s->b) & mask; slots[i].val; i = (i + 1) & mask)
-		;
-	slots[i] = *s;
-}
-
-static int hmap_resize(struct hmap *m, size_t cap)
-{
-	struct hslot *slots = calloc(cap, sizeof(*slots));
-	size_t i;
-
-	if (!slots)
-		return -ENOMEM;
-	for (i = 0; m->slots && i <= m->mask; i++)
-		if (m->slots[i].val)
-			hmap_place(slots, cap - 1, &m->slots[i]);
-	free(m->slots);
-	m->slots = slots;
-	m->mask = cap - 1;
-	return 0;
-}
-
-/* Inserts or replaces. */
-static int hmap_put(struct hmap *m, uint64_t a, uint64_t b, void *val)
-{
-	size_t cap = m->slots ? m->mask + 1 : 0, i;
-	int r;
-
-	if ((m->n + 1) * 4 > cap * 3) {
-		r = hmap_resize(m, cap ? cap * 2 : 16);
-		if (r < 0)
-			return r;
-	}
-	for (i = hmap_hash(a, b) & m->mask; m->slots[i].val; i = (i + 1) & m->mask) {
-		if (m->slots[i].a == a && m->slots[i].b == b) {
-			m->slots[i].val = val;
-			return 0;
-		}
-	}
-	m->slots[i].a = a;
-	m->slots[i].b = b;
-	m->slots[i].val = val;
-	m->n++;
-	return 0;
-}
-
-static void hmap_del(struct hmap *m, uint64_t a, uint64_t b)
-{
-	size_t i, j;
-
-	if (!m->slots)
-		return;
-	for (i = hmap_hash(a, b) & m->mask; m->slots[i].val; i = (i + 1) & m->mask)
-		if (m->slots[i].a == a && m->slots[i].b == b)
-			break;
-	if (!m->slots[i].val)
-		return;
-	/* shift back the slots that probed past i */
-	for (j = (i + 1) & m->mask; m->slots[j].val; j = (j + 1) & m->mask) {
-		size_t k = hmap_hash(m->slots[j].a, m->slots[j].b) & m->mask;
-
-		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
-			continue;
-		m->slots[i] = m->slots[j];
-		i = j;
-	}
-	m->slots[i].val = NULL;
-	m->n--;
-}
-
-static size_t hmap_bytes(const struct hmap *m)
-{
-	return m->slots ? (m->mask + 1) * sizeof(*m->slots) : 0;
-}
-
-static void hmap_free(struct hmap *m)
-{
-	free(m->slots);
-	memset(m, 0, sizeof(*m));
-}
-
 /* ---- state ------------------------------------------------------------------ */
 
 enum map_kind {
@@ -403,7 +288,7 @@ struct sym_elf {
 	struct collector_elf *elf; /* NULL: could not be read (forgotten at trim) */
 	int32_t pid;		   /* the process it was read for */
 	uint64_t used;		   /* tick of its last use */
-	struct hmap names;	   /* raw name (pointer) -> demangled name */
+	struct ptrmap names;	   /* raw name (pointer) -> demangled name */
 	struct pool_chunk *pool;
 	size_t pool_bytes;
 	size_t bytes; /* what it holds, as counted in cache_bytes */
@@ -415,17 +300,17 @@ struct collector_symbolizer {
 	size_t max_bytes;
 	bool demangle_params;
 	struct collector_ksyms *ksyms;
-	struct hmap procs; /* pid -> sym_proc */
+	struct ptrmap procs; /* pid -> sym_proc */
 	struct sym_proc *dead;
 	struct sym_maps *old_maps;
 	struct collector_perfmap **old_pms;
 	size_t n_old_pms, cap_old_pms;
 	struct sym_elf **elfs;
 	size_t n_elfs, cap_elfs;
-	struct hmap by_file;	 /* (dev, inode) -> sym_elf */
-	struct hmap by_build_id; /* (hash, length) -> sym_elf */
-	struct sym_elf vdso;	 /* this process's vDSO: the same for all */
-	uint64_t vdso_len;	 /* the length of its mapping */
+	struct ptrmap by_file;	   /* (dev, inode) -> sym_elf */
+	struct ptrmap by_build_id; /* (hash, length) -> sym_elf */
+	struct sym_elf vdso;	   /* this process's vDSO: the same for all */
+	uint64_t vdso_len;	   /* the length of its mapping */
 	bool vdso_tried;
 	uint64_t epoch, tick;
 	size_t alive_cursor; /* where the next trim's liveness checks start */
@@ -459,7 +344,7 @@ static int proc_path(char *buf, size_t size, const char *fmt, ...)
 
 static size_t entry_bytes(const struct sym_elf *e)
 {
-	return sizeof(*e) + (e->elf ? collector_elf__bytes(e->elf) : 0) + hmap_bytes(&e->names) +
+	return sizeof(*e) + (e->elf ? collector_elf__bytes(e->elf) : 0) + ptrmap__bytes(&e->names) +
 	       e->pool_bytes;
 }
 
@@ -479,7 +364,7 @@ static void entry_release(struct sym_elf *e)
 		next = c->next;
 		free(c);
 	}
-	hmap_free(&e->names);
+	ptrmap__free(&e->names);
 	collector_elf__free(e->elf);
 }
 
@@ -520,7 +405,7 @@ static const char *entry_name(struct collector_symbolizer *s, struct sym_elf *e,
 
 	if (raw[0] != '_' || raw[1] != 'Z')
 		return raw;
-	name = hmap_get(&e->names, (uintptr_t)raw, 0);
+	name = ptrmap__get(&e->names, (uintptr_t)raw, 0);
 	if (name)
 		return name;
 	name = raw;
@@ -533,7 +418,7 @@ static const char *entry_name(struct collector_symbolizer *s, struct sym_elf *e,
 		free(d);
 	}
 	/* a failure only costs a second demangling */
-	hmap_put(&e->names, (uintptr_t)raw, 0, (char *)name);
+	ptrmap__put(&e->names, (uintptr_t)raw, 0, (char *)name);
 	if (e != &s->vdso)
 		entry_account(s, e);
 	return name;
@@ -571,7 +456,7 @@ static uint64_t build_id_key(const char *bid)
 
 static struct sym_elf *find_build_id(const struct collector_symbolizer *s, const char *bid)
 {
-	struct sym_elf *e = hmap_get(&s->by_build_id, build_id_key(bid), strlen(bid));
+	struct sym_elf *e = ptrmap__get(&s->by_build_id, build_id_key(bid), strlen(bid));
 
 	if (!e || !e->elf || strcmp(collector_elf__build_id(e->elf), bid) != 0)
 		return NULL;
@@ -633,7 +518,7 @@ static struct sym_elf *entry_load(struct collector_symbolizer *s, const struct s
 		s->stats.elf_errors++;
 		/* the file's problem: remember it until trim */
 		e = entry_new(s, NULL, p->pid);
-		if (e && hmap_put(&s->by_file, m->dev, m->ino, e) < 0)
+		if (e && ptrmap__put(&s->by_file, m->dev, m->ino, e) < 0)
 			return NULL;
 		return e;
 	}
@@ -644,7 +529,7 @@ static struct sym_elf *entry_load(struct collector_symbolizer *s, const struct s
 		/* the same binary under another device and inode (another
 		 * container's copy): keep one */
 		collector_elf__free(elf);
-		if (hmap_put(&s->by_file, m->dev, m->ino, e) < 0)
+		if (ptrmap__put(&s->by_file, m->dev, m->ino, e) < 0)
 			return NULL;
 		return e;
 	}
@@ -653,10 +538,10 @@ static struct sym_elf *entry_load(struct collector_symbolizer *s, const struct s
 		collector_elf__free(elf);
 		return NULL;
 	}
-	if (hmap_put(&s->by_file, m->dev, m->ino, e) < 0)
+	if (ptrmap__put(&s->by_file, m->dev, m->ino, e) < 0)
 		return NULL; /* it stays in elfs: trim frees it */
 	if (bid)
-		hmap_put(&s->by_build_id, build_id_key(bid), strlen(bid), e);
+		ptrmap__put(&s->by_build_id, build_id_key(bid), strlen(bid), e);
 	return e;
 }
 
@@ -670,7 +555,7 @@ static struct sym_elf *map_entry(struct collector_symbolizer *s, const struct sy
 		return m->elf;
 	if (m->state == MAP_FAILED)
 		return NULL;
-	e = hmap_get(&s->by_file, m->dev, m->ino);
+	e = ptrmap__get(&s->by_file, m->dev, m->ino);
 	if (!e)
 		e = entry_load(s, p, m);
 	if (!e || !e->elf) {
@@ -937,7 +822,7 @@ cleanup:
  * (its maps NULL if they could not be read). */
 static int proc_get(struct collector_symbolizer *s, int32_t pid, struct sym_proc **ret)
 {
-	struct sym_proc *p = hmap_get(&s->procs, (uint64_t)(uint32_t)pid, 0);
+	struct sym_proc *p = ptrmap__get(&s->procs, (uint64_t)(uint32_t)pid, 0);
 
 	if (p) {
 		*ret = p;
@@ -951,7 +836,7 @@ static int proc_get(struct collector_symbolizer *s, int32_t pid, struct sym_proc
 	if (collector__start_time(s->proc_root, pid, &p->start_ns) < 0)
 		p->start_ns = 0;
 	proc_read_status(s, p);
-	if (hmap_put(&s->procs, (uint64_t)(uint32_t)pid, 0, p) < 0) {
+	if (ptrmap__put(&s->procs, (uint64_t)(uint32_t)pid, 0, p) < 0) {
 		free(p);
 		return -ENOMEM;
 	}
@@ -1322,17 +1207,17 @@ void collector_symbolizer__free(struct collector_symbolizer *s)
 	if (!s)
 		return;
 	free_retired(s);
-	for (i = 0; s->procs.slots && i <= s->procs.mask; i++)
-		proc_free(s->procs.slots[i].val);
-	hmap_free(&s->procs);
+	for (i = 0; i < s->procs.n; i++)
+		proc_free(s->procs.v[i].val);
+	ptrmap__free(&s->procs);
 	for (i = 0; i < s->n_elfs; i++) {
 		entry_release(s->elfs[i]);
 		free(s->elfs[i]);
 	}
 	free(s->elfs);
 	entry_release(&s->vdso);
-	hmap_free(&s->by_file);
-	hmap_free(&s->by_build_id);
+	ptrmap__free(&s->by_file);
+	ptrmap__free(&s->by_build_id);
 	free(s->old_pms);
 	collector_ksyms__free(s->ksyms);
 	free(s->proc_root);
@@ -1341,11 +1226,11 @@ void collector_symbolizer__free(struct collector_symbolizer *s)
 
 void collector_symbolizer__forget(struct collector_symbolizer *s, int32_t pid)
 {
-	struct sym_proc *p = hmap_get(&s->procs, (uint64_t)(uint32_t)pid, 0);
+	struct sym_proc *p = ptrmap__get(&s->procs, (uint64_t)(uint32_t)pid, 0);
 
 	if (!p)
 		return;
-	hmap_del(&s->procs, (uint64_t)(uint32_t)pid, 0);
+	ptrmap__del(&s->procs, (uint64_t)(uint32_t)pid, 0);
 	p->next = s->dead;
 	s->dead = p;
 }
@@ -1371,21 +1256,21 @@ static int by_use(const void *a, const void *b)
 }
 
 /* Rebuilds a key table without the doomed entries' keys. */
-static void rekey(struct hmap *m)
+static void rekey(struct ptrmap *m)
 {
-	struct hmap fresh = {0};
+	struct ptrmap fresh = {0};
 	size_t i;
 
-	for (i = 0; m->slots && i <= m->mask; i++) {
-		struct sym_elf *e = m->slots[i].val;
+	for (i = 0; i < m->n; i++) {
+		struct sym_elf *e = m->v[i].val;
 
-		if (e && !e->doomed && hmap_put(&fresh, m->slots[i].a, m->slots[i].b, e) < 0) {
+		if (!e->doomed && ptrmap__put(&fresh, m->v[i].a, m->v[i].b, e) < 0) {
 			/* no memory: an empty table only costs reloads */
-			hmap_free(&fresh);
+			ptrmap__free(&fresh);
 			break;
 		}
 	}
-	hmap_free(m);
+	ptrmap__free(m);
 	*m = fresh;
 }
 
@@ -1401,28 +1286,22 @@ void collector_symbolizer__trim(struct collector_symbolizer *s)
 	/* processes that exited, or whose PID was reused: at most
 	 * TRIM_ALIVE_CHECKS per trim, round robin, so that a host with
 	 * thousands of processes doesn't cost thousands of reads a second */
-	if (s->procs.slots) {
-		size_t slots = s->procs.mask + 1, checked = 0;
+	if (s->procs.n) {
+		for (i = 0; i < s->procs.n && i < TRIM_ALIVE_CHECKS; i++) {
+			struct sym_proc *p = s->procs.v[(s->alive_cursor + i) % s->procs.n].val;
 
-		for (i = 0; i < slots && checked < TRIM_ALIVE_CHECKS; i++) {
-			struct sym_proc *p =
-				s->procs.slots[(s->alive_cursor + i) & s->procs.mask].val;
-
-			if (!p)
-				continue;
-			checked++;
 			if (!proc_alive(s, p)) {
 				p->next = gone;
 				gone = p;
 			}
 		}
-		s->alive_cursor = (s->alive_cursor + i) & s->procs.mask;
+		s->alive_cursor = (s->alive_cursor + i) % s->procs.n;
 	}
 	while (gone) {
 		struct sym_proc *p = gone;
 
 		gone = p->next;
-		hmap_del(&s->procs, (uint64_t)(uint32_t)p->pid, 0);
+		ptrmap__del(&s->procs, (uint64_t)(uint32_t)p->pid, 0);
 		proc_free(p);
 	}
 
@@ -1449,10 +1328,10 @@ void collector_symbolizer__trim(struct collector_symbolizer *s)
 	}
 
 	/* mappings forget their failures and their doomed entries */
-	for (i = 0; s->procs.slots && i <= s->procs.mask; i++) {
-		struct sym_proc *p = s->procs.slots[i].val;
+	for (i = 0; i < s->procs.n; i++) {
+		struct sym_proc *p = s->procs.v[i].val;
 
-		for (j = 0; p && p->maps && j < p->maps->n; j++) {
+		for (j = 0; p->maps && j < p->maps->n; j++) {
 			struct sym_map *m = &p->maps->v[j];
 
 			if (m->state == MAP_FAILED || (m->elf && m->elf->doomed)) {

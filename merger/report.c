@@ -56,8 +56,7 @@ struct node {
 struct tree {
 	struct node *nodes;
 	size_t n, cap;
-	uint32_t *slots; /* (parent, name, kind) -> node + 1; 0 empty */
-	size_t n_slots;
+	struct idtab index; /* (parent, name, kind) -> node + 1; the root is not in it */
 };
 
 /* Everything a function's name gathers, over the three views. */
@@ -150,30 +149,23 @@ static int intern(struct merger_report *r, const char *s, uint32_t *ret)
 	return rc;
 }
 
-static uint64_t slot_hash(uint32_t parent, uint32_t name, uint8_t kind)
+static uint32_t node_hash(uint32_t parent, uint32_t name, uint8_t kind)
 {
-	return util__hash_combine(util__hash_u64(((uint64_t)parent << 32) | name), kind);
+	return (uint32_t)util__hash_combine(util__hash_u64(((uint64_t)parent << 32) | name), kind);
 }
 
-static int tree_grow_slots(struct tree *t)
+struct node_key {
+	const struct node *nodes;
+	uint32_t parent, name;
+	uint8_t kind;
+};
+
+static bool node_eq(const void *ctx, uint32_t id)
 {
-	size_t n = t->n_slots ? 2 * t->n_slots : 1024;
-	uint32_t *slots = calloc(n, sizeof(*slots));
+	const struct node_key *k = ctx;
+	const struct node *x = &k->nodes[id - 1];
 
-	if (!slots)
-		return -ENOMEM;
-	for (size_t i = 1; i < t->n; i++) {
-		struct node *x = &t->nodes[i];
-		size_t s = slot_hash(x->parent, x->name, x->kind) & (n - 1);
-
-		while (slots[s])
-			s = (s + 1) & (n - 1);
-		slots[s] = (uint32_t)i + 1;
-	}
-	free(t->slots);
-	t->slots = slots;
-	t->n_slots = n;
-	return 0;
+	return x->parent == k->parent && x->name == k->name && x->kind == k->kind;
 }
 
 static int tree_init(struct tree *t, uint32_t root_name)
@@ -184,33 +176,33 @@ static int tree_init(struct tree *t, uint32_t root_name)
 		return rc;
 	t->nodes[0] = (struct node){.name = root_name, .kind = 'r'};
 	t->n = 1;
-	return tree_grow_slots(t);
+	return idtab__presize(&t->index, 512);
 }
 
 /* The child of parent for (name, kind), made when missing. */
 static int tree_child(struct tree *t, uint32_t parent, uint32_t name, uint8_t kind, uint32_t *ret)
 {
+	struct node_key k = {t->nodes, parent, name, kind};
+	uint32_t h = node_hash(parent, name, kind), id;
 	size_t s;
 	int rc;
 
-	if (2 * (t->n + 1) > t->n_slots && (rc = tree_grow_slots(t)) < 0)
+	if ((rc = idtab__reserve(&t->index)) < 0)
 		return rc;
-	s = slot_hash(parent, name, kind) & (t->n_slots - 1);
-	for (; t->slots[s]; s = (s + 1) & (t->n_slots - 1)) {
-		struct node *x = &t->nodes[t->slots[s] - 1];
-
-		if (x->parent == parent && x->name == name && x->kind == kind) {
-			*ret = t->slots[s] - 1;
-			return 0;
-		}
+	id = idtab__find(&t->index, h, node_eq, &k, &s);
+	if (id) {
+		*ret = id - 1;
+		return 0;
 	}
+	if (t->n >= UINT32_MAX - 1)
+		return -E2BIG;
 	rc = util__grow((void **)&t->nodes, &t->cap, t->n + 1, sizeof(*t->nodes));
 	if (rc < 0)
 		return rc;
 	t->nodes[t->n] = (struct node){
 		.name = name, .kind = kind, .parent = parent, .next = t->nodes[parent].first};
 	t->nodes[parent].first = (uint32_t)t->n;
-	t->slots[s] = (uint32_t)t->n + 1;
+	idtab__insert_at(&t->index, s, h, (uint32_t)t->n + 1);
 	*ret = (uint32_t)t->n++;
 	return 0;
 }
@@ -218,7 +210,7 @@ static int tree_child(struct tree *t, uint32_t parent, uint32_t name, uint8_t ki
 static void tree_free(struct tree *t)
 {
 	free(t->nodes);
-	free(t->slots);
+	idtab__free(&t->index);
 }
 
 /* One stack into a view: frames root first as (name id, kind); counts each

@@ -147,78 +147,73 @@ int merger__sdk_weight_type(const struct profile *sdk)
  * profile), so equal frames share pointers and a lookup is a few integer
  * compares. Equal content behind other pointers only costs a second entry
  * (the profile deduplicates the location itself). */
-struct fslot {
+struct fentry {
 	const char *name, *module;
 	uint64_t offset;
 	uint32_t kind;
-	uint32_t loc; /* 0 = empty */
+	uint32_t loc;
 };
 
 struct fcache {
-	struct fslot *slots;
-	size_t mask, n;
+	struct fentry *v;
+	size_t n, cap;
+	struct idtab index; /* ids: positions in v + 1 */
 };
 
-static uint64_t fhash(const struct store_frame *f)
+static uint32_t fhash(const struct store_frame *f)
 {
 	/* one mix of a cheap combination: this runs for every frame */
-	return util__hash_u64((uint64_t)(uintptr_t)f->name * 0x9e3779b97f4a7c15ULL +
-			      (uint64_t)(uintptr_t)f->module * 0xc2b2ae3d27d4eb4fULL +
-			      f->offset * 0x165667b19e3779f9ULL + (uint64_t)f->kind);
+	return (uint32_t)util__hash_u64((uint64_t)(uintptr_t)f->name * 0x9e3779b97f4a7c15ULL +
+					(uint64_t)(uintptr_t)f->module * 0xc2b2ae3d27d4eb4fULL +
+					f->offset * 0x165667b19e3779f9ULL + (uint64_t)f->kind);
 }
 
-static int fcache_grow(struct fcache *c)
+struct fkey {
+	const struct fentry *v;
+	const struct store_frame *f;
+};
+
+static bool fentry_eq(const void *ctx, uint32_t id)
 {
-	size_t cap = c->mask ? (c->mask + 1) * 2 : 1024;
-	struct fslot *s = calloc(cap, sizeof(*s));
+	const struct fkey *k = ctx;
+	const struct fentry *e = &k->v[id - 1];
 
-	if (!s)
-		return -ENOMEM;
-	for (size_t i = 0; c->mask && i <= c->mask; i++) {
-		struct store_frame f = {.kind = c->slots[i].kind,
-					.name = c->slots[i].name,
-					.module = c->slots[i].module,
-					.offset = c->slots[i].offset};
-		size_t j;
-
-		if (!c->slots[i].loc)
-			continue;
-		for (j = fhash(&f) & (cap - 1); s[j].loc; j = (j + 1) & (cap - 1))
-			;
-		s[j] = c->slots[i];
-	}
-	free(c->slots);
-	c->slots = s;
-	c->mask = cap - 1;
-	return 0;
+	return e->name == k->f->name && e->module == k->f->module && e->offset == k->f->offset &&
+	       e->kind == (uint32_t)k->f->kind;
 }
 
 static int fcache_location(struct fcache *c, struct profile *out, const struct store_frame *f,
 			   uint32_t *ret)
 {
-	size_t j;
+	struct fkey k = {c->v, f};
+	uint32_t h = fhash(f), id;
+	size_t slot;
 	int r;
 
-	if ((c->n + 1) * 4 > (c->mask ? c->mask + 1 : 0) * 3) {
-		r = fcache_grow(c);
-		if (r < 0)
-			return r;
+	if ((r = idtab__reserve(&c->index)) < 0)
+		return r;
+	id = idtab__find(&c->index, h, fentry_eq, &k, &slot);
+	if (id) {
+		*ret = c->v[id - 1].loc;
+		return 0;
 	}
-	for (j = fhash(f) & c->mask; c->slots[j].loc; j = (j + 1) & c->mask) {
-		const struct fslot *s = &c->slots[j];
-
-		if (s->name == f->name && s->module == f->module && s->offset == f->offset &&
-		    s->kind == (uint32_t)f->kind) {
-			*ret = s->loc;
-			return 0;
-		}
-	}
+	if (c->n >= UINT32_MAX - 1)
+		return -E2BIG;
+	r = util__grow((void **)&c->v, &c->cap, c->n + 1, sizeof(*c->v));
+	if (r < 0)
+		return r;
 	r = merger__add_frame(out, f, ret);
 	if (r < 0)
 		return r;
-	c->slots[j] = (struct fslot){f->name, f->module, f->offset, (uint32_t)f->kind, *ret};
-	c->n++;
+	c->v[c->n] = (struct fentry){f->name, f->module, f->offset, (uint32_t)f->kind, *ret};
+	idtab__insert_at(&c->index, slot, h, (uint32_t)++c->n);
 	return 0;
+}
+
+static void fcache_free(struct fcache *c)
+{
+	free(c->v);
+	idtab__free(&c->index);
 }
 
 /* ---- the SDK side ---------------------------------------------------------- */
@@ -779,7 +774,7 @@ cleanup:
 		free(sp.cats[c].heap);
 	}
 	free(sp.pool_of);
-	free(sp.frames.slots);
+	fcache_free(&sp.frames);
 	free(sp.sloc_map);
 	free(sp.sfunc_map);
 	free(sp.entries);

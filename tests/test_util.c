@@ -283,6 +283,88 @@ static void test_hash_seeded_is_stable(void **state)
 
 /* util__grow: doubles from 16, keeps the contents, refuses an overflowing
  * size without touching the array. */
+/* A map under a workload of puts, replacements and removals agrees with a
+ * plain array of the same keys at every step: removals shift probes back
+ * and move the last entry, and neither may lose a key. */
+static void test_ptrmap(void **state)
+{
+	enum { KEYS = 3000, STEPS = 40000 };
+	static char vals[KEYS];
+	static bool in[KEYS];
+	struct ptrmap m = {0};
+	size_t n = 0, i, k;
+	uint64_t x = 12345;
+
+	(void)state;
+	memset(in, 0, sizeof(in));
+	assert_null(ptrmap__get(&m, 1, 2));
+	ptrmap__del(&m, 1, 2); /* absent, empty: nothing */
+	for (i = 0; i < STEPS; i++) {
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		k = (x >> 33) % KEYS;
+		/* keys that differ in one word only, so b matters too */
+		if ((x >> 20) % 3) {
+			assert_int_equal(ptrmap__put(&m, k / 7, k % 7, &vals[k]), 0);
+			n += !in[k];
+			in[k] = true;
+		} else {
+			ptrmap__del(&m, k / 7, k % 7);
+			n -= in[k];
+			in[k] = false;
+		}
+		assert_int_equal(m.n, n);
+		if (i % 997 == 0 || i == STEPS - 1)
+			for (k = 0; k < KEYS; k++)
+				assert_ptr_equal(ptrmap__get(&m, k / 7, k % 7),
+						 in[k] ? &vals[k] : NULL);
+	}
+	/* a put replaces; the entries are dense and each is there once */
+	assert_int_equal(ptrmap__put(&m, 0, 0, &vals[1]), 0);
+	assert_ptr_equal(ptrmap__get(&m, 0, 0), &vals[1]);
+	assert_int_equal(m.n, n + !in[0]);
+	for (i = 0; i < m.n; i++)
+		assert_ptr_equal(ptrmap__get(&m, m.v[i].a, m.v[i].b), m.v[i].val);
+	assert_true(ptrmap__bytes(&m) >= m.n * sizeof(*m.v));
+	/* removing every key leaves it empty */
+	for (k = 0; k < KEYS; k++)
+		ptrmap__del(&m, k / 7, k % 7);
+	assert_int_equal(m.n, 0);
+	assert_int_equal(m.index.n, 0);
+	ptrmap__free(&m);
+	ptrmap__free(&m); /* twice is fine */
+	ptrmap__free(NULL);
+}
+
+static bool id_is(const void *ctx, uint32_t id)
+{
+	return *(const uint32_t *)ctx == id;
+}
+
+/* A cleared index finds nothing and keeps its room for the next round. */
+static void test_idtab_clear(void **state)
+{
+	struct idtab t = {0};
+	size_t slot, mask;
+	uint32_t id;
+
+	(void)state;
+	idtab__clear(&t); /* empty: nothing */
+	assert_int_equal(idtab__presize(&t, 100), 0);
+	mask = t.mask;
+	for (id = 1; id <= 100; id++) {
+		assert_int_equal(idtab__reserve(&t), 0);
+		assert_int_equal(idtab__find(&t, id * 7919u, id_is, &id, &slot), 0);
+		idtab__insert_at(&t, slot, id * 7919u, id);
+	}
+	id = 42;
+	assert_int_equal(idtab__find(&t, id * 7919u, id_is, &id, &slot), 42);
+	idtab__clear(&t);
+	assert_int_equal(t.n, 0);
+	assert_int_equal(t.mask, mask);
+	assert_int_equal(idtab__find(&t, id * 7919u, id_is, &id, &slot), 0);
+	idtab__free(&t);
+}
+
 static void test_grow(void **state)
 {
 	int *a = NULL;
@@ -318,6 +400,8 @@ int main(void)
 		cmocka_unit_test(test_json_str),
 		cmocka_unit_test(test_hash_seeded_is_stable),
 		cmocka_unit_test(test_grow),
+		cmocka_unit_test(test_ptrmap),
+		cmocka_unit_test(test_idtab_clear),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

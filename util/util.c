@@ -452,12 +452,122 @@ int idtab__grow(struct idtab *t)
 	return idtab_grow(t, cap ? cap * 2 : 64);
 }
 
+void idtab__remove_at(struct idtab *t, size_t slot)
+{
+	size_t i = slot, j, home;
+
+	for (j = (i + 1) & t->mask; t->slots[j].id; j = (j + 1) & t->mask) {
+		home = t->slots[j].hash & t->mask;
+		/* an id whose home lies in (i, j] is still reachable: leave it */
+		if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
+			continue;
+		t->slots[i] = t->slots[j];
+		i = j;
+	}
+	t->slots[i].id = 0;
+	t->n--;
+}
+
+void idtab__clear(struct idtab *t)
+{
+	if (t->mask)
+		memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
+	t->n = 0;
+}
+
 void idtab__free(struct idtab *t)
 {
 	if (!t)
 		return;
 	util__big_free(t->slots, t->mask ? (t->mask + 1) * sizeof(*t->slots) : 0);
 	memset(t, 0, sizeof(*t));
+}
+
+/* ---- ptrmap ------------------------------------------------------------ */
+
+struct ptrkey {
+	const struct ptrmap *m;
+	uint64_t a, b;
+};
+
+static bool ptrmap_eq(const void *ctx, uint32_t id)
+{
+	const struct ptrkey *k = ctx;
+	const struct ptrmap_entry *e = &k->m->v[id - 1];
+
+	return e->a == k->a && e->b == k->b;
+}
+
+static uint32_t ptrmap_hash(uint64_t a, uint64_t b)
+{
+	return (uint32_t)util__hash_combine(util__hash_u64(a), b);
+}
+
+void *ptrmap__get(const struct ptrmap *m, uint64_t a, uint64_t b)
+{
+	struct ptrkey k = {m, a, b};
+	size_t slot;
+	uint32_t id = idtab__find(&m->index, ptrmap_hash(a, b), ptrmap_eq, &k, &slot);
+
+	return id ? m->v[id - 1].val : NULL;
+}
+
+int ptrmap__put(struct ptrmap *m, uint64_t a, uint64_t b, void *val)
+{
+	struct ptrkey k = {m, a, b};
+	uint32_t h = ptrmap_hash(a, b), id;
+	size_t slot;
+	int r;
+
+	if (m->n >= UINT32_MAX - 1)
+		return -ENOMEM;
+	if ((r = idtab__reserve(&m->index)) < 0 ||
+	    (r = util__grow((void **)&m->v, &m->cap, m->n + 1, sizeof(*m->v))) < 0)
+		return r;
+	id = idtab__find(&m->index, h, ptrmap_eq, &k, &slot);
+	if (id) {
+		m->v[id - 1].val = val;
+		return 0;
+	}
+	m->v[m->n] = (struct ptrmap_entry){a, b, val};
+	idtab__insert_at(&m->index, slot, h, (uint32_t)++m->n);
+	return 0;
+}
+
+void ptrmap__del(struct ptrmap *m, uint64_t a, uint64_t b)
+{
+	struct ptrkey k = {m, a, b};
+	struct idtab *t = &m->index;
+	size_t slot, j;
+	uint32_t id = idtab__find(t, ptrmap_hash(a, b), ptrmap_eq, &k, &slot), last;
+
+	if (!id)
+		return;
+	idtab__remove_at(t, slot);
+	last = (uint32_t)m->n--;
+	if (id == last)
+		return;
+	/* the last entry fills the hole: its slot takes the hole's id */
+	m->v[id - 1] = m->v[last - 1];
+	j = ptrmap_hash(m->v[id - 1].a, m->v[id - 1].b) & t->mask;
+	while (t->slots[j].id != last)
+		j = (j + 1) & t->mask;
+	t->slots[j].id = id;
+}
+
+size_t ptrmap__bytes(const struct ptrmap *m)
+{
+	return m->cap * sizeof(*m->v) +
+	       (m->index.mask ? (m->index.mask + 1) * sizeof(*m->index.slots) : 0);
+}
+
+void ptrmap__free(struct ptrmap *m)
+{
+	if (!m)
+		return;
+	free(m->v);
+	idtab__free(&m->index);
+	memset(m, 0, sizeof(*m));
 }
 
 /* ---- strtab ------------------------------------------------------------ */

@@ -182,7 +182,39 @@ static inline void idtab__insert_at(struct idtab *t, size_t slot, uint32_t hash,
 	t->n++;
 }
 
+/* Removes the id at a slot idtab__find returned it at. The ids that probed
+ * past it shift back, so there are no tombstones and lookups stay as short
+ * after many removals as after none. */
+void idtab__remove_at(struct idtab *t, size_t slot);
+/* Forgets every id, keeping the room: for an index rebuilt each round. */
+void idtab__clear(struct idtab *t);
 void idtab__free(struct idtab *t);
+
+/* ---- ptrmap: pointers by a two-word key ---------------------------------- */
+
+/* For a table whose objects are not in an array of its own: a (device,
+ * inode), a pid, an address maps to a non-NULL pointer the caller owns.
+ * The entries are kept dense in v[0, n), in no set order (a removal moves
+ * the last one into the hole), so a loop over them is a loop over v; an
+ * idtab indexes them, with ids = positions + 1. */
+struct ptrmap {
+	struct ptrmap_entry {
+		uint64_t a, b;
+		void *val;
+	} * v;
+	size_t n, cap;
+	struct idtab index;
+};
+
+/* The value under (a, b), or NULL. */
+void *ptrmap__get(const struct ptrmap *m, uint64_t a, uint64_t b);
+/* Sets (a, b) to val (not NULL), replacing a value it had; -ENOMEM. */
+int ptrmap__put(struct ptrmap *m, uint64_t a, uint64_t b, void *val);
+/* Removes (a, b) if it is there. */
+void ptrmap__del(struct ptrmap *m, uint64_t a, uint64_t b);
+/* The memory it holds, for caches that count theirs. */
+size_t ptrmap__bytes(const struct ptrmap *m);
+void ptrmap__free(struct ptrmap *m);
 
 /* ---- strtab: interned strings ------------------------------------------ */
 
