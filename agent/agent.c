@@ -2,7 +2,7 @@
 /* The daemon: its stage threads, the main loop, the order it stops in
  * (docs/agent.md, "Stopping") and the capabilities it drops. See agent.h. */
 #define _GNU_SOURCE
-#include "agent_int.h"
+#include "agent/agent_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -30,6 +30,10 @@
 #define AGENT_STORE_CACHE_KIB 4096
 #define STORE_STATS_EVERY_S   5
 #define ERROR_LOG_EVERY_NS    (60ll * 1000000000) /* a failing stage logs once a minute */
+
+/* the collector thread writes what the collector read of a process */
+_Static_assert(COLLECTOR_MAX_CMDLINE <= STORE_MAX_CMDLINE, "a command line the store refuses");
+_Static_assert(COLLECTOR_MAX_SERVICE <= STORE_MAX_STRING, "a service name the store refuses");
 
 #ifndef BRAID_VERSION
 #define BRAID_VERSION "dev"
@@ -158,7 +162,7 @@ static int on_row(void *ctx, const struct collector_row *row)
 {
 	struct drain *d = ctx;
 	const struct collector_proc *p = row->process;
-	struct store_frame *frames;
+	struct frame *frames;
 	size_t pi = d->n_procs;
 	int r;
 

@@ -5,7 +5,7 @@
 #ifndef BRAID_AGENT_INT_H
 #define BRAID_AGENT_INT_H
 
-#include "agent.h"
+#include "agent/agent.h"
 #include "collector/collector.h"
 #include "forward/forward.h"
 #include "ingest/ingest.h"

@@ -4,7 +4,7 @@
  * scrape; the stages' counters and the store's sizes come from the agent's
  * threads (struct agent, under its lock). Each metric is written here and
  * nowhere else; docs/agent.md and docs/ingest.md list them. */
-#include "agent_int.h"
+#include "agent/agent_int.h"
 
 #include <inttypes.h>
 

@@ -2,7 +2,7 @@
 /* The live page, on ingest's addresses: GET / lists the services with recent
  * data, GET /report renders one's report from the store in the format
  * asked for (merger__report_write), as `braid report` does. */
-#include "agent_int.h"
+#include "agent/agent_int.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -92,7 +92,7 @@ static double now_s(void)
 
 struct window {
 	struct merger_ebpf_stack *stacks;
-	struct store_frame *frames;
+	struct frame *frames;
 	size_t n, n_frames;
 	int64_t samples;
 };
@@ -104,7 +104,7 @@ static int make_window(size_t n, struct window *w)
 	if (!w->stacks || !w->frames)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		struct store_frame *f = w->frames + w->n_frames;
+		struct frame *f = w->frames + w->n_frames;
 		size_t nk = rnd(7), k = 0;
 		bool other_thread = rnd(8) == 0, gc = rnd(20) == 0;
 		int64_t count = 1;
@@ -112,41 +112,38 @@ static int make_window(size_t n, struct window *w)
 		/* two kernel frames unique to the stack keep all n stacks distinct
 		 * (frames are named, so their offset is 0, as the collector
 		 * gives them) */
-		f[k++] = (struct store_frame){FRAME_KERNEL, kernel_names[i % N_KERNEL_FUNC],
-					      "[kernel.kallsyms]", 0};
-		f[k++] = (struct store_frame){FRAME_KERNEL,
-					      kernel_names[(i / N_KERNEL_FUNC) % N_KERNEL_FUNC],
-					      "[kernel.kallsyms]", 0};
+		f[k++] = (struct frame){FRAME_KERNEL, kernel_names[i % N_KERNEL_FUNC],
+					"[kernel.kallsyms]", 0};
+		f[k++] = (struct frame){FRAME_KERNEL,
+					kernel_names[(i / N_KERNEL_FUNC) % N_KERNEL_FUNC],
+					"[kernel.kallsyms]", 0};
 		for (size_t j = 2; j < nk; j++)
-			f[k++] =
-				(struct store_frame){FRAME_KERNEL, kernel_names[rnd(N_KERNEL_FUNC)],
-						     "[kernel.kallsyms]", 0};
+			f[k++] = (struct frame){FRAME_KERNEL, kernel_names[rnd(N_KERNEL_FUNC)],
+						"[kernel.kallsyms]", 0};
 		if (gc) {
-			f[k++] = (struct store_frame){
-				FRAME_NATIVE, "v8::internal::ScavengerCollector::CollectGarbage",
-				"/usr/bin/node", 0};
-			f[k++] = (struct store_frame){FRAME_NATIVE,
-						      "v8::internal::Heap::CollectGarbage",
-						      "/usr/bin/node", 0};
+			f[k++] = (struct frame){FRAME_NATIVE,
+						"v8::internal::ScavengerCollector::CollectGarbage",
+						"/usr/bin/node", 0};
+			f[k++] = (struct frame){FRAME_NATIVE, "v8::internal::Heap::CollectGarbage",
+						"/usr/bin/node", 0};
 		}
 		for (size_t j = rnd(9); j > 0; j--)
-			f[k++] =
-				(struct store_frame){FRAME_NATIVE, lib_names[rnd(N_LIB_FUNCS)],
-						     "/usr/lib/x86_64-linux-gnu/libcrypto.so.3", 0};
+			f[k++] = (struct frame){FRAME_NATIVE, lib_names[rnd(N_LIB_FUNCS)],
+						"/usr/lib/x86_64-linux-gnu/libcrypto.so.3", 0};
 		if (other_thread) {
 			for (size_t j = 0; j < 4; j++)
-				f[k++] = (struct store_frame){FRAME_NATIVE, thread_names[3 - j],
-							      "/usr/bin/node", 0};
+				f[k++] = (struct frame){FRAME_NATIVE, thread_names[3 - j],
+							"/usr/bin/node", 0};
 		} else {
 			for (size_t j = 2 + rnd(11); j > 0; j--)
-				f[k++] = rnd(3) ? (struct store_frame){FRAME_JIT, NULL, "[jit]",
-								       0x1000 + rnd(64)}
-						: (struct store_frame){FRAME_NATIVE,
-								       builtin_names[rnd(5)],
-								       "/usr/bin/node", 0};
+				f[k++] =
+					rnd(3) ? (struct frame){FRAME_JIT, NULL, "[jit]",
+								0x1000 + rnd(64)}
+					       : (struct frame){FRAME_NATIVE, builtin_names[rnd(5)],
+								"/usr/bin/node", 0};
 			for (size_t j = 0; j < 12; j++)
-				f[k++] = (struct store_frame){FRAME_NATIVE, prefix_names[11 - j],
-							      "/usr/bin/node", 0};
+				f[k++] = (struct frame){FRAME_NATIVE, prefix_names[11 - j],
+							"/usr/bin/node", 0};
 		}
 		while (rnd(2) && count < 64)
 			count++;
@@ -235,7 +232,7 @@ static int run(const struct window *w, const struct profile *sdk, double *ret_s,
 	       struct profile **ret_out)
 {
 	struct merger_splice_input in = {
-		.runtime = STORE_RUNTIME_NODE,
+		.runtime = RUNTIME_NODE,
 		.pid = PID,
 		.stacks = w->stacks,
 		.n_stacks = w->n,

@@ -324,7 +324,7 @@ static void fixture__free(struct fixture *fx)
 /* ---- phase 1: SDK profiles ---------------------------------------------- */
 
 /* What the Node SDK 0.6.4 pushes besides the body (see req2.path). */
-static const struct store_label sdk_labels[] = {
+static const struct label sdk_labels[] = {
 	{"service_name", "bench-app"},		{"otel.scope.name", "com.grafana.pyroscope/nodejs"},
 	{"otel.scope.version", "0.6.4"},	{"process.runtime.name", "nodejs"},
 	{"process.runtime.version", "20.20.2"}, {"region", "eu-1"},
@@ -458,7 +458,7 @@ static int bench_sdk(const char *run_dir, enum store_sync sync, const struct fix
 		.exe = "/usr/bin/node",
 		.cmdline = "node /app/app2.js",
 		.service = "bench-app",
-		.runtime = STORE_RUNTIME_NODE,
+		.runtime = RUNTIME_NODE,
 	};
 	struct sdk_shared sh = {.data_dir = dir, .sync = sync, .fx = fx};
 	struct sdk_thread th[SDK_THREADS];
@@ -759,10 +759,10 @@ static const char *const js_files[] = {
 
 struct pool {
 	struct arena strings;
-	struct store_frame **stacks; /* [N_PROCS * STACKS_PER_PROC], leaf first */
+	struct frame **stacks; /* [N_PROCS * STACKS_PER_PROC], leaf first */
 	size_t *depth;
 	/* per process: its JIT frames (module /tmp/perf-PID.map) */
-	struct store_frame js[N_PROCS][JS_FUNCS_PER_PROC];
+	struct frame js[N_PROCS][JS_FUNCS_PER_PROC];
 	int64_t process_ids[N_PROCS];
 	int32_t pids[N_PROCS];
 	size_t frames_total;
@@ -791,9 +791,9 @@ static uint64_t frame_offset(const char *module, const char *name, bool kernel)
 	return 0x20000 + (h % 0x2000000) / 16 * 16 + site;
 }
 
-static struct store_frame native_frame(const char *module, const char *name, bool kernel)
+static struct frame native_frame(const char *module, const char *name, bool kernel)
 {
-	struct store_frame f = {
+	struct frame f = {
 		.kind = kernel ? FRAME_KERNEL : FRAME_NATIVE,
 		.name = name,
 		.module = module,
@@ -805,10 +805,9 @@ static struct store_frame native_frame(const char *module, const char *name, boo
 /* Builds one stack, leaf first, of a depth drawn in [MIN_DEPTH, MAX_DEPTH]:
  * an optional kernel path and libc wrapper or native leaf, then the middle
  * (JIT frames of the process, or V8 natives on a worker), then the root. */
-static int pool__make_stack(struct pool *pl, size_t proc, struct store_frame *out,
-			    size_t *ret_depth)
+static int pool__make_stack(struct pool *pl, size_t proc, struct frame *out, size_t *ret_depth)
 {
-	struct store_frame leaf[32], root[32];
+	struct frame leaf[32], root[32];
 	size_t n_leaf = 0, n_root = 0, depth = MIN_DEPTH + rnd_below(MAX_DEPTH - MIN_DEPTH + 1);
 	bool worker = rnd_below(4) == 0;
 	size_t i, k, n = 0;
@@ -894,7 +893,7 @@ static int pool__init(struct pool *pl)
 		for (s = 0; s < STACKS_PER_PROC; s++) {
 			size_t idx = p * STACKS_PER_PROC + s;
 
-			pl->stacks[idx] = malloc(MAX_DEPTH * sizeof(struct store_frame));
+			pl->stacks[idx] = malloc(MAX_DEPTH * sizeof(struct frame));
 			if (!pl->stacks[idx])
 				return -ENOMEM;
 			r = pool__make_stack(pl, p, pl->stacks[idx], &pl->depth[idx]);
@@ -986,7 +985,7 @@ static int bench_buckets(const char *run_dir, enum store_sync sync, struct pool 
 			.comm = "node",
 			.exe = "/usr/bin/node",
 			.cmdline = "node /app/src/app.js",
-			.runtime = STORE_RUNTIME_NODE,
+			.runtime = RUNTIME_NODE,
 		};
 
 		r = store__put_process(s, &proc, store__now_ns(), &pl->process_ids[p]);

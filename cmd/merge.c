@@ -20,7 +20,7 @@ struct config {
 	const char *sdk[MERGE_MAX_SDK];
 	size_t n_sdk;
 	int32_t pid; /* 0: the one process with a known runtime */
-	enum store_runtime runtime;
+	enum runtime runtime;
 	const char *output;
 	bool folded, annotate, all, verbose;
 };
@@ -114,7 +114,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			cfg->pid = (int32_t)pid;
 			break;
 		case 'r':
-			cfg->runtime = store__runtime_parse(optarg);
+			cfg->runtime = profile__runtime_parse(optarg);
 			if (!merger__can_splice(cfg->runtime)) {
 				cmd_error("merge: --runtime takes node or python, not '%s'",
 					  optarg);
@@ -173,7 +173,7 @@ static void print_summary(const struct config *cfg, const struct merger_process 
 	fprintf(stderr,
 		"braid: merge: pid %d (%s): %" PRId64 " samples, %" PRId64
 		" given SDK frames, %" PRId64 " kept their eBPF frames\n",
-		pr->pid, store__runtime_name(pr->runtime), st->samples, st->spliced, kept);
+		pr->pid, profile__runtime_name(pr->runtime), st->samples, st->spliced, kept);
 	if (!cfg->verbose)
 		return;
 	fprintf(stderr, "  %-8s %12s %12s %16s\n", "category", "eBPF", "kept", "SDK weight");
@@ -223,11 +223,11 @@ int cmd_merge(int argc, char **argv)
 		cmd_error("merge: %s %s", cfg.ebpf, err.msg);
 		goto cleanup;
 	}
-	if (cfg.runtime != STORE_RUNTIME_UNKNOWN)
+	if (cfg.runtime != RUNTIME_UNKNOWN)
 		merger__recording_set_runtime(rec, pr->pid, cfg.runtime);
 	if (!merger__can_splice(pr->runtime)) {
 		cmd_error("merge: pid %d runs %s: braid splices Node.js and Python (--runtime)",
-			  pr->pid, store__runtime_name(pr->runtime));
+			  pr->pid, profile__runtime_name(pr->runtime));
 		goto cleanup;
 	}
 	if (cmd_load_sdk_profiles("merge", cfg.sdk, cfg.n_sdk, &sdk, NULL) < 0)

@@ -242,7 +242,7 @@ static int on_row(void *ctx, const struct collector_row *row)
 	}
 	if (b->folded) {
 		/* folded stacks carry no labels: the process is the root frame */
-		struct store_frame root = {.kind = FRAME_UNKNOWN, .name = row->process->comm};
+		struct frame root = {.kind = FRAME_UNKNOWN, .name = row->process->comm};
 
 		r = merger__add_frame(b->p, &root, &b->locs[n++]);
 		if (r < 0)
@@ -260,7 +260,8 @@ static int on_row(void *ctx, const struct collector_row *row)
 	if (r < 0)
 		return r;
 	labels[3].key = b->runtime_key;
-	r = profile__intern_cstr(b->p, store__runtime_name(row->process->runtime), &labels[3].str);
+	r = profile__intern_cstr(b->p, profile__runtime_name(row->process->runtime),
+				 &labels[3].str);
 	if (r < 0)
 		return r;
 	r = profile__add_labels(b->p, labels, 4, &label_set);

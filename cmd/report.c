@@ -27,7 +27,7 @@ struct config {
 	size_t n_sdk;
 	const char *service;
 	int32_t pid;
-	enum store_runtime runtime;
+	enum runtime runtime;
 	const char *from, *until;
 	const char *data_dir;
 	unsigned freq;
@@ -132,7 +132,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			cfg->pid = (int32_t)u;
 			break;
 		case 'r':
-			cfg->runtime = store__runtime_parse(optarg);
+			cfg->runtime = profile__runtime_parse(optarg);
 			if (!merger__can_splice(cfg->runtime)) {
 				cmd_error("report: --runtime takes node or python, not '%s'",
 					  optarg);
@@ -191,7 +191,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		cmd_error("report: name what to report: --service S or --pid P (from the store), "
 			  "or --ebpf E --sdk S (from files)");
 		return -EINVAL;
-	} else if (cfg->runtime != STORE_RUNTIME_UNKNOWN) {
+	} else if (cfg->runtime != RUNTIME_UNKNOWN) {
 		cmd_error("report: --runtime is for files (the store knows each process's)");
 		return -EINVAL;
 	}
@@ -240,7 +240,7 @@ static int from_files(const struct config *cfg, struct merger_report **ret)
 		cmd_error("report: %s %s", cfg->ebpf, err.msg);
 	if (!pr)
 		goto cleanup;
-	if (cfg->runtime != STORE_RUNTIME_UNKNOWN)
+	if (cfg->runtime != RUNTIME_UNKNOWN)
 		merger__recording_set_runtime(rec, pr->pid, cfg->runtime);
 	if (cmd_load_sdk_profiles("report", cfg->sdk, cfg->n_sdk, &sdk, &range) < 0)
 		goto cleanup;
@@ -256,7 +256,7 @@ static int from_files(const struct config *cfg, struct merger_report **ret)
 					   .stacks = pr->stacks,
 					   .n_stacks = pr->n_stacks,
 					   .sdk = sdk};
-	snprintf(title, sizeof(title), "pid %d (%s)", pr->pid, store__runtime_name(pr->runtime));
+	snprintf(title, sizeof(title), "pid %d (%s)", pr->pid, profile__runtime_name(pr->runtime));
 	p = (struct profile *)merger__recording_profile(rec);
 	in.title = title;
 	in.source = source;

@@ -115,7 +115,7 @@ static int json_time(struct dynbuf *b, int64_t ns)
 	return dynbuf__printf(b, "\"%s\"", fmt_time(ns, t, sizeof(t)));
 }
 
-static int json_labels(struct dynbuf *b, const struct store_label *l, size_t n)
+static int json_labels(struct dynbuf *b, const struct label *l, size_t n)
 {
 	int r = dynbuf__putc(b, '{');
 
@@ -133,7 +133,7 @@ static int json_labels(struct dynbuf *b, const struct store_label *l, size_t n)
 }
 
 /* "k=v,k2=v2" for tables. */
-static int text_labels(struct dynbuf *b, const struct store_label *l, size_t n)
+static int text_labels(struct dynbuf *b, const struct label *l, size_t n)
 {
 	int r = 0;
 
@@ -268,7 +268,7 @@ static int ls_row_done(struct ls_ctx *c, int r)
 	return r < 0 ? (c->err = r) : 0;
 }
 
-static bool has_service(const struct store_label *l, size_t n, const char *service)
+static bool has_service(const struct label *l, size_t n, const char *service)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(l[i].name, "service_name") == 0 && strcmp(l[i].value, service) == 0)

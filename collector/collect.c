@@ -26,7 +26,7 @@
 #define FORGET_DRAINS	   120 /* a process unseen this long is forgotten */
 #define MAX_FRAMES	   (2 * COLLECTOR_MAX_DEPTH + 2)
 #define SHORT_CONTAINER_ID 12 /* as `docker ps` shows it */
-#define RUNTIME_MAPS_MAX   (4u << 20)
+#define MAPS_READ_MAX	   (4u << 20)
 
 struct proc_entry {
 	struct proc_entry *next;
@@ -44,7 +44,7 @@ struct collector {
 	struct proc_entry *procs[PROC_BUCKETS];
 	size_t n_procs;
 	int64_t drain; /* drains so far */
-	struct store_frame frames[MAX_FRAMES];
+	struct frame frames[MAX_FRAMES];
 	uint64_t rows, seen, unreadable, reused, stack_lost, prefetched, refreshed;
 	bool no_user;
 };
@@ -72,7 +72,7 @@ static int resolve_service(struct proc_entry *e)
 
 	if (e->info.service && *e->info.service) {
 		s = e->info.service;
-		len = strnlen(s, STORE_MAX_STRING);
+		len = strnlen(s, COLLECTOR_MAX_SERVICE);
 	} else if (e->info.container_id) {
 		s = e->info.container_id;
 		len = strnlen(s, SHORT_CONTAINER_ID);
@@ -114,14 +114,14 @@ static int proc_entry_new(struct collector *c, int32_t pid, uint64_t boot_start,
 		e->info.pid = pid;
 		e->info.ns_pid = pid;
 		snprintf(e->info.comm, sizeof(e->info.comm), "%s", comm);
-		e->info.runtime = STORE_RUNTIME_UNKNOWN;
+		e->info.runtime = RUNTIME_UNKNOWN;
 		/* its start, from its samples, keeps it apart from a later
 		 * process on its PID */
 		if (boot_start && collector__start_time_of_boot(c->proc_root, boot_start,
 								&e->info.start_time_ns) < 0)
 			e->info.start_time_ns = 0;
 		c->unreadable++;
-	} else if (e->info.runtime == STORE_RUNTIME_NATIVE) {
+	} else if (e->info.runtime == RUNTIME_NATIVE) {
 		e->info.runtime = collector__runtime(c->proc_root, pid, e->info.exe);
 	}
 	r = resolve_service(e);
@@ -244,7 +244,7 @@ static void prune_procs(struct collector *c)
 	}
 }
 
-static void lost_frame(struct store_frame *f, const char *name)
+static void lost_frame(struct frame *f, const char *name)
 {
 	f->kind = FRAME_UNKNOWN;
 	f->name = name;
@@ -384,7 +384,7 @@ static int proc_entry_refresh(struct collector *c, struct proc_entry *e)
 		collector__proc_release(&info);
 		return 0;
 	}
-	if (info.runtime == STORE_RUNTIME_NATIVE)
+	if (info.runtime == RUNTIME_NATIVE)
 		info.runtime = collector__runtime(c->proc_root, info.pid, info.exe);
 	collector__proc_release(&e->info);
 	e->info = info;
@@ -461,46 +461,33 @@ unsigned collector__freq(const struct collector *c)
 
 /* ---- runtime detection ----------------------------------------------------- */
 
-/* Libraries that embed a runtime into a native executable (uwsgi, a Node
- * embedder, a JNI launcher), matched on a mapped file's base name. */
-static const struct {
-	const char *prefix;
-	enum store_runtime runtime;
-} runtime_libs[] = {
-	{"libpython", STORE_RUNTIME_PYTHON},	 {"libnode.so", STORE_RUNTIME_NODE},
-	{"libjvm.so", STORE_RUNTIME_JVM},	 {"libruby", STORE_RUNTIME_RUBY},
-	{"libcoreclr.so", STORE_RUNTIME_DOTNET},
-};
-
-static enum store_runtime runtime_of_maps(const char *proc_root, int32_t pid)
+/* A library that embeds a runtime into a native executable (uwsgi, a
+ * Node embedder, a JNI launcher), by a mapped file's base name. */
+static enum runtime runtime_of_maps(const char *proc_root, int32_t pid)
 {
 	char path[4096];
 	struct dynbuf maps;
 	struct errbuf err;
-	enum store_runtime rt = STORE_RUNTIME_NATIVE;
+	enum runtime rt = RUNTIME_NATIVE;
 	const char *p, *end;
 
 	snprintf(path, sizeof(path), "%s/%d/maps", proc_root, pid);
 	dynbuf__init(&maps, 0);
-	if (util__read_file(path, RUNTIME_MAPS_MAX, &err, &maps) < 0)
+	if (util__read_file(path, MAPS_READ_MAX, &err, &maps) < 0)
 		goto cleanup;
-	for (p = maps.data, end = maps.data + maps.len; p < end && rt == STORE_RUNTIME_NATIVE;) {
+	for (p = maps.data, end = maps.data + maps.len; p < end && rt == RUNTIME_NATIVE;) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p)), *base;
 
 		if (!nl)
 			nl = end;
 		for (base = nl; base > p && base[-1] != '/'; base--)
 			;
-		if (base > p) /* a path */
-			for (size_t i = 0; i < UTIL_ARRAY_SIZE(runtime_libs); i++) {
-				size_t len = strlen(runtime_libs[i].prefix);
+		if (base > p) { /* a path */
+			enum runtime lib = profile__runtime_of_library(base, (size_t)(nl - base));
 
-				if ((size_t)(nl - base) >= len &&
-				    memcmp(base, runtime_libs[i].prefix, len) == 0) {
-					rt = runtime_libs[i].runtime;
-					break;
-				}
-			}
+			if (lib != RUNTIME_UNKNOWN)
+				rt = lib;
+		}
 		p = nl + 1;
 	}
 cleanup:
@@ -544,14 +531,14 @@ cleanup:
 	return go;
 }
 
-enum store_runtime collector__runtime(const char *proc_root, int32_t pid, const char *exe)
+enum runtime collector__runtime(const char *proc_root, int32_t pid, const char *exe)
 {
-	enum store_runtime rt = collector__runtime_of_exe(exe);
+	enum runtime rt = collector__runtime_of_exe(exe);
 
-	if (rt != STORE_RUNTIME_NATIVE)
+	if (rt != RUNTIME_NATIVE)
 		return rt;
 	rt = runtime_of_maps(proc_root, pid);
-	if (rt != STORE_RUNTIME_NATIVE)
+	if (rt != RUNTIME_NATIVE)
 		return rt;
-	return is_go_binary(proc_root, pid) ? STORE_RUNTIME_GO : STORE_RUNTIME_NATIVE;
+	return is_go_binary(proc_root, pid) ? RUNTIME_GO : RUNTIME_NATIVE;
 }

@@ -24,12 +24,17 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "store/store.h"
+#include "profile/profile.h"
+#include "util/util.h"
 
 #define COLLECTOR_PROC_ROOT	   "/proc"
 #define COLLECTOR_MAX_ENVIRON	   (1u << 20)  /* bytes of /proc/PID/environ read */
 #define COLLECTOR_MAX_NET_TABLE	   (64u << 20) /* bytes of /proc/net/tcp{,6} read */
 #define COLLECTOR_CONTAINER_ID_MAX 64	       /* hex digits of a container id */
+/* What the collector reads of a process is no longer than what the store
+ * keeps (agent/agent.c checks both caps at build time). */
+#define COLLECTOR_MAX_CMDLINE (64u << 10) /* bytes of /proc/PID/cmdline read */
+#define COLLECTOR_MAX_SERVICE 4096	  /* bytes of a declared service name kept */
 
 /* What /proc says about one process. The strings belong to the struct: free
  * them with collector__proc_release (which accepts a zeroed struct). */
@@ -43,9 +48,8 @@ struct collector_proc {
 	char *cmdline; /* argv joined with spaces, at most STORE_MAX_CMDLINE bytes; NULL if empty */
 	char *service; /* PYROSCOPE_APPLICATION_NAME, else OTEL_SERVICE_NAME, from its environment
 			*/
-	char *container_id; /* from its cgroup path (collector__container_id); NULL if none */
-	enum store_runtime
-		runtime; /* from exe's name: node, python, ruby, java, dotnet, else native */
+	char *container_id;   /* from its cgroup path (collector__container_id); NULL if none */
+	enum runtime runtime; /* from exe's name: node, python, ruby, java, dotnet, else native */
 };
 
 /* Reads /proc/PID/{stat,status,exe,cmdline,environ,cgroup}. Only stat is
@@ -103,7 +107,7 @@ int collector__container_id(const char *cgroup_line, size_t len, char *ret);
 /* The runtime an executable's path implies: "node"/"nodejs" -> node,
  * "python*" -> python, "ruby*" -> ruby, "java" -> jvm, "dotnet" -> dotnet,
  * anything else native; NULL -> unknown. */
-enum store_runtime collector__runtime_of_exe(const char *exe);
+enum runtime collector__runtime_of_exe(const char *exe);
 
 /* ---- symbolization ------------------------------------------------------ */
 /*
@@ -233,7 +237,7 @@ void collector_symbolizer__free(struct collector_symbolizer *s);
  * written): kind FRAME_KERNEL, module COLLECTOR_KERNEL_MODULE or "[mod]",
  * name the symbol and offset 0, or name NULL and offset the address. */
 void collector_symbolizer__kernel(struct collector_symbolizer *s, const uint64_t *ips, size_t n,
-				  struct store_frame *ret_frames);
+				  struct frame *ret_frames);
 /* Symbolizes n user addresses of process pid into ret_frames (always all
  * written; a frame is function-level: offset 0 when named):
  *   ELF code:    FRAME_NATIVE, module the mapped path, name demangled; or
@@ -248,7 +252,7 @@ void collector_symbolizer__kernel(struct collector_symbolizer *s, const uint64_t
  * checked against the mapping's device and inode. Returns 0, or -ENOENT
  * when the process's maps could not be read (frames all unknown). */
 int collector_symbolizer__user(struct collector_symbolizer *s, int32_t pid, const uint64_t *ips,
-			       size_t n, struct store_frame *ret_frames);
+			       size_t n, struct frame *ret_frames);
 /* Reads a process's maps now and loads the ELF files it maps, so that its
  * samples can be named after it exits. -ENOENT if it is gone already. */
 int collector_symbolizer__prefetch(struct collector_symbolizer *s, int32_t pid);
@@ -372,8 +376,8 @@ struct collector_row {
 	const char *service; /* its service: environment, else container id, else comm */
 	int32_t tid;
 	const char *thread_comm;
-	int64_t second;			  /* the drain's */
-	const struct store_frame *frames; /* leaf first: kernel frames, then user frames */
+	int64_t second;		    /* the drain's */
+	const struct frame *frames; /* leaf first: kernel frames, then user frames */
 	size_t n_frames;
 	size_t n_kernel; /* how many of frames are kernel frames */
 	int64_t count;
@@ -416,6 +420,6 @@ unsigned collector__freq(const struct collector *c);
 /* The runtime a process runs, from its executable's name and, for a native
  * executable, what it maps (libpython, libnode, libjvm, libruby, libcoreclr)
  * or, for Go, its executable's .note.go.buildid / .go.buildinfo section. */
-enum store_runtime collector__runtime(const char *proc_root, int32_t pid, const char *exe);
+enum runtime collector__runtime(const char *proc_root, int32_t pid, const char *exe);
 
 #endif

@@ -660,7 +660,7 @@ static int read_cmdline(int pidfd, struct dynbuf *buf, char **ret)
 {
 	size_t len, i;
 
-	if (read_at(pidfd, "cmdline", STORE_MAX_CMDLINE, buf, NULL) == -ENOMEM)
+	if (read_at(pidfd, "cmdline", COLLECTOR_MAX_CMDLINE, buf, NULL) == -ENOMEM)
 		return -ENOMEM;
 	len = buf->len;
 	while (len && buf->data[len - 1] == '\0')
@@ -1125,40 +1125,18 @@ int collector__container_id(const char *cgroup_line, size_t len, char *ret)
 	return 0;
 }
 
-static bool name_is(const char *s, size_t len, const char *name)
-{
-	return strlen(name) == len && memcmp(s, name, len) == 0;
-}
-
-static bool name_starts(const char *s, size_t len, const char *prefix)
-{
-	size_t n = strlen(prefix);
-
-	return len >= n && memcmp(s, prefix, n) == 0;
-}
-
-enum store_runtime collector__runtime_of_exe(const char *exe)
+enum runtime collector__runtime_of_exe(const char *exe)
 {
 	const char *base;
 	size_t len, slen = sizeof(DELETED_SUFFIX) - 1;
 
 	if (!exe)
-		return STORE_RUNTIME_UNKNOWN;
+		return RUNTIME_UNKNOWN;
 	base = strrchr(exe, '/');
 	base = base ? base + 1 : exe;
 	len = strlen(base);
 	/* the exe link of a replaced binary reads "<path> (deleted)" */
 	if (len >= slen && memcmp(base + len - slen, DELETED_SUFFIX, slen) == 0)
 		len -= slen;
-	if (name_is(base, len, "node") || name_is(base, len, "nodejs"))
-		return STORE_RUNTIME_NODE;
-	if (name_starts(base, len, "python"))
-		return STORE_RUNTIME_PYTHON;
-	if (name_starts(base, len, "ruby"))
-		return STORE_RUNTIME_RUBY;
-	if (name_is(base, len, "java"))
-		return STORE_RUNTIME_JVM;
-	if (name_is(base, len, "dotnet"))
-		return STORE_RUNTIME_DOTNET;
-	return STORE_RUNTIME_NATIVE;
+	return profile__runtime_of_exe(base, len);
 }

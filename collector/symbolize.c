@@ -317,8 +317,8 @@ struct collector_symbolizer {
 	struct collector_symbolizer_stats stats;
 };
 
-static void frame_set(struct store_frame *f, enum frame_kind kind, const char *module,
-		      const char *name, uint64_t offset)
+static void frame_set(struct frame *f, enum frame_kind kind, const char *module, const char *name,
+		      uint64_t offset)
 {
 	f->kind = kind;
 	f->module = module;
@@ -987,7 +987,7 @@ cleanup:
 }
 
 static void jit_frame(struct collector_symbolizer *s, struct sym_proc *p, uint64_t ip,
-		      struct store_frame *f)
+		      struct frame *f)
 {
 	const char *name = NULL;
 	uint64_t off;
@@ -1008,7 +1008,7 @@ static void jit_frame(struct collector_symbolizer *s, struct sym_proc *p, uint64
 
 /* One user address of p (whose maps were read). */
 static void user_frame(struct collector_symbolizer *s, struct sym_proc *p, uint64_t ip,
-		       struct store_frame *f)
+		       struct frame *f)
 {
 	struct sym_map *m = find_map(p->maps, ip);
 	struct sym_elf *e = NULL;
@@ -1063,7 +1063,7 @@ static void user_frame(struct collector_symbolizer *s, struct sym_proc *p, uint6
 }
 
 int collector_symbolizer__user(struct collector_symbolizer *s, int32_t pid, const uint64_t *ips,
-			       size_t n, struct store_frame *ret_frames)
+			       size_t n, struct frame *ret_frames)
 {
 	struct sym_proc *p = NULL;
 	size_t i;
@@ -1114,7 +1114,7 @@ int collector_symbolizer__prefetch(struct collector_symbolizer *s, int32_t pid)
 }
 
 void collector_symbolizer__kernel(struct collector_symbolizer *s, const uint64_t *ips, size_t n,
-				  struct store_frame *ret_frames)
+				  struct frame *ret_frames)
 {
 	size_t i;
 

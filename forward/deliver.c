@@ -289,7 +289,7 @@ static int collect(void *ctx, const struct store_outbox_item *it)
 {
 	struct forwarder *f = ctx;
 	struct item *c;
-	struct store_label *labels;
+	struct label *labels;
 	int r;
 
 	for (size_t i = 0; i < f->n_skipped; i++)
@@ -895,7 +895,7 @@ static int deliver_batch(struct forwarder *f, int64_t deadline_ns, enum step *re
 	for (size_t i = 0; i < f->n_batch && r == 0 && *ret_step == STEP_ON; i++) {
 		struct item *c = &f->batch[i];
 		size_t dropped = 0;
-		struct store_label *l;
+		struct label *l;
 		size_t nl;
 
 		if (!c->it.payload) {

@@ -54,10 +54,10 @@ static int label_rank(const char *name)
 	return 3;
 }
 
-int forward__labels(const struct store_label *in, size_t n, struct arena *a,
-		    struct store_label **ret_labels, size_t *ret_n, size_t *ret_dropped)
+int forward__labels(const struct label *in, size_t n, struct arena *a, struct label **ret_labels,
+		    size_t *ret_n, size_t *ret_dropped)
 {
-	struct store_label *out = NULL;
+	struct label *out = NULL;
 	size_t kept = 0, dropped = 0;
 
 	out = arena__alloc(a, (n ? n : 1) * sizeof(*out));
@@ -137,7 +137,7 @@ int forward__encode_push(const struct store_outbox_item *const *items, size_t n,
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct store_outbox_item *it = items[i];
-		struct store_label *labels;
+		struct label *labels;
 		size_t n_labels;
 
 		dynbuf__init(&gz[i], 0);
@@ -213,7 +213,7 @@ static int put_clean(struct dynbuf *out, const char *s, bool app)
 	return r;
 }
 
-int forward__legacy_name(const struct store_label *labels, size_t n, struct dynbuf *out)
+int forward__legacy_name(const struct label *labels, size_t n, struct dynbuf *out)
 {
 	const char *service = "unknown_service";
 	bool first = true;

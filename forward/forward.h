@@ -100,8 +100,8 @@ int forward__check_options(const struct forward_options *o, struct errbuf *err);
  * cut to FORWARD_MAX_LABEL_VALUE bytes, at most FORWARD_MAX_LABELS labels.
  * *ret_labels is an array of *ret_n in the arena; *ret_dropped (may be
  * NULL) counts the labels left out. */
-int forward__labels(const struct store_label *in, size_t n, struct arena *a,
-		    struct store_label **ret_labels, size_t *ret_n, size_t *ret_dropped);
+int forward__labels(const struct label *in, size_t n, struct arena *a, struct label **ret_labels,
+		    size_t *ret_n, size_t *ret_dropped);
 
 /* Encodes a push.v1.PushRequest of n items (one series each, labels through
  * forward__labels, raw_profile the payload, gzipped here if it is not, ID
@@ -113,7 +113,7 @@ int forward__encode_push(const struct store_outbox_item *const *items, size_t n,
  * ("unknown_service" if none; a character outside [A-Za-z0-9_./-] becomes
  * '_'), the tags are the other labels but __name__ (',', '}', '{' and '='
  * in names and values become '_'). Appended to out. */
-int forward__legacy_name(const struct store_label *labels, size_t n, struct dynbuf *out);
+int forward__legacy_name(const struct label *labels, size_t n, struct dynbuf *out);
 
 enum forward_outcome {
 	FORWARD_DELIVERED, /* 2xx */

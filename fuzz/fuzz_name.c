@@ -48,7 +48,7 @@ static void check_name(const struct ingest_name *n, size_t max_labels)
 	if (n->n_tags + 2 > (max_labels > 2 ? max_labels : 2))
 		fail("more tags than max_labels allows", n->app);
 	for (size_t i = 0; i < n->n_tags; i++) {
-		const struct store_label *t = &n->tags[i];
+		const struct label *t = &n->tags[i];
 
 		if (!t->name || !*t->name || !t->value || !*t->value)
 			fail("a tag with an empty key or value", t->name);

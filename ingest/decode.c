@@ -180,7 +180,7 @@ static int32_t parse_pid(const char *s)
 	return (int32_t)v;
 }
 
-int32_t ingest__pid_of_labels(const struct store_label *l, size_t n)
+int32_t ingest__pid_of_labels(const struct label *l, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(l[i].name, "pid") == 0)
@@ -243,7 +243,7 @@ static const struct suffix *find_suffix(const char *s, size_t n)
  * its value is empty (Pyroscope drops those), appends it to tags. Past
  * max_tags it only counts. */
 static int name_tag(const char *name, const char *ks, size_t klen, const char *vs, size_t vlen,
-		    struct arena *a, struct errbuf *err, struct store_label *tags, size_t max_tags,
+		    struct arena *a, struct errbuf *err, struct label *tags, size_t max_tags,
 		    size_t *n_kept, size_t *n_total)
 {
 	struct ingest_quoted q1, q2;
@@ -302,7 +302,7 @@ int ingest__parse_name(const char *name, size_t max_labels, struct arena *a, str
 		       struct ingest_name *ret)
 {
 	struct ingest_name n = {0};
-	struct store_label *tags = NULL;
+	struct label *tags = NULL;
 	const struct suffix *sfx = NULL;
 	struct ingest_quoted q1, q2;
 	const char *brace, *dot, *p, *stop;

@@ -89,9 +89,9 @@ struct ingest_name {
 	const char *service; /* app without a known profile-type suffix: "checkout" */
 	const char
 		*profile_name; /* __name__ the suffix implies ("process_cpu", ...), NULL if none */
-	const char *sample_type;  /* the suffix's sample type ("cpu", "inuse_space", ...), NULL */
-	const char *sample_unit;  /* its unit ("samples", "bytes", ...), NULL */
-	struct store_label *tags; /* the labels in braces, in order */
+	const char *sample_type; /* the suffix's sample type ("cpu", "inuse_space", ...), NULL */
+	const char *sample_unit; /* its unit ("samples", "bytes", ...), NULL */
+	struct label *tags;	 /* the labels in braces, in order */
 	size_t n_tags;
 };
 /* Parses and validates a name; every string in ret is allocated from a.

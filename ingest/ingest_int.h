@@ -112,7 +112,7 @@ static inline bool ingest__utf8_valid(const char *s, size_t n)
 
 /* The value of the first "pid" label among the n at l as a PID: decimal,
  * 1 to the kernel's PID_MAX_LIMIT; 0 when there is none or it is not one. */
-int32_t ingest__pid_of_labels(const struct store_label *l, size_t n);
+int32_t ingest__pid_of_labels(const struct label *l, size_t n);
 
 /* Whether the Content-Type header ct (NULL: none) has the media type want:
  * compared without case, white space trimmed, parameters dropped. */

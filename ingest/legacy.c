@@ -224,7 +224,7 @@ int ingest__decode_legacy(const struct ingest_query *q, const struct ingest_body
 	struct ingest_limits lim;
 	struct ingest_name nm;
 	struct store_sample_type *types;
-	struct store_label *labels;
+	struct label *labels;
 	struct profile *p = NULL;
 	enum profile_format fmt = PROFILE_FORMAT_FOLDED;
 	const char *agg = NULL, *cfg_agg = NULL, *pname;
@@ -367,8 +367,8 @@ int ingest__decode_legacy(const struct ingest_query *q, const struct ingest_body
 		r = errbuf__set(err, -ENOMEM, "out of memory");
 		goto cleanup;
 	}
-	labels[0] = (struct store_label){"__name__", pname};
-	labels[1] = (struct store_label){"service_name", nm.service};
+	labels[0] = (struct label){"__name__", pname};
+	labels[1] = (struct label){"service_name", nm.service};
 	for (i = 0; i < nm.n_tags; i++)
 		labels[2 + i] = nm.tags[i];
 

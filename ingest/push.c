@@ -30,7 +30,7 @@ struct raw_sample {
 };
 
 struct raw_series {
-	const struct store_label *labels;
+	const struct label *labels;
 	size_t n_labels;
 	const struct raw_sample *samples;
 	size_t n_samples;
@@ -169,7 +169,7 @@ static int push_from_proto(const void *body, size_t len, const struct ingest_lim
 	}
 	for (i = 0; i < req->n_series; i++) {
 		const Push__V1__RawProfileSeries *s = req->series[i];
-		struct store_label *labels = NULL;
+		struct label *labels = NULL;
 		struct raw_sample *samples = NULL;
 
 		if (s->n_labels > raw_labels_max(lim))
@@ -207,7 +207,7 @@ struct push_json {
 	size_t n_series, n_samples; /* every one seen, stored or not */
 };
 
-static int pj_label(struct push_json *pj, struct store_label *ret)
+static int pj_label(struct push_json *pj, struct label *ret)
 {
 	struct ingest_json *j = &pj->j;
 	char key[INGEST_JSON_KEY_MAX], *s;
@@ -311,7 +311,7 @@ static int pj_series(struct push_json *pj, size_t si, bool keep)
 	struct ingest_json *j = &pj->j;
 	char key[INGEST_JSON_KEY_MAX];
 	struct raw_series s = {0};
-	struct store_label l;
+	struct label l;
 	struct raw_sample sm;
 	bool seen_labels = false, seen_samples = false, open;
 	size_t i, k, klen;
@@ -469,9 +469,9 @@ cleanup:
  * *ret (arena) keeps the request's order, service_name appended if added.
  */
 static int push_labels(const struct raw_series *s, size_t si, const struct ingest_limits *lim,
-		       struct arena *a, struct errbuf *err, struct store_label **ret, size_t *ret_n)
+		       struct arena *a, struct errbuf *err, struct label **ret, size_t *ret_n)
 {
-	struct store_label *kept;
+	struct label *kept;
 	struct ingest_quoted q1, q2;
 	size_t n = 0, total = 0, i, k;
 	bool has_name = false, has_service = false;
@@ -537,13 +537,13 @@ static int push_labels(const struct raw_series *s, size_t si, const struct inges
 				   "__name__ included)",
 				   si, total + !has_service, lim->max_labels);
 	if (!has_service)
-		kept[n++] = (struct store_label){"service_name", "unknown_service"};
+		kept[n++] = (struct label){"service_name", "unknown_service"};
 	*ret = kept;
 	*ret_n = n;
 	return 0;
 }
 
-static const char *label_value(const struct store_label *l, size_t n, const char *name)
+static const char *label_value(const struct label *l, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(l[i].name, name) == 0)
@@ -624,7 +624,7 @@ static int push_profiles(const struct push_req *req, int64_t now_ns,
 	}
 	for (si = 0; si < req->n_series; si++) {
 		const struct raw_series *s = &req->series[si];
-		struct store_label *labels = NULL;
+		struct label *labels = NULL;
 		size_t n_labels = 0;
 		int32_t pid;
 

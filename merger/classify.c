@@ -42,7 +42,7 @@ struct sdk_pseudo {
 };
 
 struct runtime_rules {
-	enum store_runtime runtime;
+	enum runtime runtime;
 	/* frames that execute guest code (FRAME_INTERPRETED frames always do) */
 	struct name_set guest;
 	bool jit_is_guest;     /* every FRAME_JIT frame is guest code */
@@ -196,7 +196,7 @@ static const char *const python_ident_module[] = {"libpython", NULL};
 
 static struct runtime_rules rules[] = {
 	{
-		.runtime = STORE_RUNTIME_NODE,
+		.runtime = RUNTIME_NODE,
 		.guest = {.prefix = node_guest_prefix},
 		.jit_is_guest = true,
 		/* the SDK profiles the main isolate only; other threads'
@@ -210,7 +210,7 @@ static struct runtime_rules rules[] = {
 		.ident = {.prefix = node_ident_prefix},
 	},
 	{
-		.runtime = STORE_RUNTIME_PYTHON,
+		.runtime = RUNTIME_PYTHON,
 		.guest = {.exact = python_guest_exact},
 		.jit_is_guest = true, /* -X perf trampolines, 3.13's JIT */
 		.gc = {.exact = python_gc_exact, .prefix = python_gc_prefix},
@@ -265,7 +265,7 @@ static void rules_init(void)
 
 static pthread_once_t rules_once = PTHREAD_ONCE_INIT;
 
-static const struct runtime_rules *rules_of(enum store_runtime runtime)
+static const struct runtime_rules *rules_of(enum runtime runtime)
 {
 	pthread_once(&rules_once, rules_init);
 	for (size_t i = 0; i < UTIL_ARRAY_SIZE(rules); i++)
@@ -387,7 +387,7 @@ const char *merger__category_name(enum merger_category c)
 	return names[c];
 }
 
-static bool is_guest(const struct runtime_rules *r, const struct store_frame *f)
+static bool is_guest(const struct runtime_rules *r, const struct frame *f)
 {
 	if (f->kind == FRAME_INTERPRETED)
 		return true;
@@ -396,7 +396,7 @@ static bool is_guest(const struct runtime_rules *r, const struct store_frame *f)
 	return name_in(&r->guest, f->name);
 }
 
-static bool any_in(const struct name_set *set, const struct store_frame *f, size_t end)
+static bool any_in(const struct name_set *set, const struct frame *f, size_t end)
 {
 	for (size_t i = 0; i < end; i++)
 		if (name_in(set, f[i].name))
@@ -408,9 +408,8 @@ static bool any_in(const struct name_set *set, const struct store_frame *f, size
  * native suffix, or every good frame of a stack without guest frames): GC
  * before JIT (a compile that collects garbage is collecting), then the idle
  * loop where `idle` (no guest frame at all), else `other`. */
-static enum merger_category outside_category(const struct runtime_rules *r,
-					     const struct store_frame *f, size_t end, bool idle,
-					     enum merger_category other)
+static enum merger_category outside_category(const struct runtime_rules *r, const struct frame *f,
+					     size_t end, bool idle, enum merger_category other)
 {
 	if (any_in(&r->gc, f, end))
 		return MERGER_CAT_GC;
@@ -421,11 +420,11 @@ static enum merger_category outside_category(const struct runtime_rules *r,
 	return other;
 }
 
-void merger__classify_ebpf(enum store_runtime runtime, const struct store_frame *user_frames,
-			   size_t n_user, bool main_thread, struct merger_class *ret)
+void merger__classify_ebpf(enum runtime runtime, const struct frame *user_frames, size_t n_user,
+			   bool main_thread, struct merger_class *ret)
 {
 	const struct runtime_rules *r = rules_of(runtime);
-	const struct store_frame *f = user_frames;
+	const struct frame *f = user_frames;
 	struct merger_class c = {
 		.category = MERGER_CAT_NATIVE, .region_begin = n_user, .region_end = n_user};
 	size_t i, good = n_user, leaf = n_user, root = n_user;
@@ -468,8 +467,8 @@ void merger__classify_ebpf(enum store_runtime runtime, const struct store_frame 
 	*ret = c;
 }
 
-enum merger_category merger__classify_sdk(enum store_runtime runtime, const char *const *names,
-					  size_t n, size_t *ret_root_skip)
+enum merger_category merger__classify_sdk(enum runtime runtime, const char *const *names, size_t n,
+					  size_t *ret_root_skip)
 {
 	const struct runtime_rules *r = rules_of(runtime);
 	enum merger_category c = MERGER_CAT_GUEST;
@@ -500,24 +499,12 @@ enum merger_category merger__classify_sdk(enum store_runtime runtime, const char
 	return c;
 }
 
-enum store_runtime merger__runtime_of_spy(const char *spy_name)
+bool merger__can_splice(enum runtime r)
 {
-	static const struct {
-		const char *name;
-		enum store_runtime runtime;
-	} spies[] = {
-		/* "pyroscope-rs" is the Rust SDK's: Pyroscope reads it as rust */
-		{"nodespy", STORE_RUNTIME_NODE},     {"pyspy", STORE_RUNTIME_PYTHON},
-		{"gospy", STORE_RUNTIME_GO},	     {"rbspy", STORE_RUNTIME_RUBY},
-		{"dotnetspy", STORE_RUNTIME_DOTNET}, {"javaspy", STORE_RUNTIME_JVM},
-	};
-
-	if (!spy_name)
-		return STORE_RUNTIME_UNKNOWN;
-	for (size_t i = 0; i < UTIL_ARRAY_SIZE(spies); i++)
-		if (strcmp(spy_name, spies[i].name) == 0)
-			return spies[i].runtime;
-	return STORE_RUNTIME_UNKNOWN;
+	for (size_t k = 0; k < UTIL_ARRAY_SIZE(rules); k++)
+		if (rules[k].runtime == r)
+			return true;
+	return false;
 }
 
 static bool module_in(const char *const *prefixes, const char *module)
@@ -534,7 +521,7 @@ static bool module_in(const char *const *prefixes, const char *module)
 	return false;
 }
 
-enum store_runtime merger__runtime_of_frames(const struct store_frame *frames, size_t n)
+enum runtime merger__runtime_of_frames(const struct frame *frames, size_t n)
 {
 	pthread_once(&rules_once, rules_init);
 	/* from the root: the runtime that started the process wins over one
@@ -546,5 +533,5 @@ enum store_runtime merger__runtime_of_frames(const struct store_frame *frames, s
 				return rules[k].runtime;
 		}
 	}
-	return STORE_RUNTIME_UNKNOWN;
+	return RUNTIME_UNKNOWN;
 }

@@ -36,7 +36,7 @@ struct merger {
 	/* the buckets of one emission, frames interned so equal frames share
 	 * their strings (the splice's frame cache keys on that) */
 	struct strtab strings;
-	struct store_frame *frames;
+	struct frame *frames;
 	size_t n_frames, cap_frames;
 	struct merger_ebpf_stack *stacks;
 	size_t n_stacks, cap_stacks;
@@ -120,7 +120,7 @@ static int64_t ceil_s(int64_t ns)
 #define MAX_OUT_LABELS (STORE_MAX_LABELS + 3)
 
 struct labels {
-	struct store_label l[MAX_OUT_LABELS];
+	struct label l[MAX_OUT_LABELS];
 	size_t n;
 };
 
@@ -132,12 +132,12 @@ static void labels_set(struct labels *ls, const char *name, const char *value)
 			return;
 		}
 	if (ls->n < MAX_OUT_LABELS)
-		ls->l[ls->n++] = (struct store_label){name, value};
+		ls->l[ls->n++] = (struct label){name, value};
 }
 
 static int cmp_label(const void *a, const void *b)
 {
-	const struct store_label *x = a, *y = b;
+	const struct label *x = a, *y = b;
 	int c = strcmp(x->name, y->name);
 
 	return c ? c : strcmp(x->value, y->value);
@@ -146,7 +146,7 @@ static int cmp_label(const void *a, const void *b)
 /* The ordering key of a series: its labels sorted, "{a=1,b=2}". */
 static int series_key(const struct labels *ls, struct dynbuf *out)
 {
-	struct store_label sorted[MAX_OUT_LABELS];
+	struct label sorted[MAX_OUT_LABELS];
 	int r = 0;
 
 	memcpy(sorted, ls->l, ls->n * sizeof(*sorted));
@@ -236,7 +236,7 @@ static int on_bucket(void *ctx, const struct store_bucket *b)
 	if (r < 0)
 		return r;
 	for (size_t k = 0; k < b->n_frames; k++) {
-		struct store_frame *f = &m->frames[m->n_frames + k];
+		struct frame *f = &m->frames[m->n_frames + k];
 
 		f->kind = b->frames[k].kind;
 		f->offset = b->frames[k].offset;
@@ -247,7 +247,7 @@ static int on_bucket(void *ctx, const struct store_bucket *b)
 	/* frames are kept as offsets until the pool stops moving */
 	st = &m->stacks[m->n_stacks++];
 	*st = (struct merger_ebpf_stack){
-		.frames = (const struct store_frame *)(uintptr_t)m->n_frames,
+		.frames = (const struct frame *)(uintptr_t)m->n_frames,
 		.n_frames = b->n_frames,
 		.tid = b->tid,
 		.count = b->count,
@@ -285,7 +285,7 @@ struct emission {
 	int64_t from_s, until_s;
 	const char *kind;	   /* "merged" or "ebpf" */
 	const struct profile *sdk; /* merged: the SDK profile */
-	enum store_runtime runtime;
+	enum runtime runtime;
 	const struct labels *labels;
 	const char *tenant;
 	int64_t sdk_id; /* merged: the profile to mark */
@@ -533,7 +533,7 @@ static int on_sdk_row(void *ctx, const struct store_sdk_profile *p)
 		r->label_mem[r->n_mem++] = n;
 		r->label_mem[r->n_mem++] = v;
 		if (n && v)
-			r->labels.l[r->labels.n++] = (struct store_label){n, v};
+			r->labels.l[r->labels.n++] = (struct label){n, v};
 	}
 	return err;
 }
@@ -611,12 +611,12 @@ static int on_sdk_payload(void *ctx, const struct store_sdk_profile *p)
 	return 0;
 }
 
-static enum store_runtime runtime_for(const struct store_process *p, const char *spy)
+static enum runtime runtime_for(const struct store_process *p, const char *spy)
 {
-	enum store_runtime r = merger__runtime_of_spy(spy);
+	enum runtime r = profile__runtime_of_spy(spy);
 
 	/* the SDK knows its language better than an exe name does */
-	return r != STORE_RUNTIME_UNKNOWN ? r : p->runtime;
+	return r != RUNTIME_UNKNOWN ? r : p->runtime;
 }
 
 /* Splices one ready CPU SDK profile with its process's buckets. */

@@ -59,26 +59,25 @@ struct merger_class {
  * process running `runtime`; main_thread: tid == pid. Runtimes without a
  * classifier give MERGER_CAT_NATIVE with an empty region at n_user (the
  * whole stack is native). Never fails. */
-void merger__classify_ebpf(enum store_runtime runtime, const struct store_frame *user_frames,
-			   size_t n_user, bool main_thread, struct merger_class *ret);
+void merger__classify_ebpf(enum runtime runtime, const struct frame *user_frames, size_t n_user,
+			   bool main_thread, struct merger_class *ret);
 
 /* Classifies one SDK stack, given its function names leaf first (the
  * function's system_name when set, else its name; NULL or "" for a location
  * without a function). *ret_root_skip gets how many root-most frames are
  * runtime pseudo-frames to leave out of a splice (the Node SDK's "Node.js"
  * root). Never fails. */
-enum merger_category merger__classify_sdk(enum store_runtime runtime, const char *const *names,
-					  size_t n, size_t *ret_root_skip);
+enum merger_category merger__classify_sdk(enum runtime runtime, const char *const *names, size_t n,
+					  size_t *ret_root_skip);
 
-/* The runtime an SDK's spy name implies ("nodespy" -> NODE, "pyspy" ->
- * PYTHON, "gospy" -> GO, "rbspy" -> RUBY, "dotnetspy" -> DOTNET, "javaspy"
- * -> JVM), else STORE_RUNTIME_UNKNOWN (the Rust SDK's "pyroscope-rs" too). */
-enum store_runtime merger__runtime_of_spy(const char *spy_name);
+/* True for the runtimes the splice has a classifier for: a row of
+ * merger/classify.c's rules (node, python). */
+bool merger__can_splice(enum runtime r);
 
 /* The runtime a process's eBPF frames imply, for files that do not say it:
  * V8 frames (Builtins_*, v8::) -> NODE, the CPython eval loop -> PYTHON, else
- * STORE_RUNTIME_UNKNOWN. frames: leaf first (kernel frames name no runtime). */
-enum store_runtime merger__runtime_of_frames(const struct store_frame *frames, size_t n);
+ * RUNTIME_UNKNOWN. frames: leaf first (kernel frames name no runtime). */
+enum runtime merger__runtime_of_frames(const struct frame *frames, size_t n);
 
 /* ---- frames in a profile ------------------------------------------------- */
 
@@ -88,24 +87,24 @@ enum store_runtime merger__runtime_of_frames(const struct store_frame *frames, s
  * frame with neither a name nor an offset (JIT code no perf map names) is
  * named after its module ("[jit]"), since Pyroscope drops every sample
  * through a location with neither a line nor an address. */
-int merger__add_frame(struct profile *p, const struct store_frame *f, uint32_t *ret_location);
+int merger__add_frame(struct profile *p, const struct frame *f, uint32_t *ret_location);
 
 /* The frame a location of p stands for (the reverse of merger__add_frame):
  * the pointers point into p. -ENOENT for a bad id. */
-int merger__frame_of_location(const struct profile *p, uint32_t location, struct store_frame *ret);
+int merger__frame_of_location(const struct profile *p, uint32_t location, struct frame *ret);
 
 /* ---- the splice ---------------------------------------------------------- */
 
 /* One eBPF stack of a process, with the samples it got. */
 struct merger_ebpf_stack {
-	const struct store_frame *frames; /* leaf first: kernel frames (FRAME_KERNEL), then user */
+	const struct frame *frames; /* leaf first: kernel frames (FRAME_KERNEL), then user */
 	size_t n_frames;
 	int32_t tid;
 	int64_t count;
 };
 
 struct merger_splice_input {
-	enum store_runtime runtime;
+	enum runtime runtime;
 	int32_t pid; /* host PID: the main thread's tid */
 	const struct merger_ebpf_stack *stacks;
 	size_t n_stacks;
@@ -154,13 +153,10 @@ struct profile *merger__new_profile(int64_t period, int64_t from_ns, int64_t unt
 
 /* ---- recordings: `braid record`'s pprof, per process ------------------- */
 
-/* True for the runtimes the splice has a classifier for (node, python). */
-bool merger__can_splice(enum store_runtime r);
-
 /* One process's eBPF stacks in a recording. */
 struct merger_process {
 	int32_t pid;
-	enum store_runtime runtime; /* its runtime label, else told from its frames */
+	enum runtime runtime; /* its runtime label, else told from its frames */
 	const struct merger_ebpf_stack *stacks;
 	size_t n_stacks;
 	int64_t samples;
@@ -188,15 +184,14 @@ const struct merger_process *merger__recording_pick(const struct merger_recordin
 int64_t merger__recording_period(const struct merger_recording *r);
 const struct profile *merger__recording_profile(const struct merger_recording *r);
 /* Overrides a process's runtime (braid merge --runtime). */
-void merger__recording_set_runtime(struct merger_recording *r, int32_t pid,
-				   enum store_runtime runtime);
+void merger__recording_set_runtime(struct merger_recording *r, int32_t pid, enum runtime runtime);
 
 /* ---- reports: the eBPF view against the SDK view --------------------------- */
 
 /* One process's data for a report. */
 struct merger_report_part {
 	int32_t pid;
-	enum store_runtime runtime;
+	enum runtime runtime;
 	/* eBPF stacks of seconds an SDK profile covers (spliced), and of seconds
 	 * none covers (kept as they are: "uncovered") */
 	const struct merger_ebpf_stack *stacks;

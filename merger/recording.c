@@ -18,18 +18,13 @@ struct merger_recording {
 	int64_t period;
 	int type; /* the sample type holding cpu time or counts */
 	bool counts;
-	struct store_frame *frames; /* by location id */
+	struct frame *frames; /* by location id */
 	struct proc *procs;
 	size_t n_procs, cap_procs;
-	struct store_frame *pool;
+	struct frame *pool;
 	size_t n_pool;
 	uint32_t pid_key, tid_key, runtime_key;
 };
-
-bool merger__can_splice(enum store_runtime r)
-{
-	return r == STORE_RUNTIME_NODE || r == STORE_RUNTIME_PYTHON;
-}
 
 void merger__recording_free(struct merger_recording *r)
 {
@@ -119,9 +114,9 @@ static int split(struct merger_recording *r, struct errbuf *err)
 		if (!pr || util__grow((void **)&pr->stacks, &pr->cap, pr->pub.n_stacks + 1,
 				      sizeof(*pr->stacks)) < 0)
 			return errbuf__set(err, -ENOMEM, "is too big to split: out of memory");
-		if (pr->pub.runtime == STORE_RUNTIME_UNKNOWN)
+		if (pr->pub.runtime == RUNTIME_UNKNOWN)
 			pr->pub.runtime =
-				store__runtime_parse(label_str(r->p, s.labels, r->runtime_key));
+				profile__runtime_parse(label_str(r->p, s.labels, r->runtime_key));
 		for (size_t k = 0; k < depth; k++)
 			r->pool[r->n_pool + k] = r->frames[locs[k]];
 		pr->stacks[pr->pub.n_stacks++] = (struct merger_ebpf_stack){
@@ -142,10 +137,10 @@ static int split(struct merger_recording *r, struct errbuf *err)
 		 * frames name none: the whole stack will do) */
 		for (size_t k = 0; !merger__can_splice(pr->pub.runtime) && k < pr->pub.n_stacks;
 		     k++) {
-			enum store_runtime rt = merger__runtime_of_frames(pr->stacks[k].frames,
-									  pr->stacks[k].n_frames);
+			enum runtime rt = merger__runtime_of_frames(pr->stacks[k].frames,
+								    pr->stacks[k].n_frames);
 
-			if (rt != STORE_RUNTIME_UNKNOWN)
+			if (rt != RUNTIME_UNKNOWN)
 				pr->pub.runtime = rt;
 		}
 	}
@@ -246,8 +241,7 @@ const struct profile *merger__recording_profile(const struct merger_recording *r
 	return r->p;
 }
 
-void merger__recording_set_runtime(struct merger_recording *r, int32_t pid,
-				   enum store_runtime runtime)
+void merger__recording_set_runtime(struct merger_recording *r, int32_t pid, enum runtime runtime)
 {
 	for (size_t i = 0; i < r->n_procs; i++)
 		if (r->procs[i].pub.pid == pid)

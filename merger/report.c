@@ -104,7 +104,7 @@ struct merger_report {
 	size_t n_ebpf_only, n_sdk_only;
 	uint32_t top[REPORT_TOP];
 	size_t n_top;
-	enum store_runtime runtime;
+	enum runtime runtime;
 };
 
 static uint8_t kind_char(enum frame_kind k)
@@ -243,7 +243,7 @@ static int add_stack(struct merger_report *r, enum view v, const uint32_t *names
 }
 
 /* A frame's display name: its function, else its module and offset. */
-static int frame_name(struct merger_report *r, const struct store_frame *f, uint32_t *ret)
+static int frame_name(struct merger_report *r, const struct frame *f, uint32_t *ret)
 {
 	char buf[256];
 
@@ -283,7 +283,7 @@ static int scratch(uint32_t **names, uint8_t **kinds, size_t *cap, size_t n)
 static enum merger_leaf_class leaf_class(const struct merger_ebpf_stack *s, size_t nk,
 					 const struct merger_class *c)
 {
-	const struct store_frame *leaf;
+	const struct frame *leaf;
 
 	if (nk)
 		return MERGER_LEAF_KERNEL;
@@ -323,7 +323,7 @@ static int add_ebpf_stack(struct merger_report *r, const struct merger_report_pa
 	r->num.ebpf_samples += s->count;
 	/* root first */
 	for (size_t i = 0; i < n; i++) {
-		const struct store_frame *f = &s->frames[n - 1 - i];
+		const struct frame *f = &s->frames[n - 1 - i];
 
 		rc = frame_name(r, f, &names[i]);
 		if (rc < 0)
@@ -403,7 +403,7 @@ static const char *system_name(const struct profile *p, uint32_t loc)
  * interpreted ('i') unless they are pseudo-frames ('r'); merged frames
  * keep their kinds. */
 static int add_profile(struct merger_report *r, enum view v, const struct profile *p, int type,
-		       enum store_runtime runtime, uint32_t **names, uint8_t **kinds, size_t *cap)
+		       enum runtime runtime, uint32_t **names, uint8_t **kinds, size_t *cap)
 {
 	size_t n_samples = profile__n_samples(p);
 	const char *sys_names[PROFILE_DEFAULT_MAX_STACK_DEPTH];
@@ -421,7 +421,7 @@ static int add_profile(struct merger_report *r, enum view v, const struct profil
 		if (rc < 0)
 			return rc;
 		for (size_t k = 0; k < n; k++) {
-			struct store_frame f;
+			struct frame f;
 			uint32_t id;
 
 			rc = merger__frame_of_location(p, locs[n - 1 - k], &f);
@@ -538,7 +538,7 @@ static int find_callers(struct merger_report *r)
 		}
 	}
 	for (uint32_t id = 1; id <= n_locs; id++) {
-		struct store_frame f;
+		struct frame f;
 		uint32_t name;
 
 		if (merger__frame_of_location(r->merged, id, &f) < 0 || !f.name ||
@@ -771,7 +771,7 @@ static int compute(struct merger_report *r, const struct merger_report_input *in
 		size_t ns[2] = {p->n_stacks, p->n_uncovered};
 		struct merger_splice_stats st;
 
-		if (merger__can_splice(p->runtime) || r->runtime == STORE_RUNTIME_UNKNOWN)
+		if (merger__can_splice(p->runtime) || r->runtime == RUNTIME_UNKNOWN)
 			r->runtime = p->runtime;
 		for (int k = 0; k < 2; k++)
 			for (size_t j = 0; j < ns[k]; j++) {
@@ -1156,13 +1156,13 @@ static int json_reason(struct dynbuf *b, const struct merger_report *r, bool *fi
 	return rc < 0 ? rc : dynbuf__putc(b, '}');
 }
 
-static const char *ebpf_sees(enum store_runtime rt)
+static const char *ebpf_sees(enum runtime rt)
 {
 	switch (rt) {
-	case STORE_RUNTIME_NODE:
+	case RUNTIME_NODE:
 		return "anonymous JIT code and V8 builtins (no function names without "
 		       "--perf-basic-prof)";
-	case STORE_RUNTIME_PYTHON:
+	case RUNTIME_PYTHON:
 		return "the interpreter's eval loop (_PyEval_EvalFrameDefault)";
 	default:
 		return "native frames of the runtime";
@@ -1191,7 +1191,7 @@ static int json_body(const struct merger_report *r, struct dynbuf *b)
 			     : dynbuf__printf(b, "null");
 	rc = rc < 0 ? rc
 		    : dynbuf__printf(b, ",\"runtime\":\"%s\",\"range\":{\"from\":",
-				     store__runtime_name(r->runtime));
+				     profile__runtime_name(r->runtime));
 	rc = rc < 0 ? rc : json_time(b, r->in.from_ns);
 	rc = rc < 0 ? rc : dynbuf__printf(b, ",\"until\":");
 	rc = rc < 0 ? rc : json_time(b, r->in.until_ns);
@@ -1446,7 +1446,7 @@ int merger__report_markdown(const struct merger_report *r, struct dynbuf *b)
 	rc = rc < 0 ? rc : md_cell(b, r->in.title ? r->in.title : "braid report");
 	rc = rc < 0 ? rc : dynbuf__printf(b, "\n\nThe eBPF view against the SDK's view. Source: ");
 	rc = rc < 0 ? rc : md_cell(b, r->in.source ? r->in.source : "-");
-	rc = rc < 0 ? rc : dynbuf__printf(b, "; runtime %s.\n", store__runtime_name(r->runtime));
+	rc = rc < 0 ? rc : dynbuf__printf(b, "; runtime %s.\n", profile__runtime_name(r->runtime));
 	if (rc == 0 && r->in.from_ns && r->in.until_ns) {
 		rc = dynbuf__printf(b, "Range: ");
 		rc = rc < 0 ? rc : plain_time(b, r->in.from_ns);

@@ -20,7 +20,7 @@ struct range {
 struct rproc {
 	int64_t id;
 	int32_t pid;
-	enum store_runtime runtime;
+	enum runtime runtime;
 	struct merger_ebpf_stack *covered, *uncovered;
 	size_t n_covered, cap_covered, n_uncovered, cap_uncovered;
 	struct profile *sdk;
@@ -102,8 +102,8 @@ static int on_sdk(void *ctx, const struct store_sdk_profile *p)
 		g->sample_rate = merger__sample_rate_of(pr->sdk);
 	if (!g->sample_rate && p->sample_rate > 0)
 		g->sample_rate = p->sample_rate;
-	if (pr->runtime == STORE_RUNTIME_UNKNOWN || pr->runtime == STORE_RUNTIME_NATIVE) {
-		enum store_runtime rt = merger__runtime_of_spy(p->spy_name);
+	if (pr->runtime == RUNTIME_UNKNOWN || pr->runtime == RUNTIME_NATIVE) {
+		enum runtime rt = profile__runtime_of_spy(p->spy_name);
 
 		if (merger__can_splice(rt))
 			pr->runtime = rt;
@@ -124,7 +124,7 @@ static int on_bucket(void *ctx, const struct store_bucket *b)
 {
 	struct gather *g = ctx;
 	struct rproc *pr = g->cur;
-	struct store_frame *frames;
+	struct frame *frames;
 	struct merger_ebpf_stack **arr;
 	size_t *n, *cap;
 	int rc;
@@ -159,9 +159,9 @@ static int on_bucket(void *ctx, const struct store_bucket *b)
 	if (b->second + 1 > g->ebpf_until_s)
 		g->ebpf_until_s = b->second + 1;
 	if (!merger__can_splice(pr->runtime)) {
-		enum store_runtime rt = merger__runtime_of_frames(frames, b->n_frames);
+		enum runtime rt = merger__runtime_of_frames(frames, b->n_frames);
 
-		if (rt != STORE_RUNTIME_UNKNOWN)
+		if (rt != RUNTIME_UNKNOWN)
 			pr->runtime = rt;
 	}
 	return 0;

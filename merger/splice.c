@@ -33,7 +33,7 @@
 
 /* ---- frames in a profile ------------------------------------------------- */
 
-int merger__add_frame(struct profile *p, const struct store_frame *f, uint32_t *ret_location)
+int merger__add_frame(struct profile *p, const struct frame *f, uint32_t *ret_location)
 {
 	struct profile_mapping m = {0};
 	struct profile_location l = {0};
@@ -80,9 +80,9 @@ int merger__add_frame(struct profile *p, const struct store_frame *f, uint32_t *
 	return profile__add_location(p, &l, ret_location);
 }
 
-int merger__frame_of_location(const struct profile *p, uint32_t location, struct store_frame *ret)
+int merger__frame_of_location(const struct profile *p, uint32_t location, struct frame *ret)
 {
-	struct store_frame f = {0};
+	struct frame f = {0};
 	struct profile_location l;
 
 	if (profile__location(p, location, &l) < 0)
@@ -160,7 +160,7 @@ struct fcache {
 	struct idtab index; /* ids: positions in v + 1 */
 };
 
-static uint32_t fhash(const struct store_frame *f)
+static uint32_t fhash(const struct frame *f)
 {
 	/* one mix of a cheap combination: this runs for every frame */
 	return (uint32_t)util__hash_u64((uint64_t)(uintptr_t)f->name * 0x9e3779b97f4a7c15ULL +
@@ -170,7 +170,7 @@ static uint32_t fhash(const struct store_frame *f)
 
 struct fkey {
 	const struct fentry *v;
-	const struct store_frame *f;
+	const struct frame *f;
 };
 
 static bool fentry_eq(const void *ctx, uint32_t id)
@@ -182,7 +182,7 @@ static bool fentry_eq(const void *ctx, uint32_t id)
 	       e->kind == (uint32_t)k->f->kind;
 }
 
-static int fcache_location(struct fcache *c, struct profile *out, const struct store_frame *f,
+static int fcache_location(struct fcache *c, struct profile *out, const struct frame *f,
 			   uint32_t *ret)
 {
 	struct fkey k = {c->v, f};
@@ -450,8 +450,8 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 		if ((unsigned)c >= MERGER_CAT_COUNT)
 			c = MERGER_CAT_GUEST;
 		pool = c;
-		if (c == MERGER_CAT_GUEST && sp->in->runtime == STORE_RUNTIME_NODE &&
-		    depth > skip && sdk_native_leaf(sdk, locs[0]))
+		if (c == MERGER_CAT_GUEST && sp->in->runtime == RUNTIME_NODE && depth > skip &&
+		    sdk_native_leaf(sdk, locs[0]))
 			pool = POOL_NATIVE_CALL;
 		n = skip < depth ? depth - skip : 0;
 		r = util__grow((void **)&sp->entries, &sp->cap_entries, sp->n_entries + 1,

@@ -43,6 +43,53 @@ enum frame_kind profile__kind_of_mapping(const char *filename);
 /* The pseudo mapping file name the pprof encoder uses for a kind. */
 const char *profile__kind_mapping(enum frame_kind kind);
 
+/* ---- the vocabulary the modules share ------------------------------------ */
+
+/* What executes code in a process: the runtime a classifier will know.
+ * profile/runtime.c holds every name that tells one (docs/classifiers.md:
+ * adding a runtime). */
+enum runtime {
+	RUNTIME_UNKNOWN = 0,
+	RUNTIME_NATIVE,
+	RUNTIME_NODE,
+	RUNTIME_PYTHON,
+	RUNTIME_RUBY,
+	RUNTIME_JVM,
+	RUNTIME_GO,
+	RUNTIME_DOTNET,
+	RUNTIME_COUNT
+};
+/* "unknown", "native", "node", "python", "ruby", "jvm", "go", "dotnet": the
+ * names the store keeps and the reports print. */
+const char *profile__runtime_name(enum runtime r);
+/* The runtime a name of profile__runtime_name's stands for, else UNKNOWN. */
+enum runtime profile__runtime_parse(const char *name);
+/* The runtime a Pyroscope SDK's spy name stands for ("nodespy", "pyspy",
+ * "gospy", "rbspy", "dotnetspy", "javaspy"; case-sensitive), else UNKNOWN. */
+enum runtime profile__runtime_of_spy(const char *spy_name);
+/* The runtime an executable's base name (len bytes, no directory) runs
+ * ("node", "python3.11", "java", ...), else NATIVE. */
+enum runtime profile__runtime_of_exe(const char *base, size_t len);
+/* The runtime a mapped library embeds into a native program, by the base
+ * name of its file ("libpython3.11.so.1.0", "libjvm.so", ...), else UNKNOWN. */
+enum runtime profile__runtime_of_library(const char *base, size_t len);
+
+/* A label of a profile or a push, as text. */
+struct label {
+	const char *name;
+	const char *value;
+};
+
+/* One frame of a symbolized stack, as the collector makes it, the store
+ * keeps it (deduplicated by all four fields: a collector that wants
+ * function-level frames passes offset 0) and the merger reads it. */
+struct frame {
+	enum frame_kind kind;
+	const char *name;   /* function, NULL or "" if unknown */
+	const char *module; /* ELF path, "[kernel.kallsyms]", perf map, ... */
+	uint64_t offset;    /* module offset or address */
+};
+
 /* Caps on what a decoder accepts; every input a client controls is bounded.
  * Exceeding one is an error that names it, never an unbounded allocation. */
 struct profile_limits {

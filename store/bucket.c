@@ -22,7 +22,7 @@
 
 /* ---- stacks and frames ------------------------------------------------------------- */
 
-static int check_depth(struct store *s, const struct store_frame *f, size_t n)
+static int check_depth(struct store *s, const struct frame *f, size_t n)
 {
 	if (n > STORE_MAX_STACK_DEPTH)
 		return store_fail(s, -EINVAL, "a stack of %zu frames: at most %d", n,
@@ -37,8 +37,7 @@ static int check_depth(struct store *s, const struct store_frame *f, size_t n)
  * frames' keys end to end) are both made of these. Checks the frame here,
  * where the lengths are known anyway: a bad frame fails the call, whose
  * transaction then keeps nothing. `i` names the frame in the message. */
-static int frame_key_append(struct store *s, struct dynbuf *b, const struct store_frame *f,
-			    size_t i)
+static int frame_key_append(struct store *s, struct dynbuf *b, const struct frame *f, size_t i)
 {
 	const char *name = f->name ? f->name : "", *module = f->module ? f->module : "";
 	size_t nl = strlen(name) + 1, ml = strlen(module) + 1;
@@ -65,7 +64,7 @@ static int frame_key_append(struct store *s, struct dynbuf *b, const struct stor
 	return 0;
 }
 
-static int frame_id(struct store *s, const struct store_frame *f, size_t i, int64_t *ret_id)
+static int frame_id(struct store *s, const struct frame *f, size_t i, int64_t *ret_id)
 {
 	const char *name = f->name ? f->name : "", *module = f->module ? f->module : "";
 	struct cache_slot *c;
@@ -165,7 +164,7 @@ int store_get_varints(const unsigned char *p, size_t len, int64_t *out, size_t m
  * 64-bit hashes of all its frames' fields laid end to end, so that a cached
  * stack is found without resolving its frames one by one (the frames are
  * what costs). One long buffer hashes faster than many short strings. */
-static int stack_key(struct store *s, const struct store_frame *f, size_t n, uint64_t *ret1,
+static int stack_key(struct store *s, const struct frame *f, size_t n, uint64_t *ret1,
 		     uint64_t *ret2)
 {
 	struct dynbuf *b = &s->buf2;
@@ -204,7 +203,7 @@ static int stack_touch(struct store *s, int64_t id, int64_t *last, int64_t secon
 }
 
 /* The stack's id, stored (with its frames) if new. */
-static int stack_id(struct store *s, const struct store_frame *frames, size_t n, int64_t second,
+static int stack_id(struct store *s, const struct frame *frames, size_t n, int64_t second,
 		    int64_t *ret_id)
 {
 	struct cache_slot *c;
@@ -414,12 +413,11 @@ cleanup:
 /* Frames of one read, by id, their strings in the read arena. */
 struct frame_memo {
 	struct cache ids; /* frame id -> index in `frames` */
-	struct store_frame *frames;
+	struct frame *frames;
 	size_t n, cap;
 };
 
-static int memo_frame(struct store *s, struct frame_memo *m, int64_t id,
-		      const struct store_frame **ret)
+static int memo_frame(struct store *s, struct frame_memo *m, int64_t id, const struct frame **ret)
 {
 	struct cache_slot *c = store_cache_find(&m->ids, (uint64_t)id, 0);
 	sqlite3_stmt *q;
@@ -431,7 +429,7 @@ static int memo_frame(struct store *s, struct frame_memo *m, int64_t id,
 	}
 	if (m->n == m->cap) {
 		size_t ncap = m->cap ? 2 * m->cap : 256;
-		struct store_frame *nf = realloc(m->frames, ncap * sizeof(*nf));
+		struct frame *nf = realloc(m->frames, ncap * sizeof(*nf));
 
 		if (!nf)
 			return store_fail(s, -ENOMEM, "out of memory");
@@ -450,7 +448,7 @@ static int memo_frame(struct store *s, struct frame_memo *m, int64_t id,
 				  s->path);
 	if (r < 0)
 		return r;
-	m->frames[m->n] = (struct store_frame){
+	m->frames[m->n] = (struct frame){
 		.kind = (enum frame_kind)sqlite3_column_int(q, 0),
 		.name = store_arena_text(s, q, 1),
 		.module = store_arena_text(s, q, 2),
@@ -469,7 +467,7 @@ int store__buckets(struct store *s, int64_t process_id, int64_t from_s, int64_t 
 		   store_bucket_fn fn, void *ctx)
 {
 	struct frame_memo memo = {.ids = {.grow = true}};
-	struct store_frame *frames = NULL;
+	struct frame *frames = NULL;
 	int64_t ids[STORE_MAX_STACK_DEPTH];
 	int64_t last_stack = -1;
 	sqlite3_stmt *q = NULL, *sq;
@@ -523,7 +521,7 @@ int store__buckets(struct store *s, int64_t process_id, int64_t from_s, int64_t 
 				break;
 			}
 			for (int i = 0; i < n && r >= 0; i++) {
-				const struct store_frame *f = NULL;
+				const struct frame *f = NULL;
 
 				r = memo_frame(s, &memo, ids[i], &f);
 				if (r >= 0)

@@ -24,8 +24,7 @@ int store_check_string(struct store *s, const char *what, const char *v, size_t 
 	return 0;
 }
 
-int store_encode_labels(struct store *s, const struct store_label *labels, size_t n,
-			struct dynbuf *out)
+int store_encode_labels(struct store *s, const struct label *labels, size_t n, struct dynbuf *out)
 {
 	int r = 0;
 
@@ -68,14 +67,14 @@ int store_split_strings(const void *blob, size_t len, const char **out, size_t m
 }
 
 /* Decodes a label blob into arena-held labels. */
-int store_decode_labels(struct store *s, sqlite3_stmt *q, int col,
-			const struct store_label **ret_labels, size_t *ret_n)
+int store_decode_labels(struct store *s, sqlite3_stmt *q, int col, const struct label **ret_labels,
+			size_t *ret_n)
 {
 	const char *parts[2 * STORE_MAX_LABELS];
 	size_t len = (size_t)sqlite3_column_bytes(q, col);
 	const void *blob = sqlite3_column_blob(q, col);
 	char *copy = arena__strndup(&s->read_arena, blob, len);
-	struct store_label *labels;
+	struct label *labels;
 	int n;
 
 	if (!copy)
@@ -87,7 +86,7 @@ int store_decode_labels(struct store *s, sqlite3_stmt *q, int col,
 	if (!labels)
 		return store_fail(s, -ENOMEM, "out of memory reading labels");
 	for (int i = 0; i < n / 2; i++)
-		labels[i] = (struct store_label){parts[2 * i], parts[2 * i + 1]};
+		labels[i] = (struct label){parts[2 * i], parts[2 * i + 1]};
 	*ret_labels = labels;
 	*ret_n = (size_t)n / 2;
 	return 0;

@@ -1,33 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * store: the processes table (a host PID with its start time), the
- * runtimes' names, and the services the processes make up.
+ * store: the processes table (a host PID with its start time) and the
+ * services the processes make up.
  */
 #include "store/store_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
-
-static const char *const runtime_names[STORE_RUNTIME_COUNT] = {
-	[STORE_RUNTIME_UNKNOWN] = "unknown", [STORE_RUNTIME_NATIVE] = "native",
-	[STORE_RUNTIME_NODE] = "node",	     [STORE_RUNTIME_PYTHON] = "python",
-	[STORE_RUNTIME_RUBY] = "ruby",	     [STORE_RUNTIME_JVM] = "jvm",
-	[STORE_RUNTIME_GO] = "go",	     [STORE_RUNTIME_DOTNET] = "dotnet",
-};
-
-const char *store__runtime_name(enum store_runtime r)
-{
-	return (unsigned)r < STORE_RUNTIME_COUNT ? runtime_names[r] : "unknown";
-}
-
-enum store_runtime store__runtime_parse(const char *name)
-{
-	for (int i = 0; name && i < STORE_RUNTIME_COUNT; i++)
-		if (strcmp(name, runtime_names[i]) == 0)
-			return (enum store_runtime)i;
-	return STORE_RUNTIME_UNKNOWN;
-}
 
 int store__put_process(struct store *s, const struct store_process *p, int64_t seen_ns,
 		       int64_t *ret_id)
@@ -59,7 +39,7 @@ int store__put_process(struct store *s, const struct store_process *p, int64_t s
 	    (r = store_bind_text(s, q, 5, p->cmdline)) < 0 ||
 	    (r = store_bind_text(s, q, 6, p->service)) < 0 ||
 	    (r = store_bind_text(s, q, 7, p->container_id)) < 0 ||
-	    (r = store_bind_text(s, q, 8, store__runtime_name(p->runtime))) < 0 ||
+	    (r = store_bind_text(s, q, 8, profile__runtime_name(p->runtime))) < 0 ||
 	    (r = store_bind_int64(s, q, 9, seen_ns)) < 0)
 		goto cleanup;
 	r = store_step_row(s, q, "storing a process");
@@ -94,7 +74,7 @@ static void read_process(struct store *s, sqlite3_stmt *q, int c, struct store_p
 		.cmdline = proc_text(s, q, c + 5),
 		.service = proc_text(s, q, c + 6),
 		.container_id = proc_text(s, q, c + 7),
-		.runtime = store__runtime_parse(store_col_text(q, c + 8)),
+		.runtime = profile__runtime_parse(store_col_text(q, c + 8)),
 		.first_seen_ns = sqlite3_column_int64(q, c + 9),
 		.last_seen_ns = sqlite3_column_int64(q, c + 10),
 		.ebpf_emitted_s = sqlite3_column_int64(q, c + 11),

@@ -113,22 +113,6 @@ void store__rollback(struct store *s);
 
 /* ---- processes ---------------------------------------------------------- */
 
-/* What executes code: the runtime a classifier will know. */
-enum store_runtime {
-	STORE_RUNTIME_UNKNOWN = 0,
-	STORE_RUNTIME_NATIVE,
-	STORE_RUNTIME_NODE,
-	STORE_RUNTIME_PYTHON,
-	STORE_RUNTIME_RUBY,
-	STORE_RUNTIME_JVM,
-	STORE_RUNTIME_GO,
-	STORE_RUNTIME_DOTNET,
-	STORE_RUNTIME_COUNT
-};
-const char *store__runtime_name(enum store_runtime r);
-/* The runtime a name of store__runtime_name's stands for, else UNKNOWN. */
-enum store_runtime store__runtime_parse(const char *name);
-
 /* A process is a host PID together with its start time (so a reused PID is
  * another process). start_time_ns is wall-clock ns since the epoch (boot time
  * plus /proc/PID/stat's starttime), so it is unique across reboots too. */
@@ -138,7 +122,7 @@ struct store_process {
 	int64_t start_time_ns;
 	const char *comm, *exe, *cmdline; /* NULL: unknown (an update keeps the old) */
 	const char *service, *container_id;
-	enum store_runtime runtime;
+	enum runtime runtime;
 	int64_t first_seen_ns, last_seen_ns;
 	int64_t ebpf_emitted_s; /* the merger's watermark: buckets before it were emitted */
 };
@@ -191,11 +175,6 @@ enum store_attribution {
 };
 const char *store__attribution_name(enum store_attribution a);
 
-struct store_label {
-	const char *name;
-	const char *value;
-};
-
 struct store_sample_type {
 	const char *type; /* e.g. "cpu" */
 	const char *unit; /* e.g. "nanoseconds" */
@@ -203,11 +182,11 @@ struct store_sample_type {
 };
 
 struct store_sdk_profile {
-	int64_t id;		  /* filled by reads */
-	int64_t received_ns;	  /* wall clock at receipt */
-	const char *service;	  /* service_name ("unknown_service" if the push had none) */
-	const char *profile_name; /* __name__: "process_cpu", "wall", "memory", ... */
-	const struct store_label *labels; /* every series label, in push order */
+	int64_t id;		    /* filled by reads */
+	int64_t received_ns;	    /* wall clock at receipt */
+	const char *service;	    /* service_name ("unknown_service" if the push had none) */
+	const char *profile_name;   /* __name__: "process_cpu", "wall", "memory", ... */
+	const struct label *labels; /* every series label, in push order */
 	size_t n_labels;
 	const char *tenant; /* X-Scope-OrgID, NULL if none */
 	const struct store_sample_type *types;
@@ -271,21 +250,12 @@ int store__sdk_mark_merged(struct store *s, int64_t id);
 
 /* ---- eBPF buckets --------------------------------------------------------- */
 
-/* One frame of a symbolized stack. Frames are deduplicated by all four
- * fields: a collector that wants function-level frames passes offset 0. */
-struct store_frame {
-	enum frame_kind kind;
-	const char *name;   /* function, NULL or "" if unknown */
-	const char *module; /* ELF path, "[kernel.kallsyms]", perf map, ... */
-	uint64_t offset;    /* module offset or address */
-};
-
 /* Samples of one (process, thread, second, stack). */
 struct store_bucket {
 	int64_t process_id;
 	int32_t tid;
-	int64_t second;			  /* unix time, s */
-	const struct store_frame *frames; /* leaf first */
+	int64_t second;		    /* unix time, s */
+	const struct frame *frames; /* leaf first */
 	size_t n_frames;
 	int64_t count;
 };
@@ -328,7 +298,7 @@ struct store_outbox_item {
 	const char *series; /* ordering key: one series is delivered in order */
 	const char *tenant; /* NULL: none */
 	const char *kind;   /* "merged", "ebpf", "sdk" */
-	const struct store_label *labels;
+	const struct label *labels;
 	size_t n_labels;
 	int64_t from_ns, until_ns;
 	/* The profile to deliver (gzipped pprof), or, for an SDK profile sent

@@ -190,11 +190,10 @@ int store_caches_check(struct store *s);
 /* ---- encode.c ---------------------------------------------------------------- */
 
 int store_check_string(struct store *s, const char *what, const char *v, size_t max);
-int store_encode_labels(struct store *s, const struct store_label *labels, size_t n,
-			struct dynbuf *out);
+int store_encode_labels(struct store *s, const struct label *labels, size_t n, struct dynbuf *out);
 int store_split_strings(const void *blob, size_t len, const char **out, size_t max);
-int store_decode_labels(struct store *s, sqlite3_stmt *q, int col,
-			const struct store_label **ret_labels, size_t *ret_n);
+int store_decode_labels(struct store *s, sqlite3_stmt *q, int col, const struct label **ret_labels,
+			size_t *ret_n);
 int store_encode_types(struct store *s, const struct store_sample_type *types, size_t n,
 		       struct dynbuf *out);
 int store_decode_types(struct store *s, sqlite3_stmt *q, int col,

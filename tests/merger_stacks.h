@@ -16,14 +16,14 @@
 /* Frames from "K:name;K:name;..." root first, K one of n (native), k
  * (kernel), j (JIT, name may be empty), u (an address in no mapping). */
 struct stk {
-	struct store_frame f[64];
+	struct frame f[64];
 	size_t n;
 	char names[64][96];
 };
 
 static inline void stk_parse(struct stk *s, const char *spec)
 {
-	struct store_frame tmp[64];
+	struct frame tmp[64];
 	size_t n = 0;
 	const char *p = spec;
 
@@ -35,7 +35,7 @@ static inline void stk_parse(struct stk *s, const char *spec)
 
 		assert_true(len >= 2 && p[1] == ':' && n < 64);
 		snprintf(s->names[n], sizeof(s->names[n]), "%.*s", (int)(len - 2), p + 2);
-		tmp[n] = (struct store_frame){.name = s->names[n]};
+		tmp[n] = (struct frame){.name = s->names[n]};
 		switch (kind) {
 		case 'k':
 			tmp[n].kind = FRAME_KERNEL;

@@ -140,7 +140,7 @@ static struct store *thread_open(const char *who)
 	return s;
 }
 
-static struct store_frame pool[POOL_N];
+static struct frame pool[POOL_N];
 
 static void pool__init(void)
 {
@@ -158,9 +158,9 @@ static void pool__init(void)
 	size_t i;
 
 	for (i = 0; i < POOL_N; i++)
-		pool[i] = (struct store_frame){kinds[i % 3], names[i % 8], modules[i % 3],
-					       i % 3 == 0 ? 0xffffffff81000000ull + i * 0x100
-							  : 0x1000 + (i / 8) * 0x40};
+		pool[i] = (struct frame){kinds[i % 3], names[i % 8], modules[i % 3],
+					 i % 3 == 0 ? 0xffffffff81000000ull + i * 0x100
+						    : 0x1000 + (i / 8) * 0x40};
 }
 
 static uint64_t mix(uint64_t x)
@@ -178,7 +178,7 @@ static int put_process(struct store *s, struct writer *w, int n, int64_t *ret_id
 		.exe = "/usr/bin/node",
 		.cmdline = cmdline,
 		.service = service,
-		.runtime = STORE_RUNTIME_NODE,
+		.runtime = RUNTIME_NODE,
 	};
 
 	snprintf(service, sizeof(service), "writer-%d", w->idx);
@@ -190,8 +190,7 @@ static int put_sdk(struct store *s, struct writer *w, int64_t iter, int64_t proc
 		   int64_t *ret_id)
 {
 	char seq[24], service[32];
-	struct store_label labels[] = {
-		{"service_name", service}, {"region", "eu west=1"}, {"seq", seq}};
+	struct label labels[] = {{"service_name", service}, {"region", "eu west=1"}, {"seq", seq}};
 	struct store_sample_type types[] = {{"cpu", "nanoseconds", 1000000 + iter},
 					    {"samples", "count", 100 + iter}};
 	const struct dynbuf *payload = iter % 2 ? &T.plain : &T.gz;
@@ -225,7 +224,7 @@ static int put_sdk(struct store *s, struct writer *w, int64_t iter, int64_t proc
 static int put_batch(struct store *s, struct writer *w, int64_t iter, int64_t process_id,
 		     size_t *ret_rows, int64_t *ret_samples)
 {
-	struct store_frame frames[MAX_ROWS][MAX_DEPTH];
+	struct frame frames[MAX_ROWS][MAX_DEPTH];
 	struct store_bucket rows[MAX_ROWS];
 	uint64_t h = mix(((uint64_t)w->idx << 40) ^ (uint64_t)iter);
 	size_t n = 1 + h % MAX_ROWS, j, k, dropped = 1;
@@ -265,7 +264,7 @@ static int put_batch(struct store *s, struct writer *w, int64_t iter, int64_t pr
 static int add_outbox(struct store *s, struct writer *w, int64_t iter)
 {
 	char series[32];
-	struct store_label labels[] = {{"service_name", "checkout"}, {"env", "prod {1}"}};
+	struct label labels[] = {{"service_name", "checkout"}, {"env", "prod {1}"}};
 	bool sdk = (iter / OUTBOX_EVERY) % 2;
 	struct store_outbox_item it = {
 		.series = series,

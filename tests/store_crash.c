@@ -151,7 +151,7 @@ static void fixture__free(struct fixture *fx)
 
 static const char *const services[] = {"checkout", "api gateway", "svc=ütf8-ñ", "{billing}"};
 static const char *const profile_names[] = {"process_cpu", "wall", "memory"};
-static const struct store_label odd_labels[] = {
+static const struct label odd_labels[] = {
 	{"env", "prod"},
 	{"region", "eu west=1"},
 	{"route", "/api/{id}/items?x=1&y=2"},
@@ -167,7 +167,7 @@ static const struct store_sample_type type_defs[GEN_MAX_TYPES] = {
 
 struct sdk_gen {
 	struct store_sdk_profile p;
-	struct store_label labels[GEN_MAX_LABELS];
+	struct label labels[GEN_MAX_LABELS];
 	struct store_sample_type types[GEN_MAX_TYPES];
 	char tenant[32], seqval[16], podval[48];
 	struct dynbuf payload;
@@ -192,17 +192,17 @@ static void gen_sdk(const struct round *r, const struct fixture *fx, uint32_t se
 	p->from_ns = r->base_s * NS + (int64_t)seq * NS;
 	p->until_ns = p->from_ns + 10 * NS;
 
-	g->labels[n++] = (struct store_label){"service_name", p->service};
+	g->labels[n++] = (struct label){"service_name", p->service};
 	first = rnd(&s, UTIL_ARRAY_SIZE(odd_labels));
 	count = 1 + rnd(&s, UTIL_ARRAY_SIZE(odd_labels) - 1);
 	for (k = 0; k < count; k++)
 		g->labels[n++] = odd_labels[(first + k) % UTIL_ARRAY_SIZE(odd_labels)];
 	snprintf(g->seqval, sizeof(g->seqval), "%" PRIu32, seq);
-	g->labels[n++] = (struct store_label){"seq", g->seqval};
+	g->labels[n++] = (struct label){"seq", g->seqval};
 	if (rnd(&s, 2)) {
 		snprintf(g->podval, sizeof(g->podval), "pod-%08" PRIx64 " ñ=%d", splitmix(&s),
 			 r->index);
-		g->labels[n++] = (struct store_label){"pod", g->podval};
+		g->labels[n++] = (struct label){"pod", g->podval};
 	}
 	p->labels = g->labels;
 	p->n_labels = n;
@@ -267,7 +267,7 @@ static void sdk_gen__free(struct sdk_gen *g)
 /* Frames shared by every stack: the same name at another offset, the same
  * name and offset in another module, the same in all but kind, so that
  * deduplication by all four fields is exercised. */
-static struct store_frame pool[POOL_N + 1];
+static struct frame pool[POOL_N + 1];
 
 static void pool__init(void)
 {
@@ -301,37 +301,36 @@ static void pool__init(void)
 
 	for (i = 0; i < POOL_N; i++) {
 		size_t g = i / 3, h = g % 8;
-		struct store_frame *f = &pool[i];
+		struct frame *f = &pool[i];
 
 		switch (i % 3) {
 		case 0:
 			/* a kernel address: above INT64_MAX as an unsigned offset */
-			*f = (struct store_frame){FRAME_KERNEL, kernel[h], "[kernel.kallsyms]",
-						  0xffffffff81000000ull + h * 0x1000 +
-							  (g / 8) * 0x10};
+			*f = (struct frame){FRAME_KERNEL, kernel[h], "[kernel.kallsyms]",
+					    0xffffffff81000000ull + h * 0x1000 + (g / 8) * 0x10};
 			break;
 		case 1:
-			*f = (struct store_frame){FRAME_NATIVE, native[h],
-						  g < 8 ? "/usr/bin/node"
-							: "/usr/lib/x86_64-linux-gnu/libc.so.6",
-						  0x1000 + h * 0x40};
+			*f = (struct frame){FRAME_NATIVE, native[h],
+					    g < 8 ? "/usr/bin/node"
+						  : "/usr/lib/x86_64-linux-gnu/libc.so.6",
+					    0x1000 + h * 0x40};
 			break;
 		default:
-			*f = (struct store_frame){g < 8 ? FRAME_JIT : FRAME_NATIVE, jit[h],
-						  "/tmp/perf-4242.map", 0x3a000000 + h * 8};
+			*f = (struct frame){g < 8 ? FRAME_JIT : FRAME_NATIVE, jit[h],
+					    "/tmp/perf-4242.map", 0x3a000000 + h * 8};
 			break;
 		}
 	}
 	/* offset 0: function-level */
-	pool[POOL_N] = (struct store_frame){FRAME_JIT, "JS:~main /app/server.js:1",
-					    "/tmp/perf-4242.map", 0};
+	pool[POOL_N] =
+		(struct frame){FRAME_JIT, "JS:~main /app/server.js:1", "/tmp/perf-4242.map", 0};
 }
 
 struct ebpf_gen {
 	int64_t second;
 	size_t n;
 	struct store_bucket rows[GEN_MAX_ROWS];
-	struct store_frame frames[GEN_MAX_ROWS][GEN_MAX_DEPTH];
+	struct frame frames[GEN_MAX_ROWS][GEN_MAX_DEPTH];
 	char names[GEN_MAX_ROWS][64];
 	/* what the store must hold: rows with the same thread and stack summed */
 	size_t n_exp;
@@ -348,8 +347,7 @@ static bool str_eq_unknown(const char *a, const char *b)
 	return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
-static bool frames_eq(const struct store_frame *a, size_t na, const struct store_frame *b,
-		      size_t nb)
+static bool frames_eq(const struct frame *a, size_t na, const struct frame *b, size_t nb)
 {
 	size_t i;
 
@@ -392,8 +390,8 @@ static void gen_ebpf(const struct round *r, uint32_t seq, struct ebpf_gen *e)
 			snprintf(e->names[j], sizeof(e->names[j]),
 				 "JS:anon r%d s%" PRIu32 " #%zu {ü}", r->index, seq, j);
 			e->frames[j][0] =
-				(struct store_frame){FRAME_JIT, e->names[j], "/tmp/perf-4242.map",
-						     0x7f0000000000ull + seq * 64 + j};
+				(struct frame){FRAME_JIT, e->names[j], "/tmp/perf-4242.map",
+					       0x7f0000000000ull + seq * 64 + j};
 		}
 		b->frames = e->frames[j];
 		b->n_frames = d;
@@ -436,7 +434,7 @@ static void gen_process(const struct round *r, struct proc_gen *g)
 		 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64, splitmix(&s),
 		 splitmix(&s), splitmix(&s), splitmix(&s));
 	g->p.container_id = g->container;
-	g->p.runtime = STORE_RUNTIME_NODE;
+	g->p.runtime = RUNTIME_NODE;
 	g->seen_ns = r->base_s * NS + r->index;
 }
 
@@ -956,7 +954,7 @@ static void describe_unmatched(struct bucket_check *c, const struct store_bucket
 		bucket_err(c, "row tid %" PRId32 ": field n_frames: expected %zu, got %zu", b->tid,
 			   best->n_frames, b->n_frames);
 	} else {
-		const struct store_frame *x = &best->frames[best_k], *y = &b->frames[best_k];
+		const struct frame *x = &best->frames[best_k], *y = &b->frames[best_k];
 
 		bucket_err(c,
 			   "row tid %" PRId32 " frame %zu: expected {kind %d, name '%s', module "

@@ -29,11 +29,11 @@ int main(int argc, char **argv)
 	struct store_sample_type types[8];
 	int64_t totals[8], proc, sdk1, sdk2, o1, o2, o3;
 	const char *folded = "main;work 3\nmain;idle 1\n";
-	const struct store_label node_labels[] = {
+	const struct label node_labels[] = {
 		{"service_name", "shop-api"}, {"__name__", "wall"}, {"env", "prod"}};
-	const struct store_label billing_labels[] = {{"service_name", "billing"},
-						     {"__name__", "process_cpu"}};
-	const struct store_frame frames[] = {
+	const struct label billing_labels[] = {{"service_name", "billing"},
+					       {"__name__", "process_cpu"}};
+	const struct frame frames[] = {
 		{FRAME_KERNEL, "do_syscall_64", "[kernel.kallsyms]", 0},
 		{FRAME_NATIVE, "main", "/usr/bin/node", 0x1000},
 	};
@@ -63,7 +63,7 @@ int main(int argc, char **argv)
 						       .exe = "/usr/bin/node",
 						       .cmdline = "node app.js",
 						       .service = "shop-api",
-						       .runtime = STORE_RUNTIME_NODE},
+						       .runtime = RUNTIME_NODE},
 			       1700000000 * S, &proc) < 0 ||
 	    store__put_sdk_profile(s,
 				   &(struct store_sdk_profile){

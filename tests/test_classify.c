@@ -68,7 +68,7 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static void expect_ebpf(enum store_runtime rt, const struct store_frame *f, size_t n, bool main,
+static void expect_ebpf(enum runtime rt, const struct frame *f, size_t n, bool main,
 			enum merger_category cat, size_t begin, size_t end, bool broken, int line)
 {
 	struct merger_class c;
@@ -89,7 +89,7 @@ static void expect_ebpf(enum store_runtime rt, const struct store_frame *f, size
 /* The frame a cut falls on, as a user reading the merged stack sees it. */
 #define EXPECT_NAME(frames, i, want) assert_string_equal((frames)[i].name, want)
 
-static enum merger_category sdk(enum store_runtime rt, const char *const *names, size_t n,
+static enum merger_category sdk(enum runtime rt, const char *const *names, size_t n,
 				size_t *ret_skip)
 {
 	*ret_skip = 0xdead;
@@ -107,7 +107,7 @@ static enum merger_category sdk(enum store_runtime rt, const char *const *names,
 /* ---- Node.js stacks (leaf first) ------------------------------------------------ */
 
 /* crypto.pbkdf2Sync from a timer: JS -> C++ API callback -> OpenSSL */
-static const struct store_frame JS_CRYPTO[] = {
+static const struct frame JS_CRYPTO[] = {
 	N("EVP_DigestFinal_ex"),
 	N("HMAC_Final"),
 	N("kdf_pbkdf2_derive"),
@@ -131,7 +131,7 @@ static const struct store_frame JS_CRYPTO[] = {
 };
 
 /* new Function(...)(3): JS -> C++ (CreateDynamicFunction) -> JS again */
-static const struct store_frame JS_NESTED[] = {
+static const struct frame JS_NESTED[] = {
 	JS("JS:^ :1:1"),
 	N("Builtins_JSEntryTrampoline"),
 	N("Builtins_JSEntry"),
@@ -152,7 +152,7 @@ static const struct store_frame JS_NESTED[] = {
 };
 
 /* node without --perf-basic-prof: JS code is anonymous memory */
-static const struct store_frame JS_ANON_CRYPTO[] = {
+static const struct frame JS_ANON_CRYPTO[] = {
 	N("EVP_MD_CTX_copy_ex"),
 	N("HMAC_CTX_copy"),
 	N("kdf_pbkdf2_derive"),
@@ -172,7 +172,7 @@ static const struct store_frame JS_ANON_CRYPTO[] = {
 	NODE_TIMER_ROOT,
 };
 
-static const struct store_frame JS_ANON_LEAF[] = {
+static const struct frame JS_ANON_LEAF[] = {
 	JS(NULL),
 	JS(NULL),
 	N("Builtins_InterpreterEntryTrampoline"),
@@ -185,7 +185,7 @@ static const struct store_frame JS_ANON_LEAF[] = {
 
 /* fs.readFileSync from module code at start-up: libuv called from JS is
  * the suffix, not the idle loop */
-static const struct store_frame JS_FS_SYNC[] = {
+static const struct frame JS_FS_SYNC[] = {
 	LIBC_FN("read"),
 	N("uv_fs_read"),
 	N("node::fs::Read"),
@@ -215,7 +215,7 @@ static const struct store_frame JS_FS_SYNC[] = {
 };
 
 /* a scavenge that an allocation in JS triggered */
-static const struct store_frame GC_IN_JS[] = {
+static const struct frame GC_IN_JS[] = {
 	N("v8::internal::Scavenger::ScavengeObject<v8::internal::FullHeapObjectSlot>"),
 	N("v8::internal::BodyDescriptorBase::IteratePointers<v8::internal::"
 	  "IterateAndScavengePromotedObjectsVisitor>"),
@@ -244,7 +244,7 @@ static const struct store_frame GC_IN_JS[] = {
 };
 
 /* V8's minor GC task, run by the loop outside JS */
-static const struct store_frame GC_FROM_LOOP[] = {
+static const struct frame GC_FROM_LOOP[] = {
 	N("v8::internal::Scavenger::ScavengeObject<v8::internal::FullHeapObjectSlot>"),
 	N("v8::internal::BodyDescriptorBase::IteratePointers<v8::internal::ScavengeVisitor>"),
 	N("v8::internal::Scavenger::Process"),
@@ -268,7 +268,7 @@ static const struct store_frame GC_FROM_LOOP[] = {
 };
 
 /* incremental marking, also a loop task */
-static const struct store_frame MARKING_FROM_LOOP[] = {
+static const struct frame MARKING_FROM_LOOP[] = {
 	N("v8::internal::MarkCompactCollector::ProcessMarkingWorklist"),
 	N("v8::internal::IncrementalMarking::Step"),
 	N("v8::internal::IncrementalMarking::AdvanceAndFinalizeIfComplete"),
@@ -285,7 +285,7 @@ static const struct store_frame MARKING_FROM_LOOP[] = {
 };
 
 /* a baseline function tiering up: Turbofan's job set up on the main thread */
-static const struct store_frame JIT_OPTIMIZE[] = {
+static const struct frame JIT_OPTIMIZE[] = {
 	LIBC_AT(0x16e0ba),
 	N("v8::internal::compiler::PipelineData::PipelineData"),
 	N("v8::internal::compiler::PipelineCompilationJob::PipelineCompilationJob"),
@@ -303,7 +303,7 @@ static const struct store_frame JIT_OPTIMIZE[] = {
 };
 
 /* new Function(source): compiling the source */
-static const struct store_frame JIT_EVAL[] = {
+static const struct frame JIT_EVAL[] = {
 	N("v8::internal::Factory::JSFunctionBuilder::BuildRaw"),
 	N("v8::internal::Factory::JSFunctionBuilder::Build"),
 	N("v8::internal::Compiler::GetFunctionFromEval"),
@@ -324,11 +324,11 @@ static const struct store_frame JIT_EVAL[] = {
 
 /* the main thread waiting for events (9 kernel frames below it, not user
  * frames): glibc's epoll_pwait keeps no frame pointer, unwinding ends */
-static const struct store_frame IDLE_EPOLL[] = {
+static const struct frame IDLE_EPOLL[] = {
 	LIBC_FN("epoll_pwait"),
 };
 
-static const struct store_frame IDLE_LOOP[] = {
+static const struct frame IDLE_LOOP[] = {
 	LIBC_FN("epoll_ctl"),
 	N("uv__io_poll"),
 	N("uv_run"),
@@ -340,7 +340,7 @@ static const struct store_frame IDLE_LOOP[] = {
 
 /* other threads: a V8 platform worker scavenging, a libuv pool thread
  * running crypto.pbkdf2 (the async one), a Turbofan background compile */
-static const struct store_frame GC_WORKER[] = {
+static const struct frame GC_WORKER[] = {
 	N("v8::internal::Scavenger::ScavengeObject<v8::internal::FullHeapObjectSlot>"),
 	N("v8::internal::Scavenger::ScavengePage"),
 	N("v8::internal::ScavengerCollector::JobTask::ConcurrentScavengePages"),
@@ -351,7 +351,7 @@ static const struct store_frame GC_WORKER[] = {
 	LIBC_AT(0x891f5),
 };
 
-static const struct store_frame POOL_CRYPTO[] = {
+static const struct frame POOL_CRYPTO[] = {
 	N("sha256_block_data_order_shaext"),
 	N("sha256_internal_final"),
 	N("EVP_DigestFinal_ex"),
@@ -365,7 +365,7 @@ static const struct store_frame POOL_CRYPTO[] = {
 	LIBC_AT(0x891f5),
 };
 
-static const struct store_frame COMPILE_WORKER[] = {
+static const struct frame COMPILE_WORKER[] = {
 	N("std::_Deque_base<v8::internal::compiler::RepresentationSelector::NodeState, "
 	  "v8::internal::RecyclingZoneAllocator<v8::internal::compiler::RepresentationSelector::"
 	  "NodeState> >::_M_initialize_map"),
@@ -382,7 +382,7 @@ static const struct store_frame COMPILE_WORKER[] = {
 };
 
 /* unwinding that ran into an address in no mapping (7 kernel frames below) */
-static const struct store_frame NODE_BROKEN[] = {
+static const struct frame NODE_BROKEN[] = {
 	LIBC_FN("__write"),
 	UNKNOWN,
 };
@@ -390,7 +390,7 @@ static const struct store_frame NODE_BROKEN[] = {
 /* ---- CPython stacks (leaf first) -------------------------------------------------- */
 
 /* hashlib.pbkdf2_hmac from module code (gdb) */
-static const struct store_frame PY_PBKDF2[] = {
+static const struct frame PY_PBKDF2[] = {
 	CRYPTO_AT(0x29c44f),
 	CRYPTO("SHA256_Final"),
 	CRYPTO_AT(0x306ffb),
@@ -406,7 +406,7 @@ static const struct store_frame PY_PBKDF2[] = {
 };
 
 /* gc.collect() (gdb) */
-static const struct store_frame PY_GC_COLLECT[] = {
+static const struct frame PY_GC_COLLECT[] = {
 	PY("dict_traverse"),		/* 0 */
 	PY("gc_collect_main"),		/* 1 */
 	PY("gc_collect"),		/* 2 */
@@ -416,7 +416,7 @@ static const struct store_frame PY_GC_COLLECT[] = {
 };
 
 /* list.sort(key=keyf) calling back into Python (gdb) */
-static const struct store_frame PY_SORT_KEY[] = {
+static const struct frame PY_SORT_KEY[] = {
 	PY("_PyObject_Malloc"),
 	PY("PyFloat_FromDouble"),
 	PY("_PyEval_EvalFrameDefault"), /* 2: keyf */
@@ -433,7 +433,7 @@ static const struct store_frame PY_SORT_KEY[] = {
 
 /* a threading.Thread in hashlib.pbkdf2_hmac (gdb; clone3 below start_thread
  * left out, as frame-pointer unwinding ends at start_thread) */
-static const struct store_frame PY_THREAD[] = {
+static const struct frame PY_THREAD[] = {
 	CRYPTO("EVP_DigestUpdate"),
 	CRYPTO("HMAC_Final"),
 	CRYPTO_AT(0x31e42a),
@@ -453,29 +453,29 @@ static const struct store_frame PY_THREAD[] = {
 };
 
 /* braid record of pyenv's 3.11.7 and 3.12.1, Debian's 3.11 */
-static const struct store_frame PY_BROKEN_EVAL[] = {
+static const struct frame PY_BROKEN_EVAL[] = {
 	PY("_PyEval_EvalFrameDefault"),
 	UNKNOWN,
 	UNKNOWN,
 };
-static const struct store_frame PY_BROKEN_GC[] = {
+static const struct frame PY_BROKEN_GC[] = {
 	PY("gc_collect_main"),
 	UNKNOWN,
 };
-static const struct store_frame PY_BROKEN_VISIT[] = {
+static const struct frame PY_BROKEN_VISIT[] = {
 	PY("visit_decref"),
 	UNKNOWN,
 };
-static const struct store_frame PY_BROKEN_CRYPTO[] = {
+static const struct frame PY_BROKEN_CRYPTO[] = {
 	CRYPTO("EVP_MD_CTX_copy_ex"),
 	UNKNOWN,
 	UNKNOWN,
 };
-static const struct store_frame PY_BROKEN_DEBIAN[] = {
+static const struct frame PY_BROKEN_DEBIAN[] = {
 	{FRAME_NATIVE, NULL, "/usr/bin/python3.11", 0x50bc0e},
 	UNKNOWN,
 };
-static const struct store_frame PY_GC_ALONE[] = {
+static const struct frame PY_GC_ALONE[] = {
 	{FRAME_NATIVE, "gc_collect_main", "/root/.pyenv/versions/3.12.1/lib/libpython3.12.so.1.0",
 	 0},
 };
@@ -500,60 +500,60 @@ static void test_node_js_calls_crypto(void **state)
 	(void)state;
 	/* suffix: what JS called; region: CEntry up to the JS entry; prefix:
 	 * node::Start ... Invoke */
-	EXPECT(STORE_RUNTIME_NODE, JS_CRYPTO, true, MERGER_CAT_GUEST, 10, 19, false);
+	EXPECT(RUNTIME_NODE, JS_CRYPTO, true, MERGER_CAT_GUEST, 10, 19, false);
 	EXPECT_NAME(JS_CRYPTO, 9, "v8::internal::Builtin_HandleApiCall");
 	EXPECT_NAME(JS_CRYPTO, 10, "Builtins_CEntry_Return1_ArgvOnStack_BuiltinExit");
 	EXPECT_NAME(JS_CRYPTO, 18, "Builtins_JSEntry");
 	EXPECT_NAME(JS_CRYPTO, 19, "v8::internal::(anonymous namespace)::Invoke");
-	EXPECT(STORE_RUNTIME_NODE, JS_FS_SYNC, true, MERGER_CAT_GUEST, 3, 15, false);
+	EXPECT(RUNTIME_NODE, JS_FS_SYNC, true, MERGER_CAT_GUEST, 3, 15, false);
 }
 
 static void test_node_nested_js(void **state)
 {
 	(void)state;
 	/* the C++ between the two JS entries is inside the region */
-	EXPECT(STORE_RUNTIME_NODE, JS_NESTED, true, MERGER_CAT_GUEST, 0, 16, false);
+	EXPECT(RUNTIME_NODE, JS_NESTED, true, MERGER_CAT_GUEST, 0, 16, false);
 	EXPECT_NAME(JS_NESTED, 15, "Builtins_JSEntry");
 }
 
 static void test_node_anonymous_jit(void **state)
 {
-	struct store_frame f[LEN(JS_ANON_LEAF)];
+	struct frame f[LEN(JS_ANON_LEAF)];
 
 	(void)state;
-	EXPECT(STORE_RUNTIME_NODE, JS_ANON_CRYPTO, true, MERGER_CAT_GUEST, 7, 16, false);
+	EXPECT(RUNTIME_NODE, JS_ANON_CRYPTO, true, MERGER_CAT_GUEST, 7, 16, false);
 	EXPECT_NAME(JS_ANON_CRYPTO, 7, "Builtins_CallApiCallback");
-	EXPECT(STORE_RUNTIME_NODE, JS_ANON_LEAF, true, MERGER_CAT_GUEST, 0, 7, false);
+	EXPECT(RUNTIME_NODE, JS_ANON_LEAF, true, MERGER_CAT_GUEST, 0, 7, false);
 	/* a JIT frame named "" is the same */
 	memcpy(f, JS_ANON_LEAF, sizeof(f));
 	f[0].name = "";
 	f[1].name = "";
-	EXPECT(STORE_RUNTIME_NODE, f, true, MERGER_CAT_GUEST, 0, 7, false);
+	EXPECT(RUNTIME_NODE, f, true, MERGER_CAT_GUEST, 0, 7, false);
 }
 
 static void test_node_gc(void **state)
 {
 	(void)state;
 	/* inside JS: the suffix collects */
-	EXPECT(STORE_RUNTIME_NODE, GC_IN_JS, true, MERGER_CAT_GC, 15, 23, false);
+	EXPECT(RUNTIME_NODE, GC_IN_JS, true, MERGER_CAT_GC, 15, 23, false);
 	EXPECT_NAME(GC_IN_JS, 15, "Builtins_CEntry_Return1_ArgvOnStack_NoBuiltinExit");
 	/* from the loop, without JS: an empty region at the root */
-	EXPECT(STORE_RUNTIME_NODE, GC_FROM_LOOP, true, MERGER_CAT_GC, 20, 20, false);
-	EXPECT(STORE_RUNTIME_NODE, MARKING_FROM_LOOP, true, MERGER_CAT_GC, 13, 13, false);
+	EXPECT(RUNTIME_NODE, GC_FROM_LOOP, true, MERGER_CAT_GC, 20, 20, false);
+	EXPECT(RUNTIME_NODE, MARKING_FROM_LOOP, true, MERGER_CAT_GC, 13, 13, false);
 }
 
 static void test_node_jit(void **state)
 {
 	(void)state;
-	EXPECT(STORE_RUNTIME_NODE, JIT_OPTIMIZE, true, MERGER_CAT_JIT, 8, 13, false);
-	EXPECT(STORE_RUNTIME_NODE, JIT_EVAL, true, MERGER_CAT_JIT, 6, 15, false);
+	EXPECT(RUNTIME_NODE, JIT_OPTIMIZE, true, MERGER_CAT_JIT, 8, 13, false);
+	EXPECT(RUNTIME_NODE, JIT_EVAL, true, MERGER_CAT_JIT, 6, 15, false);
 }
 
 static void test_node_idle(void **state)
 {
 	(void)state;
-	EXPECT(STORE_RUNTIME_NODE, IDLE_EPOLL, true, MERGER_CAT_IDLE, 1, 1, false);
-	EXPECT(STORE_RUNTIME_NODE, IDLE_LOOP, true, MERGER_CAT_IDLE, 7, 7, false);
+	EXPECT(RUNTIME_NODE, IDLE_EPOLL, true, MERGER_CAT_IDLE, 1, 1, false);
+	EXPECT(RUNTIME_NODE, IDLE_LOOP, true, MERGER_CAT_IDLE, 7, 7, false);
 }
 
 static void test_node_other_threads(void **state)
@@ -561,27 +561,27 @@ static void test_node_other_threads(void **state)
 	(void)state;
 	/* only the main thread runs the JS the SDK sees: every other thread is
 	 * its "Non JS threads activity", whatever it does */
-	EXPECT(STORE_RUNTIME_NODE, GC_WORKER, false, MERGER_CAT_NATIVE, 8, 8, false);
-	EXPECT(STORE_RUNTIME_NODE, POOL_CRYPTO, false, MERGER_CAT_NATIVE, 11, 11, false);
-	EXPECT(STORE_RUNTIME_NODE, COMPILE_WORKER, false, MERGER_CAT_NATIVE, 10, 10, false);
+	EXPECT(RUNTIME_NODE, GC_WORKER, false, MERGER_CAT_NATIVE, 8, 8, false);
+	EXPECT(RUNTIME_NODE, POOL_CRYPTO, false, MERGER_CAT_NATIVE, 11, 11, false);
+	EXPECT(RUNTIME_NODE, COMPILE_WORKER, false, MERGER_CAT_NATIVE, 10, 10, false);
 	/* JS on a worker_threads thread too */
-	EXPECT(STORE_RUNTIME_NODE, JS_CRYPTO, false, MERGER_CAT_NATIVE, 29, 29, false);
-	EXPECT(STORE_RUNTIME_NODE, NODE_BROKEN, false, MERGER_CAT_NATIVE, 2, 2, true);
+	EXPECT(RUNTIME_NODE, JS_CRYPTO, false, MERGER_CAT_NATIVE, 29, 29, false);
+	EXPECT(RUNTIME_NODE, NODE_BROKEN, false, MERGER_CAT_NATIVE, 2, 2, true);
 	/* the thread, not the frames, makes them native */
-	EXPECT(STORE_RUNTIME_NODE, GC_WORKER, true, MERGER_CAT_GC, 8, 8, false);
+	EXPECT(RUNTIME_NODE, GC_WORKER, true, MERGER_CAT_GC, 8, 8, false);
 }
 
 static void test_node_broken(void **state)
 {
 	/* put together: epoll_pwait as recorded, over an unmapped address */
-	static const struct store_frame broken_idle[] = {LIBC_FN("epoll_pwait"), UNKNOWN};
+	static const struct frame broken_idle[] = {LIBC_FN("epoll_pwait"), UNKNOWN};
 	/* put together: a scavenge over an unmapped address */
-	static const struct store_frame broken_gc[] = {
+	static const struct frame broken_gc[] = {
 		N("v8::internal::Scavenger::ScavengePage"),
 		N("v8::internal::ScavengerCollector::JobTask::ConcurrentScavengePages"), UNKNOWN,
 		UNKNOWN};
 	/* put together: JS over an unmapped address, the leaf in OpenSSL */
-	static const struct store_frame broken_js[] = {
+	static const struct frame broken_js[] = {
 		N("PKCS5_PBKDF2_HMAC"),
 		N("node::crypto::PBKDF2Traits::DeriveBits"),
 		N("Builtins_CallApiCallback"),
@@ -593,78 +593,78 @@ static void test_node_broken(void **state)
 
 	/* the collector's placeholders for a user stack it could not read
 	 * (collector/collect.c): the whole user stack is replaced */
-	static const struct store_frame lost[] = {
+	static const struct frame lost[] = {
 		{FRAME_UNKNOWN, "[lost user stack]", "[unknown]", 0},
 	};
 
 	(void)state;
-	EXPECT(STORE_RUNTIME_NODE, lost, true, MERGER_CAT_GUEST, 0, 1, true);
-	EXPECT(STORE_RUNTIME_NODE, lost, false, MERGER_CAT_NATIVE, 1, 1, true);
+	EXPECT(RUNTIME_NODE, lost, true, MERGER_CAT_GUEST, 0, 1, true);
+	EXPECT(RUNTIME_NODE, lost, false, MERGER_CAT_NATIVE, 1, 1, true);
 	/* a good native leaf: kept as the suffix, the rest replaced */
-	EXPECT(STORE_RUNTIME_NODE, NODE_BROKEN, true, MERGER_CAT_GUEST, 1, 2, true);
-	EXPECT(STORE_RUNTIME_NODE, broken_idle, true, MERGER_CAT_IDLE, 1, 2, true);
-	EXPECT(STORE_RUNTIME_NODE, broken_gc, true, MERGER_CAT_GC, 2, 4, true);
+	EXPECT(RUNTIME_NODE, NODE_BROKEN, true, MERGER_CAT_GUEST, 1, 2, true);
+	EXPECT(RUNTIME_NODE, broken_idle, true, MERGER_CAT_IDLE, 1, 2, true);
+	EXPECT(RUNTIME_NODE, broken_gc, true, MERGER_CAT_GC, 2, 4, true);
 	/* the region starts at the leaf-most guest frame below the first
 	 * unknown one and runs to the root, good frames rootward included */
-	EXPECT(STORE_RUNTIME_NODE, broken_js, true, MERGER_CAT_GUEST, 2, 7, true);
+	EXPECT(RUNTIME_NODE, broken_js, true, MERGER_CAT_GUEST, 2, 7, true);
 }
 
 static void test_kernel_only(void **state)
 {
-	static const struct store_frame none[1] = {UNKNOWN};
+	static const struct frame none[1] = {UNKNOWN};
 
 	(void)state;
-	for (int rt = 0; rt < STORE_RUNTIME_COUNT; rt++) {
-		expect_ebpf((enum store_runtime)rt, none, 0, true, MERGER_CAT_NATIVE, 0, 0, false,
+	for (int rt = 0; rt < RUNTIME_COUNT; rt++) {
+		expect_ebpf((enum runtime)rt, none, 0, true, MERGER_CAT_NATIVE, 0, 0, false,
 			    __LINE__);
-		expect_ebpf((enum store_runtime)rt, NULL, 0, false, MERGER_CAT_NATIVE, 0, 0, false,
+		expect_ebpf((enum runtime)rt, NULL, 0, false, MERGER_CAT_NATIVE, 0, 0, false,
 			    __LINE__);
 	}
-	merger__classify_ebpf(STORE_RUNTIME_NODE, JS_CRYPTO, LEN(JS_CRYPTO), true, NULL);
+	merger__classify_ebpf(RUNTIME_NODE, JS_CRYPTO, LEN(JS_CRYPTO), true, NULL);
 }
 
 static void test_python(void **state)
 {
 	(void)state;
 	/* a C extension leaf: the suffix is hashlib and OpenSSL */
-	EXPECT(STORE_RUNTIME_PYTHON, PY_PBKDF2, true, MERGER_CAT_GUEST, 9, 11, false);
+	EXPECT(RUNTIME_PYTHON, PY_PBKDF2, true, MERGER_CAT_GUEST, 9, 11, false);
 	EXPECT_NAME(PY_PBKDF2, 8, "pbkdf2_hmac");
 	EXPECT_NAME(PY_PBKDF2, 11, "run_mod");
-	EXPECT(STORE_RUNTIME_PYTHON, PY_GC_COLLECT, true, MERGER_CAT_GC, 3, 5, false);
+	EXPECT(RUNTIME_PYTHON, PY_GC_COLLECT, true, MERGER_CAT_GC, 3, 5, false);
 	/* Python -> C (list.sort) -> Python: one region */
-	EXPECT(STORE_RUNTIME_PYTHON, PY_SORT_KEY, true, MERGER_CAT_GUEST, 2, 11, false);
+	EXPECT(RUNTIME_PYTHON, PY_SORT_KEY, true, MERGER_CAT_GUEST, 2, 11, false);
 	/* every Python thread runs Python */
-	EXPECT(STORE_RUNTIME_PYTHON, PY_THREAD, false, MERGER_CAT_GUEST, 8, 12, false);
+	EXPECT(RUNTIME_PYTHON, PY_THREAD, false, MERGER_CAT_GUEST, 8, 12, false);
 	EXPECT_NAME(PY_THREAD, 12, "method_vectorcall");
 	/* the collector with no eval loop under it */
-	EXPECT(STORE_RUNTIME_PYTHON, PY_GC_ALONE, true, MERGER_CAT_GC, 1, 1, false);
+	EXPECT(RUNTIME_PYTHON, PY_GC_ALONE, true, MERGER_CAT_GC, 1, 1, false);
 }
 
 static void test_python_broken(void **state)
 {
 	(void)state;
-	EXPECT(STORE_RUNTIME_PYTHON, PY_BROKEN_EVAL, true, MERGER_CAT_GUEST, 0, 3, true);
-	EXPECT(STORE_RUNTIME_PYTHON, PY_BROKEN_GC, true, MERGER_CAT_GC, 1, 2, true);
-	EXPECT(STORE_RUNTIME_PYTHON, PY_BROKEN_VISIT, true, MERGER_CAT_GC, 1, 2, true);
-	EXPECT(STORE_RUNTIME_PYTHON, PY_BROKEN_CRYPTO, true, MERGER_CAT_GUEST, 1, 3, true);
-	EXPECT(STORE_RUNTIME_PYTHON, PY_BROKEN_CRYPTO, false, MERGER_CAT_GUEST, 1, 3, true);
+	EXPECT(RUNTIME_PYTHON, PY_BROKEN_EVAL, true, MERGER_CAT_GUEST, 0, 3, true);
+	EXPECT(RUNTIME_PYTHON, PY_BROKEN_GC, true, MERGER_CAT_GC, 1, 2, true);
+	EXPECT(RUNTIME_PYTHON, PY_BROKEN_VISIT, true, MERGER_CAT_GC, 1, 2, true);
+	EXPECT(RUNTIME_PYTHON, PY_BROKEN_CRYPTO, true, MERGER_CAT_GUEST, 1, 3, true);
+	EXPECT(RUNTIME_PYTHON, PY_BROKEN_CRYPTO, false, MERGER_CAT_GUEST, 1, 3, true);
 	/* an unnamed frame of a stripped interpreter */
-	EXPECT(STORE_RUNTIME_PYTHON, PY_BROKEN_DEBIAN, true, MERGER_CAT_GUEST, 1, 2, true);
+	EXPECT(RUNTIME_PYTHON, PY_BROKEN_DEBIAN, true, MERGER_CAT_GUEST, 1, 2, true);
 }
 
 static void test_python_names(void **state)
 {
 	/* names from nm of pyenv's libpython3.8 and 3.11 (GCC clones) and
 	 * python -X perf's /tmp/perf-PID.map, in stacks put together */
-	static const struct store_frame cold[] = {PY("_PyEval_EvalFrameDefault.cold"),
-						  PY("PyEval_EvalCode"), PY("run_mod")};
-	static const struct store_frame collect38[] = {
-		PY("collect.constprop.0"), PY("collect_with_callback"),
-		PY("_PyEval_EvalFrameDefault"), PY("run_mod")};
-	static const struct store_frame not_clones[] = {
-		PY("_PyEval_EvalFrameDefault.foo"), PY("_PyEval_EvalFrameDefaultX"),
-		PY("collector"), PY("collect.1x"), PY("run_mod")};
-	static const struct store_frame perf_trampoline[] = {
+	static const struct frame cold[] = {PY("_PyEval_EvalFrameDefault.cold"),
+					    PY("PyEval_EvalCode"), PY("run_mod")};
+	static const struct frame collect38[] = {PY("collect.constprop.0"),
+						 PY("collect_with_callback"),
+						 PY("_PyEval_EvalFrameDefault"), PY("run_mod")};
+	static const struct frame not_clones[] = {PY("_PyEval_EvalFrameDefault.foo"),
+						  PY("_PyEval_EvalFrameDefaultX"), PY("collector"),
+						  PY("collect.1x"), PY("run_mod")};
+	static const struct frame perf_trampoline[] = {
 		PY("_PyObject_Malloc"),
 		{FRAME_JIT, "py::derive:/tmp/cls/p2.py", "[jit]", 0},
 		PY("_PyEval_EvalFrameDefault"),
@@ -673,15 +673,15 @@ static void test_python_names(void **state)
 		PY("run_mod")};
 
 	(void)state;
-	EXPECT(STORE_RUNTIME_PYTHON, cold, true, MERGER_CAT_GUEST, 0, 2, false);
-	EXPECT(STORE_RUNTIME_PYTHON, collect38, true, MERGER_CAT_GC, 2, 3, false);
-	EXPECT(STORE_RUNTIME_PYTHON, not_clones, true, MERGER_CAT_NATIVE, 5, 5, false);
-	EXPECT(STORE_RUNTIME_PYTHON, perf_trampoline, true, MERGER_CAT_GUEST, 1, 5, false);
+	EXPECT(RUNTIME_PYTHON, cold, true, MERGER_CAT_GUEST, 0, 2, false);
+	EXPECT(RUNTIME_PYTHON, collect38, true, MERGER_CAT_GC, 2, 3, false);
+	EXPECT(RUNTIME_PYTHON, not_clones, true, MERGER_CAT_NATIVE, 5, 5, false);
+	EXPECT(RUNTIME_PYTHON, perf_trampoline, true, MERGER_CAT_GUEST, 1, 5, false);
 }
 
 static void test_null_and_empty_names(void **state)
 {
-	static const struct store_frame odd[] = {
+	static const struct frame odd[] = {
 		{FRAME_NATIVE, NULL, NULL, 0x10},    /* 0 */
 		{FRAME_NATIVE, "", "", 0},	     /* 1 */
 		{FRAME_JIT, "", "[jit]", 0},	     /* 2 */
@@ -691,19 +691,19 @@ static void test_null_and_empty_names(void **state)
 	};
 
 	(void)state;
-	EXPECT(STORE_RUNTIME_NODE, odd, true, MERGER_CAT_GUEST, 2, 6, true);
-	EXPECT(STORE_RUNTIME_PYTHON, odd, true, MERGER_CAT_GUEST, 2, 6, true);
-	expect_ebpf(STORE_RUNTIME_NODE, odd, 4, true, MERGER_CAT_GUEST, 2, 3, false, __LINE__);
-	expect_ebpf(STORE_RUNTIME_PYTHON, odd, 2, true, MERGER_CAT_NATIVE, 2, 2, false, __LINE__);
-	EXPECT(STORE_RUNTIME_UNKNOWN, odd, true, MERGER_CAT_NATIVE, 6, 6, true);
-	assert_int_equal(merger__runtime_of_frames(odd, LEN(odd)), STORE_RUNTIME_UNKNOWN);
+	EXPECT(RUNTIME_NODE, odd, true, MERGER_CAT_GUEST, 2, 6, true);
+	EXPECT(RUNTIME_PYTHON, odd, true, MERGER_CAT_GUEST, 2, 6, true);
+	expect_ebpf(RUNTIME_NODE, odd, 4, true, MERGER_CAT_GUEST, 2, 3, false, __LINE__);
+	expect_ebpf(RUNTIME_PYTHON, odd, 2, true, MERGER_CAT_NATIVE, 2, 2, false, __LINE__);
+	EXPECT(RUNTIME_UNKNOWN, odd, true, MERGER_CAT_NATIVE, 6, 6, true);
+	assert_int_equal(merger__runtime_of_frames(odd, LEN(odd)), RUNTIME_UNKNOWN);
 }
 
 static void test_runtimes_without_rules(void **state)
 {
-	static const enum store_runtime none[] = {
-		STORE_RUNTIME_UNKNOWN, STORE_RUNTIME_NATIVE, STORE_RUNTIME_GO,	 STORE_RUNTIME_JVM,
-		STORE_RUNTIME_RUBY,    STORE_RUNTIME_DOTNET, STORE_RUNTIME_COUNT};
+	static const enum runtime none[] = {RUNTIME_UNKNOWN, RUNTIME_NATIVE, RUNTIME_GO,
+					    RUNTIME_JVM,     RUNTIME_RUBY,   RUNTIME_DOTNET,
+					    RUNTIME_COUNT};
 	static const char *const go[] = {"main.work", "main.main", "runtime.main"};
 	size_t skip;
 
@@ -749,21 +749,20 @@ static void test_sdk_node(void **state)
 	size_t skip;
 
 	(void)state;
-	EXPECT_SDK(STORE_RUNTIME_NODE, non_js, MERGER_CAT_NATIVE, 1);
-	EXPECT_SDK(STORE_RUNTIME_NODE, idle, MERGER_CAT_IDLE, 0);
-	EXPECT_SDK(STORE_RUNTIME_NODE, js, MERGER_CAT_GUEST, 0);
-	EXPECT_SDK(STORE_RUNTIME_NODE, js_anonymous, MERGER_CAT_GUEST, 0);
-	EXPECT_SDK(STORE_RUNTIME_NODE, gc, MERGER_CAT_GC, 1);
-	EXPECT_SDK(STORE_RUNTIME_NODE, v8_gc, MERGER_CAT_GC, 0);
-	EXPECT_SDK(STORE_RUNTIME_NODE, program, MERGER_CAT_NATIVE, 0);
-	EXPECT_SDK(STORE_RUNTIME_NODE, root_only, MERGER_CAT_NATIVE, 1);
-	EXPECT_SDK(STORE_RUNTIME_NODE, runtime_other, MERGER_CAT_NATIVE, 1);
-	EXPECT_SDK(STORE_RUNTIME_NODE, odd, MERGER_CAT_GUEST, 0);
-	assert_int_equal(sdk(STORE_RUNTIME_NODE, NULL, 0, &skip), MERGER_CAT_NATIVE);
+	EXPECT_SDK(RUNTIME_NODE, non_js, MERGER_CAT_NATIVE, 1);
+	EXPECT_SDK(RUNTIME_NODE, idle, MERGER_CAT_IDLE, 0);
+	EXPECT_SDK(RUNTIME_NODE, js, MERGER_CAT_GUEST, 0);
+	EXPECT_SDK(RUNTIME_NODE, js_anonymous, MERGER_CAT_GUEST, 0);
+	EXPECT_SDK(RUNTIME_NODE, gc, MERGER_CAT_GC, 1);
+	EXPECT_SDK(RUNTIME_NODE, v8_gc, MERGER_CAT_GC, 0);
+	EXPECT_SDK(RUNTIME_NODE, program, MERGER_CAT_NATIVE, 0);
+	EXPECT_SDK(RUNTIME_NODE, root_only, MERGER_CAT_NATIVE, 1);
+	EXPECT_SDK(RUNTIME_NODE, runtime_other, MERGER_CAT_NATIVE, 1);
+	EXPECT_SDK(RUNTIME_NODE, odd, MERGER_CAT_GUEST, 0);
+	assert_int_equal(sdk(RUNTIME_NODE, NULL, 0, &skip), MERGER_CAT_NATIVE);
 	assert_int_equal(skip, 0);
-	assert_int_equal(sdk(STORE_RUNTIME_NODE, odd, 1, &skip), MERGER_CAT_GUEST);
-	assert_int_equal(merger__classify_sdk(STORE_RUNTIME_NODE, gc, LEN(gc), NULL),
-			 MERGER_CAT_GC);
+	assert_int_equal(sdk(RUNTIME_NODE, odd, 1, &skip), MERGER_CAT_GUEST);
+	assert_int_equal(merger__classify_sdk(RUNTIME_NODE, gc, LEN(gc), NULL), MERGER_CAT_GC);
 }
 
 static void test_sdk_python(void **state)
@@ -775,9 +774,9 @@ static void test_sdk_python(void **state)
 	static const char *const node_root[] = {"Non JS threads activity", "Node.js"};
 
 	(void)state;
-	EXPECT_SDK(STORE_RUNTIME_PYTHON, py, MERGER_CAT_GUEST, 0);
-	EXPECT_SDK(STORE_RUNTIME_PYTHON, node_idle, MERGER_CAT_GUEST, 0);
-	EXPECT_SDK(STORE_RUNTIME_PYTHON, node_root, MERGER_CAT_GUEST, 0);
+	EXPECT_SDK(RUNTIME_PYTHON, py, MERGER_CAT_GUEST, 0);
+	EXPECT_SDK(RUNTIME_PYTHON, node_idle, MERGER_CAT_GUEST, 0);
+	EXPECT_SDK(RUNTIME_PYTHON, node_root, MERGER_CAT_GUEST, 0);
 }
 
 /* The real push: every stack of the Node SDK 0.6.4 profile, by category,
@@ -821,7 +820,7 @@ static void test_sdk_node_fixture(void **state)
 							   ? fn->system_name
 							   : fn->name);
 		}
-		c = merger__classify_sdk(STORE_RUNTIME_NODE, names, depth, &skip);
+		c = merger__classify_sdk(RUNTIME_NODE, names, depth, &skip);
 		cpu[c] += s.values[t];
 		skipped += skip;
 	}
@@ -840,64 +839,59 @@ static void test_sdk_node_fixture(void **state)
 static void test_runtime_of_spy(void **state)
 {
 	(void)state;
-	assert_int_equal(merger__runtime_of_spy("nodespy"), STORE_RUNTIME_NODE);
-	assert_int_equal(merger__runtime_of_spy("pyspy"), STORE_RUNTIME_PYTHON);
-	assert_int_equal(merger__runtime_of_spy("pyroscope-rs"), STORE_RUNTIME_UNKNOWN);
-	assert_int_equal(merger__runtime_of_spy("gospy"), STORE_RUNTIME_GO);
-	assert_int_equal(merger__runtime_of_spy("rbspy"), STORE_RUNTIME_RUBY);
-	assert_int_equal(merger__runtime_of_spy("dotnetspy"), STORE_RUNTIME_DOTNET);
-	assert_int_equal(merger__runtime_of_spy("javaspy"), STORE_RUNTIME_JVM);
-	assert_int_equal(merger__runtime_of_spy("NodeSpy"), STORE_RUNTIME_UNKNOWN);
-	assert_int_equal(merger__runtime_of_spy("nodespy "), STORE_RUNTIME_UNKNOWN);
-	assert_int_equal(merger__runtime_of_spy("ebpfspy"), STORE_RUNTIME_UNKNOWN);
-	assert_int_equal(merger__runtime_of_spy("unknown"), STORE_RUNTIME_UNKNOWN);
-	assert_int_equal(merger__runtime_of_spy(""), STORE_RUNTIME_UNKNOWN);
-	assert_int_equal(merger__runtime_of_spy(NULL), STORE_RUNTIME_UNKNOWN);
+	assert_int_equal(profile__runtime_of_spy("nodespy"), RUNTIME_NODE);
+	assert_int_equal(profile__runtime_of_spy("pyspy"), RUNTIME_PYTHON);
+	assert_int_equal(profile__runtime_of_spy("pyroscope-rs"), RUNTIME_UNKNOWN);
+	assert_int_equal(profile__runtime_of_spy("gospy"), RUNTIME_GO);
+	assert_int_equal(profile__runtime_of_spy("rbspy"), RUNTIME_RUBY);
+	assert_int_equal(profile__runtime_of_spy("dotnetspy"), RUNTIME_DOTNET);
+	assert_int_equal(profile__runtime_of_spy("javaspy"), RUNTIME_JVM);
+	assert_int_equal(profile__runtime_of_spy("NodeSpy"), RUNTIME_UNKNOWN);
+	assert_int_equal(profile__runtime_of_spy("nodespy "), RUNTIME_UNKNOWN);
+	assert_int_equal(profile__runtime_of_spy("ebpfspy"), RUNTIME_UNKNOWN);
+	assert_int_equal(profile__runtime_of_spy("unknown"), RUNTIME_UNKNOWN);
+	assert_int_equal(profile__runtime_of_spy(""), RUNTIME_UNKNOWN);
+	assert_int_equal(profile__runtime_of_spy(NULL), RUNTIME_UNKNOWN);
 }
 
 static void test_runtime_of_frames(void **state)
 {
 	/* put together: a Python process calling into an embedded V8 */
-	static const struct store_frame py_v8[] = {
-		N("Builtins_JSEntry"), PY("_PyEval_EvalFrameDefault"), PY("Py_BytesMain")};
-	static const struct store_frame debian[] = {
+	static const struct frame py_v8[] = {N("Builtins_JSEntry"), PY("_PyEval_EvalFrameDefault"),
+					     PY("Py_BytesMain")};
+	static const struct frame debian[] = {
 		{FRAME_NATIVE, "_PyEval_EvalFrameDefault", "/usr/bin/python3.11", 0},
 		UNKNOWN,
 		UNKNOWN};
-	static const struct store_frame cold[] = {
+	static const struct frame cold[] = {
 		{FRAME_NATIVE, "_PyEval_EvalFrameDefault.cold", "/usr/bin/python3.11", 0}};
-	static const struct store_frame libpython_only[] = {
+	static const struct frame libpython_only[] = {
 		{FRAME_NATIVE, NULL, "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0", 0x1234},
 		UNKNOWN};
-	static const struct store_frame trampoline[] = {
+	static const struct frame trampoline[] = {
 		{FRAME_JIT, "py::derive:/tmp/cls/p2.py", "[jit]", 0}, UNKNOWN};
 
 	(void)state;
-	assert_int_equal(merger__runtime_of_frames(JS_CRYPTO, LEN(JS_CRYPTO)), STORE_RUNTIME_NODE);
-	assert_int_equal(merger__runtime_of_frames(POOL_CRYPTO, LEN(POOL_CRYPTO)),
-			 STORE_RUNTIME_NODE);
-	assert_int_equal(merger__runtime_of_frames(GC_WORKER, LEN(GC_WORKER)), STORE_RUNTIME_NODE);
-	assert_int_equal(merger__runtime_of_frames(JS_ANON_LEAF, 7), STORE_RUNTIME_NODE);
-	assert_int_equal(merger__runtime_of_frames(PY_PBKDF2, LEN(PY_PBKDF2)),
-			 STORE_RUNTIME_PYTHON);
-	assert_int_equal(merger__runtime_of_frames(PY_THREAD, LEN(PY_THREAD)),
-			 STORE_RUNTIME_PYTHON);
-	assert_int_equal(merger__runtime_of_frames(py_v8, LEN(py_v8)), STORE_RUNTIME_PYTHON);
-	assert_int_equal(merger__runtime_of_frames(debian, LEN(debian)), STORE_RUNTIME_PYTHON);
-	assert_int_equal(merger__runtime_of_frames(cold, LEN(cold)), STORE_RUNTIME_PYTHON);
+	assert_int_equal(merger__runtime_of_frames(JS_CRYPTO, LEN(JS_CRYPTO)), RUNTIME_NODE);
+	assert_int_equal(merger__runtime_of_frames(POOL_CRYPTO, LEN(POOL_CRYPTO)), RUNTIME_NODE);
+	assert_int_equal(merger__runtime_of_frames(GC_WORKER, LEN(GC_WORKER)), RUNTIME_NODE);
+	assert_int_equal(merger__runtime_of_frames(JS_ANON_LEAF, 7), RUNTIME_NODE);
+	assert_int_equal(merger__runtime_of_frames(PY_PBKDF2, LEN(PY_PBKDF2)), RUNTIME_PYTHON);
+	assert_int_equal(merger__runtime_of_frames(PY_THREAD, LEN(PY_THREAD)), RUNTIME_PYTHON);
+	assert_int_equal(merger__runtime_of_frames(py_v8, LEN(py_v8)), RUNTIME_PYTHON);
+	assert_int_equal(merger__runtime_of_frames(debian, LEN(debian)), RUNTIME_PYTHON);
+	assert_int_equal(merger__runtime_of_frames(cold, LEN(cold)), RUNTIME_PYTHON);
 	assert_int_equal(merger__runtime_of_frames(libpython_only, LEN(libpython_only)),
-			 STORE_RUNTIME_PYTHON);
-	assert_int_equal(merger__runtime_of_frames(trampoline, LEN(trampoline)),
-			 STORE_RUNTIME_PYTHON);
+			 RUNTIME_PYTHON);
+	assert_int_equal(merger__runtime_of_frames(trampoline, LEN(trampoline)), RUNTIME_PYTHON);
 	/* nothing that tells */
 	assert_int_equal(merger__runtime_of_frames(PY_BROKEN_CRYPTO, LEN(PY_BROKEN_CRYPTO)),
-			 STORE_RUNTIME_UNKNOWN);
+			 RUNTIME_UNKNOWN);
 	assert_int_equal(merger__runtime_of_frames(PY_BROKEN_DEBIAN, LEN(PY_BROKEN_DEBIAN)),
-			 STORE_RUNTIME_UNKNOWN);
-	assert_int_equal(merger__runtime_of_frames(IDLE_EPOLL, LEN(IDLE_EPOLL)),
-			 STORE_RUNTIME_UNKNOWN);
-	assert_int_equal(merger__runtime_of_frames(JS_CRYPTO, 0), STORE_RUNTIME_UNKNOWN);
-	assert_int_equal(merger__runtime_of_frames(NULL, 3), STORE_RUNTIME_UNKNOWN);
+			 RUNTIME_UNKNOWN);
+	assert_int_equal(merger__runtime_of_frames(IDLE_EPOLL, LEN(IDLE_EPOLL)), RUNTIME_UNKNOWN);
+	assert_int_equal(merger__runtime_of_frames(JS_CRYPTO, 0), RUNTIME_UNKNOWN);
+	assert_int_equal(merger__runtime_of_frames(NULL, 3), RUNTIME_UNKNOWN);
 }
 
 int main(void)

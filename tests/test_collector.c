@@ -156,7 +156,7 @@ static void test_proc_self(void **state)
 	assert_string_equal(p.exe, exe);
 	assert_non_null(p.cmdline);
 	assert_true(strncmp(p.cmdline, test_argv0, strlen(test_argv0)) == 0);
-	assert_int_equal(p.runtime, STORE_RUNTIME_NATIVE);
+	assert_int_equal(p.runtime, RUNTIME_NATIVE);
 	want_service = getenv("PYROSCOPE_APPLICATION_NAME");
 	if (!want_service || !*want_service)
 		want_service = getenv("OTEL_SERVICE_NAME");
@@ -214,7 +214,7 @@ static void test_children(void **state)
 	assert_string_equal(p.cmdline, "/bin/sleep 30");
 	/* PYROSCOPE_APPLICATION_NAME wins over OTEL_SERVICE_NAME */
 	assert_string_equal(p.service, name);
-	assert_int_equal(p.runtime, STORE_RUNTIME_NATIVE);
+	assert_int_equal(p.runtime, RUNTIME_NATIVE);
 	assert_int_equal(collector__start_time(COLLECTOR_PROC_ROOT, a, &ns), 0);
 	assert_int_equal(ns, p.start_time_ns);
 	collector__proc_release(&p);
@@ -617,9 +617,9 @@ static int fake_setup(void **state)
 
 	/* 600: a command line over the cap */
 	fake_stat(root, 600, "long-args", 3);
-	memset(env, 'a', STORE_MAX_CMDLINE + 1000);
-	env[STORE_MAX_CMDLINE + 1000] = '\0';
-	fake_put(root, "600/cmdline", env, STORE_MAX_CMDLINE + 1001);
+	memset(env, 'a', COLLECTOR_MAX_CMDLINE + 1000);
+	env[COLLECTOR_MAX_CMDLINE + 1000] = '\0';
+	fake_put(root, "600/cmdline", env, COLLECTOR_MAX_CMDLINE + 1001);
 	free(env);
 
 	/* 700: a thread of 100 (listed here, unlike in /proc) */
@@ -668,7 +668,7 @@ static void test_fake_proc_read(void **state)
 	assert_string_equal(p.comm, "a b) c");
 	assert_int_equal(p.start_time_ns, FAKE_BTIME * 1000000000 + 12345 * (1000000000 / hz));
 	assert_string_equal(p.exe, "/usr/bin/python3.11 (deleted)");
-	assert_int_equal(p.runtime, STORE_RUNTIME_PYTHON);
+	assert_int_equal(p.runtime, RUNTIME_PYTHON);
 	assert_string_equal(p.cmdline, "prog --flag x y");
 	assert_string_equal(p.service, "svc-a");
 	assert_string_equal(p.container_id, ID64);
@@ -681,7 +681,7 @@ static void test_fake_proc_read(void **state)
 	assert_string_equal(p.comm, "averyveryverylon");
 	assert_int_equal(p.start_time_ns, FAKE_BTIME * 1000000000 + 250 * (1000000000 / hz));
 	assert_null(p.exe);
-	assert_int_equal(p.runtime, STORE_RUNTIME_UNKNOWN);
+	assert_int_equal(p.runtime, RUNTIME_UNKNOWN);
 	assert_null(p.cmdline);
 	assert_string_equal(p.service, "svc-b"); /* the first setting, as getenv */
 	assert_null(p.container_id);
@@ -701,7 +701,7 @@ static void test_fake_proc_read(void **state)
 
 	assert_int_equal(collector__proc_read(root, 600, &p), 0);
 	assert_non_null(p.cmdline);
-	assert_int_equal(strlen(p.cmdline), STORE_MAX_CMDLINE);
+	assert_int_equal(strlen(p.cmdline), COLLECTOR_MAX_CMDLINE);
 	collector__proc_release(&p);
 
 	/* stat is required; a broken one is -EIO; so is a missing btime */
@@ -937,46 +937,46 @@ static void test_runtime_detection(void **state)
 	fake_put_str(root, "904/maps", maps_plain);
 	fake_link(root, "904/exe", SYMTARGET_PIE);
 
-	assert_int_equal(collector__runtime(root, 901, "/usr/bin/uwsgi"), STORE_RUNTIME_PYTHON);
-	assert_int_equal(collector__runtime(root, 902, "/opt/app/server"), STORE_RUNTIME_NODE);
-	assert_int_equal(collector__runtime(root, 903, "/opt/app/server"), STORE_RUNTIME_GO);
-	assert_int_equal(collector__runtime(root, 904, "/opt/app/server"), STORE_RUNTIME_NATIVE);
+	assert_int_equal(collector__runtime(root, 901, "/usr/bin/uwsgi"), RUNTIME_PYTHON);
+	assert_int_equal(collector__runtime(root, 902, "/opt/app/server"), RUNTIME_NODE);
+	assert_int_equal(collector__runtime(root, 903, "/opt/app/server"), RUNTIME_GO);
+	assert_int_equal(collector__runtime(root, 904, "/opt/app/server"), RUNTIME_NATIVE);
 	/* the exe's name decides first; no exe: unknown */
-	assert_int_equal(collector__runtime(root, 903, "/usr/bin/node"), STORE_RUNTIME_NODE);
-	assert_int_equal(collector__runtime(root, 903, NULL), STORE_RUNTIME_UNKNOWN);
+	assert_int_equal(collector__runtime(root, 903, "/usr/bin/node"), RUNTIME_NODE);
+	assert_int_equal(collector__runtime(root, 903, NULL), RUNTIME_UNKNOWN);
 	/* a process gone: what the name says */
-	assert_int_equal(collector__runtime(root, 999, "/opt/app/server"), STORE_RUNTIME_NATIVE);
+	assert_int_equal(collector__runtime(root, 999, "/opt/app/server"), RUNTIME_NATIVE);
 }
 
 static void test_runtime_of_exe(void **state)
 {
 	static const struct {
 		const char *exe;
-		enum store_runtime runtime;
+		enum runtime runtime;
 	} cases[] = {
-		{"/usr/bin/node", STORE_RUNTIME_NODE},
-		{"/usr/local/bin/nodejs", STORE_RUNTIME_NODE},
-		{"/usr/bin/node (deleted)", STORE_RUNTIME_NODE},
-		{"node", STORE_RUNTIME_NODE},
-		{"/usr/bin/python3.11", STORE_RUNTIME_PYTHON},
-		{"/usr/bin/python3", STORE_RUNTIME_PYTHON},
-		{"/usr/bin/python", STORE_RUNTIME_PYTHON},
-		{"/usr/bin/ruby3.1", STORE_RUNTIME_RUBY},
-		{"/usr/bin/ruby", STORE_RUNTIME_RUBY},
-		{"/usr/lib/jvm/java-17-openjdk-amd64/bin/java", STORE_RUNTIME_JVM},
-		{"/usr/lib/jvm/java-17-openjdk-amd64/bin/java (deleted)", STORE_RUNTIME_JVM},
-		{"/usr/share/dotnet/dotnet", STORE_RUNTIME_DOTNET},
-		{"/usr/bin/sleep", STORE_RUNTIME_NATIVE},
-		{"/usr/bin/nodex", STORE_RUNTIME_NATIVE},
-		{"/usr/bin/javac", STORE_RUNTIME_NATIVE},
-		{"/opt/node/bin/app", STORE_RUNTIME_NATIVE},
-		{"/usr/bin/pyth", STORE_RUNTIME_NATIVE},
-		{"", STORE_RUNTIME_NATIVE},
+		{"/usr/bin/node", RUNTIME_NODE},
+		{"/usr/local/bin/nodejs", RUNTIME_NODE},
+		{"/usr/bin/node (deleted)", RUNTIME_NODE},
+		{"node", RUNTIME_NODE},
+		{"/usr/bin/python3.11", RUNTIME_PYTHON},
+		{"/usr/bin/python3", RUNTIME_PYTHON},
+		{"/usr/bin/python", RUNTIME_PYTHON},
+		{"/usr/bin/ruby3.1", RUNTIME_RUBY},
+		{"/usr/bin/ruby", RUNTIME_RUBY},
+		{"/usr/lib/jvm/java-17-openjdk-amd64/bin/java", RUNTIME_JVM},
+		{"/usr/lib/jvm/java-17-openjdk-amd64/bin/java (deleted)", RUNTIME_JVM},
+		{"/usr/share/dotnet/dotnet", RUNTIME_DOTNET},
+		{"/usr/bin/sleep", RUNTIME_NATIVE},
+		{"/usr/bin/nodex", RUNTIME_NATIVE},
+		{"/usr/bin/javac", RUNTIME_NATIVE},
+		{"/opt/node/bin/app", RUNTIME_NATIVE},
+		{"/usr/bin/pyth", RUNTIME_NATIVE},
+		{"", RUNTIME_NATIVE},
 	};
 	size_t i;
 
 	(void)state;
-	assert_int_equal(collector__runtime_of_exe(NULL), STORE_RUNTIME_UNKNOWN);
+	assert_int_equal(collector__runtime_of_exe(NULL), RUNTIME_UNKNOWN);
 	for (i = 0; i < UTIL_ARRAY_SIZE(cases); i++)
 		if (collector__runtime_of_exe(cases[i].exe) != cases[i].runtime)
 			fail_msg("%s: %d, want %d", cases[i].exe,
@@ -1343,7 +1343,7 @@ static bool elf_has_section(const char *path, uint32_t type)
 	return found;
 }
 
-static void assert_frame(const struct store_frame *f, enum frame_kind kind, const char *module,
+static void assert_frame(const struct frame *f, enum frame_kind kind, const char *module,
 			 const char *name, uint64_t offset)
 {
 	if (f->kind != kind)
@@ -1519,7 +1519,7 @@ static void test_elf_hostile(void **state)
 static void check_target(struct collector_symbolizer *s, const char *path, bool stripped)
 {
 	struct collector_symbolizer_stats st;
-	struct store_frame f[6];
+	struct frame f[6];
 	uint64_t ips[6];
 	char module[PATH_MAX];
 	struct target t;
@@ -1588,7 +1588,7 @@ static void test_symbolize_shared(void **state)
 {
 	struct collector_symbolizer_stats st;
 	struct collector_symbolizer *s;
-	struct store_frame f[2];
+	struct frame f[2];
 	struct target a, b;
 	uint64_t ips[2];
 
@@ -1638,7 +1638,7 @@ static void test_symbolize_evict(void **state)
 	struct collector_symbolizer_stats st;
 	struct collector_symbolizer *s;
 	struct target a, b;
-	struct store_frame f;
+	struct frame f;
 	uint64_t ia, ib;
 	size_t bytes_a, bytes_ab;
 
@@ -1708,7 +1708,7 @@ static void test_symbolize_vdso(void **state)
 {
 	static const char *const names[] = {"__vdso_clock_gettime", "__kernel_clock_gettime"};
 	struct collector_symbolizer *s;
-	struct store_frame f;
+	struct frame f;
 	const char *name = NULL;
 	void *h, *sym = NULL;
 	uint64_t ip;
@@ -1736,7 +1736,7 @@ static void test_symbolize_lost(void **state)
 {
 	struct collector_symbolizer_stats st;
 	struct collector_symbolizer *s;
-	struct store_frame f[2];
+	struct frame f[2];
 	uint64_t ips[2] = {0x400000, 0x7f0000000000};
 	pid_t pid;
 
@@ -1781,7 +1781,7 @@ static void test_symbolize_jit(void **state)
 {
 	struct collector_symbolizer_stats st;
 	struct collector_symbolizer *s;
-	struct store_frame f[4];
+	struct frame f[4];
 	uint64_t page, mfd, ips[4];
 	char path[64];
 	int fds[2], go[2];
@@ -2133,7 +2133,7 @@ static void test_symbolize_fake_root(void **state)
 	struct collector_symbolizer_stats st;
 	struct collector_symbolizer *s = NULL;
 	struct errbuf err = {""};
-	struct store_frame f[8];
+	struct frame f[8];
 	char maps[2048];
 	uint64_t ips[8], alpha, beta;
 	struct target t;
@@ -2245,7 +2245,7 @@ static void test_symbolize_kernel(void **state)
 	struct collector_symbolizer *s = NULL;
 	struct errbuf err = {""};
 	uint64_t ips[3] = {0xffffffff81000104, 0xffffffffc0a01010, 0xffffffff90000000};
-	struct store_frame f[3];
+	struct frame f[3];
 
 	/* PROC_ROOT/kallsyms by default: there is none */
 	assert_int_equal(collector_symbolizer__new(&o, &err, &s), -ENOENT);

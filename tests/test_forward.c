@@ -28,7 +28,7 @@
 
 /* ---- pure parts ---------------------------------------------------------------- */
 
-static const char *label_value(const struct store_label *l, size_t n, const char *name)
+static const char *label_value(const struct label *l, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(l[i].name, name) == 0)
@@ -38,14 +38,14 @@ static const char *label_value(const struct store_label *l, size_t n, const char
 
 static void test_labels(void **state)
 {
-	struct store_label in[] = {
+	struct label in[] = {
 		{"region", "eu-1"},	     {"otel.scope.name", "nodejs"},
 		{"bad-name/x", "v"},	     {"9lives", "cat"},
 		{"__session_id__", "s"},     {"service_name", "checkout"},
 		{"region", "us-2"}, /* a repeat: the first wins */
 		{"__name__", "process_cpu"}, {"", "empty"},
 	};
-	struct store_label many[40], *out;
+	struct label many[40], *out;
 	char names[40][16], *long_value;
 	struct arena a = {0};
 	size_t n, dropped;
@@ -68,11 +68,11 @@ static void test_labels(void **state)
 	/* at most 30: the view survives however many tags come before it */
 	for (int i = 0; i < 40; i++) {
 		snprintf(names[i], sizeof(names[i]), "tag%02d", i);
-		many[i] = (struct store_label){names[i], "x"};
+		many[i] = (struct label){names[i], "x"};
 	}
-	many[35] = (struct store_label){"braid_view", "merged"};
-	many[36] = (struct store_label){"service_name", "svc"};
-	many[37] = (struct store_label){"__name__", "process_cpu"};
+	many[35] = (struct label){"braid_view", "merged"};
+	many[36] = (struct label){"service_name", "svc"};
+	many[37] = (struct label){"__name__", "process_cpu"};
 	long_value = malloc(5000);
 	assert_non_null(long_value);
 	memset(long_value, 'v', 4999);
@@ -90,7 +90,7 @@ static void test_labels(void **state)
 
 static void test_legacy_name(void **state)
 {
-	struct store_label l[] = {
+	struct label l[] = {
 		{"__name__", "process_cpu"}, {"service_name", "shop api"}, {"region", "eu,1"},
 		{"braid_view", "merged"},    {"odd}key", "a=b{c}"},
 	};
@@ -108,11 +108,11 @@ static void test_legacy_name(void **state)
 
 static void test_encode_push(void **state)
 {
-	struct store_label la[] = {{"__name__", "process_cpu"},
-				   {"service_name", "a"},
-				   {"braid_view", "merged"},
-				   {"__x__", "dropped"}};
-	struct store_label lb[] = {{"service_name", "b"}, {"__name__", "wall"}};
+	struct label la[] = {{"__name__", "process_cpu"},
+			     {"service_name", "a"},
+			     {"braid_view", "merged"},
+			     {"__x__", "dropped"}};
+	struct label lb[] = {{"service_name", "b"}, {"__name__", "wall"}};
 	static const unsigned char gz[] = {0x1f, 0x8b, 0x08, 0x00, 'x', 'y'};
 	struct store_outbox_item a = {.labels = la,
 				      .n_labels = 4,
@@ -468,7 +468,7 @@ static int teardown(void **state)
 
 static int64_t add_item(struct fx *f, const char *service, const char *tenant, const char *payload)
 {
-	struct store_label labels[] = {
+	struct label labels[] = {
 		{"__name__", "process_cpu"}, {"service_name", service}, {"braid_view", "ebpf"}};
 	char series[96];
 	struct store_outbox_item it = {.series = series,
@@ -998,7 +998,7 @@ static void test_sdk_text_goes_legacy(void **state)
 {
 	struct fx *f = *state;
 	struct forward_options o = {0};
-	struct store_label labels[] = {
+	struct label labels[] = {
 		{"service_name", "old-sdk"}, {"__name__", "process_cpu"}, {"braid_view", "sdk"}};
 	struct store_sdk_profile p = {.received_ns = now(),
 				      .service = "old-sdk",

@@ -107,7 +107,7 @@ static struct profile *splice(struct input *in, const struct profile *sdk,
 {
 	struct profile *out = merger__new_profile(1, 0, 0);
 	struct merger_splice_input mi = {
-		.runtime = STORE_RUNTIME_NODE,
+		.runtime = RUNTIME_NODE,
 		.pid = PID,
 		.stacks = in->e,
 		.n_stacks = in->n,
@@ -567,7 +567,7 @@ static int teardown(void **state)
 }
 
 static int64_t put_process(struct fx *f, int32_t pid, const char *comm, const char *service,
-			   enum store_runtime rt)
+			   enum runtime rt)
 {
 	struct store_process p = {
 		.pid = pid,
@@ -608,7 +608,7 @@ static int64_t put_sdk(struct fx *f, int64_t process_id, const char *name, int64
 {
 	struct profile *p = sdk_new(true);
 	struct dynbuf body;
-	struct store_label labels[] = {
+	struct label labels[] = {
 		{"__name__", name}, {"service_name", "checkout"}, {"region", "eu-1"}};
 	struct store_sample_type types[] = {
 		{"samples", "count", 4}, {"wall", "nanoseconds", 40}, {"cpu", "nanoseconds", 40}};
@@ -719,7 +719,7 @@ static void test_loop_ebpf_only(void **state)
 	struct fx *f = *state;
 	struct merger_stats st;
 	struct outbox_view v;
-	int64_t id = put_process(f, 700, "nginx", NULL, STORE_RUNTIME_NATIVE);
+	int64_t id = put_process(f, 700, "nginx", NULL, RUNTIME_NATIVE);
 
 	put_buckets(f, id, 700, T0, T0 + 30);
 	/* seconds T0 .. T0+29 settled at T0+32: two 15-s profiles */
@@ -747,7 +747,7 @@ static void test_loop_merge(void **state)
 	struct fx *f = *state;
 	struct merger_stats st, tot;
 	struct outbox_view v;
-	int64_t id = put_process(f, PID, "node", "checkout", STORE_RUNTIME_NODE), sdk;
+	int64_t id = put_process(f, PID, "node", "checkout", RUNTIME_NODE), sdk;
 
 	put_buckets(f, id, PID, T0, T0 + 60);
 	sdk = put_sdk(f, id, "wall", T0 + 10, T0 + 50, false);
@@ -799,7 +799,7 @@ static void test_loop_heap_only(void **state)
 {
 	struct fx *f = *state;
 	struct merger_stats st;
-	int64_t id = put_process(f, 900, "node", "heapy", STORE_RUNTIME_NODE);
+	int64_t id = put_process(f, 900, "node", "heapy", RUNTIME_NODE);
 
 	put_buckets(f, id, 900, T0, T0 + 10);
 	put_sdk(f, id, "memory", T0, T0 + 10, true);
@@ -816,7 +816,7 @@ static void test_loop_late_and_unattributed(void **state)
 {
 	struct fx *f = *state;
 	struct merger_stats st, tot;
-	int64_t id = put_process(f, PID, "node", "checkout", STORE_RUNTIME_NODE);
+	int64_t id = put_process(f, PID, "node", "checkout", RUNTIME_NODE);
 
 	put_sdk(f, id, "wall", T0 - 100, T0 - 90, false); /* an SDK process */
 	put_buckets(f, id, PID, T0, T0 + 10);
@@ -840,8 +840,8 @@ static void test_loop_final(void **state)
 {
 	struct fx *f = *state;
 	struct merger_stats st;
-	int64_t a = put_process(f, 700, "nginx", NULL, STORE_RUNTIME_NATIVE);
-	int64_t b = put_process(f, PID, "node", "checkout", STORE_RUNTIME_NODE);
+	int64_t a = put_process(f, 700, "nginx", NULL, RUNTIME_NATIVE);
+	int64_t b = put_process(f, PID, "node", "checkout", RUNTIME_NODE);
 
 	put_sdk(f, b, "wall", T0 - 10, T0, false);
 	put_buckets(f, a, 700, T0, T0 + 5);
@@ -861,7 +861,7 @@ static void test_loop_final(void **state)
  * nameless JIT frame again, and an unnamed native frame keeps its offset. */
 static void test_frames_pyroscope_keeps(void **state)
 {
-	const struct store_frame frames[] = {
+	const struct frame frames[] = {
 		{FRAME_JIT, NULL, "[jit]", 0},
 		{FRAME_JIT, "LazyCompile:*fib /app.js:3", "[jit]", 0},
 		{FRAME_NATIVE, NULL, "/usr/lib/x86_64-linux-gnu/libssl.so.3", 0x1a2b0},
@@ -910,7 +910,7 @@ static void test_frames_pyroscope_keeps(void **state)
 	/* read back as braid merge reads a recording: names as they were */
 	for (size_t i = 0; i < n; i++) {
 		const char *was = frames[i].kind == FRAME_UNKNOWN ? "[unknown]" : frames[i].name;
-		struct store_frame f;
+		struct frame f;
 
 		assert_int_equal(merger__frame_of_location(back, loc[i], &f), 0);
 		assert_int_equal(f.kind, frames[i].kind);

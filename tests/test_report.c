@@ -81,11 +81,10 @@ static void test_native_only(void **state)
 	push(st, "n:main;n:work", PID, 6);
 	push(st, "n:main;n:write_loop;k:do_syscall_64;k:ksys_write", PID, 3);
 	push(st, "n:main;u:", PID, 1);
-	r = report(&(struct merger_report_part){.pid = PID,
-						.runtime = STORE_RUNTIME_NATIVE,
-						.stacks = st->e,
-						.n_stacks = st->n},
-		   1, &in);
+	r = report(
+		&(struct merger_report_part){
+			.pid = PID, .runtime = RUNTIME_NATIVE, .stacks = st->e, .n_stacks = st->n},
+		1, &in);
 	merger__report_numbers(r, &n);
 	assert_int_equal(n.ebpf_samples, 10);
 	assert_int_equal(n.ebpf_value, 10 * PERIOD);
@@ -146,7 +145,7 @@ static void test_node_with_sdk(void **state)
 	assert_non_null(st);
 	node_stacks(st);
 	r = report(&(struct merger_report_part){.pid = PID,
-						.runtime = STORE_RUNTIME_NODE,
+						.runtime = RUNTIME_NODE,
 						.stacks = st->e,
 						.n_stacks = st->n,
 						.sdk = sdk},
@@ -274,7 +273,7 @@ static void test_coverage_and_warnings(void **state)
 	push(un, JS_PURE, PID, 2);
 	push(un, IDLE, PID, 1);
 	r = report(&(struct merger_report_part){.pid = PID,
-						.runtime = STORE_RUNTIME_NODE,
+						.runtime = RUNTIME_NODE,
 						.stacks = st->e,
 						.n_stacks = st->n,
 						.uncovered = un->e,
@@ -333,11 +332,10 @@ static void test_html(void **state)
 	(void)state;
 	assert_non_null(st);
 	push(st, "n:main;n:</script><script>alert(1)</script>", PID, 5);
-	r = report(&(struct merger_report_part){.pid = PID,
-						.runtime = STORE_RUNTIME_NATIVE,
-						.stacks = st->e,
-						.n_stacks = st->n},
-		   1, &in);
+	r = report(
+		&(struct merger_report_part){
+			.pid = PID, .runtime = RUNTIME_NATIVE, .stacks = st->e, .n_stacks = st->n},
+		1, &in);
 	dynbuf__init(&html, 0);
 	dynbuf__init(&json, 0);
 	assert_int_equal(merger__report_html(r, &html), 0);

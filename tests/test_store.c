@@ -310,7 +310,7 @@ static void read_fixture(const char *name, struct dynbuf *out)
 		fail_msg("%s", err.msg);
 }
 
-static const struct store_label node_labels[] = {
+static const struct label node_labels[] = {
 	{"service_name", "shop-api"},
 	{"__name__", "wall"},
 	{"env", "prod, eu {x=y}"},
@@ -354,7 +354,7 @@ static void test_sdk_round_trip(void **state)
 				     .start_time_ns = 1699999990000000000,
 				     .comm = "node",
 				     .service = "shop-api",
-				     .runtime = STORE_RUNTIME_NODE};
+				     .runtime = RUNTIME_NODE};
 	struct store_sdk_profile p;
 	struct got_sdk g = {0};
 	int64_t pid_row, id1, id2;
@@ -440,7 +440,7 @@ static void test_sdk_round_trip(void **state)
 static void test_sdk_caps(void **state)
 {
 	struct fx *f = *state;
-	struct store_label many[STORE_MAX_LABELS + 1];
+	struct label many[STORE_MAX_LABELS + 1];
 	struct dynbuf fixture;
 	struct store_sdk_profile p;
 	struct store_stats st;
@@ -450,7 +450,7 @@ static void test_sdk_caps(void **state)
 	read_fixture("node-sdk-0.6.4/req3.pprof.gz", &fixture);
 	p = node_profile(&fixture, 0);
 	for (size_t i = 0; i < UTIL_ARRAY_SIZE(many); i++)
-		many[i] = (struct store_label){"k", "v"};
+		many[i] = (struct label){"k", "v"};
 	p.labels = many;
 	p.n_labels = UTIL_ARRAY_SIZE(many);
 	assert_int_equal(store__put_sdk_profile(f->s, &p, &id), -EINVAL);
@@ -825,7 +825,7 @@ static void test_processes(void **state)
 				  .comm = "python3",
 				  .exe = "/usr/bin/python3.11",
 				  .cmdline = "python3 app.py",
-				  .runtime = STORE_RUNTIME_PYTHON};
+				  .runtime = RUNTIME_PYTHON};
 	struct store_process got;
 	int64_t a, b, c, found;
 
@@ -841,7 +841,7 @@ static void test_processes(void **state)
 	/* the PID reused by a later process: another row */
 	p.start_time_ns = 9000;
 	p.comm = "bash";
-	p.runtime = STORE_RUNTIME_NATIVE;
+	p.runtime = RUNTIME_NATIVE;
 	assert_int_equal(store__put_process(f->s, &p, 300, &c), 0);
 	assert_int_not_equal(a, c);
 
@@ -852,7 +852,7 @@ static void test_processes(void **state)
 	assert_string_equal(got.cmdline, "python3 app.py");
 	assert_string_equal(got.service, "billing");
 	assert_null(got.container_id);
-	assert_int_equal(got.runtime, STORE_RUNTIME_PYTHON);
+	assert_int_equal(got.runtime, RUNTIME_PYTHON);
 	assert_int_equal(got.first_seen_ns, 100);
 	assert_int_equal(got.last_seen_ns, 200);
 	assert_int_equal(store__find_process(f->s, 77, 9000, &found), 0);
@@ -864,14 +864,14 @@ static void test_processes(void **state)
 
 /* ---- eBPF buckets ---------------------------------------------------------------- */
 
-static const struct store_frame stack_a[] = {
+static const struct frame stack_a[] = {
 	{FRAME_KERNEL, "copy_user_enhanced_fast_string", "[kernel.kallsyms]", 0},
 	{FRAME_KERNEL, "do_syscall_64", "[kernel.kallsyms]", 0},
 	{FRAME_NATIVE, "__libc_write", "/usr/lib/x86_64-linux-gnu/libc.so.6", 0x10e2a0},
 	{FRAME_JIT, NULL, "[jit]", 0x7f00aa},
 	{FRAME_NATIVE, "main", "/usr/bin/node", 0x1000},
 };
-static const struct store_frame stack_b[] = {
+static const struct frame stack_b[] = {
 	{FRAME_NATIVE, "sha256_block_data_order_avx2", "/usr/lib/x86_64-linux-gnu/libcrypto.so.3",
 	 0x2000},
 	{FRAME_NATIVE, "main", "/usr/bin/node", 0x1000},
@@ -972,7 +972,7 @@ static void test_buckets(void **state)
 		const struct store_bucket bad[] = {{p1, 1, T0 + 9, stack_a, 5, 1},
 						   {p1, 1, T0 + 9, stack_a, 5, 0}};
 
-		const struct store_frame odd[] = {{FRAME_KIND_COUNT, "x", "y", 0}};
+		const struct frame odd[] = {{FRAME_KIND_COUNT, "x", "y", 0}};
 		const struct store_bucket bad2[] = {{p1, 1, T0 + 9, stack_a, 5, 1},
 						    {p1, 1, T0 + 9, odd, 1, 1}};
 
@@ -1132,7 +1132,7 @@ static int got_dead(void *ctx, const struct store_dead_letter *d)
 static void test_outbox(void **state)
 {
 	struct fx *f = *state;
-	struct store_label labels[] = {{"service_name", "a"}, {"__name__", "process_cpu"}};
+	struct label labels[] = {{"service_name", "a"}, {"__name__", "process_cpu"}};
 	struct store_outbox_item it = {.series = "a{cpu}",
 				       .kind = "merged",
 				       .labels = labels,
@@ -1314,9 +1314,9 @@ static void test_bound(void **state)
 	struct store_sdk_profile p;
 	int64_t proc, rows = 0, samples = 0, acked = 0, refused = 0, second = T0;
 	int64_t *ids;
-	struct store_frame frames[3] = {{FRAME_KERNEL, "k", "[kernel.kallsyms]", 0},
-					{FRAME_NATIVE, "n", "/bin/x", 0},
-					{FRAME_NATIVE, NULL, "/bin/x", 0}};
+	struct frame frames[3] = {{FRAME_KERNEL, "k", "[kernel.kallsyms]", 0},
+				  {FRAME_NATIVE, "n", "/bin/x", 0},
+				  {FRAME_NATIVE, NULL, "/bin/x", 0}};
 	struct store_bucket batch[200];
 	size_t dropped;
 	int r;
@@ -1334,7 +1334,7 @@ static void test_bound(void **state)
 			break;
 		for (int i = 0; i < 200; i++) {
 			/* the store copies what it keeps: these are reused */
-			static struct store_frame fr[200][3];
+			static struct frame fr[200][3];
 
 			memcpy(fr[i], frames, sizeof(frames));
 			fr[i][2].offset = (uint64_t)(second * 1000 + i) % 5000; /* many stacks */
@@ -1439,7 +1439,7 @@ static void test_bound_oldest_first(void **state)
 	struct store *s = reopen(f, &o);
 	struct store_stats st;
 	struct seconds sec = {0};
-	static struct store_frame fr[100][2];
+	static struct frame fr[100][2];
 	struct store_bucket batch[100];
 	int64_t proc, rows = 0, samples = 0, second;
 	size_t dropped;
@@ -1450,8 +1450,8 @@ static void test_bound_oldest_first(void **state)
 			 0);
 	for (second = T0; second < T0 + 600; second++) {
 		for (int i = 0; i < 100; i++) {
-			fr[i][0] = (struct store_frame){FRAME_KERNEL, "k", "[kernel.kallsyms]", 0};
-			fr[i][1] = (struct store_frame){FRAME_NATIVE, "f", "/bin/y", (uint64_t)i};
+			fr[i][0] = (struct frame){FRAME_KERNEL, "k", "[kernel.kallsyms]", 0};
+			fr[i][1] = (struct frame){FRAME_NATIVE, "f", "/bin/y", (uint64_t)i};
 			batch[i] = (struct store_bucket){proc, i, second, fr[i], 2, 2};
 		}
 		assert_int_equal(store__put_buckets(s, batch, 100, &dropped), 0);

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * util: the small pieces every braid module shares — a bump arena, a growable
- * byte buffer with a hard cap (like curl's dynbuf), a seeded hash, an open
- * addressing index of 32-bit ids, a string interner with stable pointers,
- * gzip in and out, and capped file I/O.
+ * byte buffer with a hard cap (like curl's dynbuf), a seeded hash, the one
+ * hash table (idtab: an open addressing index of 32-bit ids, and ptrmap, the
+ * pointers by a two-word key that sit on one), a string interner with stable
+ * pointers, gzip in and out, capped file I/O, HTML escaping and size parsing.
  *
  * Conventions: functions return 0 or a negative errno; constructors return
  * NULL; destructors accept NULL. Where a caller may want to know *why* an
