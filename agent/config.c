@@ -790,7 +790,9 @@ int agent_settings__read(enum agent_command cmd, int argc, char **argv, struct a
 	longopts[n++] = (struct option){"print-config", no_argument, NULL, L_PRINT};
 	longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
 	longopts[n] = (struct option){NULL, 0, NULL, 0};
-	optind = 1;
+	/* 0, not 1: glibc then also forgets where a previous parse stopped
+	 * inside a word (a caller may read several command lines) */
+	optind = 0;
 	while ((c = getopt_long(argc, argv, takes(cmd, OPT_VERBOSE) ? "vh" : "h", longopts,
 				NULL)) != -1) {
 		char flag[80];
