@@ -2,14 +2,13 @@
 /*
  * The ingest server: libmicrohttpd daemons (one per listen address, each
  * with a pool of threads on epoll, so a slow client only ever holds a socket,
- * never a thread), request bodies gathered under a cap, the decoders in
- * decode.c, the attribution of a push to a host process, the commit to the
- * store, and the reply. Nothing is answered 200 before the store committed.
+ * never a thread; the addresses are listen.c's), request bodies gathered
+ * under a cap, the decoders (legacy.c, push.c), the attribution of a push to
+ * a host process (attribute.c), the commit to the store, and the reply.
+ * Nothing is answered 200 before the store committed.
  */
 #define _GNU_SOURCE
-#include "ingest.h"
-
-#include "collector/collector.h"
+#include "ingest/server_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,15 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LISTEN_BACKLOG	     1024
-#define CONN_MEMORY_LIMIT    (128u << 10) /* per connection: the request line and headers */
-#define POST_BUFFER	     (64u << 10)  /* the multipart parser's line buffer */
-#define MAX_TENANT	     150	  /* Pyroscope's limit on a tenant id */
-#define RECENT_PIDS	     64		  /* PIDs that pushed lately: first to scan */
-#define SERVICE_CACHE	     64
-#define SERVICE_CACHE_TTL_NS (60ll * 1000000000)
-#define MAX_CREDENTIAL	     1024
-#define STOP_GRACE_MS	     5000
+#define CONN_MEMORY_LIMIT (128u << 10) /* per connection: the request line and headers */
+#define POST_BUFFER	  (64u << 10)  /* the multipart parser's line buffer */
+#define MAX_TENANT	  150	       /* Pyroscope's limit on a tenant id */
+#define MAX_CREDENTIAL	  1024
+#define STOP_GRACE_MS	  5000
 
 /* ---- metrics --------------------------------------------------------------- */
 
@@ -50,7 +45,6 @@ static const char *const endpoint_paths[INGEST_EP_COUNT] = {
 	"other",
 };
 
-#define N_STATUS INGEST_N_STATUS
 static const int tracked_status[N_STATUS - 1] = {200, 400, 401, 404, 405, 413,
 						 415, 422, 429, 500, 503};
 
@@ -59,38 +53,8 @@ static const char *const decode_reason_names[INGEST_DR_COUNT] = {
 	"undecodable", "gzip",	    "multipart",
 };
 
-#define N_BUCKETS INGEST_N_BUCKETS
 static const double latency_buckets[N_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 						  0.05,	  0.1,	 0.25,	 0.5,	1,    2.5};
-
-struct metrics {
-	atomic_uint_fast64_t requests[INGEST_EP_COUNT][N_STATUS];
-	atomic_uint_fast64_t bytes_in[INGEST_EP_COUNT];
-	atomic_uint_fast64_t decode_errors[INGEST_DR_COUNT];
-	atomic_uint_fast64_t profiles_stored;
-	atomic_uint_fast64_t attribution[STORE_ATTR_COUNT];
-	atomic_uint_fast64_t pid_label_conflicts;
-	atomic_uint_fast64_t service_ambiguous;
-	atomic_uint_fast64_t store_full, store_unavailable, store_errors;
-	atomic_uint_fast64_t auth_failures;
-	atomic_uint_fast64_t connections_total;
-	atomic_int_fast64_t connections_open;
-	atomic_int_fast64_t requests_in_flight;
-	atomic_bool stopping; /* ingest__stop began: no new request is taken */
-	/* duration of ingest requests (the three ingest endpoints) */
-	atomic_uint_fast64_t latency[N_BUCKETS + 1];
-	atomic_uint_fast64_t latency_sum_us, latency_count;
-};
-
-static void ctr_add(atomic_uint_fast64_t *c, uint64_t v)
-{
-	atomic_fetch_add_explicit(c, v, memory_order_relaxed);
-}
-
-static uint64_t ctr_get(atomic_uint_fast64_t *c)
-{
-	return atomic_load_explicit(c, memory_order_relaxed);
-}
 
 static size_t status_index(int status)
 {
@@ -99,54 +63,6 @@ static size_t status_index(int status)
 			return i;
 	return N_STATUS - 1;
 }
-
-/* ---- the server's state ------------------------------------------------------ */
-
-struct listener {
-	int fd;
-	struct MHD_Daemon *daemon;
-	char address[128 + sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* to unlink at stop */
-};
-
-struct service_entry {
-	char *service;
-	int32_t pid; /* 0: none or ambiguous */
-	int64_t checked_ns;
-};
-
-struct ingest {
-	struct ingest_options opts;
-	struct ingest_limits limits;
-	char *proc_root;
-	char *auth_token;
-	char *basic_user, *basic_pass;
-	struct listener listeners[INGEST_MAX_LISTEN];
-	size_t n_listeners;
-	struct metrics m;
-
-	/* Store connections: one per request in flight, reused. */
-	pthread_mutex_t pool_lock;
-	struct store **pool;
-	size_t n_pool, pool_cap;
-
-	/* Attribution caches. */
-	pthread_mutex_t cache_lock;
-	int32_t recent[RECENT_PIDS];
-	size_t n_recent, recent_next;
-	struct service_entry services[SERVICE_CACHE];
-	size_t n_services;
-};
-
-/* ---- per connection and per request ------------------------------------------ */
-
-/* Who is at the other end of a connection, found once per connection. */
-struct conn_ctx {
-	bool resolved;
-	bool found;
-	enum store_attribution how; /* STORE_ATTR_PEER_TCP or _PEER_UNIX when found */
-	struct collector_proc proc;
-};
 
 struct request {
 	enum ingest_endpoint ep;
@@ -287,368 +203,6 @@ cleanup:
 	return ret;
 }
 
-/* ---- addresses ------------------------------------------------------------------------ */
-
-static bool is_loopback(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-	if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-
-		if (IN6_IS_ADDR_LOOPBACK(a))
-			return true;
-		return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
-	}
-	return sa->sa_family == AF_UNIX;
-}
-
-static void format_address(const struct sockaddr *sa, char *buf, size_t size)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
-
-		inet_ntop(AF_INET, &in4->sin_addr, host, sizeof(host));
-		snprintf(buf, size, "%s:%u", host, ntohs(in4->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		snprintf(buf, size, "[%s]:%u", host, ntohs(in6->sin6_port));
-	} else {
-		snprintf(buf, size, "unix:%s", ((const struct sockaddr_un *)sa)->sun_path);
-	}
-}
-
-/* Parses "ADDR:PORT", "[V6]:PORT" or "unix:PATH" into *ss. */
-static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *ret_len,
-			struct errbuf *err)
-{
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon, *hs, *he;
-	char *end;
-	unsigned long port;
-
-	memset(ss, 0, sizeof(*ss));
-	if (strncmp(spec, "unix:", 5) == 0) {
-		struct sockaddr_un *un = (struct sockaddr_un *)ss;
-		size_t n = strlen(spec + 5);
-
-		if (!n || n >= sizeof(un->sun_path))
-			return errbuf__set(err, -EINVAL,
-					   "listen address '%s': a Unix socket path must have 1 to "
-					   "%zu bytes",
-					   spec, sizeof(un->sun_path) - 1);
-		un->sun_family = AF_UNIX;
-		memcpy(un->sun_path, spec + 5, n + 1);
-		*ret_len = (socklen_t)sizeof(*un);
-		return 0;
-	}
-	if (spec[0] == '[') {
-		hs = spec + 1;
-		he = strchr(hs, ']');
-		if (!he || he[1] != ':')
-			goto bad;
-		colon = he + 1;
-	} else {
-		hs = spec;
-		colon = strrchr(spec, ':');
-		if (!colon)
-			goto bad;
-		he = colon;
-		if (memchr(hs, ':', (size_t)(he - hs)))
-			goto bad; /* an IPv6 address needs brackets */
-	}
-	if ((size_t)(he - hs) >= sizeof(host) || he == hs)
-		goto bad;
-	memcpy(host, hs, (size_t)(he - hs));
-	host[he - hs] = '\0';
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (!colon[1] || *end || errno || port > 65535)
-		goto bad;
-	if (spec[0] == '[') {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-
-		if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
-			goto bad;
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		*ret_len = sizeof(*in6);
-	} else {
-		struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-
-		if (strcmp(host, "localhost") == 0)
-			snprintf(host, sizeof(host), "127.0.0.1");
-		if (inet_pton(AF_INET, host, &in4->sin_addr) != 1)
-			goto bad;
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons((uint16_t)port);
-		*ret_len = sizeof(*in4);
-	}
-	return 0;
-bad:
-	return errbuf__set(err, -EINVAL,
-			   "listen address '%s' is not ADDR:PORT, [IPV6]:PORT or unix:PATH "
-			   "(e.g. 127.0.0.1:4040, [::1]:4040, unix:/run/braid.sock)",
-			   spec);
-}
-
-/* A Unix socket file left by a process that is gone is removed; one that a
- * live server answers on is not. */
-static int clear_stale_socket(const char *path, struct errbuf *err)
-{
-	struct sockaddr_un un = {.sun_family = AF_UNIX};
-	struct stat st;
-	int fd, r = 0;
-
-	if (lstat(path, &st) < 0)
-		return 0;
-	if (!S_ISSOCK(st.st_mode))
-		return errbuf__set(err, -EEXIST,
-				   "listen address unix:%s: the file exists and is "
-				   "not a socket",
-				   path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return errbuf__set(err, -errno, "socket: %s", strerror(errno));
-	snprintf(un.sun_path, sizeof(un.sun_path), "%s", path);
-	if (connect(fd, (struct sockaddr *)&un, sizeof(un)) == 0)
-		r = errbuf__set(err, -EADDRINUSE,
-				"listen address unix:%s: another server "
-				"answers there",
-				path);
-	else if (unlink(path) < 0 && errno != ENOENT)
-		r = errbuf__set(err, -errno, "cannot remove the stale socket %s: %s", path,
-				strerror(errno));
-	close(fd);
-	return r;
-}
-
-/* Binds and listens on one address; fills l. */
-static int open_listener(const char *spec, bool have_auth, struct listener *l, struct errbuf *err)
-{
-	struct sockaddr_storage ss, bound;
-	socklen_t len = 0, blen = sizeof(bound);
-	int fd = -1, one = 1, r;
-
-	r = parse_listen(spec, &ss, &len, err);
-	if (r < 0)
-		return r;
-	if (!have_auth && !is_loopback((struct sockaddr *)&ss))
-		return errbuf__set(
-			err, -EPERM,
-			"listening on %s without authentication would accept profiles "
-			"from anyone who can reach it: give --auth-token or --basic-auth, "
-			"or listen on a loopback address or a Unix socket",
-			spec);
-	if (ss.ss_family == AF_UNIX) {
-		r = clear_stale_socket(((struct sockaddr_un *)&ss)->sun_path, err);
-		if (r < 0)
-			return r;
-	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		r = errbuf__set(err, -errno, "socket for %s: %s", spec, strerror(errno));
-		goto cleanup;
-	}
-	if (ss.ss_family != AF_UNIX &&
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
-		r = errbuf__set(err, -errno, "setsockopt on %s: %s", spec, strerror(errno));
-		goto cleanup;
-	}
-	if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
-		r = errbuf__set(err, -errno, "cannot listen on %s: %s%s", spec, strerror(errno),
-				errno == EADDRINUSE ? " (is another braid or Pyroscope running?)"
-						    : "");
-		goto cleanup;
-	}
-	if (listen(fd, LISTEN_BACKLOG) < 0) {
-		r = errbuf__set(err, -errno, "listen on %s: %s", spec, strerror(errno));
-		goto cleanup;
-	}
-	if (ss.ss_family == AF_UNIX) {
-		snprintf(l->unix_path, sizeof(l->unix_path), "%s",
-			 ((struct sockaddr_un *)&ss)->sun_path);
-		format_address((struct sockaddr *)&ss, l->address, sizeof(l->address));
-	} else {
-		if (getsockname(fd, (struct sockaddr *)&bound, &blen) < 0) {
-			r = errbuf__set(err, -errno, "getsockname: %s", strerror(errno));
-			goto cleanup;
-		}
-		format_address((struct sockaddr *)&bound, l->address, sizeof(l->address));
-	}
-	l->fd = fd;
-	fd = -1;
-	r = 0;
-cleanup:
-	if (fd >= 0)
-		close(fd);
-	return r;
-}
-
-/* ---- attribution ------------------------------------------------------------------------ */
-
-static void remember_pid(struct ingest *in, int32_t pid)
-{
-	pthread_mutex_lock(&in->cache_lock);
-	for (size_t i = 0; i < in->n_recent; i++)
-		if (in->recent[i] == pid)
-			goto out;
-	in->recent[in->recent_next] = pid;
-	in->recent_next = (in->recent_next + 1) % RECENT_PIDS;
-	if (in->n_recent < RECENT_PIDS)
-		in->n_recent++;
-out:
-	pthread_mutex_unlock(&in->cache_lock);
-}
-
-/* Finds the process at the other end of the connection: SO_PEERCRED for a
- * Unix socket; for loopback TCP, the client's socket in /proc/net/tcp{,6}
- * and the process holding it. Done once per connection. */
-static void resolve_peer(struct ingest *in, struct MHD_Connection *c, struct conn_ctx *cc)
-{
-	const union MHD_ConnectionInfo *ci;
-	struct sockaddr_storage self, peer;
-	socklen_t slen = sizeof(self), plen = sizeof(peer);
-	int32_t pid = 0, hints[RECENT_PIDS];
-	size_t n_hints;
-	uint64_t inode;
-	int fd;
-
-	cc->resolved = true;
-	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-	if (!ci)
-		return;
-	fd = ci->connect_fd;
-	if (getsockname(fd, (struct sockaddr *)&self, &slen) < 0 ||
-	    getpeername(fd, (struct sockaddr *)&peer, &plen) < 0)
-		return;
-	if (self.ss_family == AF_UNIX) {
-		struct ucred cred;
-		socklen_t clen = sizeof(cred);
-
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 || cred.pid <= 0)
-			return;
-		pid = cred.pid;
-		cc->how = STORE_ATTR_PEER_UNIX;
-	} else {
-		if (!is_loopback((struct sockaddr *)&peer))
-			return; /* another host: its processes are not ours to find */
-		if (collector__tcp_socket_inode(in->proc_root, (struct sockaddr *)&peer,
-						(struct sockaddr *)&self, &inode) < 0)
-			return;
-		pthread_mutex_lock(&in->cache_lock);
-		n_hints = in->n_recent;
-		memcpy(hints, in->recent, n_hints * sizeof(hints[0]));
-		pthread_mutex_unlock(&in->cache_lock);
-		if (collector__socket_owner(in->proc_root, inode, hints, n_hints, &pid) < 0)
-			return;
-		cc->how = STORE_ATTR_PEER_TCP;
-	}
-	if (collector__proc_read(in->proc_root, pid, &cc->proc) < 0)
-		return;
-	cc->found = true;
-	remember_pid(in, pid);
-}
-
-/* The cache entry of a service; cache_lock held. NULL if none. */
-static struct service_entry *service_entry(struct ingest *in, const char *service)
-{
-	for (size_t i = 0; i < in->n_services; i++)
-		if (strcmp(in->services[i].service, service) == 0)
-			return &in->services[i];
-	return NULL;
-}
-
-/* The process whose environment names `service`, from a cache refreshed
- * every SERVICE_CACHE_TTL_NS (a scan reads every process's environ). */
-static int32_t service_pid(struct ingest *in, const char *service, int64_t now)
-{
-	struct service_entry *e = NULL;
-	int32_t pid = 0;
-	int r;
-
-	pthread_mutex_lock(&in->cache_lock);
-	e = service_entry(in, service);
-	if (e && now - e->checked_ns < SERVICE_CACHE_TTL_NS) {
-		pid = e->pid;
-		pthread_mutex_unlock(&in->cache_lock);
-		return pid;
-	}
-	pthread_mutex_unlock(&in->cache_lock);
-
-	r = collector__find_service(in->proc_root, service, &pid);
-	if (r == -ENOTUNIQ)
-		ctr_add(&in->m.service_ambiguous, 1);
-	if (r < 0)
-		pid = 0;
-
-	/* looked up again: another thread may have added it meanwhile */
-	pthread_mutex_lock(&in->cache_lock);
-	e = service_entry(in, service);
-	if (!e) {
-		char *copy = strdup(service);
-
-		if (copy) {
-			/* a full cache replaces its oldest entry */
-			size_t slot = in->n_services;
-
-			if (slot == SERVICE_CACHE) {
-				slot = 0;
-				for (size_t i = 1; i < SERVICE_CACHE; i++)
-					if (in->services[i].checked_ns <
-					    in->services[slot].checked_ns)
-						slot = i;
-				free(in->services[slot].service);
-			} else {
-				in->n_services++;
-			}
-			e = &in->services[slot];
-			e->service = copy;
-		}
-	}
-	if (e) {
-		e->pid = pid;
-		e->checked_ns = now;
-	}
-	pthread_mutex_unlock(&in->cache_lock);
-	return pid;
-}
-
-/* The process a profile came from, in order of trust: the connection's
- * peer, the pid label, the service name in a process environment. A pid
- * label that names another process than the peer is ignored and counted
- * (a containerised SDK reports its namespace PID: that one agrees). Fills
- * *proc (caller releases it unless it is the connection's) and returns the
- * method; STORE_ATTR_NONE when nothing matched. */
-static enum store_attribution attribute(struct ingest *in, struct conn_ctx *cc,
-					const struct ingest_profile *p, int64_t now,
-					struct collector_proc *proc, bool *ret_owned)
-{
-	int32_t pid;
-
-	*ret_owned = false;
-	if (cc->found) {
-		if (p->pid_label && p->pid_label != cc->proc.pid && p->pid_label != cc->proc.ns_pid)
-			ctr_add(&in->m.pid_label_conflicts, 1);
-		*proc = cc->proc;
-		return cc->how;
-	}
-	if (p->pid_label && collector__proc_read(in->proc_root, p->pid_label, proc) == 0) {
-		*ret_owned = true;
-		return STORE_ATTR_PID_LABEL;
-	}
-	pid = service_pid(in, p->sdk.service, now);
-	if (pid && collector__proc_read(in->proc_root, pid, proc) == 0) {
-		*ret_owned = true;
-		return STORE_ATTR_SERVICE_ENV;
-	}
-	return STORE_ATTR_NONE;
-}
-
 /* ---- storing ------------------------------------------------------------------------------ */
 
 /* Attributes and commits every profile of one request in one transaction:
@@ -679,7 +233,7 @@ static int store_profiles(struct ingest *in, struct conn_ctx *cc, struct ingest_
 		int64_t process_id = 0;
 
 		r = 0;
-		how[i] = attribute(in, cc, p, now, &proc, &owned);
+		how[i] = ingest__attribute(in, cc, p, now, &proc, &owned);
 		if (how[i] != STORE_ATTR_NONE) {
 			struct store_process sp = {
 				.pid = proc.pid,
@@ -984,7 +538,7 @@ static enum MHD_Result handle_ingest(struct ingest *in, struct MHD_Connection *c
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	cc = ci ? ci->socket_context : NULL;
 	if (cc && !cc->resolved)
-		resolve_peer(in, c, cc);
+		ingest__resolve_peer(in, c, cc);
 	if (!cc) {
 		static struct conn_ctx none = {.resolved = true};
 
@@ -1397,8 +951,8 @@ int ingest__start(const struct ingest_options *opts, struct errbuf *err, struct 
 		pool_give(in, s, false);
 	}
 	for (size_t i = 0; i < n_listen; i++) {
-		r = open_listener(listen[i], in->auth_token || in->basic_user, &in->listeners[i],
-				  err);
+		r = ingest__open_listener(listen[i], in->auth_token || in->basic_user,
+					  &in->listeners[i], err);
 		if (r < 0)
 			goto cleanup;
 		in->n_listeners++;
