@@ -7,81 +7,92 @@
  */
 #include "store/store_int.h"
 
+#include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
-/* Per-connection content caches (entries, a power of two). */
-#define CACHE_SLOTS (1u << 17)
+/* A connection's content caches start over past this many entries (about
+ * 3 MiB each with the index): what one busy second of stacks needs, and
+ * no more for a connection that lives for months. */
+#define CACHE_ENTRIES (1u << 16)
+
+struct cache_key {
+	const struct cache *c;
+	uint64_t h1, h2;
+};
+
+static bool cache_eq(const void *ctx, uint32_t id)
+{
+	const struct cache_key *k = ctx;
+	const struct cache_slot *e = &k->c->v[id - 1];
+
+	return e->h1 == k->h1 && e->h2 == k->h2;
+}
+
+/* h1 is a content hash (or, for a memo, a row id): its low bits spread */
+static uint32_t cache_hash(uint64_t h1)
+{
+	return (uint32_t)h1;
+}
 
 static void cache_clear(struct cache *c)
 {
-	if (c->slots && c->n)
-		memset(c->slots, 0, c->cap * sizeof(*c->slots));
 	c->n = 0;
+	idtab__clear(&c->index);
 }
 
 void store_cache_free(struct cache *c)
 {
-	free(c->slots);
-	c->slots = NULL;
+	free(c->v);
+	idtab__free(&c->index);
+	c->v = NULL;
 	c->n = c->cap = 0;
 }
 
 struct cache_slot *store_cache_find(struct cache *c, uint64_t h1, uint64_t h2)
 {
-	size_t j, mask = c->cap - 1;
+	struct cache_key k = {c, h1, h2};
+	size_t slot;
+	uint32_t id = idtab__find(&c->index, cache_hash(h1), cache_eq, &k, &slot);
 
-	if (!c->slots)
-		return NULL;
-	for (j = h1 & mask; c->slots[j].h1; j = (j + 1) & mask)
-		if (c->slots[j].h1 == h1 && c->slots[j].h2 == h2)
-			return &c->slots[j];
-	return NULL;
+	return id ? &c->v[id - 1] : NULL;
 }
 
-static void cache_insert(struct cache_slot *slots, size_t cap, const struct cache_slot *e)
-{
-	size_t j;
-
-	for (j = e->h1 & (cap - 1); slots[j].h1; j = (j + 1) & (cap - 1))
-		;
-	slots[j] = *e;
-}
-
-/* Remembers h -> id; NULL when memory is short (the connection caches are
- * an optimisation and go without; a memo's caller reports it). */
+/* Remembers (h1, h2) -> (id, aux); NULL when memory is short (the
+ * connection caches are an optimisation and go without; a memo's caller
+ * reports it). */
 struct cache_slot *store_cache_put(struct cache *c, uint64_t h1, uint64_t h2, int64_t id,
 				   int64_t aux)
 {
-	struct cache_slot e = {h1 ? h1 : 1, h2, id, aux};
+	struct cache_key k = {c, h1, h2};
+	struct cache_slot *e;
+	size_t slot;
+	uint32_t found;
 
-	if (!c->slots) {
-		size_t cap = c->grow ? 1024 : CACHE_SLOTS;
+	if (!c->grow && c->n >= CACHE_ENTRIES)
+		cache_clear(c);
+	if (c->n == c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 1024;
+		struct cache_slot *nv;
 
-		c->slots = calloc(cap, sizeof(*c->slots));
-		if (!c->slots)
+		if (c->n >= UINT32_MAX - 1 || ncap > SIZE_MAX / sizeof(*nv))
 			return NULL;
-		c->cap = cap;
+		nv = realloc(c->v, ncap * sizeof(*nv));
+		if (!nv)
+			return NULL;
+		c->v = nv;
+		c->cap = ncap;
 	}
-	if (c->n >= c->cap / 2) {
-		if (!c->grow) {
-			cache_clear(c);
-		} else {
-			struct cache_slot *ns = calloc(c->cap * 2, sizeof(*ns));
-
-			if (!ns)
-				return NULL;
-			for (size_t i = 0; i < c->cap; i++)
-				if (c->slots[i].h1)
-					cache_insert(ns, c->cap * 2, &c->slots[i]);
-			free(c->slots);
-			c->slots = ns;
-			c->cap *= 2;
-		}
+	if (idtab__reserve(&c->index) < 0)
+		return NULL;
+	found = idtab__find(&c->index, cache_hash(h1), cache_eq, &k, &slot);
+	if (found) {
+		e = &c->v[found - 1];
+	} else {
+		e = &c->v[c->n++];
+		idtab__insert_at(&c->index, slot, cache_hash(h1), (uint32_t)c->n);
 	}
-	cache_insert(c->slots, c->cap, &e);
-	c->n++;
-	return store_cache_find(c, e.h1, h2);
+	*e = (struct cache_slot){h1, h2, id, aux};
+	return e;
 }
 
 void store_caches_forget(struct store *s)

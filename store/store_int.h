@@ -69,18 +69,20 @@ enum stmt_id {
 	ST_COUNT
 };
 
-/* content -> id; h1 == 0 marks an empty slot */
+/* content (two 64-bit hashes) -> id */
 struct cache_slot {
 	uint64_t h1, h2;
 	int64_t id;
 	int64_t aux; /* stacks: last_used_s as stored */
 };
 
-/* A connection's caches have CACHE_SLOTS slots and start over when half
- * full; a read's memo (grow = true) starts small and doubles instead. */
+/* The entries, dense, indexed by util's idtab (ids = positions + 1). A
+ * connection's caches start over at CACHE_ENTRIES entries; a read's memo
+ * (grow = true) keeps growing. */
 struct cache {
-	struct cache_slot *slots;
+	struct cache_slot *v;
 	size_t n, cap;
+	struct idtab index;
 	bool grow;
 };
 
@@ -181,6 +183,7 @@ int store_migrate(struct store *s, int target);
 /* ---- cache.c ----------------------------------------------------------------- */
 
 void store_cache_free(struct cache *c);
+/* The entry of (h1, h2), or NULL. The pointer is good until the next put. */
 struct cache_slot *store_cache_find(struct cache *c, uint64_t h1, uint64_t h2);
 struct cache_slot *store_cache_put(struct cache *c, uint64_t h1, uint64_t h2, int64_t id,
 				   int64_t aux);
