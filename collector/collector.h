@@ -148,8 +148,15 @@ int collector_ksyms__lookup(const struct collector_ksyms *k, uint64_t addr, cons
 			    const char **ret_module, uint64_t *ret_offset);
 
 /* The function symbols of one ELF file (STT_FUNC and STT_GNU_IFUNC of
- * .symtab, else of .dynsym), its PT_LOAD segments and its GNU build id. */
+ * .symtab, else of .dynsym; a .symtab name's "@VERSION" is cut), its
+ * PT_LOAD segments, its GNU build id, and what it says of its debug
+ * symbols: .gnu_debuglink (a debug file's name and CRC32) and
+ * .gnu_debugdata (MiniDebugInfo). */
 struct collector_elf;
+
+#define COLLECTOR_MAX_DEBUGDATA	 (64u << 20) /* bytes of .gnu_debugdata, packed or not */
+#define COLLECTOR_MAX_DEBUG_FILE (1u << 30)  /* bytes of a debug file checked by CRC */
+#define COLLECTOR_DEBUG_ROOT	 "/usr/lib/debug"
 
 /* Reads fd (the caller keeps it; nothing refers to it afterwards). `name`
  * is only for messages. -ENOEXEC with a message when it is not an ELF file. */
@@ -169,6 +176,24 @@ int collector_elf__vaddr(const struct collector_elf *e, uint64_t file_offset, ui
  * (mangled) and lives as long as e. -ENOENT if none. */
 int collector_elf__lookup(const struct collector_elf *e, uint64_t vaddr, const char **ret_name,
 			  uint64_t *ret_offset);
+/* Whether the symbols came from a .symtab (else .dynsym, or none). */
+bool collector_elf__has_symtab(const struct collector_elf *e);
+/* .gnu_debuglink's file name (and CRC32 in *ret_crc, if not NULL), NULL if
+ * the file has none or a malformed one. The name lives as long as e. */
+const char *collector_elf__debuglink(const struct collector_elf *e, uint32_t *ret_crc);
+/* Adds to e the symbols of `from` (a debug file, or the MiniDebugInfo's ELF
+ * file) at addresses e has none at: e keeps its own name where both have
+ * one. Only e's segments translate addresses (a debug file has the same
+ * addresses). -EFBIG with a message past the caps of one file. */
+int collector_elf__add_symbols(struct collector_elf *e, const struct collector_elf *from,
+			       const char *name, struct errbuf *err);
+/* Decompresses the .gnu_debugdata of the file e was read from (fd, read
+ * again) with liblzma, reads the ELF file inside and adds its symbols to e.
+ * -ENOENT (no message) if e has none; -EBADMSG (corrupt or truncated xz,
+ * no ELF inside) or -EFBIG (more than COLLECTOR_MAX_DEBUGDATA bytes) with
+ * a message. */
+int collector_elf__read_minidebuginfo(struct collector_elf *e, int fd, const char *name,
+				      struct errbuf *err);
 /* The build id in lowercase hex, NULL if it has none. */
 const char *collector_elf__build_id(const struct collector_elf *e);
 size_t collector_elf__count(const struct collector_elf *e);
@@ -223,8 +248,17 @@ struct collector_symbolizer_stats {
 	uint64_t elf_evicted;	  /* ELF entries dropped for the cache bound */
 	uint64_t elf_shared;	  /* lookups served by an entry another process loaded */
 	uint64_t perfmap_loads;	  /* perf map (re)reads */
-	size_t cache_bytes;	  /* bytes held by ELF entries now */
-	size_t processes;	  /* processes whose maps are cached now */
+	/* where the names of each ELF file read came from (one of these per
+	 * elf_loaded that was kept) */
+	uint64_t names_symtab;	      /* its own .symtab */
+	uint64_t names_dynsym;	      /* its .dynsym only: no debug symbols found */
+	uint64_t names_build_id;      /* + DEBUG_ROOT/.build-id/xx/rest.debug */
+	uint64_t names_debuglink;     /* + the debug file .gnu_debuglink names */
+	uint64_t names_minidebuginfo; /* + its .gnu_debugdata */
+	uint64_t debug_rejected;      /* debug files found but not the binary's (CRC, build id) */
+	uint64_t debug_errors;	      /* debug files or .gnu_debugdata that could not be read */
+	size_t cache_bytes;	      /* bytes held by ELF entries now */
+	size_t processes;	      /* processes whose maps are cached now */
 };
 
 /* -EACCES/-ENOENT with a message when kallsyms can't be read (unless

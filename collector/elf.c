@@ -3,17 +3,25 @@
  * collector/elf.c: the function symbols, PT_LOAD segments and build id of
  * one ELF file, read with libelf and copied out so that nothing refers to
  * the file afterwards. Every count and size a file declares is checked
- * against a cap before anything is allocated for it.
+ * against a cap before anything is allocated for it. Also what a stripped
+ * file says about its missing symbols: its .gnu_debuglink (a separate debug
+ * file's name and CRC) and its .gnu_debugdata (MiniDebugInfo: an
+ * xz-compressed ELF file holding a .symtab), and the merge of those symbols
+ * into the file's own.
  */
 #include "collector/collector.h"
 
 #include <errno.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <limits.h>
+#include <lzma.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "util/util.h"
 
@@ -24,6 +32,10 @@
 #define ELF_MAX_SECTIONS   65536u	/* section headers looked at */
 #define ELF_MAX_MEMORY	   (256u << 20) /* bytes of an in-memory image */
 #define ELF_MAX_BUILD_ID   64u		/* bytes of a build id (SHA-1 gives 20) */
+/* liblzma's memory for one .gnu_debugdata: xz -9 needs 65 MiB to decode,
+ * the default preset (what Fedora uses) 9 MiB */
+#define ELF_MAX_LZMA_MEMORY (128u << 20)
+#define ELF_LZMA_CHUNK	    (1u << 20) /* the first output buffer; it doubles */
 
 struct elf_sym {
 	uint64_t addr;
@@ -43,6 +55,10 @@ struct collector_elf {
 	struct elf_seg *segs;
 	size_t n_segs;
 	char build_id[ELF_MAX_BUILD_ID * 2 + 1]; /* "" if none */
+	bool has_symtab;			 /* the symbols came from .symtab */
+	char *debuglink;			 /* .gnu_debuglink's file name; NULL if none */
+	uint32_t debuglink_crc;
+	uint64_t debugdata_off, debugdata_size; /* .gnu_debugdata in the file; size 0: none */
 };
 
 /* A function symbol while the file is open: its name points into libelf's
@@ -156,7 +172,13 @@ static int read_symtab(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, const char *
 		cands[n].addr = sym.st_value;
 		cands[n].size = sym.st_size;
 		cands[n].name = s;
-		cands[n].len = strnlen(s, COLLECTOR_MAX_SYMBOL_NAME);
+		/* .symtab keeps a versioned symbol's version in its name
+		 * ("__libc_start_main@@GLIBC_2.34"); .dynsym keeps it apart */
+		cands[n].len = strcspn(s, "@");
+		if (cands[n].len == 0)
+			continue;
+		if (cands[n].len > COLLECTOR_MAX_SYMBOL_NAME)
+			cands[n].len = COLLECTOR_MAX_SYMBOL_NAME;
 		cands[n].index = (uint32_t)i;
 		cands[n].rank = bind_rank(sym.st_info);
 		n++;
@@ -274,6 +296,34 @@ static int read_phdrs(Elf *elf, struct collector_elf *e, const char *name, struc
 	return 0;
 }
 
+/* Reads a .gnu_debuglink section: the debug file's name (a plain file
+ * name, NUL-terminated), padding to 4 bytes, then the CRC32 of the whole
+ * debug file in the file's byte order. A malformed one is ignored: it only
+ * costs the names it would have found. */
+static int read_debuglink(struct collector_elf *e, Elf_Data *data, unsigned char byte_order)
+{
+	const unsigned char *d, *c;
+	size_t len, at;
+
+	if (!data || !data->d_buf)
+		return 0;
+	d = data->d_buf;
+	len = strnlen((const char *)d, data->d_size);
+	at = (len + 4) & ~(size_t)3;
+	if (len == 0 || len > NAME_MAX || at + 4 > data->d_size || memchr(d, '/', len) ||
+	    strcmp((const char *)d, ".") == 0 || strcmp((const char *)d, "..") == 0)
+		return 0;
+	c = d + at;
+	if (byte_order == ELFDATA2MSB)
+		e->debuglink_crc =
+			(uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 | c[3];
+	else
+		e->debuglink_crc =
+			(uint32_t)c[3] << 24 | (uint32_t)c[2] << 16 | (uint32_t)c[1] << 8 | c[0];
+	e->debuglink = strndup((const char *)d, len);
+	return e->debuglink ? 0 : -ENOMEM;
+}
+
 static int read_elf(Elf *elf, const char *name, struct errbuf *err, struct collector_elf **ret)
 {
 	struct collector_elf *e = NULL;
@@ -281,7 +331,7 @@ static int read_elf(Elf *elf, const char *name, struct errbuf *err, struct colle
 	struct elf_seg *segs;
 	Elf_Scn *scn = NULL, *symtab = NULL, *dynsym = NULL;
 	GElf_Shdr symtab_sh = {0}, dynsym_sh = {0};
-	size_t n_cands = 0, n_sections = 0;
+	size_t n_cands = 0, n_sections = 0, shstrndx = SIZE_MAX;
 	GElf_Ehdr eh;
 	int r;
 
@@ -305,12 +355,24 @@ static int read_elf(Elf *elf, const char *name, struct errbuf *err, struct colle
 		r = errbuf__set(err, -EBADMSG, "%s: %zu sections", name, n_sections);
 		goto cleanup;
 	}
+	if (n_sections && elf_getshdrstrndx(elf, &shstrndx) < 0)
+		shstrndx = SIZE_MAX; /* sections without names: no debuglink, no debugdata */
 	while (n_sections && (scn = elf_nextscn(elf, scn))) {
+		const char *sname = NULL;
 		GElf_Shdr sh;
 
 		if (!gelf_getshdr(scn, &sh))
 			continue;
-		if (sh.sh_type == SHT_SYMTAB && !symtab) {
+		if (shstrndx != SIZE_MAX && sh.sh_type == SHT_PROGBITS)
+			sname = elf_strptr(elf, shstrndx, sh.sh_name);
+		if (sname && strcmp(sname, ".gnu_debuglink") == 0 && !e->debuglink) {
+			r = read_debuglink(e, elf_getdata(scn, NULL), eh.e_ident[EI_DATA]);
+			if (r < 0)
+				goto cleanup;
+		} else if (sname && strcmp(sname, ".gnu_debugdata") == 0 && sh.sh_size > 0) {
+			e->debugdata_off = sh.sh_offset;
+			e->debugdata_size = sh.sh_size;
+		} else if (sh.sh_type == SHT_SYMTAB && !symtab) {
 			symtab = scn;
 			symtab_sh = sh;
 		} else if (sh.sh_type == SHT_DYNSYM && !dynsym) {
@@ -324,6 +386,7 @@ static int read_elf(Elf *elf, const char *name, struct errbuf *err, struct colle
 		r = read_symtab(elf, symtab, &symtab_sh, name, err, &cands, &n_cands);
 		if (r < 0)
 			goto cleanup;
+		e->has_symtab = n_cands > 0;
 	}
 	/* .symtab is a superset of .dynsym; a stripped file has only the latter */
 	if (!n_cands && dynsym) {
@@ -371,10 +434,25 @@ cleanup:
 	return r;
 }
 
+/* Reads the ELF image in buf, which libelf may write to (it converts data
+ * in place); buf stays the caller's. */
+static int read_image(char *buf, size_t len, const char *name, struct errbuf *err,
+		      struct collector_elf **ret)
+{
+	Elf *elf;
+	int r;
+
+	elf = elf_memory(buf, len);
+	if (!elf)
+		return errbuf__set(err, -ENOEXEC, "%s: not an ELF file: %s", name, elf_errmsg(-1));
+	r = read_elf(elf, name, err, ret);
+	elf_end(elf);
+	return r;
+}
+
 int collector_elf__read_memory(const void *data, size_t len, const char *name, struct errbuf *err,
 			       struct collector_elf **ret)
 {
-	Elf *elf = NULL;
 	char *copy = NULL;
 	int r;
 
@@ -386,20 +464,228 @@ int collector_elf__read_memory(const void *data, size_t len, const char *name, s
 	/* libelf may convert data in place in an image it was given: work on a
 	 * copy, so read-only memory (the vDSO) is never written */
 	copy = malloc(len ? len : 1);
-	if (!copy) {
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, data, len);
+	r = read_image(copy, len, name, err, ret);
+	free(copy);
+	return r;
+}
+
+bool collector_elf__has_symtab(const struct collector_elf *e)
+{
+	return e->has_symtab;
+}
+
+const char *collector_elf__debuglink(const struct collector_elf *e, uint32_t *ret_crc)
+{
+	if (e->debuglink && ret_crc)
+		*ret_crc = e->debuglink_crc;
+	return e->debuglink;
+}
+
+int collector_elf__add_symbols(struct collector_elf *e, const struct collector_elf *from,
+			       const char *name, struct errbuf *err)
+{
+	struct elf_sym *syms = NULL;
+	char *names = NULL;
+	size_t i = 0, j = 0, n = 0, bytes = 0, off = 0;
+	int r = 0;
+
+	/* first pass: how many symbols and name bytes the union holds */
+	while (i < e->n_syms || j < from->n_syms) {
+		if (j == from->n_syms || (i < e->n_syms && e->syms[i].addr <= from->syms[j].addr)) {
+			if (j < from->n_syms && e->syms[i].addr == from->syms[j].addr)
+				j++; /* e's own name wins */
+			bytes += strlen(e->names + e->syms[i].name) + 1;
+			i++;
+		} else {
+			bytes += strlen(from->names + from->syms[j].name) + 1;
+			j++;
+		}
+		n++;
+	}
+	if (n > ELF_MAX_SYMBOLS)
+		return errbuf__set(err, -EFBIG, "%s: more than %u function symbols", name,
+				   ELF_MAX_SYMBOLS);
+	if (bytes > ELF_MAX_NAME_BYTES)
+		return errbuf__set(err, -EFBIG, "%s: more than %u bytes of symbol names", name,
+				   ELF_MAX_NAME_BYTES);
+	if (n == e->n_syms)
+		return 0; /* nothing new */
+	syms = malloc(n * sizeof(*syms));
+	names = malloc(bytes);
+	if (!syms || !names) {
 		r = -ENOMEM;
 		goto cleanup;
 	}
-	memcpy(copy, data, len);
-	elf = elf_memory(copy, len);
-	if (!elf) {
-		r = errbuf__set(err, -ENOEXEC, "%s: not an ELF file: %s", name, elf_errmsg(-1));
+	for (i = j = n = 0; i < e->n_syms || j < from->n_syms; n++) {
+		const struct elf_sym *src;
+		const char *sname;
+		size_t len;
+
+		if (j == from->n_syms || (i < e->n_syms && e->syms[i].addr <= from->syms[j].addr)) {
+			if (j < from->n_syms && e->syms[i].addr == from->syms[j].addr)
+				j++;
+			src = &e->syms[i++];
+			sname = e->names + src->name;
+		} else {
+			src = &from->syms[j++];
+			sname = from->names + src->name;
+		}
+		len = strlen(sname);
+		syms[n] = *src;
+		syms[n].name = (uint32_t)off;
+		memcpy(names + off, sname, len + 1);
+		off += len + 1;
+	}
+	free(e->syms);
+	free(e->names);
+	e->syms = syms;
+	e->names = names;
+	e->n_syms = n;
+	e->names_len = bytes;
+	syms = NULL;
+	names = NULL;
+cleanup:
+	free(syms);
+	free(names);
+	return r;
+}
+
+/* Decompresses xz data in[0..in_len) into a malloc'ed buffer of at most
+ * COLLECTOR_MAX_DEBUGDATA bytes (*ret, the caller frees it). */
+static int xz_decompress(const uint8_t *in, size_t in_len, const char *name, struct errbuf *err,
+			 uint8_t **ret, size_t *ret_len)
+{
+	lzma_stream strm = LZMA_STREAM_INIT;
+	uint8_t *out = NULL, *grown;
+	size_t cap = 0;
+	lzma_ret lr;
+	int r = 0;
+
+	lr = lzma_stream_decoder(&strm, ELF_MAX_LZMA_MEMORY, 0);
+	if (lr != LZMA_OK) {
+		r = errbuf__set(err, lr == LZMA_MEM_ERROR ? -ENOMEM : -EIO,
+				"%s: .gnu_debugdata: liblzma can't start (error %d)", name,
+				(int)lr);
 		goto cleanup;
 	}
-	r = read_elf(elf, name, err, ret);
+	strm.next_in = in;
+	strm.avail_in = in_len;
+	for (;;) {
+		if (strm.avail_out == 0) {
+			/* one byte past the cap tells a full buffer from a bomb */
+			size_t want = cap ? cap * 2 : ELF_LZMA_CHUNK;
+
+			if (cap > COLLECTOR_MAX_DEBUGDATA) {
+				r = errbuf__set(
+					err, -EFBIG,
+					"%s: .gnu_debugdata: more than %u bytes decompressed", name,
+					COLLECTOR_MAX_DEBUGDATA);
+				goto cleanup;
+			}
+			if (want > COLLECTOR_MAX_DEBUGDATA + 1)
+				want = COLLECTOR_MAX_DEBUGDATA + 1;
+			grown = realloc(out, want);
+			if (!grown) {
+				r = -ENOMEM;
+				goto cleanup;
+			}
+			out = grown;
+			strm.next_out = out + cap;
+			strm.avail_out = want - cap;
+			cap = want;
+		}
+		lr = lzma_code(&strm, LZMA_FINISH);
+		if (lr == LZMA_STREAM_END)
+			break;
+		if (lr == LZMA_OK)
+			continue;
+		switch (lr) {
+		case LZMA_MEM_ERROR:
+			r = -ENOMEM;
+			break;
+		case LZMA_MEMLIMIT_ERROR:
+			r = errbuf__set(
+				err, -EFBIG,
+				"%s: .gnu_debugdata: needs more than %u bytes to decompress", name,
+				ELF_MAX_LZMA_MEMORY);
+			break;
+		case LZMA_BUF_ERROR:
+			r = errbuf__set(err, -EBADMSG, "%s: .gnu_debugdata: truncated xz data",
+					name);
+			break;
+		default:
+			r = errbuf__set(err, -EBADMSG,
+					"%s: .gnu_debugdata: corrupt xz data (liblzma error %d)",
+					name, (int)lr);
+			break;
+		}
+		goto cleanup;
+	}
+	if (strm.total_out > COLLECTOR_MAX_DEBUGDATA) {
+		r = errbuf__set(err, -EFBIG, "%s: .gnu_debugdata: more than %u bytes decompressed",
+				name, COLLECTOR_MAX_DEBUGDATA);
+		goto cleanup;
+	}
+	*ret = out;
+	*ret_len = (size_t)strm.total_out;
+	out = NULL;
 cleanup:
-	elf_end(elf);
-	free(copy);
+	lzma_end(&strm);
+	free(out);
+	return r;
+}
+
+int collector_elf__read_minidebuginfo(struct collector_elf *e, int fd, const char *name,
+				      struct errbuf *err)
+{
+	struct collector_elf *mini = NULL;
+	uint8_t *packed = NULL, *image = NULL;
+	size_t have = 0, image_len = 0;
+	char what[PATH_MAX];
+	int r;
+
+	if (e->debugdata_size == 0)
+		return -ENOENT;
+	if (e->debugdata_size > COLLECTOR_MAX_DEBUGDATA)
+		return errbuf__set(err, -EFBIG, "%s: .gnu_debugdata: larger than %u bytes", name,
+				   COLLECTOR_MAX_DEBUGDATA);
+	packed = malloc((size_t)e->debugdata_size);
+	if (!packed)
+		return -ENOMEM;
+	while (have < e->debugdata_size) {
+		ssize_t n = pread(fd, packed + have, (size_t)e->debugdata_size - have,
+				  (off_t)(e->debugdata_off + have));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = errbuf__set(err, -errno, "%s: .gnu_debugdata: %s", name,
+					strerror(errno));
+			goto cleanup;
+		}
+		if (n == 0) {
+			r = errbuf__set(err, -EBADMSG,
+					"%s: .gnu_debugdata lies past the file's end", name);
+			goto cleanup;
+		}
+		have += (size_t)n;
+	}
+	r = xz_decompress(packed, have, name, err, &image, &image_len);
+	if (r < 0)
+		goto cleanup;
+	/* the decompressed image is ours: libelf may work on it in place */
+	snprintf(what, sizeof(what), "%s: .gnu_debugdata", name);
+	r = read_image((char *)image, image_len, what, err, &mini);
+	if (r < 0)
+		goto cleanup;
+	r = collector_elf__add_symbols(e, mini, what, err);
+cleanup:
+	collector_elf__free(mini);
+	free(image);
+	free(packed);
 	return r;
 }
 
@@ -410,6 +696,7 @@ void collector_elf__free(struct collector_elf *e)
 	free(e->syms);
 	free(e->names);
 	free(e->segs);
+	free(e->debuglink);
 	free(e);
 }
 
@@ -482,5 +769,6 @@ size_t collector_elf__count(const struct collector_elf *e)
 size_t collector_elf__bytes(const struct collector_elf *e)
 {
 	return sizeof(*e) + e->n_syms * sizeof(*e->syms) + e->names_len +
-	       (e->n_segs ? e->n_segs : 1) * sizeof(*e->segs);
+	       (e->n_segs ? e->n_segs : 1) * sizeof(*e->segs) +
+	       (e->debuglink ? strlen(e->debuglink) + 1 : 0);
 }

@@ -5,7 +5,9 @@
  * mappings (PROC_ROOT/PID/maps, cached per process) to the ELF file they
  * map (cached by device and inode and shared by build id, bounded in bytes)
  * or, for anonymous memory, to the process's perf map. Also C++ and legacy
- * Rust demangling, through libstdc++'s __cxa_demangle.
+ * Rust demangling, through libstdc++'s __cxa_demangle. A stripped file's
+ * missing symbols come from its separate debug file (by build id, then by
+ * .gnu_debuglink) or else from its MiniDebugInfo.
  *
  * Lifetimes: every string handed out in a frame stays valid until the next
  * trim. So nothing is freed between trims: maps that are re-read, perf
@@ -30,6 +32,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "util/util.h"
 
@@ -42,8 +45,9 @@ extern char *__cxa_demangle(const char *mangled, char *buf, size_t *len, int *st
 #define SYM_POOL_MIN	  4096u	      /* first chunk of demangled names */
 #define SYM_POOL_MAX	  (64u << 10) /* chunks grow up to this */
 #define SYM_DELETED	  " (deleted)"
-#define SYM_RUST_HASH_LEN 19 /* "::h" and 16 hex digits */
-#define TRIM_ALIVE_CHECKS 64 /* processes checked for exit per trim */
+#define SYM_RUST_HASH_LEN 19	      /* "::h" and 16 hex digits */
+#define TRIM_ALIVE_CHECKS 64	      /* processes checked for exit per trim */
+#define SYM_CRC_CHUNK	  (64u << 10) /* bytes read at a time for a CRC32 */
 
 /* ---- demangling --------------------------------------------------------- */
 
@@ -245,6 +249,15 @@ enum map_kind {
 };
 
 enum map_state { MAP_UNRESOLVED, MAP_RESOLVED, MAP_FAILED };
+
+/* Where an ELF file's names came from (collector_symbolizer_stats). */
+enum sym_source {
+	SYM_SOURCE_SYMTAB,
+	SYM_SOURCE_DYNSYM,
+	SYM_SOURCE_BUILD_ID,
+	SYM_SOURCE_DEBUGLINK,
+	SYM_SOURCE_MINIDEBUGINFO,
+};
 
 /* One executable mapping. */
 struct sym_map {
@@ -496,13 +509,185 @@ static int open_mapped(const struct collector_symbolizer *s, const struct sym_pr
 	return fd;
 }
 
+/* Opens a file under the process's root (as the mapped file is opened by
+ * path: a container's debug files are its own), a regular file only. */
+static int open_in_root(const struct collector_symbolizer *s, const struct sym_proc *p,
+			const char *path)
+{
+	char full[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	if (proc_path(full, sizeof(full), "%s/%d/root%s", s->proc_root, (int)p->pid, path) < 0)
+		return -ENAMETOOLONG;
+	fd = open(full, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -ENOENT;
+	}
+	return fd;
+}
+
+/* The CRC32 of a whole file (what .gnu_debuglink records), for files of
+ * at most COLLECTOR_MAX_DEBUG_FILE bytes. */
+static int file_crc32(int fd, uint32_t *ret)
+{
+	unsigned char *buf;
+	uLong crc = crc32(0L, Z_NULL, 0);
+	uint64_t total = 0;
+	int r = 0;
+
+	buf = malloc(SYM_CRC_CHUNK);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = pread(fd, buf, SYM_CRC_CHUNK, (off_t)total);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		total += (uint64_t)n;
+		if (total > COLLECTOR_MAX_DEBUG_FILE) {
+			r = -EFBIG;
+			break;
+		}
+		crc = crc32(crc, buf, (uInt)n);
+	}
+	free(buf);
+	if (r == 0)
+		*ret = (uint32_t)crc;
+	return r;
+}
+
+/* Adds the symbols of the debug file at path (in p's root) to elf, if it
+ * is elf's: its build id, when both have one, is elf's, and, when want_crc
+ * is set (found through .gnu_debuglink), its CRC32 is crc. 0 when symbols
+ * were added, -ENOENT when there is no such file, else an error (counted). */
+static int debug_file_add(struct collector_symbolizer *s, const struct sym_proc *p,
+			  struct collector_elf *elf, const char *path, bool want_crc, uint32_t crc)
+{
+	struct collector_elf *dbg = NULL;
+	const char *bid = collector_elf__build_id(elf), *dbid;
+	uint32_t got = 0;
+	int fd, r;
+
+	fd = open_in_root(s, p, path);
+	if (fd < 0)
+		return -ENOENT;
+	if (want_crc) {
+		r = file_crc32(fd, &got);
+		if (r < 0) {
+			s->stats.debug_errors++;
+			goto cleanup;
+		}
+		if (got != crc) {
+			s->stats.debug_rejected++;
+			r = -ESTALE;
+			goto cleanup;
+		}
+	}
+	r = collector_elf__read(fd, path, NULL, &dbg);
+	if (r < 0) {
+		s->stats.debug_errors++;
+		goto cleanup;
+	}
+	dbid = collector_elf__build_id(dbg);
+	if (bid && dbid && strcmp(bid, dbid) != 0) {
+		s->stats.debug_rejected++;
+		r = -ESTALE;
+		goto cleanup;
+	}
+	if (collector_elf__count(dbg) == 0) {
+		r = -ENOENT; /* a debug file without a .symtab names nothing */
+		goto cleanup;
+	}
+	r = collector_elf__add_symbols(elf, dbg, path, NULL);
+	if (r < 0)
+		s->stats.debug_errors++;
+cleanup:
+	collector_elf__free(dbg);
+	close(fd);
+	return r;
+}
+
+/* Looks for the symbols a stripped file lacks, first found first used:
+ * the debug file named by its build id, then the one .gnu_debuglink names
+ * (beside the file, in .debug/ beside it, under DEBUG_ROOT + its folder),
+ * then its own .gnu_debugdata. Returns where its names come from. */
+static enum sym_source debug_symbols(struct collector_symbolizer *s, const struct sym_proc *p,
+				     const struct sym_map *m, struct collector_elf *elf, int fd)
+{
+	char path[PATH_MAX];
+	const char *bid = collector_elf__build_id(elf), *link, *slash;
+	uint32_t crc = 0;
+	int r;
+
+	if (bid && strlen(bid) > 2 &&
+	    proc_path(path, sizeof(path), "%s/.build-id/%.2s/%s.debug", COLLECTOR_DEBUG_ROOT, bid,
+		      bid + 2) == 0 &&
+	    debug_file_add(s, p, elf, path, false, 0) == 0)
+		return SYM_SOURCE_BUILD_ID;
+	link = collector_elf__debuglink(elf, &crc);
+	/* the folder of a file that is there by its path (no memfd) */
+	slash = m->kind == MAP_FILE && m->path[0] == '/' ? strrchr(m->path, '/') : NULL;
+	if (link && slash) {
+		int dir = (int)(slash - m->path);
+
+		for (int i = 0; i < 3; i++) {
+			const char *root = i == 2 ? COLLECTOR_DEBUG_ROOT : "";
+			const char *sub = i == 1 ? "/.debug" : "";
+
+			if (proc_path(path, sizeof(path), "%s%.*s%s/%s", root, dir, m->path, sub,
+				      link) == 0 &&
+			    debug_file_add(s, p, elf, path, true, crc) == 0)
+				return SYM_SOURCE_DEBUGLINK;
+		}
+	}
+	r = collector_elf__read_minidebuginfo(elf, fd, m->path, NULL);
+	if (r == 0)
+		return SYM_SOURCE_MINIDEBUGINFO;
+	if (r != -ENOENT)
+		s->stats.debug_errors++;
+	return SYM_SOURCE_DYNSYM;
+}
+
+static void count_source(struct collector_symbolizer *s, enum sym_source src)
+{
+	switch (src) {
+	case SYM_SOURCE_SYMTAB:
+		s->stats.names_symtab++;
+		break;
+	case SYM_SOURCE_DYNSYM:
+		s->stats.names_dynsym++;
+		break;
+	case SYM_SOURCE_BUILD_ID:
+		s->stats.names_build_id++;
+		break;
+	case SYM_SOURCE_DEBUGLINK:
+		s->stats.names_debuglink++;
+		break;
+	case SYM_SOURCE_MINIDEBUGINFO:
+		s->stats.names_minidebuginfo++;
+		break;
+	}
+}
+
 /* Reads the ELF file of mapping m for process p into a new entry (or finds
- * the entry of the same build id). Returns an entry, one with no ELF if the
- * file is no ELF file, or NULL if the file could not be opened. */
+ * the entry of the same build id), with the debug symbols it lacks. Returns
+ * an entry, one with no ELF if the file is no ELF file, or NULL if the file
+ * could not be opened. */
 static struct sym_elf *entry_load(struct collector_symbolizer *s, const struct sym_proc *p,
 				  const struct sym_map *m)
 {
 	struct collector_elf *elf = NULL;
+	enum sym_source src = SYM_SOURCE_SYMTAB;
 	struct sym_elf *e;
 	const char *bid;
 	int fd, r;
@@ -513,8 +698,8 @@ static struct sym_elf *entry_load(struct collector_symbolizer *s, const struct s
 		return NULL; /* this process's problem, maybe: don't cache by file */
 	}
 	r = collector_elf__read(fd, m->path, NULL, &elf);
-	close(fd);
 	if (r < 0) {
+		close(fd);
 		s->stats.elf_errors++;
 		/* the file's problem: remember it until trim */
 		e = entry_new(s, NULL, p->pid);
@@ -527,12 +712,18 @@ static struct sym_elf *entry_load(struct collector_symbolizer *s, const struct s
 	e = bid ? find_build_id(s, bid) : NULL;
 	if (e) {
 		/* the same binary under another device and inode (another
-		 * container's copy): keep one */
+		 * container's copy): keep one, with the debug symbols it got */
+		close(fd);
 		collector_elf__free(elf);
 		if (ptrmap__put(&s->by_file, m->dev, m->ino, e) < 0)
 			return NULL;
 		return e;
 	}
+	if (!collector_elf__has_symtab(elf))
+		src = debug_symbols(s, p, m, elf, fd);
+	close(fd);
+	count_source(s, src);
+	bid = collector_elf__build_id(elf);
 	e = entry_new(s, elf, p->pid);
 	if (!e) {
 		collector_elf__free(elf);

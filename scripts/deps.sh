@@ -20,11 +20,15 @@ packages=(
 	build-essential cmake pkg-config clang llvm clang-format bpftool
 	# libraries braid links
 	libbpf-dev libelf-dev zlib1g-dev libmicrohttpd-dev libprotobuf-c-dev protobuf-c-compiler
-	libsqlite3-dev libcurl4-openssl-dev
+	libsqlite3-dev libcurl4-openssl-dev liblzma-dev
 	# tests and benchmarks: cmocka; gzip for the CLI tests (Go and Google's
 	# pprof, the independent pprof reader and the speed peer, come from the
 	# machine's Go and go.mod: see scripts/go.sh)
 	libcmocka-dev gzip
+	# symbolization's tests: libc6-dbg's debug file for libc.so.6 (found by
+	# build id), and xz (with binutils' nm, objcopy, strip) to build
+	# MiniDebugInfo the way Fedora's find-debuginfo.sh does
+	libc6-dbg xz-utils
 	# jq reads the JSON braid prints; sqlite3 pokes at a store in the tests;
 	# curl speaks to braid ingest in the tests
 	jq sqlite3 curl
