@@ -30,6 +30,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gelf.h>
+#include <libelf.h>
+#include <link.h>
+#include <zlib.h>
+
 #include "collector/collector.h"
 #include "util/util.h"
 
@@ -2236,6 +2241,310 @@ static void test_symbolize_fake_root(void **state)
 	collector_symbolizer__free(s);
 }
 
+/* ---- symbolization: debug symbols ------------------------------------------------- */
+
+/* The CRC32 of a whole file, by zlib. */
+static uint32_t crc_of(const char *path)
+{
+	struct dynbuf b;
+	uint32_t crc;
+
+	dynbuf__init(&b, 0);
+	assert_int_equal(util__read_file(path, 1u << 30, NULL, &b), 0);
+	crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), (const unsigned char *)b.data, (uInt)b.len);
+	dynbuf__free(&b);
+	return crc;
+}
+
+/* Runs the symtarget at path, names alpha and gamma (static, in no .dynsym)
+ * through a new symbolizer, checks them against want_alpha and want_gamma
+ * (NULL: unnamed) and returns the symbolizer's stats. */
+static void run_debug_target(const char *path, const char *want_alpha, const char *want_gamma,
+			     struct collector_symbolizer_stats *ret)
+{
+	struct collector_symbolizer *s = symbolizer_new(0);
+	char module[PATH_MAX];
+	struct target t;
+	struct frame f[2];
+	uint64_t ips[2];
+
+	assert_non_null(realpath(path, module));
+	target_start(path, &t);
+	ips[0] = target_addr(&t, "braid_sym_alpha") + 4;
+	ips[1] = target_addr(&t, "braid_sym_gamma") + 4;
+	assert_int_equal(collector_symbolizer__user(s, t.pid, ips, 2, f), 0);
+	assert_frame(&f[0], FRAME_NATIVE, module, want_alpha,
+		     want_alpha ? 0 : ips[0] - load_base(t.pid, module));
+	assert_frame(&f[1], FRAME_NATIVE, module, want_gamma,
+		     want_gamma ? 0 : ips[1] - load_base(t.pid, module));
+	collector_symbolizer__stats(s, ret);
+	assert_int_equal(ret->elf_loaded, 1);
+	assert_int_equal(ret->elf_errors, 0);
+	target_stop(&t);
+	collector_symbolizer__free(s);
+}
+
+/* A PIE stripped with strip --strip-all (no function in its .dynsym) and
+ * named through .gnu_debuglink: beside it, in .debug/, not with a wrong
+ * CRC. */
+static void test_symbolize_debuglink(void **state)
+{
+	static const char *const good[] = {SYMTARGET_DEBUGFILES "/beside/symtarget_dl",
+					   SYMTARGET_DEBUGFILES "/sub/symtarget_dl"};
+	const char *bad = SYMTARGET_DEBUGFILES "/badcrc/symtarget_dl";
+	struct collector_symbolizer_stats st;
+	struct collector_elf *e = NULL;
+	struct errbuf err = {""};
+	const char *link;
+	uint32_t crc = 0;
+	int fd;
+
+	(void)state;
+	/* what the section says: the file's name and the CRC zlib computes */
+	fd = open(good[0], O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(collector_elf__read(fd, good[0], &err, &e), 0);
+	close(fd);
+	assert_false(collector_elf__has_symtab(e));
+	link = collector_elf__debuglink(e, &crc);
+	assert_non_null(link);
+	assert_string_equal(link, "symtarget_dl.debug");
+	assert_int_equal(crc, crc_of(SYMTARGET_DEBUGFILES "/beside/symtarget_dl.debug"));
+	assert_int_equal(crc, crc_of(SYMTARGET_DEBUGFILES "/sub/.debug/symtarget_dl.debug"));
+	assert_int_not_equal(crc, crc_of(SYMTARGET_DEBUGFILES "/badcrc/symtarget_dl.debug"));
+	collector_elf__free(e);
+
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(good); i++) {
+		run_debug_target(good[i], "braid_sym_alpha", "braid_sym_gamma", &st);
+		assert_int_equal(st.names_debuglink, 1);
+		assert_int_equal(st.names_dynsym + st.names_symtab + st.names_build_id, 0);
+		assert_int_equal(st.debug_rejected + st.debug_errors, 0);
+		assert_int_equal(st.frames_unnamed, 0);
+	}
+	/* the wrong CRC: rejected, and nothing names the functions */
+	run_debug_target(bad, NULL, NULL, &st);
+	assert_int_equal(st.debug_rejected, 1);
+	assert_int_equal(st.names_debuglink, 0);
+	assert_int_equal(st.names_dynsym, 1);
+	assert_int_equal(st.frames_unnamed, 2);
+}
+
+/* The vaddr of function `name` in an ELF file's .symtab, read with libelf
+ * (not braid's reader); 0 if absent. */
+static uint64_t symtab_vaddr(const char *path, const char *name)
+{
+	Elf *elf;
+	Elf_Scn *scn = NULL;
+	uint64_t found = 0;
+	int fd;
+
+	assert_true(elf_version(EV_CURRENT) != EV_NONE);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	elf = elf_begin(fd, ELF_C_READ, NULL);
+	assert_non_null(elf);
+	while (!found && (scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_SYMTAB)
+			continue;
+		d = elf_getdata(scn, NULL);
+		assert_non_null(d);
+		for (size_t i = 0; i < sh.sh_size / sh.sh_entsize; i++) {
+			GElf_Sym sym;
+			const char *s;
+
+			if (!gelf_getsym(d, (int)i, &sym))
+				break;
+			s = elf_strptr(elf, sh.sh_link, sym.st_name);
+			if (s && strcmp(s, name) == 0 && GELF_ST_TYPE(sym.st_info) == STT_FUNC) {
+				found = sym.st_value;
+				break;
+			}
+		}
+	}
+	elf_end(elf);
+	close(fd);
+	return found;
+}
+
+struct libc_info {
+	char path[PATH_MAX];
+	uint64_t base;
+};
+
+static int find_libc(struct dl_phdr_info *info, size_t size, void *data)
+{
+	struct libc_info *li = data;
+
+	(void)size;
+	if (info->dlpi_name && strstr(info->dlpi_name, "/libc.so.6")) {
+		snprintf(li->path, sizeof(li->path), "%s", info->dlpi_name);
+		li->base = info->dlpi_addr;
+		return 1;
+	}
+	return 0;
+}
+
+/* This process's libc, stripped to .dynsym by Debian: __libc_start_call_main
+ * (static) is named only through libc6-dbg's debug file, found by build id. */
+static void test_symbolize_libc_debug(void **state)
+{
+	struct collector_symbolizer_stats st;
+	struct collector_elf *plain = NULL, *dbg = NULL;
+	struct collector_symbolizer *s;
+	struct libc_info li = {"", 0};
+	struct errbuf err = {""};
+	char module[PATH_MAX], debug[PATH_MAX];
+	const char *bid, *name = NULL;
+	uint64_t vaddr, off, ips[2];
+	struct frame f[2];
+	size_t merged_bytes, n_plain;
+	int fd;
+
+	(void)state;
+	assert_int_equal(dl_iterate_phdr(find_libc, &li), 1);
+	assert_non_null(realpath(li.path, module));
+	fd = open(module, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(collector_elf__read(fd, module, &err, &plain), 0);
+	close(fd);
+	if (collector_elf__has_symtab(plain))
+		fail_msg("%s has a .symtab: not Debian's stripped libc", module);
+	bid = collector_elf__build_id(plain);
+	assert_non_null(bid);
+	snprintf(debug, sizeof(debug), "/usr/lib/debug/.build-id/%.2s/%s.debug", bid, bid + 2);
+	if (access(debug, R_OK) != 0)
+		fail_msg("%s: %s; install libc6-dbg (scripts/deps.sh)", debug, strerror(errno));
+	vaddr = symtab_vaddr(debug, "__libc_start_call_main");
+	if (!vaddr)
+		fail_msg("%s: no __libc_start_call_main in its .symtab", debug);
+
+	/* without the debug file: unnamed, or named after another function */
+	if (collector_elf__lookup(plain, vaddr + 4, &name, &off) == 0)
+		assert_string_not_equal(name, "__libc_start_call_main");
+
+	/* through the symbolizer, in this very process */
+	s = symbolizer_new(0);
+	ips[0] = li.base + vaddr + 4;
+	ips[1] = (uint64_t)(uintptr_t)dlsym(RTLD_DEFAULT, "__libc_start_main");
+	assert_true(ips[1] != 0);
+	assert_int_equal(collector_symbolizer__user(s, getpid(), ips, 2, f), 0);
+	assert_frame(&f[0], FRAME_NATIVE, module, "__libc_start_call_main", 0);
+	/* where both have a name, .dynsym's (unversioned, exported) wins over
+	 * the debug file's __libc_start_main_impl or "...@@GLIBC_2.34" */
+	assert_frame(&f[1], FRAME_NATIVE, module, "__libc_start_main", 0);
+	collector_symbolizer__stats(s, &st);
+	assert_int_equal(st.names_build_id, 1);
+	assert_int_equal(st.names_dynsym + st.names_debuglink + st.names_minidebuginfo, 0);
+
+	/* the cache counts the debug symbols too */
+	fd = open(debug, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(collector_elf__read(fd, debug, &err, &dbg), 0);
+	close(fd);
+	assert_string_equal(collector_elf__build_id(dbg), bid);
+	assert_true(collector_elf__count(dbg) > collector_elf__count(plain));
+	merged_bytes = collector_elf__bytes(plain);
+	n_plain = collector_elf__count(plain);
+	assert_int_equal(collector_elf__add_symbols(plain, dbg, debug, &err), 0);
+	assert_true(collector_elf__bytes(plain) > merged_bytes);
+	merged_bytes = collector_elf__bytes(plain);
+	assert_true(st.cache_bytes >= merged_bytes);
+	assert_int_equal(collector_elf__lookup(plain, vaddr + 4, &name, &off), 0);
+	assert_string_equal(name, "__libc_start_call_main");
+	assert_int_equal(off, 4);
+	printf("libc: %zu function symbols in .dynsym, %zu in %s, %zu merged; entry %zu bytes\n",
+	       n_plain, collector_elf__count(dbg), debug, collector_elf__count(plain),
+	       st.cache_bytes);
+	collector_elf__free(dbg);
+	collector_elf__free(plain);
+	collector_symbolizer__free(s);
+}
+
+/* MiniDebugInfo as Fedora makes it: .dynsym names the exported functions,
+ * .gnu_debugdata the static one. Cut short, or a bomb: an error with a
+ * message, the .dynsym names still there. */
+static void test_symbolize_minidebuginfo(void **state)
+{
+	const char *mini = SYMTARGET_DEBUGFILES "/mini/symtarget_mini";
+	const char *trunc = SYMTARGET_DEBUGFILES "/mini/symtarget_mini_trunc";
+	const char *bomb = SYMTARGET_DEBUGFILES "/mini/symtarget_mini_bomb";
+	struct collector_symbolizer_stats st;
+	struct collector_elf *e = NULL;
+	struct errbuf err = {""};
+	char module[PATH_MAX];
+	const char *name;
+	uint64_t vaddr, off;
+	struct target t;
+	size_t before;
+	int fd, r;
+
+	(void)state;
+	assert_false(elf_has_section(mini, SHT_SYMTAB));
+	run_debug_target(mini, "braid_sym_alpha", "braid_sym_gamma", &st);
+	assert_int_equal(st.names_minidebuginfo, 1);
+	assert_int_equal(st.names_dynsym + st.debug_errors, 0);
+
+	/* the same by hand: before and after the .gnu_debugdata is read */
+	assert_non_null(realpath(mini, module));
+	target_start(mini, &t);
+	vaddr = target_addr(&t, "braid_sym_gamma") - load_base(t.pid, module);
+	target_stop(&t);
+	fd = open(mini, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(collector_elf__read(fd, mini, &err, &e), 0);
+	before = collector_elf__count(e);
+	assert_int_equal(collector_elf__lookup(e, vaddr + 2, &name, &off), -ENOENT);
+	assert_int_equal(collector_elf__read_minidebuginfo(e, fd, mini, &err), 0);
+	close(fd);
+	assert_true(collector_elf__count(e) > before);
+	assert_int_equal(collector_elf__lookup(e, vaddr + 2, &name, &off), 0);
+	assert_string_equal(name, "braid_sym_gamma");
+	assert_int_equal(off, 2);
+	collector_elf__free(e);
+
+	/* no .gnu_debugdata at all */
+	e = NULL;
+	fd = open(SYMTARGET_STRIPPED, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(collector_elf__read(fd, "stripped", &err, &e), 0);
+	assert_int_equal(collector_elf__read_minidebuginfo(e, fd, "stripped", &err), -ENOENT);
+	close(fd);
+	collector_elf__free(e);
+
+	/* cut in half; 65 MiB of zeros: errors that say why */
+	for (int i = 0; i < 2; i++) {
+		const char *path = i ? bomb : trunc;
+
+		e = NULL;
+		err.msg[0] = '\0';
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		assert_true(fd >= 0);
+		assert_int_equal(collector_elf__read(fd, path, &err, &e), 0);
+		before = collector_elf__count(e);
+		r = collector_elf__read_minidebuginfo(e, fd, path, &err);
+		close(fd);
+		printf("%s\n", err.msg);
+		if (i) {
+			assert_int_equal(r, -EFBIG);
+			assert_non_null(
+				strstr(err.msg, ".gnu_debugdata: more than 67108864 bytes"));
+		} else {
+			assert_int_equal(r, -EBADMSG);
+			assert_non_null(strstr(err.msg, ".gnu_debugdata: truncated xz data"));
+		}
+		assert_int_equal(collector_elf__count(e), before); /* untouched */
+		collector_elf__free(e);
+
+		run_debug_target(path, "braid_sym_alpha", NULL, &st);
+		assert_int_equal(st.debug_errors, 1);
+		assert_int_equal(st.names_dynsym, 1);
+		assert_int_equal(st.names_minidebuginfo, 0);
+	}
+}
+
 /* Kernel frames through the symbolizer, from a kallsyms file of our own. */
 static void test_symbolize_kernel(void **state)
 {
@@ -2309,6 +2618,9 @@ int main(int argc, char **argv)
 						fake_teardown),
 		cmocka_unit_test_setup_teardown(test_symbolize_kernel, symfake_setup,
 						fake_teardown),
+		cmocka_unit_test_teardown(test_symbolize_debuglink, reap_all),
+		cmocka_unit_test(test_symbolize_libc_debug),
+		cmocka_unit_test_teardown(test_symbolize_minidebuginfo, reap_all),
 	};
 
 	(void)argc;
