@@ -113,8 +113,10 @@ enum runtime collector__runtime_of_exe(const char *exe);
 /*
  * Turning sampled addresses into frames. Kernel addresses through
  * /proc/kallsyms; user addresses through /proc/PID/maps and the ELF file's
- * .symtab (else .dynsym) read with libelf; JIT code through
- * /tmp/perf-PID.map. What can't be named keeps its module and offset.
+ * .symtab (else .dynsym, plus a separate debug file's .symtab, found by
+ * build id or .gnu_debuglink, or else its MiniDebugInfo) read with libelf;
+ * JIT code through /tmp/perf-PID.map. What can't be named keeps its module
+ * and offset.
  */
 
 #define COLLECTOR_KERNEL_MODULE	       "[kernel.kallsyms]"
