@@ -381,6 +381,24 @@ static uint8_t classify(const struct cfi_cie *cie, const struct cfi_state *s, bo
 	return s->cfa_reg == REG_RSP ? COLLECTOR_CFI_RSP : COLLECTOR_CFI_RBP;
 }
 
+/* a * b, or INT64_MIN (which no 32-bit offset matches: NONE) when it
+ * overflows: a factored offset comes from the file. */
+static int64_t scale(int64_t a, int64_t b)
+{
+	int64_t v;
+
+	return __builtin_mul_overflow(a, b, &v) ? INT64_MIN : v;
+}
+
+/* The same for an unsigned factored offset (negated for
+ * DW_CFA_GNU_negative_offset_extended). */
+static int64_t scale_u(uint64_t u, int64_t b, bool negate)
+{
+	if (u > INT64_MAX)
+		return INT64_MIN;
+	return scale(negate ? -(int64_t)u : (int64_t)u, b);
+}
+
 /* Sets the rule of a register the BPF side follows; others are ignored. */
 static void set_rule(struct cfi_state *s, uint64_t reg, uint8_t rule, int64_t off)
 {
@@ -474,7 +492,7 @@ static int run(struct cfi_ctx *x, const struct cfi_cie *cie, const uint8_t *p, c
 			break;
 		case 2: /* DW_CFA_offset */
 			ok = rd_uleb(&c, &u);
-			set_rule(s, op & 0x3f, RULE_OFFSET, (int64_t)u * cie->data_align);
+			set_rule(s, op & 0x3f, RULE_OFFSET, scale_u(u, cie->data_align, false));
 			break;
 		case 3: /* DW_CFA_restore */
 			restore_rule(s, &cie->init, op & 0x3f);
@@ -519,15 +537,15 @@ static int run(struct cfi_ctx *x, const struct cfi_cie *cie, const uint8_t *p, c
 				break;
 			case 0x05: /* DW_CFA_offset_extended */
 				ok = rd_uleb(&c, &reg) && rd_uleb(&c, &u);
-				set_rule(s, reg, RULE_OFFSET, (int64_t)u * cie->data_align);
+				set_rule(s, reg, RULE_OFFSET, scale_u(u, cie->data_align, false));
 				break;
 			case 0x11: /* DW_CFA_offset_extended_sf */
 				ok = rd_uleb(&c, &reg) && rd_sleb(&c, &sv);
-				set_rule(s, reg, RULE_OFFSET, sv * cie->data_align);
+				set_rule(s, reg, RULE_OFFSET, scale(sv, cie->data_align));
 				break;
 			case 0x2f: /* DW_CFA_GNU_negative_offset_extended */
 				ok = rd_uleb(&c, &reg) && rd_uleb(&c, &u);
-				set_rule(s, reg, RULE_OFFSET, -(int64_t)u * cie->data_align);
+				set_rule(s, reg, RULE_OFFSET, scale_u(u, cie->data_align, true));
 				break;
 			case 0x06: /* DW_CFA_restore_extended */
 				ok = rd_uleb(&c, &reg);
@@ -576,13 +594,13 @@ static int run(struct cfi_ctx *x, const struct cfi_cie *cie, const uint8_t *p, c
 			case 0x0c: /* DW_CFA_def_cfa */
 				ok = rd_uleb(&c, &reg) && rd_uleb(&c, &u);
 				s->cfa_reg = reg;
-				s->cfa_off = (int64_t)u;
+				s->cfa_off = u > INT64_MAX ? INT64_MIN : (int64_t)u;
 				s->cfa_expr = CFA_NO_EXPR;
 				break;
 			case 0x12: /* DW_CFA_def_cfa_sf */
 				ok = rd_uleb(&c, &reg) && rd_sleb(&c, &sv);
 				s->cfa_reg = reg;
-				s->cfa_off = sv * cie->data_align;
+				s->cfa_off = scale(sv, cie->data_align);
 				s->cfa_expr = CFA_NO_EXPR;
 				break;
 			case 0x0d: /* DW_CFA_def_cfa_register */
@@ -592,11 +610,11 @@ static int run(struct cfi_ctx *x, const struct cfi_cie *cie, const uint8_t *p, c
 				break;
 			case 0x0e: /* DW_CFA_def_cfa_offset */
 				ok = rd_uleb(&c, &u);
-				s->cfa_off = (int64_t)u;
+				s->cfa_off = u > INT64_MAX ? INT64_MIN : (int64_t)u;
 				break;
 			case 0x13: /* DW_CFA_def_cfa_offset_sf */
 				ok = rd_sleb(&c, &sv);
-				s->cfa_off = sv * cie->data_align;
+				s->cfa_off = scale(sv, cie->data_align);
 				break;
 			case 0x0f: /* DW_CFA_def_cfa_expression */
 				ok = rd_uleb(&c, &u) && u <= (uint64_t)(c.end - c.p);
@@ -761,7 +779,6 @@ static int read_cie(struct cfi_ctx *x, size_t off)
 	r = run(x, cie, cie->insns, cie->insns_end, &cie->init, &loc, 0, &cie->bad_insn);
 	if (r < 0)
 		return r;
-	x->stats->cies++;
 	x->have_cie = true;
 	return 0;
 }
@@ -826,6 +843,12 @@ static int read_section(struct cfi_ctx *x)
 			continue;
 		}
 		if (is_cie_id(x, id, id_size)) {
+			/* read now, so that a malformed CIE is found even if no
+			 * FDE uses it, and cached for the FDEs that follow */
+			r = read_cie(x, off);
+			if (r < 0)
+				return r;
+			x->stats->cies++;
 			off = end;
 			continue;
 		}
@@ -922,7 +945,7 @@ static int build(struct collector_cfi *t, struct cfi_range *r, size_t n, const c
 		qsort(r, n, sizeof(*r), range_cmp);
 	while (n_eh0 < n && r[n_eh0].prio == 0)
 		n_eh0++;
-	db = r + n_eh0;
+	db = r ? r + n_eh0 : NULL; /* no ranges: r is NULL, and NULL + 0 is undefined */
 	n_eh = clip(eh, n_eh0);
 	n_db = clip(db, n - n_eh0);
 	/* .debug_frame's ranges minus .eh_frame's: a piece ends at its range's
