@@ -254,8 +254,8 @@ static int fixture__find(char *out, size_t size)
 		return file_exists(out) ? 0 : -ENOENT;
 	}
 	if (env) {
-		if (path_fmt(out, size, "%s/%s", env, FIXTURE_REL + strlen("shared/fixtures/")) ==
-			    0 &&
+		if (path_fmt(out, size, "%s/%s", env,
+			     &FIXTURE_REL[sizeof("shared/fixtures/") - 1]) == 0 &&
 		    file_exists(out))
 			return 0;
 	}

@@ -301,6 +301,102 @@ void collector_symbolizer__trim(struct collector_symbolizer *s);
 void collector_symbolizer__stats(const struct collector_symbolizer *s,
 				 struct collector_symbolizer_stats *ret);
 
+/* ---- unwind rules (cfi.c) --------------------------------------------- */
+/*
+ * What it takes to unwind one x86-64 frame without frame pointers, read from
+ * an ELF file's .eh_frame and .debug_frame (DWARF call frame information)
+ * and compacted into a sorted table of address ranges, each with one rule:
+ * where the caller's frame (the CFA) is, and where the caller's rbp was
+ * saved. The return address is always at CFA-8 (the table refuses anything
+ * else). The BPF program looks an address up and unwinds with the row;
+ * docs/unwind.md says why the rows have this shape.
+ */
+
+#define COLLECTOR_CFI_MAX_SECTION (256u << 20) /* bytes of .eh_frame or .debug_frame read */
+#define COLLECTOR_CFI_MAX_FDES	  (2u << 20)   /* FDEs read from one file */
+#define COLLECTOR_CFI_MAX_ROWS	  (4u << 20)   /* rows of one table (and ranges before merging) */
+#define COLLECTOR_CFI_MAX_DEPTH	  16	       /* DW_CFA_remember_state nesting */
+#define COLLECTOR_CFI_MAX_INSNS	  (1u << 16)   /* CFA instructions of one CIE or FDE */
+
+enum collector_cfi_kind {
+	COLLECTOR_CFI_NONE = 0, /* no rule here: the unwinder falls back to frame pointers */
+	COLLECTOR_CFI_RSP,	/* CFA = rsp + cfa_offset */
+	COLLECTOR_CFI_RBP,	/* CFA = rbp + cfa_offset */
+	COLLECTOR_CFI_PLT,	/* a PLT stub: CFA = rsp + 8, + 8 more when (rip & 15) >= 11 (the
+				   DW_CFA_def_cfa_expression GCC/binutils emit for .plt) */
+	COLLECTOR_CFI_SIGNAL,	/* a signal frame (CIE augmentation 'S', e.g. __restore_rt):
+				   the caller's registers are in the ucontext at rsp */
+	COLLECTOR_CFI_STOP,	/* the return address is undefined (DW_CFA_undefined rip):
+				   the thread's root, e.g. _start, clone3's child */
+};
+
+struct collector_cfi_row {
+	uint64_t vaddr; /* start of the range, in the file's virtual addresses (as in
+			   its symbol table); the row holds until the next row's vaddr */
+	uint8_t kind;	/* enum collector_cfi_kind */
+	int32_t cfa_offset;
+	int32_t rbp_offset; /* where the caller's rbp is saved, as an offset from the CFA;
+			       0: rbp is unchanged (same value / not saved) */
+};
+
+/* Why a range got COLLECTOR_CFI_NONE. */
+enum collector_cfi_reason {
+	COLLECTOR_CFI_NO_FDE = 0,      /* no FDE covers it (a gap, or past the last) */
+	COLLECTOR_CFI_CFA_REGISTER,    /* the CFA is computed from neither rsp nor rbp */
+	COLLECTOR_CFI_CFA_EXPRESSION,  /* ... by an expression other than the PLT one */
+	COLLECTOR_CFI_RBP_RULE,	       /* rbp saved in a register, by an expression, ... */
+	COLLECTOR_CFI_RA_RULE,	       /* the return address is not at CFA-8 */
+	COLLECTOR_CFI_RSP_RULE,	       /* rsp given a rule of its own */
+	COLLECTOR_CFI_BAD_CIE,	       /* a CIE with another return address column or
+					  augmentation, or no CFA-8 return address */
+	COLLECTOR_CFI_BAD_INSTRUCTION, /* an instruction this reader does not know */
+	COLLECTOR_CFI_OFFSET_RANGE,    /* an offset that does not fit 32 bits */
+	COLLECTOR_CFI_REASONS
+};
+
+struct collector_cfi_stats {
+	uint64_t cies, fdes;   /* read (FDEs of both sections) */
+	uint64_t fdes_skipped; /* FDEs of no use: empty, discarded (address 0), or a CIE
+				  whose address encoding can't be followed */
+	uint64_t ranges;       /* ranges the FDEs gave, before merging */
+	uint64_t
+		none[COLLECTOR_CFI_REASONS]; /* ranges (rows for NO_FDE) that are NONE, by reason */
+	size_t rows;
+};
+
+/* The rows of one file, sorted by vaddr, the last one NONE. */
+struct collector_cfi;
+
+/* Reads the unwind rules of the x86-64 ELF file fd (the caller keeps fd;
+ * nothing refers to it afterwards). `name` is for messages only. -ENOEXEC
+ * when it is not an ELF file, -ENOTSUP for another machine, -EBADMSG for a
+ * malformed or truncated section (the message names the file, the section
+ * and the offset), -E2BIG/-EFBIG past a cap. A file with neither section
+ * gives an empty table. *ret is freed with collector_cfi__free. */
+int collector_cfi__read(int fd, const char *name, struct errbuf *err, struct collector_cfi **ret);
+/* The same on ELF bytes in memory (the vDSO). */
+int collector_cfi__read_memory(const void *data, size_t len, const char *name, struct errbuf *err,
+			       struct collector_cfi **ret);
+/* The same on the raw bytes of the two sections (either may be NULL/0),
+ * each with the virtual address it is loaded at (pc-relative pointers are
+ * relative to it). For tests and the fuzzer. */
+int collector_cfi__parse(const void *eh_frame, size_t eh_len, uint64_t eh_addr,
+			 const void *debug_frame, size_t debug_len, const char *name,
+			 struct errbuf *err, struct collector_cfi **ret);
+void collector_cfi__free(struct collector_cfi *t);
+/* The row that holds vaddr (the last with row->vaddr <= vaddr); NULL before
+ * the first row. It lives as long as t. */
+const struct collector_cfi_row *collector_cfi__find(const struct collector_cfi *t, uint64_t vaddr);
+const struct collector_cfi_row *collector_cfi__rows(const struct collector_cfi *t);
+size_t collector_cfi__count(const struct collector_cfi *t);
+/* Bytes of memory t holds. */
+size_t collector_cfi__bytes(const struct collector_cfi *t);
+void collector_cfi__stats(const struct collector_cfi *t, struct collector_cfi_stats *ret);
+/* "none", "rsp", ... and "no-fde", "cfa-register", ...: for messages and
+ * cfidump. */
+const char *collector_cfi__kind_name(unsigned kind);
+const char *collector_cfi__reason_name(unsigned reason);
+
 /* ---- eBPF sampling ----------------------------------------------------- */
 /*
  * The sampler: bpf/profile.bpf.c attached to the cpu-clock event of every

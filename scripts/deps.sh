@@ -37,6 +37,9 @@ packages=(
 	linux-perf time
 	# the HTML report's test renders the page in headless Chromium
 	chromium
+	# the unwind rules' test (tests/cli/cfi.sh) reads these real files against
+	# readelf (binutils, with build-essential): CPython 3.11 and libcrypto
+	python3.11 libssl3
 	# libFuzzer's runtime, for the fuzz harnesses (clang only recommends it)
 	"libclang-rt-$(clang_major)-dev"
 )

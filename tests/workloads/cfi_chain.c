@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cfi_chain: a three-deep call chain (main -> outer -> middle -> inner)
+ * built without frame pointers, whose unwind rules tests/cli/cfi.sh reads
+ * back from .eh_frame (and, in the cfi_chain_debug_frame build, from
+ * .debug_frame) and checks against readelf's. Each function keeps values
+ * live across a call so that it saves registers and moves its CFA.
+ *   cfi_chain [ITERATIONS]   prints a checksum
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+__attribute__((noinline)) static unsigned long inner(unsigned long x, volatile unsigned long *buf)
+{
+	for (int i = 0; i < 64; i++)
+		buf[i & 15] += x * (unsigned long)i;
+	return buf[x & 15];
+}
+
+__attribute__((noinline)) static unsigned long middle(unsigned long x)
+{
+	volatile unsigned long buf[16] = {0};
+	unsigned long a = x * 3, b = x ^ 0x55, c = inner(x, buf);
+
+	return a + b + c + inner(c, buf);
+}
+
+__attribute__((noinline)) static unsigned long outer(unsigned long n)
+{
+	unsigned long sum = 0, k = n * 7;
+
+	for (unsigned long i = 0; i < n; i++)
+		sum += middle(i + k) ^ k;
+	return sum + k;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned long n = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000;
+
+	printf("%lu\n", outer(n));
+	return 0;
+}
