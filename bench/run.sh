@@ -8,6 +8,8 @@
 #   record          bench/record.sh: a workload's slowdown, the profiler's CPU
 #                   and RSS, braid record vs perf record -a -g (root)
 #   merge           build/bench_merge: the splice vs a plain copy of the stacks
+#   unwind tables   build/bench_unwind_tables: the unwind rules of every file
+#                   this machine's processes map, MiB and build time (root)
 #   merge accuracy  bench/merge_accuracy.sh: TVD of the merged profile and of
 #                   the SDK alone from the eBPF truth (root)
 #   soak            bench/soak.sh: the agent for 30 minutes (root; only with
@@ -102,7 +104,7 @@ commas() {
 # ---- build -------------------------------------------------------------------
 need_build=$force_build
 [ -d "$BUILD_DIR" ] || need_build=1
-for bin in braid bench_pprof_decode bench_store bench_ingest_load bench_merge; do
+for bin in braid bench_pprof_decode bench_store bench_ingest_load bench_merge bench_unwind_tables; do
 	[ -x "$BUILD_DIR/$bin" ] || need_build=1
 done
 if [ -n "$need_build" ]; then
@@ -322,6 +324,25 @@ if [ "$rc" -eq 0 ]; then
 	row merge "encode to gzipped pprof, stacks/s" "$(ph encode 3)" "" "" none "" "—" "$cmd"
 else
 	failed merge "$rc" "$cmd"
+fi
+
+# ---- unwind tables -------------------------------------------------------------
+# The unwind rules (collector/cfi.c) of every file this machine's processes
+# map executable, each file once: what the tables weigh in user space and
+# what building them all costs. Other users' files are closed to a user.
+cmd="$B/bench_unwind_tables"
+if [ -z "$is_root" ]; then
+	skip_row "unwind tables" "needs root (every process's files)" "$cmd"
+else
+	rc=0; run unwind "$BUILD_DIR/bench_unwind_tables" || rc=$?
+	if [ "$rc" -eq 0 ]; then
+		uw() { awk -v k="$1" '$1 == k { print $2; exit }' "$LOG/unwind.out"; }
+		row "unwind tables" "MiB of rules, this machine ($(uw files) files of $(uw processes) processes)" \
+			"$(uw table_mib)" "" "" max 64 "≤ 64 MiB" "$cmd"
+		row "unwind tables" "seconds to build them all" "$(uw build_seconds)" "" "" none "" "—" "$cmd"
+	else
+		failed unwind "$rc" "$cmd" "unwind tables"
+	fi
 fi
 
 # ---- merge accuracy ------------------------------------------------------------

@@ -39,6 +39,26 @@ if [ -n "${BENCH_MERGE:-}" ]; then
 			fail "merge bench row $phase is missing or malformed"
 	done
 fi
+# The unwind tables' benchmark reads the rules of every executable file the
+# processes it can see map: at least its own, each file once, none refused.
+if [ -n "${BENCH_UNWIND:-}" ]; then
+	"$BENCH_UNWIND" >"$TMP/unwind-bench.txt" || fail "bench_unwind_tables exited $?"
+	cat "$TMP/unwind-bench.txt"
+	uw() { awk -v k="$1" '$1 == k { print $2 }' "$TMP/unwind-bench.txt"; }
+	for k in processes executable_mappings files files_with_rules files_failed rows table_bytes \
+		table_mib build_seconds peak_rss_mib; do
+		grep -Eq "^$k [0-9]+(\.[0-9]+)?\$" "$TMP/unwind-bench.txt" ||
+			fail "unwind bench line $k is missing or malformed"
+	done
+	[ "$(uw files_with_rules)" -ge 1 ] || fail "unwind bench: no file with rules (its own has some)"
+	[ "$(uw files)" -le "$(uw executable_mappings)" ] ||
+		fail "unwind bench: more files than executable mappings: a file was read twice"
+	# a 32-bit program's files are refused (-ENOTSUP): say so, don't fail
+	if [ "$(uw files_failed)" -gt 0 ]; then
+		echo "# unwind bench: $(uw files_failed) files refused:"
+		"$BENCH_UNWIND" -v 2>&1 >/dev/null | grep -v ' rows ' | sed 's/^/#   /' || true
+	fi
+fi
 # The ingest benchmark runs end to end (2 s, 2 connections) against a real
 # braid ingest: the run succeeds and every acknowledged push is in the store;
 # the figures are for bench/ingest.sh to show, not for a test to judge.
