@@ -111,6 +111,43 @@ struct {
 	__type(value, struct braid_stack);
 } scratch SEC(".maps");
 
+/* ---- user stacks from the rules of .eh_frame (collector/unwind.c fills these) ---- */
+
+/* Every loaded file's rows, appended: sized by user space before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct braid_unwind_row);
+} unwind_rows SEC(".maps");
+
+/* (file, 64 KiB page) -> its run of rows. Written by user space only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1);
+	__type(key, struct braid_unwind_page_key);
+	__type(value, struct braid_unwind_page);
+} unwind_pages SEC(".maps");
+
+/* pid -> its executable mappings; a process without an entry keeps the
+ * frame-pointer walk of bpf_get_stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct braid_unwind_proc);
+} unwind_procs SEC(".maps");
+
+/* The registers between two frames: bpf_loop's callback keeps them here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct braid_unwind_state);
+} unwind_state SEC(".maps");
+
 static __always_inline void stat_add(__u32 i)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &i);
@@ -132,41 +169,6 @@ static __always_inline __u64 stack_hash(const struct braid_stack *st, __u32 n)
 		h ^= h >> 32;
 	}
 	return h ? h : 1;
-}
-
-/* Stores the current kernel or user stack in `stacks`; returns its hash, 0
- * when there is none, or sets *lost when it could not be stored. */
-static __always_inline __u64 store_stack(struct bpf_perf_event_data *ctx, void *stacks, bool user,
-					 __u32 *lost)
-{
-	__u32 zero = 0;
-	struct braid_stack *st = bpf_map_lookup_elem(&scratch, &zero);
-	long len, r;
-	__u32 n;
-	__u64 h;
-
-	if (!st)
-		return 0;
-	/* bpf_get_stack zero-fills the buffer past the frames it writes */
-	len = bpf_get_stack(ctx, st, sizeof(*st), user ? BPF_F_USER_STACK : 0);
-	if (len < 0) {
-		stat_add(user ? BRAID_STAT_USTACK_FAULT : BRAID_STAT_KSTACK_FAULT);
-		*lost = 1;
-		return 0;
-	}
-	n = (__u32)len / sizeof(__u64);
-	if (n == 0)
-		return 0;
-	if (n >= BRAID_MAX_STACK_DEPTH)
-		stat_add(user ? BRAID_STAT_USTACK_TRUNCATED : BRAID_STAT_KSTACK_TRUNCATED);
-	h = stack_hash(st, n);
-	r = bpf_map_update_elem(stacks, &h, st, BPF_NOEXIST);
-	if (r == 0 || r == -17 /* -EEXIST: this stack is stored already */)
-		return h;
-	stat_add((r == -7 /* -E2BIG */ || r == -12 /* -ENOMEM */) ? BRAID_STAT_STACK_FULL
-								  : BRAID_STAT_STACK_OTHER);
-	*lost = 1;
-	return 0;
 }
 
 /* Tells user space the first time a process is sampled. A lost event (a
@@ -196,6 +198,233 @@ static __always_inline bool in_user_mode(struct bpf_perf_event_data *ctx)
 #endif
 }
 
+#if defined(__TARGET_ARCH_x86)
+/* The executable mapping of p holding ip; NULL if none. */
+static __always_inline const struct braid_unwind_mapping *
+find_mapping(const struct braid_unwind_proc *p, __u64 ip)
+{
+	const struct braid_unwind_mapping *m;
+	__u32 lo = 0, hi = p->n, mid;
+
+	if (hi > BRAID_UNWIND_MAX_MAPPINGS)
+		hi = BRAID_UNWIND_MAX_MAPPINGS;
+	for (int i = 0; i < BRAID_UNWIND_MAPPING_STEPS; i++) {
+		if (lo >= hi)
+			break;
+		mid = (lo + hi) / 2;
+		if (mid >= BRAID_UNWIND_MAX_MAPPINGS)
+			return NULL;
+		if (p->m[mid].start <= ip)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0 || lo > BRAID_UNWIND_MAX_MAPPINGS)
+		return NULL;
+	m = &p->m[lo - 1];
+	return ip < m->end ? m : NULL;
+}
+
+/* The row of file_id that holds vaddr; NULL if the file has none there. */
+static __always_inline const struct braid_unwind_row *find_row(__u64 file_id, __u64 vaddr)
+{
+	struct braid_unwind_page_key key = {.file_id = file_id,
+					    .page = vaddr >> BRAID_UNWIND_PAGE_SHIFT};
+	const struct braid_unwind_page *pg = bpf_map_lookup_elem(&unwind_pages, &key);
+	const struct braid_unwind_row *r;
+	__u32 lo = 1, hi, mid, idx;
+	__u16 a = (__u16)vaddr;
+
+	if (!pg)
+		return NULL;
+	/* the last row of the run starting at or before a; the run's first
+	 * row holds the page's first byte and is never compared */
+	hi = pg->count;
+	for (int i = 0; i < BRAID_UNWIND_ROW_STEPS; i++) {
+		if (lo >= hi)
+			break;
+		mid = (lo + hi) / 2;
+		idx = pg->first + mid;
+		r = bpf_map_lookup_elem(&unwind_rows, &idx);
+		if (!r)
+			return NULL;
+		if (r->vaddr_lo <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	idx = pg->first + lo - 1;
+	return bpf_map_lookup_elem(&unwind_rows, &idx);
+}
+
+/* One frame: records s->ip, then finds the caller's registers. Returns 1
+ * (bpf_loop: stop) once the stack ended. */
+static long unwind_step(__u64 i, void *ctx)
+{
+	__u32 zero = 0, n;
+	struct braid_unwind_state *s = bpf_map_lookup_elem(&unwind_state, &zero);
+	struct braid_stack *st = bpf_map_lookup_elem(&scratch, &zero);
+	const struct braid_unwind_mapping *m;
+	const struct braid_unwind_row *row = NULL;
+	const struct braid_unwind_proc *p;
+	__u64 ip, lookup_ip, cfa, ra = 0, bp;
+	__u8 kind = BRAID_UNWIND_NONE;
+
+	if (!s || !st || s->done)
+		return 1;
+	n = s->n;
+	ip = s->ip;
+	if (n >= BRAID_MAX_STACK_DEPTH || !ip)
+		goto stop;
+	st->ips[n] = ip;
+	s->n = n + 1;
+	p = bpf_map_lookup_elem(&unwind_procs, &s->pid);
+	if (!p)
+		goto stop;
+	/* a caller's ip is a return address: the call is the byte before it,
+	 * and may be a function's last instruction (a noreturn call) */
+	lookup_ip = n ? ip - 1 : ip;
+	m = find_mapping(p, lookup_ip);
+	if (m && m->file_id)
+		row = find_row(m->file_id, lookup_ip - m->bias);
+	if (row)
+		kind = row->kind;
+	switch (kind) {
+	case BRAID_UNWIND_RSP:
+		cfa = s->sp + (__s64)row->cfa_offset;
+		break;
+	case BRAID_UNWIND_RBP:
+		cfa = s->bp + (__s64)row->cfa_offset;
+		break;
+	case BRAID_UNWIND_PLT:
+		cfa = s->sp + 8 + ((ip & 15) >= 11 ? 8 : 0);
+		break;
+	case BRAID_UNWIND_STOP:
+		goto stop;
+	case BRAID_UNWIND_SIGNAL:
+		/* the caller's registers are in the ucontext at rsp: not yet */
+		stat_add(BRAID_STAT_UNWIND_SIGNAL);
+		goto stop;
+	default:
+		/* no rule (JIT code, a gap, a file without rules): frame
+		 * pointers, as bpf_get_stack would */
+		bp = s->bp;
+		if (!bp || bp < s->sp || bpf_probe_read_user(&ra, sizeof(ra), (void *)(bp + 8)) ||
+		    bpf_probe_read_user(&s->bp, sizeof(s->bp), (void *)bp))
+			goto stop;
+		stat_add(BRAID_STAT_UNWIND_FP_STEPS);
+		s->sp = bp + 16;
+		s->ip = ra;
+		return ra ? 0 : 1;
+	}
+	/* the caller's stack is above the callee's: anything else is a wrong
+	 * rule or a corrupt stack, and would loop */
+	if (cfa <= s->sp || bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa - 8)))
+		goto stop;
+	if (row->rbp_offset8 &&
+	    bpf_probe_read_user(&s->bp, sizeof(s->bp), (void *)(cfa + 8 * (__s64)row->rbp_offset8)))
+		goto stop;
+	s->sp = cfa;
+	s->ip = ra;
+	return ra ? 0 : 1;
+stop:
+	s->done = 1;
+	return 1;
+}
+
+/* Unwinds the current user stack into st with the rules of unwind_procs;
+ * returns the number of frames, or -1 when it can't (no entry for the
+ * process, no user registers, a kernel without bpf_loop): then
+ * bpf_get_stack walks frame pointers as before. */
+static __always_inline long unwind_user(struct bpf_perf_event_data *ctx, struct braid_stack *st,
+					__u32 pid)
+{
+	struct braid_unwind_state *s;
+	__u32 zero = 0;
+
+	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_loop))
+		return -1;
+	if (!bpf_map_lookup_elem(&unwind_procs, &pid))
+		return -1;
+	s = bpf_map_lookup_elem(&unwind_state, &zero);
+	if (!s)
+		return -1;
+	if (in_user_mode(ctx)) {
+		s->ip = ctx->regs.ip;
+		s->sp = ctx->regs.sp;
+		s->bp = ctx->regs.bp;
+	} else if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs)) {
+		/* in the kernel: the user registers saved at its entry */
+		struct pt_regs *regs =
+			(struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+
+		s->ip = BPF_CORE_READ(regs, ip);
+		s->sp = BPF_CORE_READ(regs, sp);
+		s->bp = BPF_CORE_READ(regs, bp);
+	} else {
+		stat_add(BRAID_STAT_UNWIND_NO_REGS);
+		return -1;
+	}
+	s->n = 0;
+	s->done = 0;
+	s->pid = pid;
+	__builtin_memset(st, 0, sizeof(*st));
+	bpf_loop(BRAID_MAX_STACK_DEPTH, unwind_step, NULL, 0);
+	stat_add(BRAID_STAT_UNWIND_CFI);
+	if (s->n >= BRAID_MAX_STACK_DEPTH && !s->done)
+		return BRAID_MAX_STACK_DEPTH + 1; /* more: counted as truncated */
+	return s->n;
+}
+#else
+static __always_inline long unwind_user(struct bpf_perf_event_data *ctx, struct braid_stack *st,
+					__u32 pid)
+{
+	return -1;
+}
+#endif
+
+/* Stores the current kernel or user stack in `stacks`; returns its hash, 0
+ * when there is none, or sets *lost when it could not be stored. A user
+ * stack is unwound with the rules of .eh_frame when user space loaded them
+ * for the process (unwind_user), else by frame pointers (bpf_get_stack). */
+static __always_inline __u64 store_stack(struct bpf_perf_event_data *ctx, void *stacks, bool user,
+					 __u32 pid, __u32 *lost)
+{
+	__u32 zero = 0;
+	struct braid_stack *st = bpf_map_lookup_elem(&scratch, &zero);
+	long len, r;
+	__u32 n;
+	__u64 h;
+
+	if (!st)
+		return 0;
+	len = user ? unwind_user(ctx, st, pid) : -1;
+	if (len < 0) {
+		/* bpf_get_stack zero-fills the buffer past the frames it writes */
+		len = bpf_get_stack(ctx, st, sizeof(*st), user ? BPF_F_USER_STACK : 0);
+		if (len < 0) {
+			stat_add(user ? BRAID_STAT_USTACK_FAULT : BRAID_STAT_KSTACK_FAULT);
+			*lost = 1;
+			return 0;
+		}
+		/* a full buffer: the stack may go on */
+		len = len / sizeof(__u64) + (len >= sizeof(*st));
+	}
+	if (len == 0)
+		return 0;
+	n = len > BRAID_MAX_STACK_DEPTH ? BRAID_MAX_STACK_DEPTH : (__u32)len;
+	if (len > BRAID_MAX_STACK_DEPTH)
+		stat_add(user ? BRAID_STAT_USTACK_TRUNCATED : BRAID_STAT_KSTACK_TRUNCATED);
+	h = stack_hash(st, n);
+	r = bpf_map_update_elem(stacks, &h, st, BPF_NOEXIST);
+	if (r == 0 || r == -17 /* -EEXIST: this stack is stored already */)
+		return h;
+	stat_add((r == -7 /* -E2BIG */ || r == -12 /* -ENOMEM */) ? BRAID_STAT_STACK_FULL
+								  : BRAID_STAT_STACK_OTHER);
+	*lost = 1;
+	return 0;
+}
+
 static __always_inline void count(struct bpf_perf_event_data *ctx, void *counts, void *stacks,
 				  __u32 pid, __u32 tid, bool kthread, __u64 start)
 {
@@ -210,13 +439,13 @@ static __always_inline void count(struct bpf_perf_event_data *ctx, void *counts,
 	key.start = start;
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
 	if (sample_kernel && !in_user_mode(ctx)) {
-		key.kstack = store_stack(ctx, stacks, false, &lost);
+		key.kstack = store_stack(ctx, stacks, false, pid, &lost);
 		if (lost)
 			key.flags |= BRAID_KEY_KSTACK_LOST;
 	}
 	if (sample_user && !kthread) {
 		lost = 0;
-		key.ustack = store_stack(ctx, stacks, true, &lost);
+		key.ustack = store_stack(ctx, stacks, true, pid, &lost);
 		if (lost)
 			key.flags |= BRAID_KEY_USTACK_LOST;
 	}

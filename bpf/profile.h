@@ -41,6 +41,75 @@ struct braid_stack {
 	__u64 ips[BRAID_MAX_STACK_DEPTH];
 };
 
+/* ---- unwinding user stacks with the rules of .eh_frame (collector/unwind.c) ----
+ *
+ * One table of rows for every file loaded (ELF files keyed by a 64-bit id
+ * from their device and inode), all appended to the `unwind_rows` array; a
+ * hash of 64 KiB pages of a file's addresses gives the rows that start in
+ * each page, so the program's binary search spans one page's rows; and per
+ * process, its executable mappings, sorted, to turn an address into a file
+ * and a file address. docs/unwind.md, "In the kernel". */
+#define BRAID_UNWIND_PAGE_SHIFT	  16
+#define BRAID_UNWIND_MAX_MAPPINGS 64 /* executable file mappings of one process */
+/* binary-search steps: a page holds at most 65,536 row starts + the row
+ * holding its first byte; the mappings at most 64 */
+#define BRAID_UNWIND_ROW_STEPS	   17
+#define BRAID_UNWIND_MAPPING_STEPS 7
+
+/* braid_unwind_row.kind: enum collector_cfi_kind's values */
+enum braid_unwind_kind {
+	BRAID_UNWIND_NONE = 0, /* no rule: a frame-pointer step */
+	BRAID_UNWIND_RSP,      /* CFA = rsp + cfa_offset */
+	BRAID_UNWIND_RBP,      /* CFA = rbp + cfa_offset */
+	BRAID_UNWIND_PLT,      /* CFA = rsp + 8, + 8 when (ip & 15) >= 11 */
+	BRAID_UNWIND_SIGNAL,   /* a signal frame: the stack ends there (for now) */
+	BRAID_UNWIND_STOP,     /* the thread's root */
+};
+
+/* One rule, 8 bytes. Only the low 16 bits of its start address are kept:
+ * every row compared in a page's search starts inside that page (the first
+ * row of a page's run, which may start before it, is never compared). */
+struct braid_unwind_row {
+	__u16 vaddr_lo;
+	__u8 kind;
+	__s8 rbp_offset8; /* caller's rbp at CFA + 8 * rbp_offset8; 0: unchanged */
+	__s32 cfa_offset;
+};
+
+struct braid_unwind_page_key {
+	__u64 file_id;
+	__u64 page; /* file vaddr >> BRAID_UNWIND_PAGE_SHIFT */
+};
+
+/* The rows of one page: unwind_rows[first, first + count); the first holds
+ * the page's first byte. */
+struct braid_unwind_page {
+	__u32 first;
+	__u32 count;
+};
+
+/* An executable mapping [start, end) of a file: file vaddr = ip - bias. */
+struct braid_unwind_mapping {
+	__u64 start, end;
+	__u64 bias;
+	__u64 file_id; /* 0: no rules (frame pointers) */
+};
+
+struct braid_unwind_proc {
+	__u32 n; /* mappings, sorted by start, not overlapping */
+	__u32 pad;
+	struct braid_unwind_mapping m[BRAID_UNWIND_MAX_MAPPINGS];
+};
+
+/* The unwinder's registers between frames (a per-CPU array slot). */
+struct braid_unwind_state {
+	__u64 ip, sp, bp;
+	__u32 n;    /* frames written */
+	__u32 done; /* the stack ended */
+	__u32 pid;
+	__u32 pad;
+};
+
 /* Per-CPU counters, indexes of the stats map. */
 enum braid_stat {
 	BRAID_STAT_SAMPLES = 0,	 /* samples counted */
@@ -54,6 +123,10 @@ enum braid_stat {
 	BRAID_STAT_USTACK_TRUNCATED, /* a user stack deeper than BRAID_MAX_STACK_DEPTH */
 	BRAID_STAT_ANNOUNCE_LOST,    /* a new process not announced: the ring was full */
 	BRAID_STAT_EXEC,	     /* an announced process exec'd: announced again */
+	BRAID_STAT_UNWIND_CFI,	     /* user stacks unwound with the rules (unwind_procs) */
+	BRAID_STAT_UNWIND_FP_STEPS,  /* ... frames of them stepped by frame pointers (no rule) */
+	BRAID_STAT_UNWIND_NO_REGS,   /* ... not: no user registers (bpf_get_stack instead) */
+	BRAID_STAT_UNWIND_SIGNAL,    /* ... stopped at a signal frame */
 	BRAID_STAT_COUNT
 };
 

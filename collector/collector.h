@@ -397,6 +397,53 @@ void collector_cfi__stats(const struct collector_cfi *t, struct collector_cfi_st
 const char *collector_cfi__kind_name(unsigned kind);
 const char *collector_cfi__reason_name(unsigned reason);
 
+/* ---- unwind rules in the kernel (unwind.c) ------------------------------ */
+/*
+ * Puts the rules of cfi.c into the maps bpf/profile.bpf.c unwinds user
+ * stacks with: the rows of every executable file a process maps (once per
+ * file, keyed by device and inode), a page index over them, and each
+ * process's executable mappings. Files are never unloaded; a file whose
+ * rows don't fit gets none (the program walks frame pointers there). Built
+ * with the eBPF sampler only; collector_sampler calls it for every process
+ * announced. docs/unwind.md, "In the kernel".
+ */
+
+#define COLLECTOR_UNWIND_MAX_ROWS  (2u << 20) /* rows of all files (8 bytes each in the kernel) */
+#define COLLECTOR_UNWIND_MAX_PAGES (1u << 16) /* 64 KiB pages of code with rules */
+#define COLLECTOR_UNWIND_MAX_PROCS 8192	      /* processes unwound with rules */
+#define COLLECTOR_UNWIND_MAX_FILES 16384      /* files seen (loaded or not) */
+
+/* The maps, by fd (the sampler keeps them), and their sizes. */
+struct collector_unwind_maps {
+	int rows_fd, pages_fd, procs_fd;
+	uint32_t max_rows, max_pages;
+};
+
+struct collector_unwind_stats {
+	uint64_t files;		   /* files seen */
+	uint64_t files_loaded;	   /* ... whose rules are in the maps */
+	uint64_t files_unreadable; /* ... not opened, not ELF, or malformed rules */
+	uint64_t files_no_room;	   /* ... whose rules didn't fit (rows, pages, files) */
+	uint64_t rows, pages;	   /* in the maps */
+	uint64_t rows_unfit;	   /* rows made NONE: rbp saved at an odd offset */
+	uint64_t procs_added;	   /* process entries written */
+	uint64_t procs_no_room;	   /* ... not: the map was full */
+	uint64_t mappings_dropped; /* executable mappings past BRAID_UNWIND_MAX_MAPPINGS */
+};
+
+struct collector_unwind;
+
+int collector_unwind__new(const struct collector_unwind_maps *maps, const char *proc_root,
+			  struct collector_unwind **ret);
+void collector_unwind__free(struct collector_unwind *u);
+/* Loads the rules of pid's executable files not loaded yet and writes its
+ * mappings (again after an exec). A process gone, a file unreadable or a
+ * full map is counted, not an error: only -ENOMEM is returned. */
+int collector_unwind__add_process(struct collector_unwind *u, int32_t pid);
+/* Forgets pid's mappings (it exited, or its PID names another process). */
+void collector_unwind__remove_process(struct collector_unwind *u, int32_t pid);
+void collector_unwind__stats(const struct collector_unwind *u, struct collector_unwind_stats *ret);
+
 /* ---- eBPF sampling ----------------------------------------------------- */
 /*
  * The sampler: bpf/profile.bpf.c attached to the cpu-clock event of every
@@ -442,6 +489,12 @@ struct collector_sampler_stats {
 	uint64_t lost_drain;	      /* samples read but not passed on (the callback failed) */
 	unsigned cpus;		      /* CPUs sampled */
 	size_t max_stacks;	      /* the map size chosen */
+	/* user stacks unwound with the rules of .eh_frame (unwind.c) */
+	uint64_t unwind_stacks;	  /* stacks unwound with the rules */
+	uint64_t unwind_fp_steps; /* ... frames of them stepped by frame pointers */
+	uint64_t unwind_no_regs;  /* stacks left to bpf_get_stack: no user registers */
+	uint64_t unwind_signal;	  /* stacks ended at a signal frame */
+	struct collector_unwind_stats unwind;
 };
 
 /* One counted (process, thread, stacks) of a drain. The arrays are valid

@@ -60,11 +60,12 @@ struct collector_sampler {
 	 * frames, not 127 slots */
 	uint64_t *pool;
 	size_t pool_len, pool_cap;
-	struct idtab index;	  /* the stacks by key; ids = their place in the pool + 1 */
-	uint64_t *percpu;	  /* n_possible values */
-	uint64_t *inflight_seen;  /* n_possible values: wait_inflight's snapshot */
-	struct ring_buffer *ring; /* new_pids */
-	collector_pid_fn pid_fn;  /* set during collector_sampler__new_pids */
+	struct idtab index;		 /* the stacks by key; ids = their place in the pool + 1 */
+	uint64_t *percpu;		 /* n_possible values */
+	uint64_t *inflight_seen;	 /* n_possible values: wait_inflight's snapshot */
+	struct ring_buffer *ring;	 /* new_pids */
+	struct collector_unwind *unwind; /* the rules of .eh_frame in the maps */
+	collector_pid_fn pid_fn;	 /* set during collector_sampler__new_pids */
 	void *pid_ctx;
 	int pid_ret;
 	uint64_t announced;
@@ -82,6 +83,10 @@ static int on_new_pid(void *ctx, void *data, size_t size)
 		return 0;
 	memcpy(&pid, data, sizeof(pid));
 	s->announced++;
+	/* its rules first: its next samples unwind with them */
+	s->pid_ret = collector_unwind__add_process(s->unwind, (int32_t)pid);
+	if (s->pid_ret)
+		return 0;
 	s->pid_ret = s->pid_fn(s->pid_ctx, (int32_t)pid);
 	return 0;
 }
@@ -311,7 +316,13 @@ int collector_sampler__open(const struct collector_sampler_options *o, struct er
 	    (r = bpf_map__set_max_entries(s->skel->maps.stacks0, s->stacks_entries)) < 0 ||
 	    (r = bpf_map__set_max_entries(s->skel->maps.stacks1, s->stacks_entries)) < 0 ||
 	    (r = bpf_map__set_max_entries(s->skel->maps.pids,
-					  o->n_pids ? (uint32_t)o->n_pids : 1)) < 0) {
+					  o->n_pids ? (uint32_t)o->n_pids : 1)) < 0 ||
+	    (r = bpf_map__set_max_entries(s->skel->maps.unwind_rows, COLLECTOR_UNWIND_MAX_ROWS)) <
+		    0 ||
+	    (r = bpf_map__set_max_entries(s->skel->maps.unwind_pages, COLLECTOR_UNWIND_MAX_PAGES)) <
+		    0 ||
+	    (r = bpf_map__set_max_entries(s->skel->maps.unwind_procs, COLLECTOR_UNWIND_MAX_PROCS)) <
+		    0) {
 		r = load_error(err, r, "sizing the eBPF maps");
 		goto cleanup;
 	}
@@ -345,6 +356,25 @@ int collector_sampler__open(const struct collector_sampler_options *o, struct er
 	r = alloc_buffers(s);
 	if (r < 0)
 		goto cleanup;
+	{
+		struct collector_unwind_maps um = {
+			.rows_fd = bpf_map__fd(s->skel->maps.unwind_rows),
+			.pages_fd = bpf_map__fd(s->skel->maps.unwind_pages),
+			.procs_fd = bpf_map__fd(s->skel->maps.unwind_procs),
+			.max_rows = COLLECTOR_UNWIND_MAX_ROWS,
+			.max_pages = COLLECTOR_UNWIND_MAX_PAGES,
+		};
+
+		r = collector_unwind__new(&um, COLLECTOR_PROC_ROOT, &s->unwind);
+		if (r < 0)
+			goto cleanup;
+	}
+	/* the processes asked for get their rules before their first sample */
+	for (size_t i = 0; i < o->n_pids && !o->no_user; i++) {
+		r = collector_unwind__add_process(s->unwind, o->pids[i]);
+		if (r < 0)
+			goto cleanup;
+	}
 	s->ring = ring_buffer__new(bpf_map__fd(s->skel->maps.new_pids), on_new_pid, s, NULL);
 	if (!s->ring) {
 		r = load_error(err, -errno, "opening the new-process ring buffer");
@@ -426,6 +456,7 @@ void collector_sampler__close(struct collector_sampler *s)
 		return;
 	collector_sampler__stop(s);
 	ring_buffer__free(s->ring);
+	collector_unwind__free(s->unwind);
 	braid_profile_bpf__destroy(s->skel);
 	free(s->links);
 	free(s->perf_fds);
@@ -724,6 +755,11 @@ int collector_sampler__stats(const struct collector_sampler *cs,
 	ret->lost_drain = s->lost_drain;
 	ret->cpus = s->n_cpus;
 	ret->max_stacks = s->stacks_entries;
+	ret->unwind_stacks = sums[BRAID_STAT_UNWIND_CFI];
+	ret->unwind_fp_steps = sums[BRAID_STAT_UNWIND_FP_STEPS];
+	ret->unwind_no_regs = sums[BRAID_STAT_UNWIND_NO_REGS];
+	ret->unwind_signal = sums[BRAID_STAT_UNWIND_SIGNAL];
+	collector_unwind__stats(s->unwind, &ret->unwind);
 	return 0;
 }
 
@@ -758,4 +794,5 @@ void collector_sampler__forget(struct collector_sampler *s, int32_t pid)
 
 	/* -ENOENT (the LRU dropped it already) is as good */
 	bpf_map__delete_elem(s->skel->maps.known, &key, sizeof(key), 0);
+	collector_unwind__remove_process(s->unwind, pid);
 }

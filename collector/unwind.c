@@ -1,0 +1,498 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The unwind rules in the kernel: for each process announced, the rules of
+ * every executable file it maps (collector/cfi.c) go into the BPF maps the
+ * sampling program unwinds user stacks with (bpf/profile.h, "unwinding user
+ * stacks"), once per file whatever the number of processes mapping it.
+ *
+ * The rows of each file are appended to one array, never moved or freed;
+ * a page index ((file, vaddr >> 16) -> run of rows) bounds the program's
+ * binary search to one page's rows; and each process gets its sorted
+ * executable mappings with the bias that turns an address into the file's
+ * own. A file whose rows don't fit (or that can't be read) gets no rules:
+ * the program walks frame pointers there. docs/unwind.md, "In the kernel".
+ */
+#include "collector/collector.h"
+
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <inttypes.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "bpf/profile.h"
+
+#define UNWIND_MAPS_READ_MAX (4u << 20) /* bytes of /proc/PID/maps */
+#define UNWIND_MAX_SEGMENTS  16		/* PT_LOAD segments kept per file */
+#define UNWIND_BATCH	     4096u	/* rows per map update */
+#define UNWIND_PAGE	     (1ull << BRAID_UNWIND_PAGE_SHIFT)
+
+struct unwind_segment {
+	uint64_t offset, vaddr, filesz;
+	bool exec;
+};
+
+/* A file seen: loaded (rows != 0) or not (no rules: frame pointers). */
+struct unwind_file {
+	uint64_t id;
+	bool has_rules;
+	size_t n_segments;
+	struct unwind_segment segments[UNWIND_MAX_SEGMENTS];
+};
+
+struct collector_unwind {
+	struct collector_unwind_maps maps;
+	char *proc_root;
+	struct unwind_file *files; /* sorted by id */
+	size_t n_files, cap_files;
+	uint32_t n_rows;  /* rows used in unwind_rows */
+	uint32_t n_pages; /* entries in unwind_pages */
+	struct braid_unwind_row *batch_rows;
+	uint32_t *batch_keys;
+	struct collector_unwind_stats stats;
+};
+
+int collector_unwind__new(const struct collector_unwind_maps *maps, const char *proc_root,
+			  struct collector_unwind **ret)
+{
+	struct collector_unwind *u = calloc(1, sizeof(*u));
+
+	if (!u)
+		return -ENOMEM;
+	u->maps = *maps;
+	u->proc_root = strdup(proc_root ? proc_root : COLLECTOR_PROC_ROOT);
+	u->batch_rows = calloc(UNWIND_BATCH, sizeof(*u->batch_rows));
+	u->batch_keys = calloc(UNWIND_BATCH, sizeof(*u->batch_keys));
+	if (!u->proc_root || !u->batch_rows || !u->batch_keys) {
+		collector_unwind__free(u);
+		return -ENOMEM;
+	}
+	*ret = u;
+	return 0;
+}
+
+void collector_unwind__free(struct collector_unwind *u)
+{
+	if (!u)
+		return;
+	free(u->proc_root);
+	free(u->files);
+	free(u->batch_rows);
+	free(u->batch_keys);
+	free(u);
+}
+
+/* A file's id: its device and inode, mixed (splitmix64's finalizer); never
+ * 0, which the program reads as "no rules". */
+static uint64_t file_id(uint64_t dev, uint64_t ino)
+{
+	uint64_t h = dev * 0x9e3779b97f4a7c15ULL ^ ino;
+
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 31;
+	return h ? h : 1;
+}
+
+/* The file of id, or where it goes (*ret_at) when absent. */
+static struct unwind_file *find_file(struct collector_unwind *u, uint64_t id, size_t *ret_at)
+{
+	size_t lo = 0, hi = u->n_files;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (u->files[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*ret_at = lo;
+	return lo < u->n_files && u->files[lo].id == id ? &u->files[lo] : NULL;
+}
+
+/* Reads the PT_LOAD segments of fd into f. */
+static int read_segments(int fd, struct unwind_file *f)
+{
+	Elf *elf = NULL;
+	size_t n;
+	int r = -ENOEXEC;
+
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -ENOEXEC;
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!elf || elf_kind(elf) != ELF_K_ELF || elf_getphdrnum(elf, &n) != 0)
+		goto cleanup;
+	for (size_t i = 0; i < n && f->n_segments < UNWIND_MAX_SEGMENTS; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(elf, (int)i, &ph))
+			goto cleanup;
+		if (ph.p_type != PT_LOAD)
+			continue;
+		f->segments[f->n_segments++] = (struct unwind_segment){
+			.offset = ph.p_offset,
+			.vaddr = ph.p_vaddr,
+			.filesz = ph.p_filesz,
+			.exec = ph.p_flags & PF_X,
+		};
+	}
+	r = 0;
+cleanup:
+	elf_end(elf);
+	return r;
+}
+
+/* Writes rows[0, n) at unwind_rows[first, first + n), a batch at a time. */
+static int put_rows(struct collector_unwind *u, uint32_t first, const struct braid_unwind_row *rows,
+		    uint32_t n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+
+	for (uint32_t done = 0; done < n;) {
+		uint32_t k = n - done < UNWIND_BATCH ? n - done : UNWIND_BATCH, count = k;
+
+		for (uint32_t i = 0; i < k; i++)
+			u->batch_keys[i] = first + done + i;
+		if (bpf_map_update_batch(u->maps.rows_fd, u->batch_keys, rows + done, &count,
+					 &opts) < 0)
+			return -errno;
+		done += k;
+	}
+	return 0;
+}
+
+/* Packs a table's rows (with a NONE row first at the page start of the
+ * first, so that every page from there holds a row at its first byte).
+ * Returns the number of rows; *ret is freed by the caller. */
+static int pack_rows(struct collector_unwind *u, const struct collector_cfi *t,
+		     struct braid_unwind_row **ret, uint64_t **ret_vaddrs)
+{
+	const struct collector_cfi_row *rows = collector_cfi__rows(t);
+	size_t n = collector_cfi__count(t);
+	struct braid_unwind_row *out;
+	uint64_t *vaddrs;
+
+	if (n == 0 || n + 1 > COLLECTOR_CFI_MAX_ROWS + 1u)
+		return 0;
+	out = calloc(n + 1, sizeof(*out));
+	vaddrs = calloc(n + 1, sizeof(*vaddrs));
+	if (!out || !vaddrs) {
+		free(out);
+		free(vaddrs);
+		return -ENOMEM;
+	}
+	vaddrs[0] = rows[0].vaddr & ~(UNWIND_PAGE - 1);
+	out[0].kind = BRAID_UNWIND_NONE;
+	for (size_t i = 0; i < n; i++) {
+		struct braid_unwind_row *o = &out[i + 1];
+		int32_t rbp = rows[i].rbp_offset;
+
+		vaddrs[i + 1] = rows[i].vaddr;
+		o->vaddr_lo = (uint16_t)rows[i].vaddr;
+		o->kind = rows[i].kind;
+		o->cfa_offset = rows[i].cfa_offset;
+		/* rbp is saved in an 8-byte slot: its offset is a multiple of 8 */
+		if (rbp % 8 != 0 || rbp / 8 < INT8_MIN || rbp / 8 > INT8_MAX) {
+			o->kind = BRAID_UNWIND_NONE;
+			u->stats.rows_unfit++;
+		} else {
+			o->rbp_offset8 = (int8_t)(rbp / 8);
+		}
+	}
+	*ret = out;
+	*ret_vaddrs = vaddrs;
+	return (int)(n + 1);
+}
+
+/* The page runs of n rows (vaddrs sorted, the first at a page start):
+ * each page from the first row's to the last row's that holds a rule.
+ * Returns the number of pages; *ret_keys and *ret_pages are the caller's. */
+static int make_pages(uint64_t fid, const struct braid_unwind_row *rows, const uint64_t *vaddrs,
+		      size_t n, uint32_t first, struct braid_unwind_page_key **ret_keys,
+		      struct braid_unwind_page **ret_pages)
+{
+	struct braid_unwind_page_key *keys = NULL;
+	struct braid_unwind_page *pages = NULL;
+	size_t n_pages = 0, cap = 0, i = 0;
+	uint64_t page = vaddrs[0] >> BRAID_UNWIND_PAGE_SHIFT;
+	uint64_t last = vaddrs[n - 1] >> BRAID_UNWIND_PAGE_SHIFT;
+
+	while (page <= last) {
+		uint64_t base = page << BRAID_UNWIND_PAGE_SHIFT;
+		size_t j;
+
+		while (i + 1 < n && vaddrs[i + 1] <= base)
+			i++;
+		for (j = i; j + 1 < n && vaddrs[j + 1] < base + UNWIND_PAGE; j++)
+			;
+		if (j > i || rows[i].kind != BRAID_UNWIND_NONE) {
+			if (n_pages == cap) {
+				size_t c = cap ? 2 * cap : 64;
+				void *k = realloc(keys, c * sizeof(*keys));
+
+				if (k)
+					keys = k;
+				k = k ? realloc(pages, c * sizeof(*pages)) : NULL;
+				if (!k) {
+					free(keys);
+					free(pages);
+					return -ENOMEM;
+				}
+				pages = k;
+				cap = c;
+			}
+			keys[n_pages] = (struct braid_unwind_page_key){fid, page};
+			pages[n_pages] = (struct braid_unwind_page){(uint32_t)(first + i),
+								    (uint32_t)(j - i + 1)};
+			n_pages++;
+			page++;
+		} else if (i + 1 < n) {
+			/* a gap without rules: on to the page of the next row */
+			page = vaddrs[i + 1] >> BRAID_UNWIND_PAGE_SHIFT;
+		} else {
+			break;
+		}
+	}
+	*ret_keys = keys;
+	*ret_pages = pages;
+	return (int)n_pages;
+}
+
+/* Reads the rules of the file open at fd and puts them in the maps, if
+ * they fit; f->has_rules says whether they went in. */
+static int load_rules(struct collector_unwind *u, int fd, const char *name, struct unwind_file *f)
+{
+	struct collector_cfi *t = NULL;
+	struct braid_unwind_row *rows = NULL;
+	struct braid_unwind_page_key *keys = NULL;
+	struct braid_unwind_page *pages = NULL;
+	uint64_t *vaddrs = NULL;
+	struct errbuf err;
+	int n, n_pages = 0, r;
+
+	r = collector_cfi__read(fd, name, &err, &t);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		u->stats.files_unreadable++;
+		return 0;
+	}
+	n = pack_rows(u, t, &rows, &vaddrs);
+	if (n <= 0) {
+		r = n;
+		goto cleanup;
+	}
+	n_pages = make_pages(f->id, rows, vaddrs, (size_t)n, u->n_rows, &keys, &pages);
+	if (n_pages < 0) {
+		r = n_pages;
+		goto cleanup;
+	}
+	if ((uint64_t)u->n_rows + (uint64_t)n > u->maps.max_rows ||
+	    (uint64_t)u->n_pages + (uint64_t)n_pages > u->maps.max_pages) {
+		u->stats.files_no_room++;
+		r = 0;
+		goto cleanup;
+	}
+	r = put_rows(u, u->n_rows, rows, (uint32_t)n);
+	if (r < 0)
+		goto cleanup;
+	for (int i = 0; i < n_pages; i++) {
+		if (bpf_map_update_elem(u->maps.pages_fd, &keys[i], &pages[i], BPF_ANY) < 0) {
+			/* the rows stay, unused: the file has no rules */
+			r = -errno;
+			u->stats.files_no_room++;
+			u->n_rows += (uint32_t)n;
+			goto cleanup;
+		}
+		u->n_pages++;
+	}
+	u->n_rows += (uint32_t)n;
+	f->has_rules = true;
+	u->stats.files_loaded++;
+	u->stats.rows = u->n_rows;
+	u->stats.pages = u->n_pages;
+	r = 0;
+cleanup:
+	collector_cfi__free(t);
+	free(rows);
+	free(vaddrs);
+	free(keys);
+	free(pages);
+	/* a map that refuses an entry costs this file its rules, not the run */
+	return r == -ENOMEM ? r : 0;
+}
+
+/* The file of a mapping, read and loaded the first time it is seen. */
+static int get_file(struct collector_unwind *u, int32_t pid, uint64_t start, uint64_t end,
+		    uint64_t dev, uint64_t ino, const char *path, struct unwind_file **ret)
+{
+	uint64_t id = file_id(dev, ino);
+	struct unwind_file *f;
+	char name[4096 + 64];
+	size_t at;
+	int fd, r;
+
+	f = find_file(u, id, &at);
+	if (f) {
+		*ret = f;
+		return 0;
+	}
+	if (u->n_files >= COLLECTOR_UNWIND_MAX_FILES) {
+		u->stats.files_no_room++;
+		*ret = NULL;
+		return 0;
+	}
+	if (u->n_files == u->cap_files) {
+		size_t c = u->cap_files ? 2 * u->cap_files : 64;
+		struct unwind_file *p = realloc(u->files, c * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		u->files = p;
+		u->cap_files = c;
+	}
+	memmove(&u->files[at + 1], &u->files[at], (u->n_files - at) * sizeof(*u->files));
+	u->n_files++;
+	f = &u->files[at];
+	memset(f, 0, sizeof(*f));
+	f->id = id;
+
+	/* map_files reaches deleted files and other mount namespaces' (it
+	 * needs CAP_SYS_ADMIN); the root link does without */
+	snprintf(name, sizeof(name), "%s/%d/map_files/%" PRIx64 "-%" PRIx64, u->proc_root, pid,
+		 start, end);
+	fd = open(name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(name, sizeof(name), "%s/%d/root%s", u->proc_root, pid, path);
+		fd = open(name, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0) {
+		u->stats.files_unreadable++;
+		*ret = f;
+		return 0;
+	}
+	r = read_segments(fd, f);
+	if (r == 0)
+		r = load_rules(u, fd, path, f);
+	else
+		u->stats.files_unreadable++, r = 0;
+	close(fd);
+	*ret = f;
+	return r;
+}
+
+/* The bias of a mapping of file offset pgoff at start: vaddr = ip - bias,
+ * through the executable PT_LOAD segment its file range overlaps. */
+static bool mapping_bias(const struct unwind_file *f, uint64_t start, uint64_t end, uint64_t pgoff,
+			 uint64_t *ret)
+{
+	const struct unwind_segment *best = NULL;
+
+	for (size_t i = 0; i < f->n_segments; i++) {
+		const struct unwind_segment *s = &f->segments[i];
+
+		if (s->offset + s->filesz <= pgoff || s->offset >= pgoff + (end - start))
+			continue;
+		if (!best || (s->exec && !best->exec))
+			best = s;
+	}
+	if (!best)
+		return false;
+	/* collector_elf__vaddr: vaddr = (ip - start + pgoff) - p_offset + p_vaddr */
+	*ret = start - pgoff + best->offset - best->vaddr;
+	return true;
+}
+
+int collector_unwind__add_process(struct collector_unwind *u, int32_t pid)
+{
+	struct braid_unwind_proc *proc = NULL;
+	struct dynbuf maps;
+	struct errbuf err;
+	char path[256];
+	uint32_t key = (uint32_t)pid;
+	const char *p, *end;
+	int r;
+
+	dynbuf__init(&maps, 0);
+	snprintf(path, sizeof(path), "%s/%d/maps", u->proc_root, pid);
+	r = util__read_file(path, UNWIND_MAPS_READ_MAX, &err, &maps);
+	if (r < 0) {
+		r = r == -ENOMEM ? r : 0; /* gone already */
+		goto cleanup;
+	}
+	proc = calloc(1, sizeof(*proc));
+	if (!proc) {
+		r = -ENOMEM;
+		goto cleanup;
+	}
+	for (p = maps.data, end = maps.data + maps.len; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		char line[4096 + 128], perms[8], *file;
+		unsigned long long start, stop, off, ino;
+		unsigned maj, min;
+		struct unwind_file *f;
+		uint64_t bias;
+		int at = 0;
+
+		if (!nl)
+			nl = end;
+		snprintf(line, sizeof(line), "%.*s", (int)(nl - p), p);
+		p = nl + 1;
+		if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu %n", &start, &stop, perms, &off,
+			   &maj, &min, &ino, &at) < 7 ||
+		    at == 0 || !strchr(perms, 'x') || ino == 0 || line[at] != '/')
+			continue;
+		file = line + at;
+		r = get_file(u, pid, start, stop, makedev(maj, min), ino, file, &f);
+		if (r < 0)
+			goto cleanup;
+		if (!f || !f->has_rules || !mapping_bias(f, start, stop, off, &bias))
+			continue;
+		if (proc->n >= BRAID_UNWIND_MAX_MAPPINGS) {
+			u->stats.mappings_dropped++;
+			continue;
+		}
+		proc->m[proc->n++] = (struct braid_unwind_mapping){start, stop, bias, f->id};
+	}
+	/* /proc/PID/maps is sorted by address, as the program's search needs */
+	if (proc->n == 0) {
+		/* nothing to unwind with: frame pointers, as before */
+		bpf_map_delete_elem(u->maps.procs_fd, &key);
+		r = 0;
+		goto cleanup;
+	}
+	if (bpf_map_update_elem(u->maps.procs_fd, &key, proc, BPF_ANY) < 0) {
+		u->stats.procs_no_room++;
+		r = 0;
+		goto cleanup;
+	}
+	u->stats.procs_added++;
+	r = 0;
+cleanup:
+	free(proc);
+	dynbuf__free(&maps);
+	return r;
+}
+
+void collector_unwind__remove_process(struct collector_unwind *u, int32_t pid)
+{
+	uint32_t key = (uint32_t)pid;
+
+	if (u)
+		bpf_map_delete_elem(u->maps.procs_fd, &key); /* -ENOENT is as good */
+}
+
+void collector_unwind__stats(const struct collector_unwind *u, struct collector_unwind_stats *ret)
+{
+	*ret = u->stats;
+	ret->files = u->n_files;
+}
