@@ -199,29 +199,29 @@ static __always_inline bool in_user_mode(struct bpf_perf_event_data *ctx)
 }
 
 #if defined(__TARGET_ARCH_x86)
-/* The executable mapping of p holding ip; NULL if none. */
+/* The executable mapping of p holding ip; NULL if none.
+ *
+ * Both searches go by halving steps from a constant, unrolled, and compare
+ * only with bounds read from maps: a search that carries lo and hi lets
+ * the verifier decide some of its branches from their ranges, which makes
+ * them precise, and then no two paths through it are alike: the states
+ * multiplied (490,000 instructions processed, 1.9 s to load). */
 static __always_inline const struct braid_unwind_mapping *
 find_mapping(const struct braid_unwind_proc *p, __u64 ip)
 {
 	const struct braid_unwind_mapping *m;
-	__u32 lo = 0, hi = p->n, mid;
+	__u32 n = p->n, base = 0, j;
 
-	if (hi > BRAID_UNWIND_MAX_MAPPINGS)
-		hi = BRAID_UNWIND_MAX_MAPPINGS;
-	for (int i = 0; i < BRAID_UNWIND_MAPPING_STEPS; i++) {
-		if (lo >= hi)
-			break;
-		mid = (lo + hi) / 2;
-		if (mid >= BRAID_UNWIND_MAX_MAPPINGS)
-			return NULL;
-		if (p->m[mid].start <= ip)
-			lo = mid + 1;
-		else
-			hi = mid;
+	/* base: how many mappings start at or before ip */
+#pragma unroll
+	for (__u32 step = BRAID_UNWIND_MAX_MAPPINGS; step; step >>= 1) {
+		j = base + step;
+		if (j <= n && p->m[(j - 1) & (BRAID_UNWIND_MAX_MAPPINGS - 1)].start <= ip)
+			base = j;
 	}
-	if (lo == 0 || lo > BRAID_UNWIND_MAX_MAPPINGS)
+	if (base == 0)
 		return NULL;
-	m = &p->m[lo - 1];
+	m = &p->m[(base - 1) & (BRAID_UNWIND_MAX_MAPPINGS - 1)];
 	return ip < m->end ? m : NULL;
 }
 
@@ -232,34 +232,40 @@ static __always_inline const struct braid_unwind_row *find_row(__u64 file_id, __
 					    .page = vaddr >> BRAID_UNWIND_PAGE_SHIFT};
 	const struct braid_unwind_page *pg = bpf_map_lookup_elem(&unwind_pages, &key);
 	const struct braid_unwind_row *r;
-	__u32 lo = 1, hi, mid, idx;
+	__u32 base = 0, j, idx, first, count;
 	__u16 a = (__u16)vaddr;
 
 	if (!pg)
 		return NULL;
-	/* the last row of the run starting at or before a; the run's first
-	 * row holds the page's first byte and is never compared */
-	hi = pg->count;
-	for (int i = 0; i < BRAID_UNWIND_ROW_STEPS; i++) {
-		if (lo >= hi)
-			break;
-		mid = (lo + hi) / 2;
-		idx = pg->first + mid;
-		r = bpf_map_lookup_elem(&unwind_rows, &idx);
-		if (!r)
-			return NULL;
-		if (r->vaddr_lo <= a)
-			lo = mid + 1;
-		else
-			hi = mid;
+	first = pg->first;
+	count = pg->count;
+	/* base: the last row of the run starting at or before a; the run's
+	 * first row holds the page's first byte and is never compared */
+#pragma unroll
+	for (__u32 step = 1u << (BRAID_UNWIND_ROW_STEPS - 1); step; step >>= 1) {
+		j = base + step;
+		if (j < count) {
+			idx = first + j;
+			r = bpf_map_lookup_elem(&unwind_rows, &idx);
+			if (!r)
+				return NULL;
+			if (r->vaddr_lo <= a)
+				base = j;
+		}
 	}
-	idx = pg->first + lo - 1;
+	idx = first + base;
 	return bpf_map_lookup_elem(&unwind_rows, &idx);
 }
 
 /* One frame: records s->ip, then finds the caller's registers. Returns 1
- * (bpf_loop: stop) once the stack ended. */
-static long unwind_step(__u64 i, void *ctx)
+ * once the stack ended.
+ *
+ * A global function: the verifier checks it once, on its own, rather than
+ * at each place it is called from with every state the caller may be in.
+ * Inlined into bpf_loop's callback (itself checked at each of the four
+ * places unwind_user is inlined), the binary searches' states multiplied
+ * to about 490,000 instructions processed and 1.9 s to load. */
+__noinline int braid_unwind_frame(void)
 {
 	__u32 zero = 0, n;
 	struct braid_unwind_state *s = bpf_map_lookup_elem(&unwind_state, &zero);
@@ -330,6 +336,11 @@ static long unwind_step(__u64 i, void *ctx)
 stop:
 	s->done = 1;
 	return 1;
+}
+
+static long unwind_step(__u64 i, void *ctx)
+{
+	return braid_unwind_frame() & 1; /* the verifier wants 0 or 1 */
 }
 
 /* Unwinds the current user stack into st with the rules of unwind_procs;

@@ -308,6 +308,60 @@ fi
 stop_workload "$THR"
 
 # ---- syscall_loop and cpu_split side by side, 2 s: kernel frames, --no-kernel, ---------
+# ---- without frame pointers: user stacks unwound with the rules of .eh_frame ----------
+# cfi_chain (main -> outer -> middle -> inner, -O2 -fomit-frame-pointer): a
+# frame-pointer walk stops after inner. Debian's CPython and OpenSSL are built
+# the same way: PBKDF2 in libcrypto must show the interpreter and Py_BytesMain
+# rootward. 95 % each: a sample taken while a library's rules load may still
+# be a frame-pointer walk.
+CFI_CHAIN_BIN=${WORKLOAD_CFI_CHAIN:-$BUILD_DIR/tests/workloads/cfi_chain}
+PYTHON=/usr/bin/python3.11
+[ -x "$CFI_CHAIN_BIN" ] || fail "no cfi_chain workload at $CFI_CHAIN_BIN (build tests/workloads)"
+[ -x "$PYTHON" ] || fail "no $PYTHON: scripts/deps.sh installs python3.11"
+if [ -x "$CFI_CHAIN_BIN" ] && [ -x "$PYTHON" ]; then
+	"$CFI_CHAIN_BIN" 1000000000000 >/dev/null 2>&1 &
+	CHAIN=$!
+	PIDS+=("$CHAIN")
+	cat >"$TMP/pbkdf2.py" <<'PY'
+import hashlib, os
+print("pid", os.getpid(), flush=True)
+while True:
+    hashlib.pbkdf2_hmac("sha256", b"password", b"salt", 20000)
+PY
+	start_workload pbkdf2 "$PYTHON" "$TMP/pbkdf2.py"
+	PBKDF2=$WL_PID
+	record chain --duration 3 --pid "$CHAIN" --format folded -o "$TMP/chain.folded"
+	r_chain=$REC_PID
+	record pbkdf2 --duration 3 --pid "$PBKDF2" --format folded -o "$TMP/pbkdf2.folded"
+	r_pbkdf2=$REC_PID
+	if record_wait chain "$r_chain"; then
+		folded_check "$TMP/chain.folded" "cfi_chain, folded"
+		leaf=$(awk '{ line = $0; sub(/ [0-9]+$/, "", line); n = split(line, f, ";")
+			if (f[n] == "inner") t += $NF } END { printf "%.0f\n", t }' "$TMP/chain.folded")
+		full=$(grep -E ';main;outer;middle;inner [0-9]+$' "$TMP/chain.folded" | folded_total /dev/stdin)
+		echo "# cfi_chain: $full of $leaf samples in inner show middle, outer and main rootward"
+		[ "$leaf" -gt 0 ] || fail "cfi_chain: no sample in inner: $(sort -t' ' -k2 -nr "$TMP/chain.folded" | head -5)"
+		[ "$leaf" -gt 0 ] && [ "$((100 * full))" -ge "$((95 * leaf))" ] ||
+			fail "cfi_chain: only $full of $leaf samples in inner unwound to main;outer;middle: $(sort -t' ' -k2 -nr "$TMP/chain.folded" | head -5)"
+	fi
+	if record_wait pbkdf2 "$r_pbkdf2"; then
+		folded_check "$TMP/pbkdf2.folded" "python3.11 pbkdf2, folded"
+		read -r tot main ssl ssl_eval < <(awk '{ t += $NF
+			if ($0 ~ /;Py_BytesMain;/) m += $NF
+			if ($0 ~ /;(PKCS5_PBKDF2_HMAC|libcrypto[^;]*)(;| )/) {
+				s += $NF
+				if ($0 ~ /;_PyEval_EvalFrameDefault;(.*;)?(PKCS5_PBKDF2_HMAC|libcrypto[^;]*)(;| )/) e += $NF
+			} } END { printf "%.0f %.0f %.0f %.0f\n", t, m, s, e }' "$TMP/pbkdf2.folded")
+		echo "# python3.11 pbkdf2: $main of $tot samples reach Py_BytesMain; $ssl_eval of $ssl in OpenSSL have _PyEval_EvalFrameDefault rootward"
+		[ "$tot" -gt 0 ] && [ "$((100 * main))" -ge "$((95 * tot))" ] ||
+			fail "python3.11: only $main of $tot samples reach Py_BytesMain: $(sort -t' ' -k2 -nr "$TMP/pbkdf2.folded" | head -3)"
+		[ "$ssl" -gt 0 ] && [ "$((100 * ssl_eval))" -ge "$((95 * ssl))" ] ||
+			fail "python3.11: only $ssl_eval of $ssl OpenSSL samples have _PyEval_EvalFrameDefault rootward: $(sort -t' ' -k2 -nr "$TMP/pbkdf2.folded" | head -3)"
+	fi
+	stop_workload "$CHAIN"
+	stop_workload "$PBKDF2"
+fi
+
 # ---- --no-user, system-wide, --cgroup, --freq, stdout and the default file name --------
 start_workload sys "$WORKLOAD_SYSCALL_LOOP" --seconds $((10 * SLOW))
 SYS=$WL_PID
