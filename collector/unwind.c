@@ -181,7 +181,7 @@ static int pack_rows(struct collector_unwind *u, const struct collector_cfi *t,
 	struct braid_unwind_row *out;
 	uint64_t *vaddrs;
 
-	if (n == 0 || n + 1 > COLLECTOR_CFI_MAX_ROWS + 1u)
+	if (n == 0)
 		return 0;
 	out = calloc(n + 1, sizeof(*out));
 	vaddrs = calloc(n + 1, sizeof(*vaddrs));
@@ -215,9 +215,10 @@ static int pack_rows(struct collector_unwind *u, const struct collector_cfi *t,
 
 /* The page runs of n rows (vaddrs sorted, the first at a page start):
  * each page from the first row's to the last row's that holds a rule.
- * Returns the number of pages; *ret_keys and *ret_pages are the caller's. */
+ * Returns the number of pages, -E2BIG past max (a hostile file's one rule
+ * may span terabytes); *ret_keys and *ret_pages are the caller's. */
 static int make_pages(uint64_t fid, const struct braid_unwind_row *rows, const uint64_t *vaddrs,
-		      size_t n, uint32_t first, struct braid_unwind_page_key **ret_keys,
+		      size_t n, uint32_t first, size_t max, struct braid_unwind_page_key **ret_keys,
 		      struct braid_unwind_page **ret_pages)
 {
 	struct braid_unwind_page_key *keys = NULL;
@@ -235,6 +236,11 @@ static int make_pages(uint64_t fid, const struct braid_unwind_row *rows, const u
 		for (j = i; j + 1 < n && vaddrs[j + 1] < base + UNWIND_PAGE; j++)
 			;
 		if (j > i || rows[i].kind != BRAID_UNWIND_NONE) {
+			if (n_pages >= max) {
+				free(keys);
+				free(pages);
+				return -E2BIG;
+			}
 			if (n_pages == cap) {
 				size_t c = cap ? 2 * cap : 64;
 				void *k = realloc(keys, c * sizeof(*keys));
@@ -291,20 +297,22 @@ static int load_rules(struct collector_unwind *u, int fd, const char *name, stru
 		r = n;
 		goto cleanup;
 	}
-	n_pages = make_pages(f->id, rows, vaddrs, (size_t)n, u->n_rows, &keys, &pages);
-	if (n_pages < 0) {
+	n_pages = make_pages(f->id, rows, vaddrs, (size_t)n, u->n_rows,
+			     u->maps.max_pages - u->n_pages, &keys, &pages);
+	if (n_pages < 0 && n_pages != -E2BIG) {
 		r = n_pages;
 		goto cleanup;
 	}
-	if ((uint64_t)u->n_rows + (uint64_t)n > u->maps.max_rows ||
-	    (uint64_t)u->n_pages + (uint64_t)n_pages > u->maps.max_pages) {
+	if (n_pages < 0 || (uint64_t)u->n_rows + (uint64_t)n > u->maps.max_rows) {
 		u->stats.files_no_room++;
 		r = 0;
 		goto cleanup;
 	}
 	r = put_rows(u, u->n_rows, rows, (uint32_t)n);
-	if (r < 0)
+	if (r < 0) {
+		u->stats.files_no_room++;
 		goto cleanup;
+	}
 	for (int i = 0; i < n_pages; i++) {
 		if (bpf_map_update_elem(u->maps.pages_fd, &keys[i], &pages[i], BPF_ANY) < 0) {
 			/* the rows stay, unused: the file has no rules */
@@ -381,10 +389,12 @@ static int get_file(struct collector_unwind *u, int32_t pid, uint64_t start, uin
 		return 0;
 	}
 	r = read_segments(fd, f);
-	if (r == 0)
+	if (r == 0) {
 		r = load_rules(u, fd, path, f);
-	else
-		u->stats.files_unreadable++, r = 0;
+	} else {
+		u->stats.files_unreadable++;
+		r = 0;
+	}
 	close(fd);
 	*ret = f;
 	return r;
