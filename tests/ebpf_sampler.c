@@ -261,6 +261,24 @@ static void test_pid_filter(void)
 		      t.samples, pid);
 		CHECK(t.other_pid == 0, "%" PRIu64 " samples of other processes", t.other_pid);
 		CHECK(st.filtered > 0, "nothing filtered while another process spun");
+		/* the pid asked for got the unwind rules of its files before
+		 * sampling began (this binary and libc at least), and its user
+		 * stacks were unwound with them */
+		printf("unwind: %" PRIu64 " files loaded (%" PRIu64 " rows, %" PRIu64
+		       " pages), %" PRIu64 " unreadable, %" PRIu64 " without room; %" PRIu64
+		       " stacks unwound with the rules, %" PRIu64 " frame-pointer steps\n",
+		       st.unwind.files_loaded, st.unwind.rows, st.unwind.pages,
+		       st.unwind.files_unreadable, st.unwind.files_no_room, st.unwind_stacks,
+		       st.unwind_fp_steps);
+		CHECK(st.unwind.files_loaded >= 2, "%" PRIu64 " files' rules loaded",
+		      st.unwind.files_loaded);
+		CHECK(st.unwind.procs_added == 1, "%" PRIu64 " processes given rules",
+		      st.unwind.procs_added);
+		CHECK(st.unwind.rows > 0 && st.unwind.pages > 0,
+		      "%" PRIu64 " rows, %" PRIu64 " pages", st.unwind.rows, st.unwind.pages);
+		CHECK(st.unwind_stacks >= t.samples / 2,
+		      "%" PRIu64 " stacks unwound with the rules of %" PRIu64 " samples",
+		      st.unwind_stacks, t.samples);
 		collector_sampler__close(s);
 	}
 	kill_all(spin, 2);
