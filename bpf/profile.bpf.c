@@ -32,6 +32,8 @@ const volatile bool sample_user = true;
 const volatile bool include_idle = false;
 const volatile bool filter_pids = false;
 const volatile bool filter_cgroup = false;
+/* at most one BRAID_PID_REFRESH a process in this time */
+const volatile __u64 unwind_refresh_ns = 1000000000ULL;
 
 /* Written by user space (mmapped .bss) to switch generations. */
 __u32 epoch = 0;
@@ -139,6 +141,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct braid_unwind_proc);
 } unwind_procs SEC(".maps");
+
+/* pid -> when it was last asked to be read again (BRAID_PID_REFRESH). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u64);
+} unwind_refresh SEC(".maps");
 
 /* The registers between two frames: bpf_loop's callback keeps them here. */
 struct {
@@ -290,6 +300,8 @@ __noinline int braid_unwind_frame(void)
 	 * and may be a function's last instruction (a noreturn call) */
 	lookup_ip = n ? ip - 1 : ip;
 	m = find_mapping(p, lookup_ip);
+	if (!m)
+		s->unmapped = 1;
 	if (m && m->file_id)
 		row = find_row(m->file_id, lookup_ip - m->bias);
 	if (row)
@@ -342,6 +354,25 @@ static long unwind_step(__u64 i, void *ctx)
 	return braid_unwind_frame() & 1; /* the verifier wants 0 or 1 */
 }
 
+/* Asks user space to read pid's mappings again, at most once per
+ * unwind_refresh_ns: a library loaded after the process was announced
+ * (Python's _hashlib and libcrypto are dlopen'ed at import) has no rules
+ * until then. JIT code and the vDSO ask too, and cost a read of
+ * /proc/PID/maps each time. */
+static __always_inline void request_refresh(__u32 pid)
+{
+	__u64 now = bpf_ktime_get_ns(), *last = bpf_map_lookup_elem(&unwind_refresh, &pid);
+	__u32 msg = pid | BRAID_PID_REFRESH;
+
+	if (last && now - *last < unwind_refresh_ns)
+		return;
+	bpf_map_update_elem(&unwind_refresh, &pid, &now, BPF_ANY);
+	if (bpf_ringbuf_output(&new_pids, &msg, sizeof(msg), 0) < 0)
+		stat_add(BRAID_STAT_ANNOUNCE_LOST);
+	else
+		stat_add(BRAID_STAT_UNWIND_REFRESH);
+}
+
 /* Unwinds the current user stack into st with the rules of unwind_procs;
  * returns the number of frames, or -1 when it can't (no entry for the
  * process, no user registers, a kernel without bpf_loop): then
@@ -378,9 +409,12 @@ static __always_inline long unwind_user(struct bpf_perf_event_data *ctx, struct 
 	s->n = 0;
 	s->done = 0;
 	s->pid = pid;
+	s->unmapped = 0;
 	__builtin_memset(st, 0, sizeof(*st));
 	bpf_loop(BRAID_MAX_STACK_DEPTH, unwind_step, NULL, 0);
 	stat_add(BRAID_STAT_UNWIND_CFI);
+	if (s->unmapped)
+		request_refresh(pid);
 	if (s->n >= BRAID_MAX_STACK_DEPTH && !s->done)
 		return BRAID_MAX_STACK_DEPTH + 1; /* more: counted as truncated */
 	return s->n;

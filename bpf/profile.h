@@ -107,8 +107,13 @@ struct braid_unwind_state {
 	__u32 n;    /* frames written */
 	__u32 done; /* the stack ended */
 	__u32 pid;
-	__u32 pad;
+	__u32 unmapped; /* an ip in no mapping with rules: maybe a library loaded since */
 };
+
+/* On the new_pids ring: "read this process's mappings again" (an address in
+ * none of its mappings with rules: a library dlopen'ed since), not a new
+ * process. PIDs are below 2^22. */
+#define BRAID_PID_REFRESH 0x80000000u
 
 /* Per-CPU counters, indexes of the stats map. */
 enum braid_stat {
@@ -127,6 +132,7 @@ enum braid_stat {
 	BRAID_STAT_UNWIND_FP_STEPS,  /* ... frames of them stepped by frame pointers (no rule) */
 	BRAID_STAT_UNWIND_NO_REGS,   /* ... not: no user registers (bpf_get_stack instead) */
 	BRAID_STAT_UNWIND_SIGNAL,    /* ... stopped at a signal frame */
+	BRAID_STAT_UNWIND_REFRESH,   /* processes asked to be read again (BRAID_PID_REFRESH) */
 	BRAID_STAT_COUNT
 };
 

@@ -490,10 +490,11 @@ struct collector_sampler_stats {
 	unsigned cpus;		      /* CPUs sampled */
 	size_t max_stacks;	      /* the map size chosen */
 	/* user stacks unwound with the rules of .eh_frame (unwind.c) */
-	uint64_t unwind_stacks;	  /* stacks unwound with the rules */
-	uint64_t unwind_fp_steps; /* ... frames of them stepped by frame pointers */
-	uint64_t unwind_no_regs;  /* stacks left to bpf_get_stack: no user registers */
-	uint64_t unwind_signal;	  /* stacks ended at a signal frame */
+	uint64_t unwind_stacks;	   /* stacks unwound with the rules */
+	uint64_t unwind_fp_steps;  /* ... frames of them stepped by frame pointers */
+	uint64_t unwind_no_regs;   /* stacks left to bpf_get_stack: no user registers */
+	uint64_t unwind_signal;	   /* stacks ended at a signal frame */
+	uint64_t unwind_refreshes; /* processes read again: an address in no mapping with rules */
 	struct collector_unwind_stats unwind;
 };
 

@@ -82,6 +82,13 @@ static int on_new_pid(void *ctx, void *data, size_t size)
 	if (size < sizeof(pid) || !s->pid_fn || s->pid_ret)
 		return 0;
 	memcpy(&pid, data, sizeof(pid));
+	if (pid & BRAID_PID_REFRESH) {
+		/* an address in none of its mappings with rules: a library
+		 * loaded since; the rest of it is as it was */
+		s->pid_ret = collector_unwind__add_process(s->unwind,
+							   (int32_t)(pid & ~BRAID_PID_REFRESH));
+		return 0;
+	}
 	s->announced++;
 	/* its rules first: its next samples unwind with them */
 	s->pid_ret = collector_unwind__add_process(s->unwind, (int32_t)pid);
@@ -759,6 +766,7 @@ int collector_sampler__stats(const struct collector_sampler *cs,
 	ret->unwind_fp_steps = sums[BRAID_STAT_UNWIND_FP_STEPS];
 	ret->unwind_no_regs = sums[BRAID_STAT_UNWIND_NO_REGS];
 	ret->unwind_signal = sums[BRAID_STAT_UNWIND_SIGNAL];
+	ret->unwind_refreshes = sums[BRAID_STAT_UNWIND_REFRESH];
 	collector_unwind__stats(s->unwind, &ret->unwind);
 	return 0;
 }

@@ -312,8 +312,8 @@ stop_workload "$THR"
 # cfi_chain (main -> outer -> middle -> inner, -O2 -fomit-frame-pointer): a
 # frame-pointer walk stops after inner. Debian's CPython and OpenSSL are built
 # the same way: PBKDF2 in libcrypto must show the interpreter and Py_BytesMain
-# rootward. 95 % each: a sample taken while a library's rules load may still
-# be a frame-pointer walk.
+# rootward. 95 % each: a sample taken before a library's rules are loaded
+# is a frame-pointer walk.
 CFI_CHAIN_BIN=${WORKLOAD_CFI_CHAIN:-$BUILD_DIR/tests/workloads/cfi_chain}
 PYTHON=/usr/bin/python3.11
 [ -x "$CFI_CHAIN_BIN" ] || fail "no cfi_chain workload at $CFI_CHAIN_BIN (build tests/workloads)"
@@ -322,9 +322,14 @@ if [ -x "$CFI_CHAIN_BIN" ] && [ -x "$PYTHON" ]; then
 	"$CFI_CHAIN_BIN" 1000000000000 >/dev/null 2>&1 &
 	CHAIN=$!
 	PIDS+=("$CHAIN")
+	# hashlib (and with it libcrypto) is imported once braid record has
+	# loaded the process's rules: its libraries' rules come when the
+	# program first meets an address in none of them (BRAID_PID_REFRESH)
 	cat >"$TMP/pbkdf2.py" <<'PY'
-import hashlib, os
+import os, time
 print("pid", os.getpid(), flush=True)
+time.sleep(1)
+import hashlib
 while True:
     hashlib.pbkdf2_hmac("sha256", b"password", b"salt", 20000)
 PY
@@ -332,7 +337,7 @@ PY
 	PBKDF2=$WL_PID
 	record chain --duration 3 --pid "$CHAIN" --format folded -o "$TMP/chain.folded"
 	r_chain=$REC_PID
-	record pbkdf2 --duration 3 --pid "$PBKDF2" --format folded -o "$TMP/pbkdf2.folded"
+	record pbkdf2 --duration 4 --pid "$PBKDF2" --format folded -o "$TMP/pbkdf2.folded"
 	r_pbkdf2=$REC_PID
 	if record_wait chain "$r_chain"; then
 		folded_check "$TMP/chain.folded" "cfi_chain, folded"
