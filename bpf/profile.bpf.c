@@ -282,7 +282,7 @@ __noinline int braid_unwind_frame(void)
 	const struct braid_unwind_mapping *m;
 	const struct braid_unwind_row *row = NULL;
 	const struct braid_unwind_proc *p;
-	__u64 ip, lookup_ip, cfa, ra = 0, bp;
+	__u64 ip, lookup_ip, cfa, ra = 0, bp, sp;
 	__u8 kind = BRAID_UNWIND_NONE;
 
 	if (!s || !st || s->done)
@@ -298,7 +298,8 @@ __noinline int braid_unwind_frame(void)
 		goto stop;
 	/* a caller's ip is a return address: the call is the byte before it,
 	 * and may be a function's last instruction (a noreturn call) */
-	lookup_ip = n ? ip - 1 : ip;
+	lookup_ip = n && !s->exact ? ip - 1 : ip;
+	s->exact = 0;
 	m = find_mapping(p, lookup_ip);
 	if (!m)
 		s->unmapped = 1;
@@ -319,9 +320,20 @@ __noinline int braid_unwind_frame(void)
 	case BRAID_UNWIND_STOP:
 		goto stop;
 	case BRAID_UNWIND_SIGNAL:
-		/* the caller's registers are in the ucontext at rsp: not yet */
+		/* __restore_rt: rsp is at the ucontext the kernel pushed (its
+		 * return address, popped); the interrupted registers are in its
+		 * uc_mcontext (struct sigcontext at +40: rbp at +120, rsp at
+		 * +160, rip at +168) */
+		sp = s->sp;
+		if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(sp + 168)) ||
+		    bpf_probe_read_user(&s->bp, sizeof(s->bp), (void *)(sp + 120)) ||
+		    bpf_probe_read_user(&s->sp, sizeof(s->sp), (void *)(sp + 160)))
+			goto stop;
 		stat_add(BRAID_STAT_UNWIND_SIGNAL);
-		goto stop;
+		/* the interrupted instruction itself, not a return address */
+		s->exact = 1;
+		s->ip = ra;
+		return ra ? 0 : 1;
 	default:
 		/* no rule (JIT code, a gap, a file without rules): frame
 		 * pointers, as bpf_get_stack would */
@@ -410,6 +422,7 @@ static __always_inline long unwind_user(struct bpf_perf_event_data *ctx, struct 
 	s->done = 0;
 	s->pid = pid;
 	s->unmapped = 0;
+	s->exact = 0;
 	__builtin_memset(st, 0, sizeof(*st));
 	bpf_loop(BRAID_MAX_STACK_DEPTH, unwind_step, NULL, 0);
 	stat_add(BRAID_STAT_UNWIND_CFI);

@@ -62,7 +62,7 @@ enum braid_unwind_kind {
 	BRAID_UNWIND_RSP,      /* CFA = rsp + cfa_offset */
 	BRAID_UNWIND_RBP,      /* CFA = rbp + cfa_offset */
 	BRAID_UNWIND_PLT,      /* CFA = rsp + 8, + 8 when (ip & 15) >= 11 */
-	BRAID_UNWIND_SIGNAL,   /* a signal frame: the stack ends there (for now) */
+	BRAID_UNWIND_SIGNAL,   /* a signal frame: the registers are in the ucontext at rsp */
 	BRAID_UNWIND_STOP,     /* the thread's root */
 };
 
@@ -108,6 +108,8 @@ struct braid_unwind_state {
 	__u32 done; /* the stack ended */
 	__u32 pid;
 	__u32 unmapped; /* an ip in no mapping with rules: maybe a library loaded since */
+	__u32 exact;	/* ip is where a signal interrupted, not a return address */
+	__u32 pad;
 };
 
 /* On the new_pids ring: "read this process's mappings again" (an address in
@@ -131,7 +133,7 @@ enum braid_stat {
 	BRAID_STAT_UNWIND_CFI,	     /* user stacks unwound with the rules (unwind_procs) */
 	BRAID_STAT_UNWIND_FP_STEPS,  /* ... frames of them stepped by frame pointers (no rule) */
 	BRAID_STAT_UNWIND_NO_REGS,   /* ... not: no user registers (bpf_get_stack instead) */
-	BRAID_STAT_UNWIND_SIGNAL,    /* ... stopped at a signal frame */
+	BRAID_STAT_UNWIND_SIGNAL,    /* ... signal frames stepped through */
 	BRAID_STAT_UNWIND_REFRESH,   /* processes asked to be read again (BRAID_PID_REFRESH) */
 	BRAID_STAT_COUNT
 };
