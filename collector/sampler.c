@@ -90,11 +90,13 @@ static int on_new_pid(void *ctx, void *data, size_t size)
 		return 0;
 	}
 	s->announced++;
-	/* its rules first: its next samples unwind with them */
-	s->pid_ret = collector_unwind__add_process(s->unwind, (int32_t)pid);
+	/* its mappings for the names first: a short-lived process may be
+	 * gone after the rules of a large file are read, and its samples
+	 * would be nameless; without rules they are only shorter */
+	s->pid_ret = s->pid_fn(s->pid_ctx, (int32_t)pid);
 	if (s->pid_ret)
 		return 0;
-	s->pid_ret = s->pid_fn(s->pid_ctx, (int32_t)pid);
+	s->pid_ret = collector_unwind__add_process(s->unwind, (int32_t)pid);
 	return 0;
 }
 

@@ -337,7 +337,9 @@ PY
 	PBKDF2=$WL_PID
 	record chain --duration 3 --pid "$CHAIN" --format folded -o "$TMP/chain.folded"
 	r_chain=$REC_PID
-	record pbkdf2 --duration 4 --pid "$PBKDF2" --format folded -o "$TMP/pbkdf2.folded"
+	# 6 s: about 5 s of PBKDF2, of which the first 0.1 to 0.2 s (0.2 with
+	# ASan) go before libcrypto's rules are in
+	record pbkdf2 --duration 6 --pid "$PBKDF2" --format folded -o "$TMP/pbkdf2.folded"
 	r_pbkdf2=$REC_PID
 	if record_wait chain "$r_chain"; then
 		folded_check "$TMP/chain.folded" "cfi_chain, folded"
@@ -358,10 +360,15 @@ PY
 				if ($0 ~ /;_PyEval_EvalFrameDefault;(.*;)?(PKCS5_PBKDF2_HMAC|libcrypto[^;]*)(;| )/) e += $NF
 			} } END { printf "%.0f %.0f %.0f %.0f\n", t, m, s, e }' "$TMP/pbkdf2.folded")
 		echo "# python3.11 pbkdf2: $main of $tot samples reach Py_BytesMain; $ssl_eval of $ssl in OpenSSL have _PyEval_EvalFrameDefault rootward"
-		[ "$tot" -gt 0 ] && [ "$((100 * main))" -ge "$((95 * tot))" ] ||
-			fail "python3.11: only $main of $tot samples reach Py_BytesMain: $(sort -t' ' -k2 -nr "$TMP/pbkdf2.folded" | head -3)"
-		[ "$ssl" -gt 0 ] && [ "$((100 * ssl_eval))" -ge "$((95 * ssl))" ] ||
-			fail "python3.11: only $ssl_eval of $ssl OpenSSL samples have _PyEval_EvalFrameDefault rootward: $(sort -t' ' -k2 -nr "$TMP/pbkdf2.folded" | head -3)"
+		[ "$tot" -gt 0 ] && [ "$ssl" -gt 0 ] ||
+			fail "python3.11: $tot samples, $ssl in OpenSSL: $(sort -t' ' -k2 -nr "$TMP/pbkdf2.folded" | head -3)"
+		if ! under_wrapper "python3.11's shares: braid under it loads libcrypto's rules" \
+			"seconds after the import"; then
+			[ "$((100 * main))" -ge "$((95 * tot))" ] ||
+				fail "python3.11: only $main of $tot samples reach Py_BytesMain: $(sort -t' ' -k2 -nr "$TMP/pbkdf2.folded" | head -3)"
+			[ "$((100 * ssl_eval))" -ge "$((95 * ssl))" ] ||
+				fail "python3.11: only $ssl_eval of $ssl OpenSSL samples have _PyEval_EvalFrameDefault rootward: $(sort -t' ' -k2 -nr "$TMP/pbkdf2.folded" | head -3)"
+		fi
 	fi
 	stop_workload "$CHAIN"
 	stop_workload "$PBKDF2"
