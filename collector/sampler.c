@@ -30,6 +30,7 @@
 #include "bpf/profile.h"
 #include "profile.skel.h"
 
+#define UNWIND_QUEUE	    1024 /* processes whose rules wait for the names */
 #define SAMPLER_BTF_PATH    "/sys/kernel/btf/vmlinux"
 #define SAMPLER_ONLINE_PATH "/sys/devices/system/cpu/online"
 #define SAMPLER_MIN_ENTRIES 1024u
@@ -68,11 +69,28 @@ struct collector_sampler {
 	collector_pid_fn pid_fn;	 /* set during collector_sampler__new_pids */
 	void *pid_ctx;
 	int pid_ret;
+	/* the processes whose rules to load once every pending announcement's
+	 * mappings are read for names (see on_new_pid) */
+	int32_t unwind_queue[UNWIND_QUEUE];
+	size_t n_unwind_queue;
 	uint64_t announced;
 	uint64_t drained, drains, wait_timeouts, lost_drain;
 };
 
 static bool libbpf_verbose;
+
+/* Loads a process's rules now, or after the names of the announcements
+ * still in the ring are read: reading a large file's rules takes
+ * milliseconds, and a burst of short-lived processes would otherwise exit
+ * before their mappings were read for names. */
+static int queue_unwind(struct collector_sampler *s, int32_t pid)
+{
+	if (s->n_unwind_queue < UNWIND_QUEUE) {
+		s->unwind_queue[s->n_unwind_queue++] = pid;
+		return 0;
+	}
+	return collector_unwind__add_process(s->unwind, pid);
+}
 
 static int on_new_pid(void *ctx, void *data, size_t size)
 {
@@ -85,8 +103,7 @@ static int on_new_pid(void *ctx, void *data, size_t size)
 	if (pid & BRAID_PID_REFRESH) {
 		/* an address in none of its mappings with rules: a library
 		 * loaded since; the rest of it is as it was */
-		s->pid_ret = collector_unwind__add_process(s->unwind,
-							   (int32_t)(pid & ~BRAID_PID_REFRESH));
+		s->pid_ret = queue_unwind(s, (int32_t)(pid & ~BRAID_PID_REFRESH));
 		return 0;
 	}
 	s->announced++;
@@ -96,7 +113,7 @@ static int on_new_pid(void *ctx, void *data, size_t size)
 	s->pid_ret = s->pid_fn(s->pid_ctx, (int32_t)pid);
 	if (s->pid_ret)
 		return 0;
-	s->pid_ret = collector_unwind__add_process(s->unwind, (int32_t)pid);
+	s->pid_ret = queue_unwind(s, (int32_t)pid);
 	return 0;
 }
 
@@ -790,9 +807,14 @@ int collector_sampler__new_pids(struct collector_sampler *s, collector_pid_fn fn
 	s->pid_fn = fn;
 	s->pid_ctx = ctx;
 	s->pid_ret = 0;
+	s->n_unwind_queue = 0;
 	r = ring_buffer__consume(s->ring);
 	s->pid_fn = NULL;
 	s->pid_ctx = NULL;
+	/* every announcement's names read: now the rules */
+	for (size_t i = 0; i < s->n_unwind_queue && !s->pid_ret; i++)
+		s->pid_ret = collector_unwind__add_process(s->unwind, s->unwind_queue[i]);
+	s->n_unwind_queue = 0;
 	if (r < 0)
 		return r;
 	return s->pid_ret;
