@@ -70,8 +70,10 @@ static void usage(FILE *f)
 		"native\n"
 		"functions from each ELF file's .symtab or .dynsym, C++ names demangled; JIT code\n"
 		"named by /tmp/perf-PID.map (node --perf-basic-prof, python -X perf) in mapping\n"
-		"[jit]. What can't be named is kept as module+offset. Native code needs frame\n"
-		"pointers for its stacks to unwind past the first frame.\n",
+		"[jit]; also separate debug files (build id, .gnu_debuglink) and MiniDebugInfo.\n"
+		"What can't be named is kept as module+offset. User stacks unwind with each\n"
+		"file's .eh_frame rules, frame pointers where a file has none (kernel 5.17+;\n"
+		"older kernels: frame pointers only).\n",
 		COLLECTOR_MAX_PIDS, COLLECTOR_DEFAULT_FREQ, COLLECTOR_MAX_FREQ);
 }
 
