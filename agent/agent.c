@@ -646,6 +646,8 @@ int agent__run(const struct agent_config *cfg, struct errbuf *err)
 	if (cfg->with_collector) {
 		co.sampler.freq = cfg->freq;
 		co.sampler.no_kernel = cfg->no_kernel;
+		co.sampler.unwind = cfg->unwind;
+		co.sampler.unwind_bytes = cfg->unwind_bytes;
 		co.sampler.cgroup = cfg->cgroup;
 		co.sampler.verbose = cfg->verbose;
 		co.symbols.no_kernel = cfg->no_kernel;

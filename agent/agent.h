@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "collector/collector.h"
 #include "forward/forward.h"
 #include "store/store.h"
 #include "util/util.h"
@@ -63,6 +64,8 @@ struct agent_config {
 	/* collector */
 	unsigned freq; /* Hz; also what the merger and the page assume */
 	bool no_kernel;
+	enum collector_unwind_mode unwind;
+	uint64_t unwind_bytes;
 	const char *cgroup; /* NULL: every process */
 
 	/* merger */

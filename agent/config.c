@@ -57,6 +57,8 @@ enum {
 	OPT_NO_EBPF,
 	OPT_FREQ,
 	OPT_NO_KERNEL,
+	OPT_UNWIND,
+	OPT_UNWIND_MEMORY,
 	OPT_CGROUP,
 	OPT_GRACE,
 	OPT_COLLECT_INTERVAL,
@@ -106,6 +108,9 @@ static const struct opt opts[N_OPTS] = {
 	[OPT_NO_EBPF] = {"no-ebpf", O_BOOL, "false", .cmds = FOR_AGENT},
 	[OPT_FREQ] = {"freq", O_UINT, "97", NULL, 1, COLLECTOR_MAX_FREQ, FOR_AGENT},
 	[OPT_NO_KERNEL] = {"no-kernel", O_BOOL, "false", .cmds = FOR_AGENT},
+	[OPT_UNWIND] = {"unwind", O_CHOICE, "cfi", "cfi|fp|cfi-loop", .cmds = FOR_AGENT},
+	[OPT_UNWIND_MEMORY] = {"unwind-memory", O_SIZE, "16M", NULL, COLLECTOR_UNWIND_MIN_BYTES,
+			       COLLECTOR_UNWIND_MAX_BYTES, FOR_AGENT},
 	[OPT_CGROUP] = {"cgroup", O_STR, .cmds = FOR_AGENT},
 	[OPT_GRACE] = {"grace", O_DURATION, "75s", NULL, 1, 3600, FOR_AGENT},
 	[OPT_COLLECT_INTERVAL] = {"collect-interval", O_DURATION, "15s", NULL, 1, 3600, FOR_AGENT},
@@ -522,6 +527,12 @@ static int set_option(struct agent_config *cfg, int i, const char *const *text, 
 		break;
 	case OPT_NO_KERNEL:
 		cfg->no_kernel = b;
+		break;
+	case OPT_UNWIND:
+		collector_unwind__mode_parse(t, &cfg->unwind); /* one of the choices */
+		break;
+	case OPT_UNWIND_MEMORY:
+		cfg->unwind_bytes = size;
 		break;
 	case OPT_CGROUP:
 		cfg->cgroup = t;

@@ -137,6 +137,84 @@ static int ingest_metrics(struct dynbuf *b, const struct ingest_counters *c)
 	return r;
 }
 
+/* How user stacks unwound (docs/unwind.md), and the eBPF side's own cost. */
+static int unwind_metrics(struct dynbuf *b, const struct collector_sampler_stats *s)
+{
+	const struct collector_unwind_stats *u = &s->unwind;
+	int r;
+
+	r = metric(b, "braid_collector_user_stacks_total", "counter",
+		   "User stacks by how they were walked: the rules of .eh_frame (cfi) or frame "
+		   "pointers alone (fp).");
+	r = r < 0 ? r
+		  : dynbuf__printf(b,
+				   "braid_collector_user_stacks_total{unwind=\"cfi\"} %" PRIu64 "\n"
+				   "braid_collector_user_stacks_total{unwind=\"fp\"} %" PRIu64 "\n",
+				   s->unwind_stacks, s->ustack_fp);
+	r = r < 0 ? r
+		  : metric(b, "braid_collector_unwind_ends_total", "counter",
+			   "Stacks unwound with the rules, by how they ended: root (the thread's "
+			   "root), no_rule, fault, bad_cfa, depth.");
+	for (int i = 0; i < COLLECTOR_UNWIND_END_COUNT && r >= 0; i++)
+		r = dynbuf__printf(
+			b, "braid_collector_unwind_ends_total{reason=\"%s\"} %" PRIu64 "\n",
+			collector_unwind__end_name((enum collector_unwind_end)i), s->unwind_end[i]);
+	r = r < 0 ? r
+		  : metric(b, "braid_collector_unwind_frames_total", "counter",
+			   "Frames of unwound stacks stepped without a rule: by frame pointers, or "
+			   "through a signal frame.");
+	r = r < 0 ? r
+		  : dynbuf__printf(b,
+				   "braid_collector_unwind_frames_total{step=\"fp\"} %" PRIu64 "\n"
+				   "braid_collector_unwind_frames_total{step=\"signal\"} %" PRIu64
+				   "\n",
+				   s->unwind_fp_steps, s->unwind_signal);
+	r = r < 0 ? r
+		  : metric(b, "braid_collector_unwind_files", "gauge",
+			   "Executable files whose unwind rules are in the kernel.");
+	r = r < 0 ? r
+		  : dynbuf__printf(b, "braid_collector_unwind_files %" PRIu64 "\n",
+				   u->files_loaded);
+	r = r < 0 ? r
+		  : metric(b, "braid_collector_unwind_files_total", "counter",
+			   "Files without rules, by reason, and files unloaded to make room.");
+	r = r < 0 ? r
+		  : dynbuf__printf(
+			    b,
+			    "braid_collector_unwind_files_total{outcome=\"unreadable\"} %" PRIu64
+			    "\n"
+			    "braid_collector_unwind_files_total{outcome=\"no_room\"} %" PRIu64 "\n"
+			    "braid_collector_unwind_files_total{outcome=\"unloaded\"} %" PRIu64
+			    "\n",
+			    u->files_unreadable, u->files_no_room, u->files_evicted);
+	r = r < 0 ? r
+		  : metric(b, "braid_collector_unwind_rows", "gauge",
+			   "Unwind rules in the kernel (8 bytes each).");
+	r = r < 0 ? r : dynbuf__printf(b, "braid_collector_unwind_rows %" PRIu64 "\n", u->rows);
+	r = r < 0 ? r
+		  : metric(b, "braid_collector_unwind_bytes", "gauge",
+			   "Memory of the unwind rules: the kernel's maps, and user space.");
+	r = r < 0 ? r
+		  : dynbuf__printf(b,
+				   "braid_collector_unwind_bytes{where=\"kernel\"} %" PRIu64 "\n"
+				   "braid_collector_unwind_bytes{where=\"user\"} %" PRIu64 "\n",
+				   u->map_bytes, u->user_bytes);
+	r = r < 0 ? r
+		  : metric(b, "braid_collector_bpf_map_bytes", "gauge",
+			   "Kernel memory of all the sampler's eBPF maps.");
+	r = r < 0 ? r
+		  : dynbuf__printf(b, "braid_collector_bpf_map_bytes %" PRIu64 "\n", s->map_bytes);
+	r = r < 0 ? r
+		  : metric(b, "braid_collector_bpf_run_seconds_total", "counter",
+			   "Run time of the sampling program, charged to the sampled tasks; "
+			   "counted "
+			   "only while kernel.bpf_stats_enabled is 1.");
+	r = r < 0 ? r
+		  : dynbuf__printf(b, "braid_collector_bpf_run_seconds_total %.9f\n",
+				   (double)s->prog_run_ns / 1e9);
+	return r;
+}
+
 static int collector_metrics(struct dynbuf *b, const struct snapshot *x)
 {
 	const struct collector_stats *c = &x->c;
@@ -188,6 +266,7 @@ static int collector_metrics(struct dynbuf *b, const struct snapshot *x)
 	r = r < 0 ? r : dynbuf__printf(b, "braid_collector_processes %zu\n", c->processes);
 	r = r < 0 ? r : metric(b, "braid_collector_cpus", "gauge", "CPUs sampled.");
 	r = r < 0 ? r : dynbuf__printf(b, "braid_collector_cpus %u\n", c->sampler.cpus);
+	r = r < 0 ? r : unwind_metrics(b, &c->sampler);
 	return r;
 }
 

@@ -32,6 +32,11 @@ const volatile bool sample_user = true;
 const volatile bool include_idle = false;
 const volatile bool filter_pids = false;
 const volatile bool filter_cgroup = false;
+/* unwind user stacks with the rules of unwind_procs (else frame pointers only) */
+const volatile bool unwind_enabled = true;
+/* walk them with a bounded loop even where bpf_loop exists (kernels before
+ * 5.17 have only that): lets a newer kernel test the older kernels' path */
+const volatile bool unwind_bounded_loop = false;
 /* at most one BRAID_PID_REFRESH a process in this time */
 const volatile __u64 unwind_refresh_ns = 1000000000ULL;
 
@@ -267,8 +272,23 @@ static __always_inline const struct braid_unwind_row *find_row(__u64 file_id, __
 	return bpf_map_lookup_elem(&unwind_rows, &idx);
 }
 
+/* Ends the stack for reason (enum braid_unwind_end); returns 1. */
+static __always_inline int unwind_end(struct braid_unwind_state *s, __u32 reason)
+{
+	s->done = 1;
+	s->end = reason;
+	return 1;
+}
+
+/* Goes on with the caller at ra, or ends the stack at its root (ra 0). */
+static __always_inline int unwind_next(struct braid_unwind_state *s, __u64 ra)
+{
+	s->ip = ra;
+	return ra ? 0 : unwind_end(s, BRAID_UNWIND_END_ROOT);
+}
+
 /* One frame: records s->ip, then finds the caller's registers. Returns 1
- * once the stack ended.
+ * once the stack ended (s->end says why).
  *
  * A global function: the verifier checks it once, on its own, rather than
  * from each place bpf_loop's callback is reached (unwind_user is inlined
@@ -289,13 +309,15 @@ __noinline int braid_unwind_frame(void)
 		return 1;
 	n = s->n;
 	ip = s->ip;
-	if (n >= BRAID_MAX_STACK_DEPTH || !ip)
-		goto stop;
+	if (n >= BRAID_MAX_STACK_DEPTH)
+		return unwind_end(s, BRAID_UNWIND_END_DEPTH);
+	if (!ip)
+		return unwind_end(s, BRAID_UNWIND_END_ROOT);
 	st->ips[n] = ip;
 	s->n = n + 1;
 	p = bpf_map_lookup_elem(&unwind_procs, &s->pid);
-	if (!p)
-		goto stop;
+	if (!p) /* the process's entry went meanwhile */
+		return unwind_end(s, BRAID_UNWIND_END_NO_RULE);
 	/* a caller's ip is a return address: the call is the byte before it,
 	 * and may be a function's last instruction (a noreturn call) */
 	lookup_ip = n && !s->exact ? ip - 1 : ip;
@@ -318,7 +340,7 @@ __noinline int braid_unwind_frame(void)
 		cfa = s->sp + 8 + ((ip & 15) >= 11 ? 8 : 0);
 		break;
 	case BRAID_UNWIND_STOP:
-		goto stop;
+		return unwind_end(s, BRAID_UNWIND_END_ROOT);
 	case BRAID_UNWIND_SIGNAL:
 		/* __restore_rt: rsp is at the ucontext the kernel pushed (its
 		 * return address, popped); the interrupted registers are in its
@@ -328,37 +350,35 @@ __noinline int braid_unwind_frame(void)
 		if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(sp + 168)) ||
 		    bpf_probe_read_user(&s->bp, sizeof(s->bp), (void *)(sp + 120)) ||
 		    bpf_probe_read_user(&s->sp, sizeof(s->sp), (void *)(sp + 160)))
-			goto stop;
+			return unwind_end(s, BRAID_UNWIND_END_FAULT);
 		stat_add(BRAID_STAT_UNWIND_SIGNAL);
 		/* the interrupted instruction itself, not a return address */
 		s->exact = 1;
-		s->ip = ra;
-		return ra ? 0 : 1;
+		return unwind_next(s, ra);
 	default:
 		/* no rule (JIT code, a gap, a file without rules): frame
 		 * pointers, as bpf_get_stack would */
 		bp = s->bp;
-		if (!bp || bp < s->sp || bpf_probe_read_user(&ra, sizeof(ra), (void *)(bp + 8)) ||
+		if (!bp || bp < s->sp)
+			return unwind_end(s, BRAID_UNWIND_END_NO_RULE);
+		if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(bp + 8)) ||
 		    bpf_probe_read_user(&s->bp, sizeof(s->bp), (void *)bp))
-			goto stop;
+			return unwind_end(s, BRAID_UNWIND_END_FAULT);
 		stat_add(BRAID_STAT_UNWIND_FP_STEPS);
 		s->sp = bp + 16;
-		s->ip = ra;
-		return ra ? 0 : 1;
+		return unwind_next(s, ra);
 	}
 	/* the caller's stack is above the callee's: anything else is a wrong
 	 * rule or a corrupt stack, and would loop */
-	if (cfa <= s->sp || bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa - 8)))
-		goto stop;
+	if (cfa <= s->sp)
+		return unwind_end(s, BRAID_UNWIND_END_BAD_CFA);
+	if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa - 8)))
+		return unwind_end(s, BRAID_UNWIND_END_FAULT);
 	if (row->rbp_offset8 &&
 	    bpf_probe_read_user(&s->bp, sizeof(s->bp), (void *)(cfa + 8 * (__s64)row->rbp_offset8)))
-		goto stop;
+		return unwind_end(s, BRAID_UNWIND_END_FAULT);
 	s->sp = cfa;
-	s->ip = ra;
-	return ra ? 0 : 1;
-stop:
-	s->done = 1;
-	return 1;
+	return unwind_next(s, ra);
 }
 
 static long unwind_step(__u64 i, void *ctx)
@@ -386,16 +406,16 @@ static __always_inline void request_refresh(__u32 pid)
 }
 
 /* Unwinds the current user stack into st with the rules of unwind_procs;
- * returns the number of frames, or -1 when it can't (no entry for the
- * process, no user registers, a kernel without bpf_loop): then
- * bpf_get_stack walks frame pointers as before. */
+ * returns the number of frames, or -1 when it can't (unwinding off, no
+ * entry for the process, no user registers): then bpf_get_stack walks
+ * frame pointers as before. */
 static __always_inline long unwind_user(struct bpf_perf_event_data *ctx, struct braid_stack *st,
 					__u32 pid)
 {
 	struct braid_unwind_state *s;
 	__u32 zero = 0;
 
-	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_loop))
+	if (!unwind_enabled)
 		return -1;
 	if (!bpf_map_lookup_elem(&unwind_procs, &pid))
 		return -1;
@@ -423,13 +443,26 @@ static __always_inline long unwind_user(struct bpf_perf_event_data *ctx, struct 
 	s->pid = pid;
 	s->unmapped = 0;
 	s->exact = 0;
+	s->end = BRAID_UNWIND_END_ROOT;
 	__builtin_memset(st, 0, sizeof(*st));
-	bpf_loop(BRAID_MAX_STACK_DEPTH, unwind_step, NULL, 0);
+	if (!unwind_bounded_loop && bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_loop)) {
+		bpf_loop(BRAID_MAX_STACK_DEPTH, unwind_step, NULL, 0);
+	} else {
+		/* Linux 5.3's bounded loops: the verifier walks all 127
+		 * iterations, each a call of the global function, checked once */
+		for (__u32 i = 0; i < BRAID_MAX_STACK_DEPTH; i++)
+			if (braid_unwind_frame())
+				break;
+	}
 	stat_add(BRAID_STAT_UNWIND_CFI);
 	if (s->unmapped)
 		request_refresh(pid);
-	if (s->n >= BRAID_MAX_STACK_DEPTH && !s->done)
-		return BRAID_MAX_STACK_DEPTH + 1; /* more: counted as truncated */
+	if (!s->done) {
+		/* every step went on: more frames than kept */
+		stat_add(BRAID_STAT_UNWIND_END + BRAID_UNWIND_END_DEPTH);
+		return BRAID_MAX_STACK_DEPTH + 1; /* counted as truncated */
+	}
+	stat_add(BRAID_STAT_UNWIND_END + (s->end < BRAID_UNWIND_END_COUNT ? s->end : 0));
 	return s->n;
 }
 #else
@@ -459,6 +492,8 @@ static __always_inline __u64 store_stack(struct bpf_perf_event_data *ctx, void *
 	if (len < 0) {
 		/* bpf_get_stack zero-fills the buffer past the frames it writes */
 		len = bpf_get_stack(ctx, st, sizeof(*st), user ? BPF_F_USER_STACK : 0);
+		if (user)
+			stat_add(BRAID_STAT_USTACK_FP);
 		if (len < 0) {
 			stat_add(user ? BRAID_STAT_USTACK_FAULT : BRAID_STAT_KSTACK_FAULT);
 			*lost = 1;

@@ -109,7 +109,19 @@ struct braid_unwind_state {
 	__u32 pid;
 	__u32 unmapped; /* an ip in no mapping with rules: maybe a library loaded since */
 	__u32 exact;	/* ip is where a signal interrupted, not a return address */
-	__u32 pad;
+	__u32 end;	/* why the stack ended: enum braid_unwind_end */
+};
+
+/* Why an unwound user stack ended. */
+enum braid_unwind_end {
+	BRAID_UNWIND_END_ROOT = 0, /* the thread's root: a STOP rule, or a return address 0 */
+	BRAID_UNWIND_END_NO_RULE,  /* a frame without a rule whose frame-pointer step failed
+				    * (rbp 0 or below rsp): the end of frame-pointer code too */
+	BRAID_UNWIND_END_FAULT,	   /* a read of the user stack failed */
+	BRAID_UNWIND_END_BAD_CFA,  /* a rule gave a CFA not above rsp: a wrong rule or a
+				    * corrupt stack */
+	BRAID_UNWIND_END_DEPTH,	   /* BRAID_MAX_STACK_DEPTH frames and more to go */
+	BRAID_UNWIND_END_COUNT
 };
 
 /* On the new_pids ring: "read this process's mappings again" (an address in
@@ -135,7 +147,10 @@ enum braid_stat {
 	BRAID_STAT_UNWIND_NO_REGS,   /* ... not: no user registers (bpf_get_stack instead) */
 	BRAID_STAT_UNWIND_SIGNAL,    /* ... signal frames stepped through */
 	BRAID_STAT_UNWIND_REFRESH,   /* processes asked to be read again (BRAID_PID_REFRESH) */
-	BRAID_STAT_COUNT
+	BRAID_STAT_USTACK_FP,	     /* user stacks walked by frame pointers (bpf_get_stack) */
+	/* unwound stacks by how they ended: BRAID_STAT_UNWIND_END + enum braid_unwind_end */
+	BRAID_STAT_UNWIND_END,
+	BRAID_STAT_COUNT = BRAID_STAT_UNWIND_END + BRAID_UNWIND_END_COUNT
 };
 
 #endif

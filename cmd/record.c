@@ -30,6 +30,8 @@ struct config {
 	const char *cgroup;
 	unsigned freq;
 	bool no_kernel, no_user, include_idle, verbose;
+	enum collector_unwind_mode unwind;
+	uint64_t unwind_bytes;
 	const char *output;
 	bool folded;
 };
@@ -58,12 +60,20 @@ static void usage(FILE *f)
 		"      --no-kernel        leave out kernel frames\n"
 		"      --no-user          leave out user frames (user time shows as [user space])\n"
 		"      --include-idle     count the idle task (pid 0) too\n"
+		"      --unwind MODE      how user stacks unwind: cfi (default: each file's\n"
+		"                         .eh_frame rules, frame pointers where it has none),\n"
+		"                         fp (frame pointers only), cfi-loop (cfi as kernels\n"
+		"                         before 5.17 run it, to test that path)\n"
+		"      --unwind-memory SIZE  kernel memory for the rules (default 16MiB, from\n"
+		"                         1MiB to 1GiB); past it, the rules of files no process\n"
+		"                         maps are unloaded, least recently used first\n"
 		"  -o, --output FILE      where to write (default " DEFAULT_OUTPUT "; - = stdout)\n"
 		"  -f, --format FMT       pprof (gzipped, default) or folded "
 		"(\"comm;root;...;leaf\n"
 		"                         N\" per line, N samples; kernel frames end in _[k],\n"
 		"                         JIT frames in _[j])\n"
-		"  -v, --verbose          libbpf's messages and the collector's counters\n"
+		"  -v, --verbose          libbpf's messages and the collector's counters (how\n"
+		"                         stacks unwound and why they ended)\n"
 		"  -h, --help             show this help\n"
 		"\n"
 		"Frames: kernel functions from /proc/kallsyms in mapping [kernel.kallsyms]; "
@@ -72,8 +82,8 @@ static void usage(FILE *f)
 		"named by /tmp/perf-PID.map (node --perf-basic-prof, python -X perf) in mapping\n"
 		"[jit]; also separate debug files (build id, .gnu_debuglink) and MiniDebugInfo.\n"
 		"What can't be named is kept as module+offset. User stacks unwind with each\n"
-		"file's .eh_frame rules, frame pointers where a file has none (kernel 5.17+;\n"
-		"older kernels: frame pointers only).\n",
+		"file's .eh_frame (or .debug_frame) rules in the kernel, frame pointers where a\n"
+		"file has none (JIT code, the vDSO). docs/unwind.md.\n",
 		COLLECTOR_MAX_PIDS, COLLECTOR_DEFAULT_FREQ, COLLECTOR_MAX_FREQ);
 }
 
@@ -87,6 +97,8 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		{"no-kernel", no_argument, NULL, 'K'},
 		{"no-user", no_argument, NULL, 'U'},
 		{"include-idle", no_argument, NULL, 'I'},
+		{"unwind", required_argument, NULL, 'u'},
+		{"unwind-memory", required_argument, NULL, 'M'},
 		{"output", required_argument, NULL, 'o'},
 		{"format", required_argument, NULL, 'f'},
 		{"verbose", no_argument, NULL, 'v'},
@@ -137,6 +149,23 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			break;
 		case 'I':
 			cfg->include_idle = true;
+			break;
+		case 'u':
+			if (collector_unwind__mode_parse(optarg, &cfg->unwind) < 0) {
+				cmd_error("record: --unwind takes cfi, fp or cfi-loop, not \"%s\"",
+					  optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'M':
+			if (util__parse_size(optarg, &cfg->unwind_bytes) < 0 ||
+			    cfg->unwind_bytes < COLLECTOR_UNWIND_MIN_BYTES ||
+			    cfg->unwind_bytes > COLLECTOR_UNWIND_MAX_BYTES) {
+				cmd_error("record: --unwind-memory takes a size from 1MiB to 1GiB "
+					  "(e.g. 64MiB), not \"%s\"",
+					  optarg);
+				return -EINVAL;
+			}
 			break;
 		case 'o':
 			cfg->output = optarg;
@@ -333,6 +362,35 @@ static int64_t realtime_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* How user stacks unwound, why they ended, and what the rules take. */
+static void print_unwind_stats(const struct collector_sampler_stats *s)
+{
+	const struct collector_unwind_stats *u = &s->unwind;
+
+	fprintf(stderr,
+		"braid: record: user stacks: %" PRIu64 " unwound with .eh_frame rules (%" PRIu64
+		" frames of them by frame pointers, %" PRIu64 " signal frames), %" PRIu64
+		" by frame pointers alone, %" PRIu64 " without user registers\n"
+		"braid: record: unwound stacks ended:",
+		s->unwind_stacks, s->unwind_fp_steps, s->unwind_signal, s->ustack_fp,
+		s->unwind_no_regs);
+	for (int i = 0; i < COLLECTOR_UNWIND_END_COUNT; i++)
+		fprintf(stderr, "%s %" PRIu64 " %s", i ? "," : "", s->unwind_end[i],
+			collector_unwind__end_name((enum collector_unwind_end)i));
+	fprintf(stderr,
+		"\nbraid: record: unwind rules: %" PRIu64 " files seen, %" PRIu64
+		" loaded, %" PRIu64 " unreadable, %" PRIu64 " without room, %" PRIu64
+		" unloaded; %" PRIu64 " rows, %" PRIu64 " pages, %" PRIu64 " processes (%" PRIu64
+		" mappings past the cap), %" PRIu64 " read again; %" PRIu64
+		" bytes in kernel maps, %" PRIu64 " in user space\n"
+		"braid: record: eBPF: %" PRIu64 " bytes of maps; program %" PRIu64 " ns in %" PRIu64
+		" runs%s\n",
+		u->files, u->files_loaded, u->files_unreadable, u->files_no_room, u->files_evicted,
+		u->rows, u->pages, u->procs_added, u->mappings_dropped, s->unwind_refreshes,
+		u->map_bytes, u->user_bytes, s->map_bytes, s->prog_run_ns, s->prog_runs,
+		s->prog_runs ? "" : " (kernel.bpf_stats_enabled is 0)");
+}
+
 static void print_stats(const struct collector *c, int64_t samples)
 {
 	struct collector_stats st;
@@ -363,6 +421,7 @@ static void print_stats(const struct collector *c, int64_t samples)
 		st.symbols.frames, st.symbols.frames_unnamed, st.symbols.frames_unmapped,
 		st.symbols.elf_loaded, st.symbols.cache_bytes, st.symbols.elf_evicted,
 		st.symbols.elf_errors, st.symbols.perfmap_loads, st.symbols.processes_lost);
+	print_unwind_stats(&st.sampler);
 }
 
 /* Waits for the next wall-clock second (or the end, or a signal) while
@@ -466,6 +525,8 @@ int cmd_record(int argc, char **argv)
 	co.sampler.no_kernel = cfg.no_kernel;
 	co.sampler.no_user = cfg.no_user;
 	co.sampler.include_idle = cfg.include_idle;
+	co.sampler.unwind = cfg.unwind;
+	co.sampler.unwind_bytes = cfg.unwind_bytes;
 	co.sampler.pids = cfg.pids;
 	co.sampler.n_pids = cfg.n_pids;
 	co.sampler.cgroup = cfg.cgroup;

@@ -542,3 +542,36 @@ enum runtime collector__runtime(const char *proc_root, int32_t pid, const char *
 		return rt;
 	return is_go_binary(proc_root, pid) ? RUNTIME_GO : RUNTIME_NATIVE;
 }
+
+const char *collector_unwind__end_name(enum collector_unwind_end e)
+{
+	static const char *const names[COLLECTOR_UNWIND_END_COUNT] = {
+		[COLLECTOR_UNWIND_END_ROOT] = "root",	[COLLECTOR_UNWIND_END_NO_RULE] = "no_rule",
+		[COLLECTOR_UNWIND_END_FAULT] = "fault", [COLLECTOR_UNWIND_END_BAD_CFA] = "bad_cfa",
+		[COLLECTOR_UNWIND_END_DEPTH] = "depth",
+	};
+
+	return (unsigned)e < COLLECTOR_UNWIND_END_COUNT ? names[e] : NULL;
+}
+
+static const char *const unwind_modes[] = {
+	[COLLECTOR_UNWIND_CFI] = "cfi",
+	[COLLECTOR_UNWIND_FP] = "fp",
+	[COLLECTOR_UNWIND_CFI_LOOP] = "cfi-loop",
+};
+
+int collector_unwind__mode_parse(const char *s, enum collector_unwind_mode *ret)
+{
+	for (size_t i = 0; i < sizeof(unwind_modes) / sizeof(unwind_modes[0]); i++) {
+		if (s && strcmp(s, unwind_modes[i]) == 0) {
+			*ret = (enum collector_unwind_mode)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+const char *collector_unwind__mode_name(enum collector_unwind_mode m)
+{
+	return (unsigned)m < sizeof(unwind_modes) / sizeof(unwind_modes[0]) ? unwind_modes[m] : "?";
+}

@@ -402,16 +402,20 @@ const char *collector_cfi__reason_name(unsigned reason);
  * Puts the rules of cfi.c into the maps bpf/profile.bpf.c unwinds user
  * stacks with: the rows of every executable file a process maps (once per
  * file, keyed by device and inode), a page index over them, and each
- * process's executable mappings. Files are never unloaded; a file whose
- * rows don't fit gets none (the program walks frame pointers there). Built
- * with the eBPF sampler only; collector_sampler calls it for every process
- * announced. docs/unwind.md, "In the kernel".
+ * process's executable mappings. When a file's rows don't fit, the files
+ * no process maps are unloaded, least recently used first; a file that
+ * still doesn't fit gets none (the program walks frame pointers there).
+ * Built with the eBPF sampler only (NULL-safe: NULL is "unwinding off"); collector_sampler calls it
+ * for every process announced. docs/unwind.md, "In the kernel".
  */
 
-#define COLLECTOR_UNWIND_MAX_ROWS  (2u << 20) /* rows of all files (8 bytes each in the kernel) */
-#define COLLECTOR_UNWIND_MAX_PAGES (1u << 16) /* 64 KiB pages of code with rules */
-#define COLLECTOR_UNWIND_MAX_PROCS 8192	      /* processes unwound with rules */
-#define COLLECTOR_UNWIND_MAX_FILES 16384      /* files seen (loaded or not) */
+/* The rules' memory in the kernel: unwind_rows (8 bytes a row) gets it,
+ * the page index a row count / 32 entries. */
+#define COLLECTOR_UNWIND_DEFAULT_BYTES (16u << 20)
+#define COLLECTOR_UNWIND_MIN_BYTES     (1u << 20)
+#define COLLECTOR_UNWIND_MAX_BYTES     (1u << 30)
+#define COLLECTOR_UNWIND_MAX_PROCS     8192  /* processes unwound with rules */
+#define COLLECTOR_UNWIND_MAX_FILES     16384 /* files seen (loaded or not) */
 
 /* The maps, by fd (the sampler keeps them), and their sizes. */
 struct collector_unwind_maps {
@@ -429,7 +433,34 @@ struct collector_unwind_stats {
 	uint64_t procs_added;	   /* process entries written */
 	uint64_t procs_no_room;	   /* ... not: the map was full */
 	uint64_t mappings_dropped; /* executable mappings past BRAID_UNWIND_MAX_MAPPINGS */
+	uint64_t files_evicted;	   /* files unloaded to make room (no process mapped them) */
+	uint64_t user_bytes;	   /* what unwind.c keeps in user space for the maps */
+	uint64_t map_bytes;	   /* the kernel memory of the three maps (their memlock) */
 };
+
+/* How user stacks are walked. */
+enum collector_unwind_mode {
+	COLLECTOR_UNWIND_CFI = 0, /* "cfi": the rules of .eh_frame, frame pointers where none */
+	COLLECTOR_UNWIND_FP,	  /* "fp": frame pointers alone (bpf_get_stack) */
+	/* "cfi-loop": the rules, walked with a bounded loop as on kernels
+	 * without bpf_loop (before 5.17) even where it exists: tests that path */
+	COLLECTOR_UNWIND_CFI_LOOP,
+};
+/* Parses "cfi", "fp" or "cfi-loop"; -EINVAL else. */
+int collector_unwind__mode_parse(const char *s, enum collector_unwind_mode *ret);
+const char *collector_unwind__mode_name(enum collector_unwind_mode m);
+
+/* Why an unwound user stack ended (bpf/profile.h, enum braid_unwind_end). */
+enum collector_unwind_end {
+	COLLECTOR_UNWIND_END_ROOT = 0, /* the thread's root */
+	COLLECTOR_UNWIND_END_NO_RULE,  /* no rule, and frame pointers ended (rbp 0 or below rsp) */
+	COLLECTOR_UNWIND_END_FAULT,    /* a read of the user stack failed */
+	COLLECTOR_UNWIND_END_BAD_CFA,  /* a rule gave a CFA not above rsp */
+	COLLECTOR_UNWIND_END_DEPTH,    /* COLLECTOR_MAX_DEPTH frames and more */
+	COLLECTOR_UNWIND_END_COUNT
+};
+/* "root", "no_rule", "fault", "bad_cfa", "depth" (metric labels); NULL past the end. */
+const char *collector_unwind__end_name(enum collector_unwind_end e);
 
 struct collector_unwind;
 
@@ -437,8 +468,9 @@ int collector_unwind__new(const struct collector_unwind_maps *maps, const char *
 			  struct collector_unwind **ret);
 void collector_unwind__free(struct collector_unwind *u);
 /* Loads the rules of pid's executable files not loaded yet and writes its
- * mappings (again after an exec). A process gone, a file unreadable or a
- * full map is counted, not an error: only -ENOMEM is returned. */
+ * mappings (again after an exec, or a dlopen). A process gone, a file
+ * unreadable or a full map is counted, not an error: only -ENOMEM is
+ * returned. */
 int collector_unwind__add_process(struct collector_unwind *u, int32_t pid);
 /* Forgets pid's mappings (it exited, or its PID names another process). */
 void collector_unwind__remove_process(struct collector_unwind *u, int32_t pid);
@@ -467,6 +499,8 @@ struct collector_sampler_options {
 	unsigned drain_interval_s; /* how often the caller drains (sizes the maps); 0: 1 */
 	size_t max_stacks;	   /* stacks per generation; 0: sized from freq and CPUs */
 	bool verbose;		   /* libbpf's messages to stderr */
+	enum collector_unwind_mode unwind;
+	uint64_t unwind_bytes; /* the rules' kernel memory; 0: COLLECTOR_UNWIND_DEFAULT_BYTES */
 };
 
 /* What the kernel counted, since the sampler opened. */
@@ -495,7 +529,13 @@ struct collector_sampler_stats {
 	uint64_t unwind_no_regs;   /* stacks left to bpf_get_stack: no user registers */
 	uint64_t unwind_signal;	   /* stacks ended at a signal frame */
 	uint64_t unwind_refreshes; /* processes read again: an address in no mapping with rules */
+	uint64_t unwind_end[COLLECTOR_UNWIND_END_COUNT]; /* unwound stacks, by how they ended */
+	uint64_t ustack_fp; /* user stacks walked by frame pointers alone (bpf_get_stack) */
 	struct collector_unwind_stats unwind;
+	/* the sampling program's own run time, counted by the kernel while
+	 * kernel.bpf_stats_enabled is 1 (0 else): it runs on the sampled CPUs */
+	uint64_t prog_run_ns, prog_runs;
+	uint64_t map_bytes; /* kernel memory of all the sampler's maps (memlock), unwind's too */
 };
 
 /* One counted (process, thread, stacks) of a drain. The arrays are valid

@@ -16,6 +16,7 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/perf_event.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -265,6 +266,7 @@ int collector_sampler__open(const struct collector_sampler_options *o, struct er
 	bool *online = NULL;
 	unsigned interval = o->drain_interval_s ? o->drain_interval_s : 1;
 	uint64_t per_interval;
+	uint32_t unwind_rows = 1, unwind_pages = 1, unwind_procs = 1; /* unwinding off */
 	int cgroup_fd = -1, r, n_online;
 
 	s = calloc(1, sizeof(*s));
@@ -337,18 +339,31 @@ int collector_sampler__open(const struct collector_sampler_options *o, struct er
 	s->skel->rodata->include_idle = o->include_idle;
 	s->skel->rodata->filter_pids = o->n_pids > 0;
 	s->skel->rodata->filter_cgroup = o->cgroup != NULL;
+	s->skel->rodata->unwind_enabled = o->unwind != COLLECTOR_UNWIND_FP && !o->no_user;
+	s->skel->rodata->unwind_bounded_loop = o->unwind == COLLECTOR_UNWIND_CFI_LOOP;
+	if (s->skel->rodata->unwind_enabled) {
+		uint64_t bytes = o->unwind_bytes ? o->unwind_bytes : COLLECTOR_UNWIND_DEFAULT_BYTES;
+
+		if (bytes < COLLECTOR_UNWIND_MIN_BYTES || bytes > COLLECTOR_UNWIND_MAX_BYTES) {
+			r = errbuf__set(err, -EINVAL,
+					"unwind tables of %" PRIu64 " bytes: from %u to %u bytes",
+					bytes, COLLECTOR_UNWIND_MIN_BYTES,
+					COLLECTOR_UNWIND_MAX_BYTES);
+			goto cleanup;
+		}
+		unwind_rows = (uint32_t)(bytes / sizeof(struct braid_unwind_row));
+		unwind_pages = unwind_rows / 32;
+		unwind_procs = COLLECTOR_UNWIND_MAX_PROCS;
+	}
 	if ((r = bpf_map__set_max_entries(s->skel->maps.counts0, s->counts_entries)) < 0 ||
 	    (r = bpf_map__set_max_entries(s->skel->maps.counts1, s->counts_entries)) < 0 ||
 	    (r = bpf_map__set_max_entries(s->skel->maps.stacks0, s->stacks_entries)) < 0 ||
 	    (r = bpf_map__set_max_entries(s->skel->maps.stacks1, s->stacks_entries)) < 0 ||
 	    (r = bpf_map__set_max_entries(s->skel->maps.pids,
 					  o->n_pids ? (uint32_t)o->n_pids : 1)) < 0 ||
-	    (r = bpf_map__set_max_entries(s->skel->maps.unwind_rows, COLLECTOR_UNWIND_MAX_ROWS)) <
-		    0 ||
-	    (r = bpf_map__set_max_entries(s->skel->maps.unwind_pages, COLLECTOR_UNWIND_MAX_PAGES)) <
-		    0 ||
-	    (r = bpf_map__set_max_entries(s->skel->maps.unwind_procs, COLLECTOR_UNWIND_MAX_PROCS)) <
-		    0) {
+	    (r = bpf_map__set_max_entries(s->skel->maps.unwind_rows, unwind_rows)) < 0 ||
+	    (r = bpf_map__set_max_entries(s->skel->maps.unwind_pages, unwind_pages)) < 0 ||
+	    (r = bpf_map__set_max_entries(s->skel->maps.unwind_procs, unwind_procs)) < 0) {
 		r = load_error(err, r, "sizing the eBPF maps");
 		goto cleanup;
 	}
@@ -382,13 +397,13 @@ int collector_sampler__open(const struct collector_sampler_options *o, struct er
 	r = alloc_buffers(s);
 	if (r < 0)
 		goto cleanup;
-	{
+	if (s->skel->rodata->unwind_enabled) {
 		struct collector_unwind_maps um = {
 			.rows_fd = bpf_map__fd(s->skel->maps.unwind_rows),
 			.pages_fd = bpf_map__fd(s->skel->maps.unwind_pages),
 			.procs_fd = bpf_map__fd(s->skel->maps.unwind_procs),
-			.max_rows = COLLECTOR_UNWIND_MAX_ROWS,
-			.max_pages = COLLECTOR_UNWIND_MAX_PAGES,
+			.max_rows = unwind_rows,
+			.max_pages = unwind_pages,
 		};
 
 		r = collector_unwind__new(&um, COLLECTOR_PROC_ROOT, &s->unwind);
@@ -396,7 +411,7 @@ int collector_sampler__open(const struct collector_sampler_options *o, struct er
 			goto cleanup;
 	}
 	/* the processes asked for get their rules before their first sample */
-	for (size_t i = 0; i < o->n_pids && !o->no_user; i++) {
+	for (size_t i = 0; i < o->n_pids && s->unwind; i++) {
 		r = collector_unwind__add_process(s->unwind, o->pids[i]);
 		if (r < 0)
 			goto cleanup;
@@ -747,6 +762,65 @@ int collector_sampler__drain(struct collector_sampler *s, collector_sample_fn fn
 	return ret;
 }
 
+_Static_assert((int)COLLECTOR_UNWIND_END_COUNT == (int)BRAID_UNWIND_END_COUNT &&
+		       (int)COLLECTOR_UNWIND_END_ROOT == (int)BRAID_UNWIND_END_ROOT &&
+		       (int)COLLECTOR_UNWIND_END_NO_RULE == (int)BRAID_UNWIND_END_NO_RULE &&
+		       (int)COLLECTOR_UNWIND_END_FAULT == (int)BRAID_UNWIND_END_FAULT &&
+		       (int)COLLECTOR_UNWIND_END_BAD_CFA == (int)BRAID_UNWIND_END_BAD_CFA &&
+		       (int)COLLECTOR_UNWIND_END_DEPTH == (int)BRAID_UNWIND_END_DEPTH,
+	       "collector_unwind_end follows braid_unwind_end");
+
+/* The sampling program's run time and runs, as the kernel counts them
+ * while kernel.bpf_stats_enabled is 1 (both 0 else). */
+static void prog_run_time(const struct collector_sampler *s, struct collector_sampler_stats *ret)
+{
+	struct bpf_prog_info info;
+	uint32_t len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(s->skel->progs.braid_sample), &info, &len) < 0)
+		return;
+	ret->prog_run_ns = info.run_time_ns;
+	ret->prog_runs = info.run_cnt;
+}
+
+/* The kernel memory of a map: the `memlock:` line of its fd's
+ * /proc/self/fdinfo (what the kernel charges for it); 0 if unknown. */
+static uint64_t map_memlock(const struct bpf_map *m)
+{
+	char path[64], buf[1024];
+	unsigned long long v = 0;
+	const char *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", bpf_map__fd(m));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strstr(buf, "memlock:");
+	if (!p || sscanf(p + strlen("memlock:"), "%llu", &v) != 1)
+		return 0;
+	return v;
+}
+
+static uint64_t maps_memlock(const struct collector_sampler *s)
+{
+	const struct bpf_map *m;
+	uint64_t sum = 0;
+
+	bpf_object__for_each_map(m, s->skel->obj)
+	{
+		sum += map_memlock(m);
+	}
+	return sum;
+}
+
 int collector_sampler__stats(const struct collector_sampler *cs,
 			     struct collector_sampler_stats *ret)
 {
@@ -786,7 +860,16 @@ int collector_sampler__stats(const struct collector_sampler *cs,
 	ret->unwind_no_regs = sums[BRAID_STAT_UNWIND_NO_REGS];
 	ret->unwind_signal = sums[BRAID_STAT_UNWIND_SIGNAL];
 	ret->unwind_refreshes = sums[BRAID_STAT_UNWIND_REFRESH];
+	for (uint32_t i = 0; i < COLLECTOR_UNWIND_END_COUNT; i++)
+		ret->unwind_end[i] = sums[BRAID_STAT_UNWIND_END + i];
+	ret->ustack_fp = sums[BRAID_STAT_USTACK_FP];
 	collector_unwind__stats(s->unwind, &ret->unwind);
+	if (s->unwind)
+		ret->unwind.map_bytes = map_memlock(s->skel->maps.unwind_rows) +
+					map_memlock(s->skel->maps.unwind_pages) +
+					map_memlock(s->skel->maps.unwind_procs);
+	prog_run_time(s, ret);
+	ret->map_bytes = maps_memlock(s);
 	return 0;
 }
 

@@ -5,12 +5,15 @@
  * sampling program unwinds user stacks with (bpf/profile.h, "unwinding user
  * stacks"), once per file whatever the number of processes mapping it.
  *
- * The rows of each file are appended to one array, never moved or freed;
- * a page index ((file, vaddr >> 16) -> run of rows) bounds the program's
- * binary search to one page's rows; and each process gets its sorted
- * executable mappings with the bias that turns an address into the file's
- * own. A file whose rows don't fit (or that can't be read) gets no rules:
- * the program walks frame pointers there. docs/unwind.md, "In the kernel".
+ * The rows of each file take a run of one array (first fit among the free
+ * runs); a page index ((file, vaddr >> 16) -> run of rows) bounds the
+ * program's binary search to one page's rows; and each process gets its
+ * sorted executable mappings with the bias that turns an address into the
+ * file's own. Each file counts the processes whose entry names it; when a
+ * file's rows don't fit, the files no process names are unloaded, least
+ * recently named first, until they do. A file that still doesn't fit (or
+ * that can't be read) gets no rules: the program walks frame pointers
+ * there. docs/unwind.md, "In the kernel".
  */
 #include "collector/collector.h"
 
@@ -38,12 +41,30 @@ struct unwind_segment {
 	bool exec;
 };
 
-/* A file seen: loaded (rows != 0) or not (no rules: frame pointers). */
+/* A file seen: loaded (its rules in the maps) or not (frame pointers). */
 struct unwind_file {
 	uint64_t id;
 	bool has_rules;
+	bool unreadable;	/* not opened, not ELF, malformed rules: not tried again */
+	uint64_t no_room_at;	/* u->frees when its rules last didn't fit; tried again after */
+	uint32_t first, n_rows; /* its rows: unwind_rows[first, first + n_rows) */
+	uint32_t n_pages;
+	struct braid_unwind_page_key *page_keys; /* its entries in unwind_pages */
+	uint32_t users;				 /* process entries naming it */
+	uint64_t last_used;			 /* u->tick when last named */
 	size_t n_segments;
 	struct unwind_segment segments[UNWIND_MAX_SEGMENTS];
+};
+
+/* The files a process's entry names, each once. */
+struct unwind_proc_files {
+	uint32_t n;
+	uint64_t ids[BRAID_UNWIND_MAX_MAPPINGS];
+};
+
+/* A free run of unwind_rows. */
+struct unwind_extent {
+	uint32_t first, count;
 };
 
 struct collector_unwind {
@@ -51,8 +72,13 @@ struct collector_unwind {
 	char *proc_root;
 	struct unwind_file *files; /* sorted by id */
 	size_t n_files, cap_files;
-	uint32_t n_rows;  /* rows used in unwind_rows */
-	uint32_t n_pages; /* entries in unwind_pages */
+	struct unwind_extent *free; /* sorted by first, none adjacent */
+	size_t n_free, cap_free;
+	uint32_t n_rows;     /* rows in use in unwind_rows */
+	uint32_t n_pages;    /* entries in unwind_pages */
+	uint64_t tick;	     /* one per process added */
+	uint64_t frees;	     /* files unloaded so far */
+	struct ptrmap procs; /* pid -> struct unwind_proc_files */
 	struct braid_unwind_row *batch_rows;
 	uint32_t *batch_keys;
 	struct collector_unwind_stats stats;
@@ -69,10 +95,13 @@ int collector_unwind__new(const struct collector_unwind_maps *maps, const char *
 	u->proc_root = strdup(proc_root ? proc_root : COLLECTOR_PROC_ROOT);
 	u->batch_rows = calloc(UNWIND_BATCH, sizeof(*u->batch_rows));
 	u->batch_keys = calloc(UNWIND_BATCH, sizeof(*u->batch_keys));
-	if (!u->proc_root || !u->batch_rows || !u->batch_keys) {
+	u->free = calloc(1, sizeof(*u->free));
+	if (!u->proc_root || !u->batch_rows || !u->batch_keys || !u->free) {
 		collector_unwind__free(u);
 		return -ENOMEM;
 	}
+	u->free[0] = (struct unwind_extent){0, maps->max_rows};
+	u->n_free = u->cap_free = 1;
 	*ret = u;
 	return 0;
 }
@@ -81,11 +110,119 @@ void collector_unwind__free(struct collector_unwind *u)
 {
 	if (!u)
 		return;
+	for (size_t i = 0; i < u->n_files; i++)
+		free(u->files[i].page_keys);
+	for (size_t i = 0; i < u->procs.n; i++)
+		free(u->procs.v[i].val);
+	ptrmap__free(&u->procs);
 	free(u->proc_root);
 	free(u->files);
+	free(u->free);
 	free(u->batch_rows);
 	free(u->batch_keys);
 	free(u);
+}
+
+/* ---- the free runs of unwind_rows ---------------------------------------- */
+
+/* Takes n rows, first fit; false when no free run is long enough. */
+static bool rows_alloc(struct collector_unwind *u, uint32_t n, uint32_t *ret)
+{
+	for (size_t i = 0; i < u->n_free; i++) {
+		struct unwind_extent *e = &u->free[i];
+
+		if (e->count < n)
+			continue;
+		*ret = e->first;
+		e->first += n;
+		e->count -= n;
+		if (e->count == 0) {
+			memmove(e, e + 1, (u->n_free - i - 1) * sizeof(*e));
+			u->n_free--;
+		}
+		u->n_rows += n;
+		return true;
+	}
+	return false;
+}
+
+/* Gives rows [first, first + n) back, joining its neighbours. */
+static int rows_release(struct collector_unwind *u, uint32_t first, uint32_t n)
+{
+	size_t at = 0;
+
+	while (at < u->n_free && u->free[at].first < first)
+		at++;
+	u->n_rows -= n;
+	if (at > 0 && u->free[at - 1].first + u->free[at - 1].count == first) {
+		u->free[at - 1].count += n;
+		if (at < u->n_free && first + n == u->free[at].first) {
+			u->free[at - 1].count += u->free[at].count;
+			memmove(&u->free[at], &u->free[at + 1],
+				(u->n_free - at - 1) * sizeof(*u->free));
+			u->n_free--;
+		}
+		return 0;
+	}
+	if (at < u->n_free && first + n == u->free[at].first) {
+		u->free[at].first = first;
+		u->free[at].count += n;
+		return 0;
+	}
+	if (u->n_free == u->cap_free) {
+		size_t c = 2 * u->cap_free;
+		struct unwind_extent *p = realloc(u->free, c * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		u->free = p;
+		u->cap_free = c;
+	}
+	memmove(&u->free[at + 1], &u->free[at], (u->n_free - at) * sizeof(*u->free));
+	u->free[at] = (struct unwind_extent){first, n};
+	u->n_free++;
+	return 0;
+}
+
+/* Takes f's rules out of the maps: its pages first, so that the program
+ * stops reaching its rows before they are given to another file (a search
+ * already past the page lookup may read the new rows: one sample unwound
+ * wrong at worst). */
+static int unload_file(struct collector_unwind *u, struct unwind_file *f)
+{
+	int r;
+
+	for (uint32_t i = 0; i < f->n_pages; i++)
+		bpf_map_delete_elem(u->maps.pages_fd, &f->page_keys[i]); /* -ENOENT is as good */
+	u->n_pages -= f->n_pages;
+	r = rows_release(u, f->first, f->n_rows);
+	free(f->page_keys);
+	f->page_keys = NULL;
+	f->n_pages = 0;
+	f->n_rows = 0;
+	f->has_rules = false;
+	u->frees++;
+	u->stats.files_evicted++;
+	u->stats.files_loaded--;
+	return r;
+}
+
+/* Unloads the loaded file that no process names and that was named
+ * longest ago, other than keep; false when there is none. */
+static int evict_one(struct collector_unwind *u, const struct unwind_file *keep)
+{
+	struct unwind_file *victim = NULL;
+
+	for (size_t i = 0; i < u->n_files; i++) {
+		struct unwind_file *f = &u->files[i];
+
+		if (f != keep && f->has_rules && f->users == 0 &&
+		    (!victim || f->last_used < victim->last_used))
+			victim = f;
+	}
+	if (!victim)
+		return 0;
+	return unload_file(u, victim) < 0 ? -ENOMEM : 1;
 }
 
 /* A file's id: its device and inode, mixed (splitmix64's finalizer); never
@@ -274,7 +411,8 @@ static int make_pages(uint64_t fid, const struct braid_unwind_row *rows, const u
 }
 
 /* Reads the rules of the file open at fd and puts them in the maps, if
- * they fit; f->has_rules says whether they went in. */
+ * they fit, unloading files no process names to make room; f->has_rules
+ * says whether they went in. */
 static int load_rules(struct collector_unwind *u, int fd, const char *name, struct unwind_file *f)
 {
 	struct collector_cfi *t = NULL;
@@ -283,63 +421,97 @@ static int load_rules(struct collector_unwind *u, int fd, const char *name, stru
 	struct braid_unwind_page *pages = NULL;
 	uint64_t *vaddrs = NULL;
 	struct errbuf err;
-	int n, n_pages = 0, r;
+	uint32_t first = 0;
+	int n, n_pages = 0, r, done = 0;
+	bool have_rows = false;
 
 	r = collector_cfi__read(fd, name, &err, &t);
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0) {
 		u->stats.files_unreadable++;
+		f->unreadable = true;
 		return 0;
 	}
 	n = pack_rows(u, t, &rows, &vaddrs);
 	if (n <= 0) {
+		f->unreadable = n == 0; /* no rules at all: nothing to try again */
 		r = n;
 		goto cleanup;
 	}
-	n_pages = make_pages(f->id, rows, vaddrs, (size_t)n, u->n_rows,
-			     u->maps.max_pages - u->n_pages, &keys, &pages);
+	n_pages = make_pages(f->id, rows, vaddrs, (size_t)n, 0, u->maps.max_pages, &keys, &pages);
 	if (n_pages < 0 && n_pages != -E2BIG) {
 		r = n_pages;
 		goto cleanup;
 	}
-	if (n_pages < 0 || (uint64_t)u->n_rows + (uint64_t)n > u->maps.max_rows) {
+	if (n_pages < 0 || (uint32_t)n > u->maps.max_rows) {
+		/* more than the maps hold even empty */
 		u->stats.files_no_room++;
+		f->unreadable = true;
 		r = 0;
 		goto cleanup;
 	}
-	r = put_rows(u, u->n_rows, rows, (uint32_t)n);
-	if (r < 0) {
-		u->stats.files_no_room++;
-		goto cleanup;
-	}
-	for (int i = 0; i < n_pages; i++) {
-		if (bpf_map_update_elem(u->maps.pages_fd, &keys[i], &pages[i], BPF_ANY) < 0) {
-			/* the rows stay, unused: the file has no rules */
-			r = -errno;
+	/* room, if need be by unloading what no process names */
+	while (u->n_pages + (uint32_t)n_pages > u->maps.max_pages ||
+	       !(have_rows = rows_alloc(u, (uint32_t)n, &first))) {
+		r = evict_one(u, f);
+		if (r <= 0) {
 			u->stats.files_no_room++;
-			u->n_rows += (uint32_t)n;
+			f->no_room_at = u->frees;
 			goto cleanup;
 		}
-		u->n_pages++;
 	}
-	u->n_rows += (uint32_t)n;
+	for (int i = 0; i < n_pages; i++)
+		pages[i].first += first;
+	r = put_rows(u, first, rows, (uint32_t)n);
+	for (; r == 0 && done < n_pages; done++)
+		if (bpf_map_update_elem(u->maps.pages_fd, &keys[done], &pages[done], BPF_ANY) < 0)
+			r = -errno;
+	if (r < 0) {
+		/* a map that refuses an entry costs this file its rules */
+		for (int i = 0; i < done; i++)
+			bpf_map_delete_elem(u->maps.pages_fd, &keys[i]);
+		u->stats.files_no_room++;
+		f->no_room_at = u->frees;
+		goto cleanup;
+	}
+	have_rows = false;
+	f->first = first;
+	f->n_rows = (uint32_t)n;
+	f->n_pages = (uint32_t)n_pages;
+	f->page_keys = keys;
+	keys = NULL;
 	f->has_rules = true;
+	u->n_pages += (uint32_t)n_pages;
 	u->stats.files_loaded++;
-	u->stats.rows = u->n_rows;
-	u->stats.pages = u->n_pages;
 	r = 0;
 cleanup:
+	if (have_rows && rows_release(u, first, (uint32_t)n) < 0)
+		r = -ENOMEM;
 	collector_cfi__free(t);
 	free(rows);
 	free(vaddrs);
 	free(keys);
 	free(pages);
-	/* a map that refuses an entry costs this file its rules, not the run */
 	return r == -ENOMEM ? r : 0;
 }
 
-/* The file of a mapping, read and loaded the first time it is seen. */
+/* Forgets the files no process names and that have no rules in the maps,
+ * to make room in u->files. */
+static void forget_unused_files(struct collector_unwind *u)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < u->n_files; i++) {
+		if (u->files[i].users == 0 && !u->files[i].has_rules)
+			continue; /* no page_keys: nothing to free */
+		u->files[k++] = u->files[i];
+	}
+	u->n_files = k;
+}
+
+/* The file of a mapping, read and loaded the first time it is seen, and
+ * again when it was unloaded or didn't fit and room was made since. */
 static int get_file(struct collector_unwind *u, int32_t pid, uint64_t start, uint64_t end,
 		    uint64_t dev, uint64_t ino, const char *path, struct unwind_file **ret)
 {
@@ -350,29 +522,37 @@ static int get_file(struct collector_unwind *u, int32_t pid, uint64_t start, uin
 	int fd, r;
 
 	f = find_file(u, id, &at);
-	if (f) {
+	if (f && (f->has_rules || f->unreadable || f->no_room_at == u->frees)) {
 		*ret = f;
 		return 0;
 	}
-	if (u->n_files >= COLLECTOR_UNWIND_MAX_FILES) {
-		u->stats.files_no_room++;
-		*ret = NULL;
-		return 0;
-	}
-	if (u->n_files == u->cap_files) {
-		size_t c = u->cap_files ? 2 * u->cap_files : 64;
-		struct unwind_file *p = realloc(u->files, c * sizeof(*p));
+	if (!f) {
+		if (u->n_files >= COLLECTOR_UNWIND_MAX_FILES) {
+			forget_unused_files(u);
+			find_file(u, id, &at);
+		}
+		if (u->n_files >= COLLECTOR_UNWIND_MAX_FILES) {
+			u->stats.files_no_room++;
+			*ret = NULL;
+			return 0;
+		}
+		if (u->n_files == u->cap_files) {
+			size_t c = u->cap_files ? 2 * u->cap_files : 64;
+			struct unwind_file *p = realloc(u->files, c * sizeof(*p));
 
-		if (!p)
-			return -ENOMEM;
-		u->files = p;
-		u->cap_files = c;
+			if (!p)
+				return -ENOMEM;
+			u->files = p;
+			u->cap_files = c;
+		}
+		memmove(&u->files[at + 1], &u->files[at], (u->n_files - at) * sizeof(*u->files));
+		u->n_files++;
+		f = &u->files[at];
+		memset(f, 0, sizeof(*f));
+		f->id = id;
+		f->no_room_at = UINT64_MAX;
 	}
-	memmove(&u->files[at + 1], &u->files[at], (u->n_files - at) * sizeof(*u->files));
-	u->n_files++;
-	f = &u->files[at];
-	memset(f, 0, sizeof(*f));
-	f->id = id;
+	f->n_segments = 0;
 
 	/* map_files reaches deleted files and other mount namespaces' (it
 	 * needs CAP_SYS_ADMIN); the root link does without */
@@ -385,6 +565,7 @@ static int get_file(struct collector_unwind *u, int32_t pid, uint64_t start, uin
 	}
 	if (fd < 0) {
 		u->stats.files_unreadable++;
+		f->unreadable = true;
 		*ret = f;
 		return 0;
 	}
@@ -393,6 +574,7 @@ static int get_file(struct collector_unwind *u, int32_t pid, uint64_t start, uin
 		r = load_rules(u, fd, path, f);
 	} else {
 		u->stats.files_unreadable++;
+		f->unreadable = true;
 		r = 0;
 	}
 	close(fd);
@@ -422,9 +604,41 @@ static bool mapping_bias(const struct unwind_file *f, uint64_t start, uint64_t e
 	return true;
 }
 
+/* Counts a process's entry naming the files of ids, or no longer (d = -1). */
+static void use_files(struct collector_unwind *u, const struct unwind_proc_files *pf, int d)
+{
+	for (uint32_t i = 0; pf && i < pf->n; i++) {
+		size_t at;
+		struct unwind_file *f = find_file(u, pf->ids[i], &at);
+
+		if (!f)
+			continue;
+		if (d > 0) {
+			f->users++;
+			f->last_used = u->tick;
+		} else if (f->users > 0) {
+			f->users--;
+		}
+	}
+}
+
+/* Adds id to pf once, counting its use at once: a file this process maps
+ * is not unloaded to make room for the next one it maps. */
+static void add_file(struct collector_unwind *u, struct unwind_proc_files *pf, uint64_t id)
+{
+	struct unwind_proc_files one = {.n = 1, .ids = {id}};
+
+	for (uint32_t i = 0; i < pf->n; i++)
+		if (pf->ids[i] == id)
+			return;
+	pf->ids[pf->n++] = id;
+	use_files(u, &one, 1);
+}
+
 int collector_unwind__add_process(struct collector_unwind *u, int32_t pid)
 {
 	struct braid_unwind_proc *proc = NULL;
+	struct unwind_proc_files *files = NULL, *old;
 	struct dynbuf maps;
 	struct errbuf err;
 	char path[256];
@@ -432,7 +646,10 @@ int collector_unwind__add_process(struct collector_unwind *u, int32_t pid)
 	const char *p, *end;
 	int r;
 
+	if (!u)
+		return 0;
 	dynbuf__init(&maps, 0);
+	u->tick++;
 	snprintf(path, sizeof(path), "%s/%d/maps", u->proc_root, pid);
 	r = util__read_file(path, UNWIND_MAPS_READ_MAX, &err, &maps);
 	if (r < 0) {
@@ -440,7 +657,8 @@ int collector_unwind__add_process(struct collector_unwind *u, int32_t pid)
 		goto cleanup;
 	}
 	proc = calloc(1, sizeof(*proc));
-	if (!proc) {
+	files = calloc(1, sizeof(*files));
+	if (!proc || !files) {
 		r = -ENOMEM;
 		goto cleanup;
 	}
@@ -461,33 +679,46 @@ int collector_unwind__add_process(struct collector_unwind *u, int32_t pid)
 			   &maj, &min, &ino, &at) < 7 ||
 		    at == 0 || !strchr(perms, 'x') || ino == 0 || line[at] != '/')
 			continue;
+		if (proc->n >= BRAID_UNWIND_MAX_MAPPINGS) {
+			u->stats.mappings_dropped++;
+			continue;
+		}
 		file = line + at;
 		r = get_file(u, pid, start, stop, makedev(maj, min), ino, file, &f);
 		if (r < 0)
 			goto cleanup;
 		if (!f || !f->has_rules || !mapping_bias(f, start, stop, off, &bias))
 			continue;
-		if (proc->n >= BRAID_UNWIND_MAX_MAPPINGS) {
-			u->stats.mappings_dropped++;
-			continue;
-		}
 		proc->m[proc->n++] = (struct braid_unwind_mapping){start, stop, bias, f->id};
+		add_file(u, files, f->id);
 	}
 	/* /proc/PID/maps is sorted by address, as the program's search needs */
 	if (proc->n == 0) {
 		/* nothing to unwind with: frame pointers, as before */
-		bpf_map_delete_elem(u->maps.procs_fd, &key);
+		collector_unwind__remove_process(u, pid);
 		r = 0;
 		goto cleanup;
 	}
 	if (bpf_map_update_elem(u->maps.procs_fd, &key, proc, BPF_ANY) < 0) {
 		u->stats.procs_no_room++;
+		collector_unwind__remove_process(u, pid);
 		r = 0;
 		goto cleanup;
 	}
+	old = ptrmap__get(&u->procs, key, 0);
+	r = ptrmap__put(&u->procs, key, 0, files);
+	if (r < 0) {
+		/* the entry stays, its files uncounted: they may be unloaded */
+		goto cleanup;
+	}
+	files = NULL;
+	use_files(u, old, -1);
+	free(old);
 	u->stats.procs_added++;
 	r = 0;
 cleanup:
+	use_files(u, files, -1); /* not kept */
+	free(files);
 	free(proc);
 	dynbuf__free(&maps);
 	return r;
@@ -496,13 +727,32 @@ cleanup:
 void collector_unwind__remove_process(struct collector_unwind *u, int32_t pid)
 {
 	uint32_t key = (uint32_t)pid;
+	struct unwind_proc_files *pf;
 
-	if (u)
-		bpf_map_delete_elem(u->maps.procs_fd, &key); /* -ENOENT is as good */
+	if (!u)
+		return;
+	bpf_map_delete_elem(u->maps.procs_fd, &key); /* -ENOENT is as good */
+	pf = ptrmap__get(&u->procs, key, 0);
+	if (!pf)
+		return;
+	ptrmap__del(&u->procs, key, 0);
+	use_files(u, pf, -1);
+	free(pf);
 }
 
 void collector_unwind__stats(const struct collector_unwind *u, struct collector_unwind_stats *ret)
 {
+	memset(ret, 0, sizeof(*ret));
+	if (!u)
+		return;
 	*ret = u->stats;
 	ret->files = u->n_files;
+	ret->rows = u->n_rows;
+	ret->pages = u->n_pages;
+	ret->user_bytes = sizeof(*u) + u->cap_files * sizeof(*u->files) +
+			  u->cap_free * sizeof(*u->free) + ptrmap__bytes(&u->procs) +
+			  u->procs.n * sizeof(struct unwind_proc_files) +
+			  UNWIND_BATCH * (sizeof(*u->batch_rows) + sizeof(*u->batch_keys));
+	for (size_t i = 0; i < u->n_files; i++)
+		ret->user_bytes += u->files[i].n_pages * sizeof(*u->files[i].page_keys);
 }

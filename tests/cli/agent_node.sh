@@ -174,10 +174,14 @@ fi
 
 # ---- 5: /metrics counted each stage ------------------------------------------------------------
 m() { awk -v k="$1" '$1 == k { print $2 }' "$TMP/metrics"; }
+grep -E '^braid_collector_(user_stacks|unwind_ends)' "$TMP/metrics" | sed 's/^/# /'
 for k in 'braid_collector_samples_total{state="stored"}' 'braid_merger_profiles_total{view="merged"}' \
 	'braid_merger_profiles_total{view="ebpf"}' 'braid_merger_profiles_total{view="sdk"}' \
 	'braid_merger_samples_total{outcome="spliced"}' 'braid_forward_profiles_total{outcome="delivered"}' \
-	'braid_ingest_profiles_stored_total'; do
+	'braid_ingest_profiles_stored_total' 'braid_collector_user_stacks_total{unwind="cfi"}' \
+	'braid_collector_unwind_ends_total{reason="root"}' 'braid_collector_unwind_files' \
+	'braid_collector_unwind_rows' 'braid_collector_unwind_bytes{where="kernel"}' \
+	'braid_collector_bpf_map_bytes'; do
 	v=$(m "$k")
 	[ "${v:-0}" != 0 ] || fail "/metrics: $k is ${v:-missing}"
 done
