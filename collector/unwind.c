@@ -46,7 +46,7 @@ struct unwind_file {
 	uint64_t id;
 	bool has_rules;
 	bool unreadable;	/* not opened, not ELF, malformed rules: not tried again */
-	uint64_t no_room_at;	/* u->frees when its rules last didn't fit; tried again after */
+	uint64_t no_room_at;	/* u->room_events when its rules last didn't fit */
 	uint32_t first, n_rows; /* its rows: unwind_rows[first, first + n_rows) */
 	uint32_t n_pages;
 	struct braid_unwind_page_key *page_keys; /* its entries in unwind_pages */
@@ -74,10 +74,12 @@ struct collector_unwind {
 	size_t n_files, cap_files;
 	struct unwind_extent *free; /* sorted by first, none adjacent */
 	size_t n_free, cap_free;
-	uint32_t n_rows;     /* rows in use in unwind_rows */
-	uint32_t n_pages;    /* entries in unwind_pages */
-	uint64_t tick;	     /* one per process added */
-	uint64_t frees;	     /* files unloaded so far */
+	uint32_t n_rows;  /* rows in use in unwind_rows */
+	uint32_t n_pages; /* entries in unwind_pages */
+	uint64_t tick;	  /* one per process added */
+	/* files unloaded or left unused so far: a file that didn't fit is
+	 * tried again once room may be made */
+	uint64_t room_events;
 	struct ptrmap procs; /* pid -> struct unwind_proc_files */
 	struct braid_unwind_row *batch_rows;
 	uint32_t *batch_keys;
@@ -201,7 +203,7 @@ static int unload_file(struct collector_unwind *u, struct unwind_file *f)
 	f->n_pages = 0;
 	f->n_rows = 0;
 	f->has_rules = false;
-	u->frees++;
+	u->room_events++;
 	u->stats.files_evicted++;
 	u->stats.files_loaded--;
 	return r;
@@ -457,7 +459,7 @@ static int load_rules(struct collector_unwind *u, int fd, const char *name, stru
 		r = evict_one(u, f);
 		if (r <= 0) {
 			u->stats.files_no_room++;
-			f->no_room_at = u->frees;
+			f->no_room_at = u->room_events;
 			goto cleanup;
 		}
 	}
@@ -472,7 +474,7 @@ static int load_rules(struct collector_unwind *u, int fd, const char *name, stru
 		for (int i = 0; i < done; i++)
 			bpf_map_delete_elem(u->maps.pages_fd, &keys[i]);
 		u->stats.files_no_room++;
-		f->no_room_at = u->frees;
+		f->no_room_at = u->room_events;
 		goto cleanup;
 	}
 	have_rows = false;
@@ -522,7 +524,7 @@ static int get_file(struct collector_unwind *u, int32_t pid, uint64_t start, uin
 	int fd, r;
 
 	f = find_file(u, id, &at);
-	if (f && (f->has_rules || f->unreadable || f->no_room_at == u->frees)) {
+	if (f && (f->has_rules || f->unreadable || f->no_room_at == u->room_events)) {
 		*ret = f;
 		return 0;
 	}
@@ -616,8 +618,8 @@ static void use_files(struct collector_unwind *u, const struct unwind_proc_files
 		if (d > 0) {
 			f->users++;
 			f->last_used = u->tick;
-		} else if (f->users > 0) {
-			f->users--;
+		} else if (f->users > 0 && --f->users == 0) {
+			u->room_events++;
 		}
 	}
 }
