@@ -340,6 +340,12 @@ else
 		row "unwind tables" "MiB of rules, this machine ($(uw files) files of $(uw processes) processes)" \
 			"$(uw table_mib)" "" "" max 64 "≤ 64 MiB" "$cmd"
 		row "unwind tables" "seconds to build them all" "$(uw build_seconds)" "" "" none "" "—" "$cmd"
+		if [ -n "$(uw kernel_maps_mib)" ]; then
+			# what braid's sampler holds for them all: the maps as it sizes them
+			row "unwind tables" "MiB in braid's BPF maps and unwind.c for every process ($(uw unwind_files_loaded) files, $(uw unwind_rows_mib) MiB of rows used)" \
+				"$(awk -v k="$(uw kernel_maps_mib)" -v u="$(uw unwind_user_mib)" 'BEGIN { printf "%.1f", k + u }')" \
+				"" "" max 64 "≤ 64 MiB" "$cmd"
+		fi
 	else
 		failed unwind "$rc" "$cmd" "unwind tables"
 	fi

@@ -7,6 +7,12 @@
  * of the tables in user space, the time to build them all, and the peak
  * RSS, one "name value" line each, for bench/run.sh.
  *
+ * Then, as root in a build with the eBPF sampler, what braid's sampler
+ * would hold for all of them: BPF maps created as it sizes them by default
+ * (COLLECTOR_UNWIND_DEFAULT_BYTES of rows), every process added with
+ * collector_unwind__add_process, and the kernel memory of the maps (their
+ * memlock) and unwind.c's own, the "kernel_" and "unwind_" lines.
+ *
  *   bench_unwind_tables [--proc DIR] [-v]
  *
  * Run as root to see every process's files (others' /proc/PID/map_files
@@ -28,6 +34,12 @@
 
 #include "collector/collector.h"
 #include "util/util.h"
+
+#ifdef BENCH_WITH_BPF
+#include <bpf/bpf.h>
+
+#include "bpf/profile.h"
+#endif
 
 #define MAX_FILES 65536
 
@@ -129,6 +141,99 @@ static int measure_process(struct totals *t, const char *proc, const char *pid, 
 	return 0;
 }
 
+#ifdef BENCH_WITH_BPF
+/* The memlock of the map fd: what the kernel charges for it. */
+static uint64_t memlock(int fd)
+{
+	char path[64], line[256];
+	unsigned long long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "memlock: %llu", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+/* Every process of proc added to maps sized as the sampler sizes them. */
+static int measure_maps(const char *proc)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, nopre, .map_flags = BPF_F_NO_PREALLOC);
+	uint32_t rows = COLLECTOR_UNWIND_DEFAULT_BYTES / sizeof(struct braid_unwind_row);
+	struct collector_unwind_maps m = {.max_rows = rows, .max_pages = rows / 32};
+	struct collector_unwind *u = NULL;
+	struct collector_unwind_stats st;
+	struct dirent *de;
+	size_t processes = 0;
+	double start;
+	int r = 0;
+	DIR *d;
+
+	m.rows_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "unwind_rows", sizeof(uint32_t),
+				   sizeof(struct braid_unwind_row), m.max_rows, NULL);
+	m.pages_fd = bpf_map_create(BPF_MAP_TYPE_HASH, "unwind_pages",
+				    sizeof(struct braid_unwind_page_key),
+				    sizeof(struct braid_unwind_page), m.max_pages, &nopre);
+	m.procs_fd = bpf_map_create(BPF_MAP_TYPE_HASH, "unwind_procs", sizeof(uint32_t),
+				    sizeof(struct braid_unwind_proc), COLLECTOR_UNWIND_MAX_PROCS,
+				    &nopre);
+	if (m.rows_fd < 0 || m.pages_fd < 0 || m.procs_fd < 0) {
+		fprintf(stderr, "bench_unwind_tables: creating BPF maps: %s\n", strerror(errno));
+		r = -errno;
+		goto cleanup;
+	}
+	r = collector_unwind__new(&m, proc, &u);
+	d = r < 0 ? NULL : opendir(proc);
+	if (!d) {
+		r = r < 0 ? r : -errno;
+		goto cleanup;
+	}
+	start = now_s();
+	while (r >= 0 && (de = readdir(d)) != NULL) {
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		r = collector_unwind__add_process(u, (int32_t)atoi(de->d_name));
+		processes++;
+	}
+	closedir(d);
+	if (r < 0)
+		goto cleanup;
+	collector_unwind__stats(u, &st);
+	printf("unwind_load_seconds %.3f\n", now_s() - start);
+	printf("unwind_processes %zu\n", processes);
+	printf("unwind_process_entries %" PRIu64 "\n", st.procs_added);
+	printf("unwind_files_loaded %" PRIu64 "\n", st.files_loaded);
+	printf("unwind_files_no_room %" PRIu64 "\n", st.files_no_room);
+	printf("unwind_files_unreadable %" PRIu64 "\n", st.files_unreadable);
+	printf("unwind_mappings_past_cap %" PRIu64 "\n", st.mappings_dropped);
+	printf("unwind_rows %" PRIu64 "\n", st.rows);
+	printf("unwind_pages %" PRIu64 "\n", st.pages);
+	printf("unwind_rows_mib %.1f\n",
+	       (double)st.rows * sizeof(struct braid_unwind_row) / (1 << 20));
+	printf("unwind_user_mib %.2f\n", (double)st.user_bytes / (1 << 20));
+	printf("kernel_rows_map_mib %.1f\n", (double)memlock(m.rows_fd) / (1 << 20));
+	printf("kernel_pages_map_mib %.2f\n", (double)memlock(m.pages_fd) / (1 << 20));
+	printf("kernel_procs_map_mib %.2f\n", (double)memlock(m.procs_fd) / (1 << 20));
+	printf("kernel_maps_mib %.1f\n",
+	       (double)(memlock(m.rows_fd) + memlock(m.pages_fd) + memlock(m.procs_fd)) /
+		       (1 << 20));
+cleanup:
+	collector_unwind__free(u);
+	if (m.rows_fd >= 0)
+		close(m.rows_fd);
+	if (m.pages_fd >= 0)
+		close(m.pages_fd);
+	if (m.procs_fd >= 0)
+		close(m.procs_fd);
+	return r;
+}
+#endif
+
 int main(int argc, char **argv)
 {
 	const char *proc = "/proc";
@@ -178,5 +283,9 @@ int main(int argc, char **argv)
 	printf("table_mib %.1f\n", (double)t.bytes / (1 << 20));
 	printf("build_seconds %.3f\n", t.seconds);
 	printf("peak_rss_mib %.1f\n", (double)ru.ru_maxrss / 1024);
+#ifdef BENCH_WITH_BPF
+	if (geteuid() == 0 && measure_maps(proc) < 0)
+		return 1;
+#endif
 	return 0;
 }
