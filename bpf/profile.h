@@ -50,11 +50,11 @@ struct braid_stack {
  * process, its executable mappings, sorted, to turn an address into a file
  * and a file address. docs/unwind.md, "In the kernel". */
 #define BRAID_UNWIND_PAGE_SHIFT	  16
-#define BRAID_UNWIND_MAX_MAPPINGS 64 /* executable file mappings of one process */
+#define BRAID_UNWIND_MAX_MAPPINGS 128 /* executable file mappings of one process */
 /* binary-search steps: a page holds at most 65,536 row starts + the row
- * holding its first byte; the mappings at most 64 */
+ * holding its first byte; the mappings at most 128 */
 #define BRAID_UNWIND_ROW_STEPS	   17
-#define BRAID_UNWIND_MAPPING_STEPS 7
+#define BRAID_UNWIND_MAPPING_STEPS 8
 
 /* braid_unwind_row.kind: enum collector_cfi_kind's values */
 enum braid_unwind_kind {
