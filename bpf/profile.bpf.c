@@ -389,7 +389,7 @@ static long unwind_step(__u64 i, void *ctx)
 /* Asks user space to read pid's mappings again, at most once per
  * unwind_refresh_ns: a library loaded after the process was announced
  * (Python's _hashlib and libcrypto are dlopen'ed at import) has no rules
- * until then. JIT code and the vDSO ask too, and cost a read of
+ * until then. JIT code asks too, and costs a read of
  * /proc/PID/maps each time. */
 static __always_inline void request_refresh(__u32 pid)
 {

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -35,6 +36,7 @@
 #define UNWIND_MAX_SEGMENTS  16		/* PT_LOAD segments kept per file */
 #define UNWIND_BATCH	     4096u	/* rows per map update */
 #define UNWIND_PAGE	     (1ull << BRAID_UNWIND_PAGE_SHIFT)
+#define UNWIND_MAX_VDSO	     (1u << 20) /* bytes of the vDSO's mapping */
 
 struct unwind_segment {
 	uint64_t offset, vaddr, filesz;
@@ -81,10 +83,13 @@ struct collector_unwind {
 	 * tried again once room may be made */
 	uint64_t room_events;
 	struct ptrmap procs; /* pid -> struct unwind_proc_files */
+	uint64_t vdso_len;   /* the vDSO's mapping length; 0: its rules aren't loaded */
 	struct braid_unwind_row *batch_rows;
 	uint32_t *batch_keys;
 	struct collector_unwind_stats stats;
 };
+
+static int load_vdso(struct collector_unwind *u);
 
 int collector_unwind__new(const struct collector_unwind_maps *maps, const char *proc_root,
 			  struct collector_unwind **ret)
@@ -104,6 +109,10 @@ int collector_unwind__new(const struct collector_unwind_maps *maps, const char *
 	}
 	u->free[0] = (struct unwind_extent){0, maps->max_rows};
 	u->n_free = u->cap_free = 1;
+	if (load_vdso(u) < 0) {
+		collector_unwind__free(u);
+		return -ENOMEM;
+	}
 	*ret = u;
 	return 0;
 }
@@ -241,6 +250,9 @@ static uint64_t file_id(uint64_t dev, uint64_t ino)
 	return h ? h : 1;
 }
 
+/* The vDSO's id: no file has inode 0. */
+#define VDSO_ID file_id(0, 0)
+
 /* The file of id, or where it goes (*ret_at) when absent. */
 static struct unwind_file *find_file(struct collector_unwind *u, uint64_t id, size_t *ret_at)
 {
@@ -258,8 +270,8 @@ static struct unwind_file *find_file(struct collector_unwind *u, uint64_t id, si
 	return lo < u->n_files && u->files[lo].id == id ? &u->files[lo] : NULL;
 }
 
-/* Reads the PT_LOAD segments of fd into f. */
-static int read_segments(int fd, struct unwind_file *f)
+/* Reads the PT_LOAD segments of fd (or of image[0, len)) into f. */
+static int read_segments(int fd, const void *image, size_t len, struct unwind_file *f)
 {
 	Elf *elf = NULL;
 	size_t n;
@@ -267,7 +279,8 @@ static int read_segments(int fd, struct unwind_file *f)
 
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return -ENOEXEC;
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	/* libelf only reads an image it is given for reading */
+	elf = image ? elf_memory((char *)image, len) : elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	if (!elf || elf_kind(elf) != ELF_K_ELF || elf_getphdrnum(elf, &n) != 0)
 		goto cleanup;
 	for (size_t i = 0; i < n && f->n_segments < UNWIND_MAX_SEGMENTS; i++) {
@@ -412,29 +425,19 @@ static int make_pages(uint64_t fid, const struct braid_unwind_row *rows, const u
 	return (int)n_pages;
 }
 
-/* Reads the rules of the file open at fd and puts them in the maps, if
- * they fit, unloading files no process names to make room; f->has_rules
- * says whether they went in. */
-static int load_rules(struct collector_unwind *u, int fd, const char *name, struct unwind_file *f)
+/* Puts the rules t of f in the maps, if they fit, unloading files no
+ * process names to make room; f->has_rules says whether they went in. */
+static int load_rules(struct collector_unwind *u, const struct collector_cfi *t,
+		      struct unwind_file *f)
 {
-	struct collector_cfi *t = NULL;
 	struct braid_unwind_row *rows = NULL;
 	struct braid_unwind_page_key *keys = NULL;
 	struct braid_unwind_page *pages = NULL;
 	uint64_t *vaddrs = NULL;
-	struct errbuf err;
 	uint32_t first = 0;
 	int n, n_pages = 0, r, done = 0;
 	bool have_rows = false;
 
-	r = collector_cfi__read(fd, name, &err, &t);
-	if (r == -ENOMEM)
-		return r;
-	if (r < 0) {
-		u->stats.files_unreadable++;
-		f->unreadable = true;
-		return 0;
-	}
 	n = pack_rows(u, t, &rows, &vaddrs);
 	if (n <= 0) {
 		f->unreadable = n == 0; /* no rules at all: nothing to try again */
@@ -490,7 +493,6 @@ static int load_rules(struct collector_unwind *u, int fd, const char *name, stru
 cleanup:
 	if (have_rows && rows_release(u, first, (uint32_t)n) < 0)
 		r = -ENOMEM;
-	collector_cfi__free(t);
 	free(rows);
 	free(vaddrs);
 	free(keys);
@@ -512,13 +514,49 @@ static void forget_unused_files(struct collector_unwind *u)
 	u->n_files = k;
 }
 
+/* A new entry for the file of id in u->files (pointers into it move); NULL
+ * when the table is full of files in use. */
+static int new_file(struct collector_unwind *u, uint64_t id, struct unwind_file **ret)
+{
+	struct unwind_file *f;
+	size_t at;
+
+	*ret = NULL;
+	if (u->n_files >= COLLECTOR_UNWIND_MAX_FILES)
+		forget_unused_files(u);
+	if (u->n_files >= COLLECTOR_UNWIND_MAX_FILES) {
+		u->stats.files_no_room++;
+		return 0;
+	}
+	if (u->n_files == u->cap_files) {
+		size_t c = u->cap_files ? 2 * u->cap_files : 64;
+		struct unwind_file *p = realloc(u->files, c * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		u->files = p;
+		u->cap_files = c;
+	}
+	find_file(u, id, &at);
+	memmove(&u->files[at + 1], &u->files[at], (u->n_files - at) * sizeof(*u->files));
+	u->n_files++;
+	f = &u->files[at];
+	memset(f, 0, sizeof(*f));
+	f->id = id;
+	f->no_room_at = UINT64_MAX;
+	*ret = f;
+	return 0;
+}
+
 /* The file of a mapping, read and loaded the first time it is seen, and
  * again when it was unloaded or didn't fit and room was made since. */
 static int get_file(struct collector_unwind *u, int32_t pid, uint64_t start, uint64_t end,
 		    uint64_t dev, uint64_t ino, const char *path, struct unwind_file **ret)
 {
 	uint64_t id = file_id(dev, ino);
+	struct collector_cfi *t = NULL;
 	struct unwind_file *f;
+	struct errbuf err;
 	char name[4096 + 64];
 	size_t at;
 	int fd, r;
@@ -529,30 +567,11 @@ static int get_file(struct collector_unwind *u, int32_t pid, uint64_t start, uin
 		return 0;
 	}
 	if (!f) {
-		if (u->n_files >= COLLECTOR_UNWIND_MAX_FILES) {
-			forget_unused_files(u);
-			find_file(u, id, &at);
-		}
-		if (u->n_files >= COLLECTOR_UNWIND_MAX_FILES) {
-			u->stats.files_no_room++;
+		r = new_file(u, id, &f);
+		if (r < 0 || !f) {
 			*ret = NULL;
-			return 0;
+			return r;
 		}
-		if (u->n_files == u->cap_files) {
-			size_t c = u->cap_files ? 2 * u->cap_files : 64;
-			struct unwind_file *p = realloc(u->files, c * sizeof(*p));
-
-			if (!p)
-				return -ENOMEM;
-			u->files = p;
-			u->cap_files = c;
-		}
-		memmove(&u->files[at + 1], &u->files[at], (u->n_files - at) * sizeof(*u->files));
-		u->n_files++;
-		f = &u->files[at];
-		memset(f, 0, sizeof(*f));
-		f->id = id;
-		f->no_room_at = UINT64_MAX;
 	}
 	f->n_segments = 0;
 
@@ -571,14 +590,17 @@ static int get_file(struct collector_unwind *u, int32_t pid, uint64_t start, uin
 		*ret = f;
 		return 0;
 	}
-	r = read_segments(fd, f);
+	r = read_segments(fd, NULL, 0, f);
+	if (r == 0)
+		r = collector_cfi__read(fd, path, &err, &t);
 	if (r == 0) {
-		r = load_rules(u, fd, path, f);
-	} else {
+		r = load_rules(u, t, f);
+	} else if (r != -ENOMEM) {
 		u->stats.files_unreadable++;
 		f->unreadable = true;
 		r = 0;
 	}
+	collector_cfi__free(t);
 	close(fd);
 	*ret = f;
 	return r;
@@ -604,6 +626,59 @@ static bool mapping_bias(const struct unwind_file *f, uint64_t start, uint64_t e
 	/* collector_elf__vaddr: vaddr = (ip - start + pgoff) - p_offset + p_vaddr */
 	*ret = start - pgoff + best->offset - best->vaddr;
 	return true;
+}
+
+/* The length of this process's [vdso] mapping at base; 0 if not found. */
+static uint64_t own_vdso_len(uint64_t base)
+{
+	char line[512];
+	unsigned long long start, end;
+	uint64_t len = 0;
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	if (!f)
+		return 0;
+	while (!len && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%llx-%llx", &start, &end) == 2 && start == base &&
+		    strstr(line, "[vdso]"))
+			len = end - start;
+	fclose(f);
+	return len <= UNWIND_MAX_VDSO ? len : 0;
+}
+
+/* The vDSO's rules: the kernel maps one image into every 64-bit process,
+ * so this process's own, read from memory, serves them all. Loaded first
+ * and never unloaded (it counts as in use). No vDSO, or one without rules,
+ * leaves its frames to frame pointers, as before. */
+static int load_vdso(struct collector_unwind *u)
+{
+	unsigned long base = getauxval(AT_SYSINFO_EHDR);
+	uint64_t len = base ? own_vdso_len(base) : 0;
+	struct collector_cfi *t = NULL;
+	struct unwind_file *f = NULL;
+	struct errbuf err;
+	int r;
+
+	if (!len)
+		return 0;
+	r = new_file(u, VDSO_ID, &f);
+	if (r < 0 || !f)
+		return r;
+	r = read_segments(-1, (const void *)base, len, f);
+	if (r == 0)
+		r = collector_cfi__read_memory((const void *)base, len, "[vdso]", &err, &t);
+	if (r == 0)
+		r = load_rules(u, t, f);
+	collector_cfi__free(t);
+	if (r == -ENOMEM)
+		return r;
+	if (f->has_rules) {
+		f->users = 1;
+		u->vdso_len = len;
+	} else {
+		f->unreadable = true;
+	}
+	return 0;
 }
 
 /* Counts a process's entry naming the files of ids, or no longer (d = -1). */
@@ -671,6 +746,7 @@ int collector_unwind__add_process(struct collector_unwind *u, int32_t pid)
 		unsigned maj, min;
 		struct unwind_file *f;
 		uint64_t bias;
+		bool vdso;
 		int at = 0;
 
 		if (!nl)
@@ -679,16 +755,26 @@ int collector_unwind__add_process(struct collector_unwind *u, int32_t pid)
 		p = nl + 1;
 		if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu %n", &start, &stop, perms, &off,
 			   &maj, &min, &ino, &at) < 7 ||
-		    at == 0 || !strchr(perms, 'x') || ino == 0 || line[at] != '/')
+		    at == 0 || !strchr(perms, 'x'))
+			continue;
+		file = line + at;
+		vdso = ino == 0 && strcmp(file, "[vdso]") == 0;
+		/* a 32-bit process's vDSO is another image */
+		if ((ino == 0 || file[0] != '/') && !(vdso && stop - start == u->vdso_len))
 			continue;
 		if (proc->n >= BRAID_UNWIND_MAX_MAPPINGS) {
 			u->stats.mappings_dropped++;
 			continue;
 		}
-		file = line + at;
-		r = get_file(u, pid, start, stop, makedev(maj, min), ino, file, &f);
-		if (r < 0)
-			goto cleanup;
+		if (vdso) {
+			size_t where;
+
+			f = find_file(u, VDSO_ID, &where);
+		} else {
+			r = get_file(u, pid, start, stop, makedev(maj, min), ino, file, &f);
+			if (r < 0)
+				goto cleanup;
+		}
 		if (!f || !f->has_rules || !mapping_bias(f, start, stop, off, &bias))
 			continue;
 		proc->m[proc->n++] = (struct braid_unwind_mapping){start, stop, bias, f->id};

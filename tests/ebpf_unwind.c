@@ -5,7 +5,8 @@
  * bpf/profile.bpf.c reads, created here with the same types and sizes but
  * a rows array sized to make room scarce.
  *
- * - A process's entry lists its executable mappings with rules, sorted.
+ * - A process's entry lists its executable mappings with rules, sorted,
+ *   the vDSO's too (its rules read from braid's own).
  * - A file no process maps any more is unloaded to make room for a new
  *   one, least recently used first; a file a live process maps never is.
  * - After many loads and unloads of files of different sizes, the rows in
@@ -236,6 +237,7 @@ int main(void)
 	collector_unwind__stats(u, &st);
 	py_rows = (uint32_t)st.rows;
 	CHECK(entry_has(&m, py, exec_mapping(py, "/python3.11"), &n), "python3.11's own mapping");
+	CHECK(entry_has(&m, py, exec_mapping(py, "[vdso]"), &n), "python3.11's vDSO");
 	printf("# python3.11: %u rows, %" PRIu64 " files loaded, %u mappings\n", py_rows,
 	       st.files_loaded, n);
 	CHECK(st.files_loaded >= 2 && py_rows > 50000, "python3.11: %" PRIu64 " files, %u rows",
