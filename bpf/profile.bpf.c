@@ -410,15 +410,23 @@ static __always_inline void request_refresh(__u32 pid)
  * entry for the process, no user registers): then bpf_get_stack walks
  * frame pointers as before. */
 static __always_inline long unwind_user(struct bpf_perf_event_data *ctx, struct braid_stack *st,
-					__u32 pid)
+					__u32 pid, __u64 start)
 {
+	const struct braid_unwind_proc *p;
 	struct braid_unwind_state *s;
 	__u32 zero = 0;
 
 	if (!unwind_enabled)
 		return -1;
-	if (!bpf_map_lookup_elem(&unwind_procs, &pid))
+	p = bpf_map_lookup_elem(&unwind_procs, &pid);
+	if (!p)
 		return -1;
+	if (start < p->start_min || start >= p->start_max) {
+		/* the PID names another process than the entry's */
+		stat_add(BRAID_STAT_UNWIND_STALE);
+		request_refresh(pid);
+		return -1;
+	}
 	s = bpf_map_lookup_elem(&unwind_state, &zero);
 	if (!s)
 		return -1;
@@ -467,7 +475,7 @@ static __always_inline long unwind_user(struct bpf_perf_event_data *ctx, struct 
 }
 #else
 static __always_inline long unwind_user(struct bpf_perf_event_data *ctx, struct braid_stack *st,
-					__u32 pid)
+					__u32 pid, __u64 start)
 {
 	return -1;
 }
@@ -478,7 +486,7 @@ static __always_inline long unwind_user(struct bpf_perf_event_data *ctx, struct 
  * stack is unwound with the rules of .eh_frame when user space loaded them
  * for the process (unwind_user), else by frame pointers (bpf_get_stack). */
 static __always_inline __u64 store_stack(struct bpf_perf_event_data *ctx, void *stacks, bool user,
-					 __u32 pid, __u32 *lost)
+					 __u32 pid, __u64 start, __u32 *lost)
 {
 	__u32 zero = 0;
 	struct braid_stack *st = bpf_map_lookup_elem(&scratch, &zero);
@@ -488,7 +496,7 @@ static __always_inline __u64 store_stack(struct bpf_perf_event_data *ctx, void *
 
 	if (!st)
 		return 0;
-	len = user ? unwind_user(ctx, st, pid) : -1;
+	len = user ? unwind_user(ctx, st, pid, start) : -1;
 	if (len < 0) {
 		/* bpf_get_stack zero-fills the buffer past the frames it writes */
 		len = bpf_get_stack(ctx, st, sizeof(*st), user ? BPF_F_USER_STACK : 0);
@@ -531,13 +539,13 @@ static __always_inline void count(struct bpf_perf_event_data *ctx, void *counts,
 	key.start = start;
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
 	if (sample_kernel && !in_user_mode(ctx)) {
-		key.kstack = store_stack(ctx, stacks, false, pid, &lost);
+		key.kstack = store_stack(ctx, stacks, false, pid, start, &lost);
 		if (lost)
 			key.flags |= BRAID_KEY_KSTACK_LOST;
 	}
 	if (sample_user && !kthread) {
 		lost = 0;
-		key.ustack = store_stack(ctx, stacks, true, pid, &lost);
+		key.ustack = store_stack(ctx, stacks, true, pid, start, &lost);
 		if (lost)
 			key.flags |= BRAID_KEY_USTACK_LOST;
 	}

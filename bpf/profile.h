@@ -98,6 +98,10 @@ struct braid_unwind_mapping {
 struct braid_unwind_proc {
 	__u32 n; /* mappings, sorted by start, not overlapping */
 	__u32 pad;
+	/* the process these mappings are of: its start_boottime (braid_key.start)
+	 * lies in [start_min, start_max); another process on a reused PID gets
+	 * frame pointers and a BRAID_PID_REFRESH until user space catches up */
+	__u64 start_min, start_max;
 	struct braid_unwind_mapping m[BRAID_UNWIND_MAX_MAPPINGS];
 };
 
@@ -148,6 +152,7 @@ enum braid_stat {
 	BRAID_STAT_UNWIND_SIGNAL,    /* ... signal frames stepped through */
 	BRAID_STAT_UNWIND_REFRESH,   /* processes asked to be read again (BRAID_PID_REFRESH) */
 	BRAID_STAT_USTACK_FP,	     /* user stacks walked by frame pointers (bpf_get_stack) */
+	BRAID_STAT_UNWIND_STALE, /* ... of them: the entry was an earlier process's (PID reused) */
 	/* unwound stacks by how they ended: BRAID_STAT_UNWIND_END + enum braid_unwind_end */
 	BRAID_STAT_UNWIND_END,
 	BRAID_STAT_COUNT = BRAID_STAT_UNWIND_END + BRAID_UNWIND_END_COUNT

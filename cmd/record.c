@@ -370,10 +370,11 @@ static void print_unwind_stats(const struct collector_sampler_stats *s)
 	fprintf(stderr,
 		"braid: record: user stacks: %" PRIu64 " unwound with .eh_frame rules (%" PRIu64
 		" frames of them by frame pointers, %" PRIu64 " signal frames), %" PRIu64
-		" by frame pointers alone, %" PRIu64 " without user registers\n"
+		" by frame pointers alone (%" PRIu64 " of a reused PID's earlier process), %" PRIu64
+		" without user registers\n"
 		"braid: record: unwound stacks ended:",
 		s->unwind_stacks, s->unwind_fp_steps, s->unwind_signal, s->ustack_fp,
-		s->unwind_no_regs);
+		s->unwind_stale, s->unwind_no_regs);
 	for (int i = 0; i < COLLECTOR_UNWIND_END_COUNT; i++)
 		fprintf(stderr, "%s %" PRIu64 " %s", i ? "," : "", s->unwind_end[i],
 			collector_unwind__end_name((enum collector_unwind_end)i));

@@ -63,11 +63,17 @@ void collector__proc_release(struct collector_proc *p);
  * /proc/PID/stat's starttime in clock ticks. Every part of braid computes it
  * this way, so (pid, start_time_ns) names the same process everywhere. */
 int collector__start_time(const char *proc_root, int32_t pid, int64_t *ret_ns);
+/* The same, with /proc/PID/stat's starttime in clock ticks too. */
+int collector__start_ticks(const char *proc_root, int32_t pid, int64_t *ret_ns,
+			   uint64_t *ret_ticks);
 
 /* Whether a process's stat starttime (start_ticks) and a kernel start time
  * (a task's start_boottime in ns, as samples carry it) name the same start,
  * to a clock tick. */
 bool collector__same_start(uint64_t start_ticks, uint64_t boot_ns);
+/* The kernel start times [*ret_min, *ret_max) that collector__same_start
+ * takes for start_ticks, for a check in the kernel; false if unknown. */
+bool collector__start_boot_range(uint64_t start_ticks, uint64_t *ret_min, uint64_t *ret_max);
 
 /* The start time collector__start_time gives a process whose kernel start
  * (start_boottime) is boot_ns: for a process gone before /proc was read. */
@@ -530,7 +536,8 @@ struct collector_sampler_stats {
 	uint64_t unwind_signal;	   /* stacks ended at a signal frame */
 	uint64_t unwind_refreshes; /* processes read again: an address in no mapping with rules */
 	uint64_t unwind_end[COLLECTOR_UNWIND_END_COUNT]; /* unwound stacks, by how they ended */
-	uint64_t ustack_fp; /* user stacks walked by frame pointers alone (bpf_get_stack) */
+	uint64_t ustack_fp;    /* user stacks walked by frame pointers alone (bpf_get_stack) */
+	uint64_t unwind_stale; /* ... of them: the process's entry was of an earlier one */
 	struct collector_unwind_stats unwind;
 	/* the sampling program's own run time, counted by the kernel while
 	 * kernel.bpf_stats_enabled is 1 (0 else): it runs on the sampled CPUs */

@@ -461,6 +461,19 @@ bool collector__same_start(uint64_t start_ticks, uint64_t boot_ns)
 	return ticks == start_ticks || ticks + 1 == start_ticks || ticks == start_ticks + 1;
 }
 
+bool collector__start_boot_range(uint64_t start_ticks, uint64_t *ret_min, uint64_t *ret_max)
+{
+	long hz = sysconf(_SC_CLK_TCK);
+
+	if (hz <= 0 || start_ticks == 0)
+		return false;
+	/* the boot_ns whose ticks_of_boot_ns lie in [start_ticks - 1, start_ticks + 1] */
+	*ret_min = (uint64_t)((unsigned __int128)(start_ticks - 1) * NSEC_PER_SEC / (uint64_t)hz);
+	*ret_max = (uint64_t)((unsigned __int128)(start_ticks + 2) * NSEC_PER_SEC / (uint64_t)hz +
+			      (NSEC_PER_SEC % (uint64_t)hz != 0));
+	return true;
+}
+
 int collector__start_time_of_boot(const char *proc_root, uint64_t boot_ns, int64_t *ret_ns)
 {
 	uint64_t ticks = ticks_of_boot_ns(boot_ns);
@@ -485,17 +498,26 @@ cleanup:
 
 int collector__start_time(const char *proc_root, int32_t pid, int64_t *ret_ns)
 {
+	uint64_t ticks;
+
+	return collector__start_ticks(proc_root, pid, ret_ns, &ticks);
+}
+
+int collector__start_ticks(const char *proc_root, int32_t pid, int64_t *ret_ns, uint64_t *ret_ticks)
+{
 	char comm[17];
 	struct dynbuf buf;
 	DIR *root = NULL;
 	int pidfd = -1, r;
 	int64_t ns;
+	uint64_t ticks;
 
 	dynbuf__init(&buf, 0);
-	r = open_process(proc_root, pid, &buf, &root, &pidfd, comm, &ns, NULL);
+	r = open_process(proc_root, pid, &buf, &root, &pidfd, comm, &ns, &ticks);
 	if (r < 0)
 		goto cleanup;
 	*ret_ns = ns;
+	*ret_ticks = ticks;
 cleanup:
 	if (pidfd >= 0)
 		close(pidfd);

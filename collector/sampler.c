@@ -863,6 +863,7 @@ int collector_sampler__stats(const struct collector_sampler *cs,
 	for (uint32_t i = 0; i < COLLECTOR_UNWIND_END_COUNT; i++)
 		ret->unwind_end[i] = sums[BRAID_STAT_UNWIND_END + i];
 	ret->ustack_fp = sums[BRAID_STAT_USTACK_FP];
+	ret->unwind_stale = sums[BRAID_STAT_UNWIND_STALE];
 	collector_unwind__stats(s->unwind, &ret->unwind);
 	if (s->unwind)
 		ret->unwind.map_bytes = map_memlock(s->skel->maps.unwind_rows) +

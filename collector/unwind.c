@@ -721,12 +721,21 @@ int collector_unwind__add_process(struct collector_unwind *u, int32_t pid)
 	char path[256];
 	uint32_t key = (uint32_t)pid;
 	const char *p, *end;
+	int64_t start_ns;
+	uint64_t ticks, smin, smax;
 	int r;
 
 	if (!u)
 		return 0;
 	dynbuf__init(&maps, 0);
 	u->tick++;
+	/* the process these mappings are of: read before them, so that a PID
+	 * reused in between gives mappings the program won't use */
+	r = collector__start_ticks(u->proc_root, pid, &start_ns, &ticks);
+	if (r < 0) {
+		r = r == -ENOMEM ? r : 0; /* gone already */
+		goto cleanup;
+	}
 	snprintf(path, sizeof(path), "%s/%d/maps", u->proc_root, pid);
 	r = util__read_file(path, UNWIND_MAPS_READ_MAX, &err, &maps);
 	if (r < 0) {
@@ -738,6 +747,12 @@ int collector_unwind__add_process(struct collector_unwind *u, int32_t pid)
 	if (!proc || !files) {
 		r = -ENOMEM;
 		goto cleanup;
+	}
+	if (collector__start_boot_range(ticks, &smin, &smax)) {
+		proc->start_min = smin;
+		proc->start_max = smax;
+	} else {
+		proc->start_max = UINT64_MAX; /* can't tell: any */
 	}
 	for (p = maps.data, end = maps.data + maps.len; p < end;) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
