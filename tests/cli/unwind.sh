@@ -7,7 +7,9 @@
 #   2. against perf record --call-graph dwarf on the same process at the same
 #      time (Debian's python3.11 in hashlib.pbkdf2_hmac, and cfi_chain built
 #      -O2 -fomit-frame-pointer): every function's inclusive share of the user
-#      stacks is within 5 points (tests/tools/inclusive_shares.py).
+#      stacks is within 5 points (tests/tools/inclusive_shares.py);
+#   3. --unwind cfi, cfi-loop (the bounded loop of kernels before 5.17) and
+#      fp on cfi_chain, and the counters braid record -v prints.
 # Needs root and kernel BTF; a part whose tool (node, perf) is missing is
 # skipped with the reason, and the test exits 77 (a skip) when none can run.
 #
@@ -209,6 +211,55 @@ PY
 	# shellcheck disable=SC2016 # $$ and $0 are the inner shell's
 	xcheck cfi_chain bash -c 'echo "pid $$"; exec "$0" 1000000000000' "$WORKLOAD_CFI_CHAIN"
 fi
+
+# ---- 3. the modes and the counters, on cfi_chain ---------------------------------------
+# Three samplers at once on one cfi_chain (main -> outer -> middle -> inner,
+# no frame pointers): the default (bpf_loop), cfi-loop (the bounded loop that
+# kernels before 5.17 get, loaded and run here) and fp (frame pointers only).
+# -v prints how the stacks went: "user stacks: N unwound with .eh_frame
+# rules (...), M by frame pointers alone ..." and "unwound stacks ended: R
+# root, ...".
+ran=1
+# shellcheck disable=SC2016 # $$ and $0 are the inner shell's
+start_workload modes bash -c 'echo "pid $$"; exec "$0" 1000000000000' "$WORKLOAD_CFI_CHAIN"
+CHAIN=$WL_PID
+for mode in cfi cfi-loop fp; do
+	record "mode-$mode" --duration 3 --pid "$CHAIN" --unwind "$mode" -v --format folded \
+		-o "$TMP/mode-$mode.folded"
+	printf -v "rp_${mode//-/_}" '%s' "$REC_PID"
+done
+for mode in cfi cfi-loop fp; do
+	var=rp_${mode//-/_}
+	record_wait "mode-$mode" "${!var}" || continue
+	f=$TMP/mode-$mode.folded
+	leaf=$(awk '$0 ~ /;inner [0-9]+$/ { n += $NF } END { print n + 0 }' "$f")
+	full=$(awk '$0 ~ /;main;outer;middle;inner [0-9]+$/ { n += $NF } END { print n + 0 }' "$f")
+	read -r cfi fp <<<"$(sed -n 's/.*user stacks: \([0-9]*\) unwound with .eh_frame rules.*, \([0-9]*\) by frame pointers alone.*/\1 \2/p' "$TMP/mode-$mode.err")"
+	root=$(sed -n 's/.*unwound stacks ended: \([0-9]*\) root,.*/\1/p' "$TMP/mode-$mode.err")
+	echo "# --unwind $mode: $full of $leaf samples in inner show main;outer;middle; $cfi stacks by the rules ($root ending at the root), $fp by frame pointers alone"
+	if [ -z "$cfi" ] || [ -z "$fp" ] || [ -z "$root" ]; then
+		fail "--unwind $mode: -v printed no unwinding counters: $(cat "$TMP/mode-$mode.err")"
+		continue
+	fi
+	[ "$leaf" -ge 20 ] || fail "--unwind $mode: $leaf samples in inner, expected 20 or more: $(top_stacks "$f")"
+	case $mode in
+	fp)
+		expect_eq "--unwind fp: stacks unwound with the rules" 0 "$cfi"
+		[ "$fp" -ge "$leaf" ] || fail "--unwind fp: $fp stacks by frame pointers, fewer than the $leaf samples in inner"
+		# a frame-pointer walk loses inner's callers: that is what the rules are for
+		[ "$((100 * full))" -le "$((5 * leaf))" ] ||
+			fail "--unwind fp: $full of $leaf samples in inner show its callers without the rules: the workload keeps frame pointers?"
+		;;
+	*)
+		expect_eq "--unwind $mode: stacks by frame pointers alone" 0 "$fp"
+		[ "$((100 * full))" -ge "$((95 * leaf))" ] ||
+			fail "--unwind $mode: only $full of $leaf samples in inner show main;outer;middle: $(top_stacks "$f")"
+		[ "$((100 * root))" -ge "$((95 * cfi))" ] ||
+			fail "--unwind $mode: only $root of $cfi unwound stacks ended at the root: $(grep 'ended' "$TMP/mode-$mode.err")"
+		;;
+	esac
+done
+stop_workload "$CHAIN"
 
 if [ "$ran" -eq 0 ]; then
 	echo "skip: neither node nor perf is here: nothing to check"
