@@ -9,7 +9,8 @@
 #      -O2 -fomit-frame-pointer): every function's inclusive share of the user
 #      stacks is within 5 points (tests/tools/inclusive_shares.py);
 #   3. --unwind cfi, cfi-loop (the bounded loop of kernels before 5.17) and
-#      fp on cfi_chain, and the counters braid record -v prints.
+#      fp on cfi_chain, and the counters braid record -v prints;
+#   4. a stack deeper than 127 user frames keeps its 127 leafmost.
 # Needs root and kernel BTF; a part whose tool (node, perf) is missing is
 # skipped with the reason, and the test exits 77 (a skip) when none can run.
 #
@@ -260,6 +261,29 @@ for mode in cfi cfi-loop fp; do
 	esac
 done
 stop_workload "$CHAIN"
+
+# ---- 4. depth: 127 user frames kept, the rest counted ----------------------------------
+# cfi_chain --deep 200: inner, middle and outer under 200 frames of deep(),
+# main and the C runtime further up. The unwinder keeps the 127 leafmost
+# user frames and says the stack went on ("N depth", "truncated: ... N user").
+# shellcheck disable=SC2016 # $$ and $0 are the inner shell's
+start_workload deep bash -c 'echo "pid $$"; exec "$0" --deep 200 1000000000000' "$WORKLOAD_CFI_CHAIN"
+DEEP=$WL_PID
+record deep --duration 2 --pid "$DEEP" -v --format folded -o "$TMP/deep.folded"
+if record_wait deep "$REC_PID"; then
+	# samples whose user stack is 127 frames: every frame but the comm and kernel ones
+	read -r tot full <<<"$(awk '{ line = $0; sub(/ [0-9]+$/, "", line); n = split(line, f, ";")
+		u = 0; for (i = 2; i <= n; i++) if (f[i] !~ /_\[k\]$/) u++
+		t += $NF; if (u == 127 && f[2] == "deep") k += $NF } END { print t + 0, k + 0 }' "$TMP/deep.folded")"
+	depth=$(sed -n 's/.*unwound stacks ended: .*, \([0-9]*\) depth$/\1/p' "$TMP/deep.err")
+	echo "# deep: $full of $tot samples have 127 user frames from deep() down; $depth stacks ended at the depth"
+	[ "$tot" -ge 20 ] || fail "deep: $tot samples"
+	[ "$((100 * full))" -ge "$((95 * tot))" ] ||
+		fail "deep: only $full of $tot samples kept 127 user frames: $(top_stacks "$TMP/deep.folded" | cut -c1-300)"
+	[ -n "$depth" ] && [ "$((100 * depth))" -ge "$((95 * tot))" ] ||
+		fail "deep: ${depth:-no} stacks counted as ended at the depth, of $tot: $(grep ended "$TMP/deep.err")"
+fi
+stop_workload "$DEEP"
 
 if [ "$ran" -eq 0 ]; then
 	echo "skip: neither node nor perf is here: nothing to check"
