@@ -728,9 +728,10 @@ static int read_cie(struct cfi_ctx *x, size_t off)
 	} else if (!rd_uleb(&c, &cie->ra_reg)) {
 		return truncated(x, c.p, "truncated CIE");
 	}
-	/* x86-64's instructions are byte-aligned and its stack slots are 8 bytes;
-	 * anything else is not this machine's CFI */
-	if (cie->code_align != 1 || cie->data_align != -8)
+	/* GCC, clang and binutils say 1 and -8 on x86-64; Go's linker says -4
+	 * (its offsets are then twice as many factors): the instructions scale
+	 * by whatever the CIE says. Zero makes every advance or offset zero. */
+	if (cie->code_align == 0 || cie->data_align == 0)
 		cie->usable = false;
 	cie->fde_enc = PE_ABSPTR;
 	if (aug[0] == 'z') {

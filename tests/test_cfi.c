@@ -340,6 +340,48 @@ static void expect_bad(const struct sec *s, const char *what)
 	assert_null(t);
 }
 
+/* Go's linker: .debug_frame only, CIE version 3 without augmentation, a
+ * data alignment of -4, so every offset is twice as many factors. */
+static void test_go_data_alignment(void **state)
+{
+	static struct sec dbg;
+	static const uint8_t init[] = {0x0c, 0x07, 0x08,  /* def_cfa rsp 8 */
+				       0x05, 0x10, 0x02}; /* offset_extended rip 2 * -4 */
+	static const uint8_t insns[] = {
+		0x13, 0x7c,	  /* def_cfa_offset_sf -4 * -4 = 16 */
+		0x45, 0x13, 0x78, /* +5: def_cfa_offset_sf -8 * -4 = 32 */
+		0x05, 0x06, 0x06, /* offset_extended rbp 6 * -4 = -24 */
+		0x4b, 0x13, 0x7e, /* +0x10: def_cfa_offset_sf 8 */
+		0xc6,		  /* restore rbp */
+	};
+	struct collector_cfi *t = NULL;
+	struct errbuf err = {{0}};
+	size_t at;
+
+	(void)state;
+	memset(&dbg, 0, sizeof(dbg));
+	at = begin(&dbg, false);
+	u32(&dbg, 0xffffffff); /* .debug_frame's CIE id */
+	u8(&dbg, 3);	       /* version */
+	u8(&dbg, 0);	       /* no augmentation */
+	u8(&dbg, 1);	       /* code alignment */
+	u8(&dbg, 0x7c);	       /* data alignment -4 */
+	u8(&dbg, 16);	       /* return address column (uleb in version 3) */
+	put(&dbg, init, sizeof(init));
+	end(&dbg, at, false);
+	at = begin(&dbg, false);
+	u32(&dbg, 0); /* the CIE at offset 0 */
+	u64(&dbg, S);
+	u64(&dbg, 0x20);
+	put(&dbg, insns, sizeof(insns));
+	end(&dbg, at, false);
+	assert_int_equal(collector_cfi__parse(NULL, 0, 0, dbg.b, dbg.n, "go", &err, &t), 0);
+	expect_row(t, S, COLLECTOR_CFI_RSP, 16, 0);
+	expect_row(t, S + 5, COLLECTOR_CFI_RSP, 32, -24);
+	expect_row(t, S + 0x10, COLLECTOR_CFI_RSP, 8, 0);
+	collector_cfi__free(t);
+}
+
 static void test_malformed(void **state)
 {
 	static struct sec s, ok;
@@ -475,6 +517,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_instruction_forms),
+		cmocka_unit_test(test_go_data_alignment),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_real_file),
 	};

@@ -209,6 +209,16 @@ check python3.11 "$PYTHON"
 check libcrypto "$LIBCRYPTO"
 check cfi_chain "$CFI_CHAIN"
 check cfi_chain_debug_frame "$CFI_CHAIN_DEBUG_FRAME"
+# a Go binary: Go's linker writes only .debug_frame, compressed, with a data
+# alignment of -4 (GCC's is -8)
+GO_BIN=$BUILD_DIR/go-bin/pprofdump
+if [ -x "$GO_BIN" ]; then
+	check go "$GO_BIN"
+	skipped=$(sed -n 's/.* fdes_skipped \([0-9]*\) .*/\1/p' "$TMP/go.rows" | head -1)
+	expect_eq "go: FDEs skipped" 0 "${skipped:-missing}"
+else
+	fail "no Go binary at $GO_BIN (ctest -R go_tools builds it)"
+fi
 
 # row_at FILE.rows VADDR (hex): the kind of the row holding VADDR
 row_at() {
