@@ -441,6 +441,8 @@ struct collector_unwind_stats {
 	uint64_t mappings_dropped; /* executable mappings past BRAID_UNWIND_MAX_MAPPINGS */
 	uint64_t files_evicted;	   /* files unloaded to make room (no process mapped them) */
 	uint64_t user_bytes;	   /* what unwind.c keeps in user space for the maps */
+	uint64_t requests_queued;  /* processes waiting for the loader's thread */
+	uint64_t requests_dropped; /* ... not queued: LOADER_MAX_QUEUE were waiting */
 	uint64_t map_bytes;	   /* the kernel memory of the three maps (their memlock) */
 };
 
@@ -481,6 +483,21 @@ int collector_unwind__add_process(struct collector_unwind *u, int32_t pid);
 /* Forgets pid's mappings (it exited, or its PID names another process). */
 void collector_unwind__remove_process(struct collector_unwind *u, int32_t pid);
 void collector_unwind__stats(const struct collector_unwind *u, struct collector_unwind_stats *ret);
+
+/* The same requests run on a thread of its own (unwind_loader.c), in order,
+ * so that the sampler's thread never waits for a file's rules. The loader
+ * owns u (freed with it); its thread starts with the first request (it has
+ * the capabilities of the thread making it) and is the only one to touch u
+ * from then on. Requests return the thread's first -ENOMEM, else 0; the
+ * stats are as of the last request done. NULL-safe (unwinding off). */
+struct collector_unwind_loader;
+
+int collector_unwind_loader__new(struct collector_unwind *u, struct collector_unwind_loader **ret);
+void collector_unwind_loader__free(struct collector_unwind_loader *l);
+int collector_unwind_loader__add(struct collector_unwind_loader *l, int32_t pid);
+int collector_unwind_loader__remove(struct collector_unwind_loader *l, int32_t pid);
+void collector_unwind_loader__stats(struct collector_unwind_loader *l,
+				    struct collector_unwind_stats *ret);
 
 /* ---- eBPF sampling ----------------------------------------------------- */
 /*

@@ -31,7 +31,6 @@
 #include "bpf/profile.h"
 #include "profile.skel.h"
 
-#define UNWIND_QUEUE	    1024 /* processes whose rules wait for the names */
 #define SAMPLER_BTF_PATH    "/sys/kernel/btf/vmlinux"
 #define SAMPLER_ONLINE_PATH "/sys/devices/system/cpu/online"
 #define SAMPLER_MIN_ENTRIES 1024u
@@ -62,36 +61,20 @@ struct collector_sampler {
 	 * frames, not 127 slots */
 	uint64_t *pool;
 	size_t pool_len, pool_cap;
-	struct idtab index;		 /* the stacks by key; ids = their place in the pool + 1 */
-	uint64_t *percpu;		 /* n_possible values */
-	uint64_t *inflight_seen;	 /* n_possible values: wait_inflight's snapshot */
-	struct ring_buffer *ring;	 /* new_pids */
-	struct collector_unwind *unwind; /* the rules of .eh_frame in the maps */
-	collector_pid_fn pid_fn;	 /* set during collector_sampler__new_pids */
+	struct idtab index;	  /* the stacks by key; ids = their place in the pool + 1 */
+	uint64_t *percpu;	  /* n_possible values */
+	uint64_t *inflight_seen;  /* n_possible values: wait_inflight's snapshot */
+	struct ring_buffer *ring; /* new_pids */
+	/* the rules of .eh_frame in the maps, loaded by a thread of its own */
+	struct collector_unwind_loader *unwind;
+	collector_pid_fn pid_fn; /* set during collector_sampler__new_pids */
 	void *pid_ctx;
 	int pid_ret;
-	/* the processes whose rules to load once every pending announcement's
-	 * mappings are read for names (see on_new_pid) */
-	int32_t unwind_queue[UNWIND_QUEUE];
-	size_t n_unwind_queue;
 	uint64_t announced;
 	uint64_t drained, drains, wait_timeouts, lost_drain;
 };
 
 static bool libbpf_verbose;
-
-/* Loads a process's rules now, or after the names of the announcements
- * still in the ring are read: reading a large file's rules takes
- * milliseconds, and a burst of short-lived processes would otherwise exit
- * before their mappings were read for names. */
-static int queue_unwind(struct collector_sampler *s, int32_t pid)
-{
-	if (s->n_unwind_queue < UNWIND_QUEUE) {
-		s->unwind_queue[s->n_unwind_queue++] = pid;
-		return 0;
-	}
-	return collector_unwind__add_process(s->unwind, pid);
-}
 
 static int on_new_pid(void *ctx, void *data, size_t size)
 {
@@ -104,17 +87,17 @@ static int on_new_pid(void *ctx, void *data, size_t size)
 	if (pid & BRAID_PID_REFRESH) {
 		/* an address in none of its mappings with rules: a library
 		 * loaded since; the rest of it is as it was */
-		s->pid_ret = queue_unwind(s, (int32_t)(pid & ~BRAID_PID_REFRESH));
+		s->pid_ret = collector_unwind_loader__add(s->unwind,
+							  (int32_t)(pid & ~BRAID_PID_REFRESH));
 		return 0;
 	}
 	s->announced++;
-	/* its mappings for the names first: a short-lived process may be
-	 * gone after the rules of a large file are read, and its samples
-	 * would be nameless; without rules they are only shorter */
-	s->pid_ret = s->pid_fn(s->pid_ctx, (int32_t)pid);
+	/* its rules on the loader's thread; its mappings for the names here,
+	 * now, before a short-lived process exits */
+	s->pid_ret = collector_unwind_loader__add(s->unwind, (int32_t)pid);
 	if (s->pid_ret)
 		return 0;
-	s->pid_ret = queue_unwind(s, (int32_t)pid);
+	s->pid_ret = s->pid_fn(s->pid_ctx, (int32_t)pid);
 	return 0;
 }
 
@@ -405,16 +388,19 @@ int collector_sampler__open(const struct collector_sampler_options *o, struct er
 			.max_rows = unwind_rows,
 			.max_pages = unwind_pages,
 		};
+		struct collector_unwind *u = NULL;
 
-		r = collector_unwind__new(&um, COLLECTOR_PROC_ROOT, &s->unwind);
-		if (r < 0)
+		r = collector_unwind__new(&um, COLLECTOR_PROC_ROOT, &u);
+		/* the processes asked for get their rules before their first
+		 * sample, here, before the loader's thread takes over */
+		for (size_t i = 0; r == 0 && i < o->n_pids; i++)
+			r = collector_unwind__add_process(u, o->pids[i]);
+		if (r == 0)
+			r = collector_unwind_loader__new(u, &s->unwind);
+		if (r < 0) {
+			collector_unwind__free(u);
 			goto cleanup;
-	}
-	/* the processes asked for get their rules before their first sample */
-	for (size_t i = 0; i < o->n_pids && s->unwind; i++) {
-		r = collector_unwind__add_process(s->unwind, o->pids[i]);
-		if (r < 0)
-			goto cleanup;
+		}
 	}
 	s->ring = ring_buffer__new(bpf_map__fd(s->skel->maps.new_pids), on_new_pid, s, NULL);
 	if (!s->ring) {
@@ -497,7 +483,8 @@ void collector_sampler__close(struct collector_sampler *s)
 		return;
 	collector_sampler__stop(s);
 	ring_buffer__free(s->ring);
-	collector_unwind__free(s->unwind);
+	/* its thread writes to the maps: stopped before they go */
+	collector_unwind_loader__free(s->unwind);
 	braid_profile_bpf__destroy(s->skel);
 	free(s->links);
 	free(s->perf_fds);
@@ -864,7 +851,7 @@ int collector_sampler__stats(const struct collector_sampler *cs,
 		ret->unwind_end[i] = sums[BRAID_STAT_UNWIND_END + i];
 	ret->ustack_fp = sums[BRAID_STAT_USTACK_FP];
 	ret->unwind_stale = sums[BRAID_STAT_UNWIND_STALE];
-	collector_unwind__stats(s->unwind, &ret->unwind);
+	collector_unwind_loader__stats(s->unwind, &ret->unwind);
 	if (s->unwind)
 		ret->unwind.map_bytes = map_memlock(s->skel->maps.unwind_rows) +
 					map_memlock(s->skel->maps.unwind_pages) +
@@ -891,14 +878,9 @@ int collector_sampler__new_pids(struct collector_sampler *s, collector_pid_fn fn
 	s->pid_fn = fn;
 	s->pid_ctx = ctx;
 	s->pid_ret = 0;
-	s->n_unwind_queue = 0;
 	r = ring_buffer__consume(s->ring);
 	s->pid_fn = NULL;
 	s->pid_ctx = NULL;
-	/* every announcement's names read: now the rules */
-	for (size_t i = 0; i < s->n_unwind_queue && !s->pid_ret; i++)
-		s->pid_ret = collector_unwind__add_process(s->unwind, s->unwind_queue[i]);
-	s->n_unwind_queue = 0;
 	if (r < 0)
 		return r;
 	return s->pid_ret;
@@ -910,5 +892,6 @@ void collector_sampler__forget(struct collector_sampler *s, int32_t pid)
 
 	/* -ENOENT (the LRU dropped it already) is as good */
 	bpf_map__delete_elem(s->skel->maps.known, &key, sizeof(key), 0);
-	collector_unwind__remove_process(s->unwind, pid);
+	if (collector_unwind_loader__remove(s->unwind, pid) < 0)
+		return; /* -ENOMEM: the next request says it */
 }
