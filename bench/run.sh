@@ -6,7 +6,9 @@
 #   store           build/bench_store: SDK profiles committed/s, bucket rows/s
 #   ingest          bench/ingest.sh: committed requests/s, p50/p99 latency
 #   record          bench/record.sh: a workload's slowdown, the profiler's CPU
-#                   and RSS, braid record vs perf record -a -g (root)
+#                   (its eBPF program's too) and RSS, the unwind rules' memory,
+#                   braid record (--unwind cfi and fp) vs perf record -a -g and
+#                   --call-graph dwarf (root)
 #   merge           build/bench_merge: the splice vs a plain copy of the stacks
 #   unwind tables   build/bench_unwind_tables: the unwind rules of every file
 #                   this machine's processes map, MiB and build time (root)
@@ -293,16 +295,42 @@ else
 		R=$LOG/record.out
 		j() { jq -r "$1 | if . == null then \"\" else tostring end" "$R"; }
 		freq=$(j .freq_hz)
-		row record "workload slowdown, wall %, $freq Hz" "$(j .modes.braid.slowdown_pct)" \
+		wl=$(j .workload.name)
+		row record "workload ($wl) slowdown, wall %, $freq Hz" "$(j .modes.braid.slowdown_pct)" \
 			"$(j .modes.perf.slowdown_pct)" perf lt_peer "" "< perf's" "$cmd"
+		row record "workload slowdown, wall %, against perf --call-graph dwarf" \
+			"$(j .modes.braid.slowdown_pct)" "$(j .modes.perf_dwarf.slowdown_pct)" "perf dwarf" \
+			none "" "—" "$cmd"
+		row record "workload slowdown, wall %, braid --unwind fp" "$(j .modes.braid_fp.slowdown_pct)" \
+			"$(j .modes.perf.slowdown_pct)" perf none "" "—" "$cmd"
 		row record "workload slowdown, its CPU time %" "$(j .modes.braid.cpu_slowdown_pct)" \
 			"$(j .modes.perf.cpu_slowdown_pct)" perf none "" "—" "$cmd"
+		row record "workload slowdown, its CPU time %, against perf --call-graph dwarf" \
+			"$(j .modes.braid.cpu_slowdown_pct)" "$(j .modes.perf_dwarf.cpu_slowdown_pct)" "perf dwarf" \
+			none "" "—" "$cmd"
 		row record "profiler CPU while sampling, % of a core" "$(j .modes.braid.profiler_cpu_pct)" \
 			"$(j .modes.perf.profiler_cpu_pct)" perf max 0.5 "≤ 0.5 %" "$cmd"
+		row record "profiler CPU while sampling, % of a core, against perf --call-graph dwarf" \
+			"$(j .modes.braid.profiler_cpu_pct)" "$(j .modes.perf_dwarf.profiler_cpu_pct)" "perf dwarf" \
+			none "" "—" "$cmd"
+		row record "eBPF program CPU over braid's life, % of a core" "$(j .modes.braid.bpf_cpu_pct)" \
+			"$(j .modes.braid_fp.bpf_cpu_pct)" "--unwind fp" none "" "—" "$cmd"
+		row record "profiler CPU while sampling with its eBPF program's, % of a core" \
+			"$(j .modes.braid.total_cpu_pct)" "$(j .modes.braid_fp.total_cpu_pct)" "--unwind fp" \
+			max 0.5 "≤ 0.5 %" "$cmd"
 		row record "profiler CPU over its life, s" "$(j .modes.braid.profiler_life_cpu_s)" \
 			"$(j .modes.perf.profiler_life_cpu_s)" perf none "" "—" "$cmd"
 		row record "profiler peak RSS, MiB" "$(j .modes.braid.profiler_rss_mib)" \
-			"$(j .modes.perf.profiler_rss_mib)" perf max 40 "≤ 40 MiB" "$cmd"
+			"$(j .modes.perf.profiler_rss_mib)" perf max 64 "≤ 64 MiB" "$cmd"
+		row record "unwind rules, kernel maps + user space, MiB ($(j .modes.braid.unwind_files_loaded) files)" \
+			"$(j .modes.braid.unwind_mib)" "" "" max 64 "≤ 64 MiB" "$cmd"
+		row record "eBPF maps, all, MiB" "$(j .modes.braid.bpf_maps_mib)" "$(j .modes.braid_fp.bpf_maps_mib)" \
+			"--unwind fp" none "" "—" "$cmd"
+		row record "profile written, KiB/s" "$(j .modes.braid.output_kib_per_s)" \
+			"$(j .modes.perf.output_kib_per_s)" perf none "" "—" "$cmd"
+		row record "profile written, KiB/s, against perf --call-graph dwarf" \
+			"$(j .modes.braid.output_kib_per_s)" "$(j .modes.perf_dwarf.output_kib_per_s)" "perf dwarf" \
+			none "" "—" "$cmd"
 	else
 		failed record "$rc" "$cmd"
 	fi
