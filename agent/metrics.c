@@ -177,16 +177,20 @@ static int unwind_metrics(struct dynbuf *b, const struct collector_sampler_stats
 				   u->files_loaded);
 	r = r < 0 ? r
 		  : metric(b, "braid_collector_unwind_files_total", "counter",
-			   "Files without rules, by reason, and files unloaded to make room.");
+			   "Files without rules, by reason (unopened: its process went first; "
+			   "tried "
+			   "again), and files unloaded to make room.");
 	r = r < 0 ? r
 		  : dynbuf__printf(
 			    b,
 			    "braid_collector_unwind_files_total{outcome=\"unreadable\"} %" PRIu64
 			    "\n"
+			    "braid_collector_unwind_files_total{outcome=\"unopened\"} %" PRIu64 "\n"
 			    "braid_collector_unwind_files_total{outcome=\"no_room\"} %" PRIu64 "\n"
 			    "braid_collector_unwind_files_total{outcome=\"unloaded\"} %" PRIu64
 			    "\n",
-			    u->files_unreadable, u->files_no_room, u->files_evicted);
+			    u->files_unreadable, u->files_unopened, u->files_no_room,
+			    u->files_evicted);
 	r = r < 0 ? r
 		  : metric(b, "braid_collector_unwind_rows", "gauge",
 			   "Unwind rules in the kernel (8 bytes each).");

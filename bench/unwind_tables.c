@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -174,8 +175,10 @@ static int measure_maps(const char *proc)
 	int r = 0;
 	DIR *d;
 
+	LIBBPF_OPTS(bpf_map_create_opts, mmapable, .map_flags = BPF_F_MMAPABLE);
+
 	m.rows_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "unwind_rows", sizeof(uint32_t),
-				   sizeof(struct braid_unwind_row), m.max_rows, NULL);
+				   sizeof(struct braid_unwind_row), m.max_rows, &mmapable);
 	m.pages_fd = bpf_map_create(BPF_MAP_TYPE_HASH, "unwind_pages",
 				    sizeof(struct braid_unwind_page_key),
 				    sizeof(struct braid_unwind_page), m.max_pages, &nopre);
@@ -184,6 +187,13 @@ static int measure_maps(const char *proc)
 				    &nopre);
 	if (m.rows_fd < 0 || m.pages_fd < 0 || m.procs_fd < 0) {
 		fprintf(stderr, "bench_unwind_tables: creating BPF maps: %s\n", strerror(errno));
+		r = -errno;
+		goto cleanup;
+	}
+	m.rows = mmap(NULL, (size_t)m.max_rows * sizeof(struct braid_unwind_row),
+		      PROT_READ | PROT_WRITE, MAP_SHARED, m.rows_fd, 0);
+	if (m.rows == MAP_FAILED) {
+		m.rows = NULL;
 		r = -errno;
 		goto cleanup;
 	}
@@ -224,6 +234,8 @@ static int measure_maps(const char *proc)
 		       (1 << 20));
 cleanup:
 	collector_unwind__free(u);
+	if (m.rows)
+		munmap(m.rows, (size_t)m.max_rows * sizeof(struct braid_unwind_row));
 	if (m.rows_fd >= 0)
 		close(m.rows_fd);
 	if (m.pages_fd >= 0)

@@ -120,9 +120,11 @@ struct {
 
 /* ---- user stacks from the rules of .eh_frame (collector/unwind.c fills these) ---- */
 
-/* Every loaded file's rows, appended: sized by user space before load. */
+/* Every loaded file's rows, a run each: sized by user space before load,
+ * written by it through a mapping of the array. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct braid_unwind_row);
@@ -412,9 +414,10 @@ static __always_inline void request_refresh(__u32 pid)
 static __always_inline long unwind_user(struct bpf_perf_event_data *ctx, struct braid_stack *st,
 					__u32 pid, __u64 start)
 {
-	const struct braid_unwind_proc *p;
+	struct braid_unwind_proc *p;
 	struct braid_unwind_state *s;
 	__u32 zero = 0;
+	__u64 now;
 
 	if (!unwind_enabled)
 		return -1;
@@ -427,6 +430,16 @@ static __always_inline long unwind_user(struct bpf_perf_event_data *ctx, struct 
 		request_refresh(pid);
 		return -1;
 	}
+	if (p->n == 0) {
+		/* taken back while the process was idle: ask for it again */
+		request_refresh(pid);
+		return -1;
+	}
+	/* when it last ran: user space takes back the entries of processes
+	 * idle for long when their files' room is needed */
+	now = bpf_ktime_get_ns();
+	if (now - p->last_ns > 1000000000ULL)
+		p->last_ns = now;
 	s = bpf_map_lookup_elem(&unwind_state, &zero);
 	if (!s)
 		return -1;

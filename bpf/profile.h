@@ -96,8 +96,12 @@ struct braid_unwind_mapping {
 };
 
 struct braid_unwind_proc {
-	__u32 n; /* mappings, sorted by start, not overlapping */
+	/* mappings, sorted by start, not overlapping; 0: the entry was taken
+	 * back from an idle process (its files made room for others): a sample
+	 * asks for it again with a BRAID_PID_REFRESH */
+	__u32 n;
 	__u32 pad;
+	__u64 last_ns; /* bpf_ktime_get_ns of its last sample, to the second */
 	/* the process these mappings are of: its start_boottime (braid_key.start)
 	 * lies in [start_min, start_max); another process on a reused PID gets
 	 * frame pointers and a BRAID_PID_REFRESH until user space catches up */

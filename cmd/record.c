@@ -380,16 +380,17 @@ static void print_unwind_stats(const struct collector_sampler_stats *s)
 			collector_unwind__end_name((enum collector_unwind_end)i));
 	fprintf(stderr,
 		"\nbraid: record: unwind rules: %" PRIu64 " files seen, %" PRIu64
-		" loaded, %" PRIu64 " unreadable, %" PRIu64 " without room, %" PRIu64
-		" unloaded; %" PRIu64 " rows, %" PRIu64 " pages, %" PRIu64 " processes (%" PRIu64
-		" mappings past the cap), %" PRIu64 " read again, %" PRIu64 " waiting, %" PRIu64
+		" loaded, %" PRIu64 " unreadable, %" PRIu64 " not opened (process gone), %" PRIu64
+		" without room, %" PRIu64 " unloaded; %" PRIu64 " rows, %" PRIu64 " pages, %" PRIu64
+		" processes (%" PRIu64 " mappings past the cap, %" PRIu64
+		" taken back idle), %" PRIu64 " read again, %" PRIu64 " waiting, %" PRIu64
 		" not queued; %" PRIu64 " bytes in kernel maps, %" PRIu64 " in user space\n"
 		"braid: record: eBPF: %" PRIu64 " bytes of maps; program %" PRIu64 " ns in %" PRIu64
 		" runs%s\n",
-		u->files, u->files_loaded, u->files_unreadable, u->files_no_room, u->files_evicted,
-		u->rows, u->pages, u->procs_added, u->mappings_dropped, s->unwind_refreshes,
-		u->requests_queued, u->requests_dropped, u->map_bytes, u->user_bytes, s->map_bytes,
-		s->prog_run_ns, s->prog_runs,
+		u->files, u->files_loaded, u->files_unreadable, u->files_unopened, u->files_no_room,
+		u->files_evicted, u->rows, u->pages, u->procs_added, u->mappings_dropped,
+		u->procs_idle, s->unwind_refreshes, u->requests_queued, u->requests_dropped,
+		u->map_bytes, u->user_bytes, s->map_bytes, s->prog_run_ns, s->prog_runs,
 		s->prog_runs ? "" : " (kernel.bpf_stats_enabled is 0)");
 }
 

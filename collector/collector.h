@@ -427,17 +427,22 @@ const char *collector_cfi__reason_name(unsigned reason);
 struct collector_unwind_maps {
 	int rows_fd, pages_fd, procs_fd;
 	uint32_t max_rows, max_pages;
+	/* unwind_rows mapped (BPF_F_MMAPABLE, mmap of rows_fd, max_rows * 8
+	 * bytes, shared, writable): the rows are written there */
+	void *rows;
 };
 
 struct collector_unwind_stats {
 	uint64_t files;		   /* files seen */
 	uint64_t files_loaded;	   /* ... whose rules are in the maps */
-	uint64_t files_unreadable; /* ... not opened, not ELF, or malformed rules */
+	uint64_t files_unreadable; /* ... not ELF, or malformed rules: not tried again */
+	uint64_t files_unopened;   /* tries that couldn't open a file (its process gone) */
 	uint64_t files_no_room;	   /* ... whose rules didn't fit (rows, pages, files) */
 	uint64_t rows, pages;	   /* in the maps */
 	uint64_t rows_unfit;	   /* rows made NONE: rbp saved at an odd offset */
 	uint64_t procs_added;	   /* process entries written */
 	uint64_t procs_no_room;	   /* ... not: the map was full */
+	uint64_t procs_idle;	   /* entries taken back from processes idle for a minute */
 	uint64_t mappings_dropped; /* executable mappings past BRAID_UNWIND_MAX_MAPPINGS */
 	uint64_t files_evicted;	   /* files unloaded to make room (no process mapped them) */
 	uint64_t user_bytes;	   /* what unwind.c keeps in user space for the maps */

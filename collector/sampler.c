@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -67,6 +68,8 @@ struct collector_sampler {
 	struct ring_buffer *ring; /* new_pids */
 	/* the rules of .eh_frame in the maps, loaded by a thread of its own */
 	struct collector_unwind_loader *unwind;
+	void *rows; /* unwind_rows, mapped */
+	size_t rows_len;
 	collector_pid_fn pid_fn; /* set during collector_sampler__new_pids */
 	void *pid_ctx;
 	int pid_ret;
@@ -390,6 +393,15 @@ int collector_sampler__open(const struct collector_sampler_options *o, struct er
 		};
 		struct collector_unwind *u = NULL;
 
+		s->rows_len = (size_t)unwind_rows * sizeof(struct braid_unwind_row);
+		s->rows =
+			mmap(NULL, s->rows_len, PROT_READ | PROT_WRITE, MAP_SHARED, um.rows_fd, 0);
+		if (s->rows == MAP_FAILED) {
+			s->rows = NULL;
+			r = load_error(err, -errno, "mapping the unwind rows");
+			goto cleanup;
+		}
+		um.rows = s->rows;
 		r = collector_unwind__new(&um, COLLECTOR_PROC_ROOT, &u);
 		/* the processes asked for get their rules before their first
 		 * sample, here, before the loader's thread takes over */
@@ -485,6 +497,8 @@ void collector_sampler__close(struct collector_sampler *s)
 	ring_buffer__free(s->ring);
 	/* its thread writes to the maps: stopped before they go */
 	collector_unwind_loader__free(s->unwind);
+	if (s->rows)
+		munmap(s->rows, s->rows_len);
 	braid_profile_bpf__destroy(s->skel);
 	free(s->links);
 	free(s->perf_fds);

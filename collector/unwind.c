@@ -28,15 +28,17 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bpf/profile.h"
 
 #define UNWIND_MAPS_READ_MAX (4u << 20) /* bytes of /proc/PID/maps */
 #define UNWIND_MAX_SEGMENTS  16		/* PT_LOAD segments kept per file */
-#define UNWIND_BATCH	     4096u	/* rows per map update */
 #define UNWIND_PAGE	     (1ull << BRAID_UNWIND_PAGE_SHIFT)
 #define UNWIND_MAX_VDSO	     (1u << 20) /* bytes of the vDSO's mapping */
+/* a process not sampled for this long gives its entry back when room is needed */
+#define UNWIND_IDLE_NS (60ull * 1000000000ull)
 
 struct unwind_segment {
 	uint64_t offset, vaddr, filesz;
@@ -84,8 +86,6 @@ struct collector_unwind {
 	uint64_t room_events;
 	struct ptrmap procs; /* pid -> struct unwind_proc_files */
 	uint64_t vdso_len;   /* the vDSO's mapping length; 0: its rules aren't loaded */
-	struct braid_unwind_row *batch_rows;
-	uint32_t *batch_keys;
 	struct collector_unwind_stats stats;
 };
 
@@ -100,10 +100,12 @@ int collector_unwind__new(const struct collector_unwind_maps *maps, const char *
 		return -ENOMEM;
 	u->maps = *maps;
 	u->proc_root = strdup(proc_root ? proc_root : COLLECTOR_PROC_ROOT);
-	u->batch_rows = calloc(UNWIND_BATCH, sizeof(*u->batch_rows));
-	u->batch_keys = calloc(UNWIND_BATCH, sizeof(*u->batch_keys));
 	u->free = calloc(1, sizeof(*u->free));
-	if (!u->proc_root || !u->batch_rows || !u->batch_keys || !u->free) {
+	if (!maps->rows) {
+		free(u);
+		return -EINVAL;
+	}
+	if (!u->proc_root || !u->free) {
 		collector_unwind__free(u);
 		return -ENOMEM;
 	}
@@ -129,8 +131,6 @@ void collector_unwind__free(struct collector_unwind *u)
 	free(u->proc_root);
 	free(u->files);
 	free(u->free);
-	free(u->batch_rows);
-	free(u->batch_keys);
 	free(u);
 }
 
@@ -218,6 +218,52 @@ static int unload_file(struct collector_unwind *u, struct unwind_file *f)
 	return r;
 }
 
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns's clock */
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void use_files(struct collector_unwind *u, const struct unwind_proc_files *pf, int d);
+
+/* Takes back the entries of the processes not sampled for UNWIND_IDLE_NS
+ * (the program stamps last_ns): their files no longer count as named, and
+ * may be unloaded. An entry taken back keeps its start and has no mappings,
+ * so that the process's next sample asks for it again. Returns how many. */
+static int take_back_idle(struct collector_unwind *u)
+{
+	struct braid_unwind_proc *p = malloc(sizeof(*p));
+	uint64_t now = monotonic_ns();
+	int n = 0;
+
+	if (!p)
+		return -ENOMEM;
+	for (size_t i = 0; i < u->procs.n;) {
+		uint32_t pid = (uint32_t)u->procs.v[i].a;
+		struct unwind_proc_files *pf = u->procs.v[i].val;
+
+		if (bpf_map_lookup_elem(u->maps.procs_fd, &pid, p) < 0 ||
+		    now - p->last_ns < UNWIND_IDLE_NS) {
+			i++;
+			continue;
+		}
+		p->n = 0;
+		if (bpf_map_update_elem(u->maps.procs_fd, &pid, p, BPF_EXIST) < 0) {
+			i++;
+			continue;
+		}
+		ptrmap__del(&u->procs, pid, 0); /* the last entry moves to i */
+		use_files(u, pf, -1);
+		free(pf);
+		u->stats.procs_idle++;
+		n++;
+	}
+	free(p);
+	return n;
+}
+
 /* Unloads the loaded file that no process names and that was named
  * longest ago, other than keep; false when there is none. */
 static int evict_one(struct collector_unwind *u, const struct unwind_file *keep)
@@ -303,23 +349,15 @@ cleanup:
 	return r;
 }
 
-/* Writes rows[0, n) at unwind_rows[first, first + n), a batch at a time. */
-static int put_rows(struct collector_unwind *u, uint32_t first, const struct braid_unwind_row *rows,
-		    uint32_t n)
+/* Writes rows[0, n) at unwind_rows[first, first + n), through the array's
+ * mapping: an update a row at a time (or a batch of them) costs a system
+ * call's copy and checks per row, a third of the loader's time. The
+ * program reaches the rows only once their pages are written, after this
+ * (a system call: a full barrier). */
+static void put_rows(struct collector_unwind *u, uint32_t first,
+		     const struct braid_unwind_row *rows, uint32_t n)
 {
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-
-	for (uint32_t done = 0; done < n;) {
-		uint32_t k = n - done < UNWIND_BATCH ? n - done : UNWIND_BATCH, count = k;
-
-		for (uint32_t i = 0; i < k; i++)
-			u->batch_keys[i] = first + done + i;
-		if (bpf_map_update_batch(u->maps.rows_fd, u->batch_keys, rows + done, &count,
-					 &opts) < 0)
-			return -errno;
-		done += k;
-	}
-	return 0;
+	memcpy((struct braid_unwind_row *)u->maps.rows + first, rows, (size_t)n * sizeof(*rows));
 }
 
 /* Packs a table's rows (with a NONE row first at the page start of the
@@ -436,7 +474,7 @@ static int load_rules(struct collector_unwind *u, const struct collector_cfi *t,
 	uint64_t *vaddrs = NULL;
 	uint32_t first = 0;
 	int n, n_pages = 0, r, done = 0;
-	bool have_rows = false;
+	bool have_rows = false, took_back = false;
 
 	n = pack_rows(u, t, &rows, &vaddrs);
 	if (n <= 0) {
@@ -460,6 +498,13 @@ static int load_rules(struct collector_unwind *u, const struct collector_cfi *t,
 	while (u->n_pages + (uint32_t)n_pages > u->maps.max_pages ||
 	       !(have_rows = rows_alloc(u, (uint32_t)n, &first))) {
 		r = evict_one(u, f);
+		if (r == 0 && !took_back) {
+			/* nothing unused: free what idle processes name, once */
+			took_back = true;
+			r = take_back_idle(u);
+			if (r > 0)
+				continue;
+		}
 		if (r <= 0) {
 			u->stats.files_no_room++;
 			f->no_room_at = u->room_events;
@@ -468,7 +513,8 @@ static int load_rules(struct collector_unwind *u, const struct collector_cfi *t,
 	}
 	for (int i = 0; i < n_pages; i++)
 		pages[i].first += first;
-	r = put_rows(u, first, rows, (uint32_t)n);
+	put_rows(u, first, rows, (uint32_t)n);
+	r = 0;
 	for (; r == 0 && done < n_pages; done++)
 		if (bpf_map_update_elem(u->maps.pages_fd, &keys[done], &pages[done], BPF_ANY) < 0)
 			r = -errno;
@@ -562,6 +608,13 @@ static int get_file(struct collector_unwind *u, int32_t pid, uint64_t start, uin
 	int fd, r;
 
 	f = find_file(u, id, &at);
+	if (f && !f->has_rules && !f->unreadable && f->no_room_at == u->room_events) {
+		/* it didn't fit and no file went unused since: unless processes
+		 * went idle meanwhile, it won't fit now */
+		r = take_back_idle(u);
+		if (r < 0)
+			return r;
+	}
 	if (f && (f->has_rules || f->unreadable || f->no_room_at == u->room_events)) {
 		*ret = f;
 		return 0;
@@ -585,8 +638,10 @@ static int get_file(struct collector_unwind *u, int32_t pid, uint64_t start, uin
 		fd = open(name, O_RDONLY | O_CLOEXEC);
 	}
 	if (fd < 0) {
-		u->stats.files_unreadable++;
-		f->unreadable = true;
+		/* the process went (a short-lived one often has by now), or
+		 * this one can't be opened: the next process mapping the file
+		 * tries again; only what the file holds marks it unreadable */
+		u->stats.files_unopened++;
 		*ret = f;
 		return 0;
 	}
@@ -754,6 +809,7 @@ int collector_unwind__add_process(struct collector_unwind *u, int32_t pid)
 	} else {
 		proc->start_max = UINT64_MAX; /* can't tell: any */
 	}
+	proc->last_ns = monotonic_ns(); /* not idle before its time */
 	for (p = maps.data, end = maps.data + maps.len; p < end;) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		char line[4096 + 128], perms[8], *file;
@@ -854,8 +910,7 @@ void collector_unwind__stats(const struct collector_unwind *u, struct collector_
 	ret->pages = u->n_pages;
 	ret->user_bytes = sizeof(*u) + u->cap_files * sizeof(*u->files) +
 			  u->cap_free * sizeof(*u->free) + ptrmap__bytes(&u->procs) +
-			  u->procs.n * sizeof(struct unwind_proc_files) +
-			  UNWIND_BATCH * (sizeof(*u->batch_rows) + sizeof(*u->batch_keys));
+			  u->procs.n * sizeof(struct unwind_proc_files);
 	for (size_t i = 0; i < u->n_files; i++)
 		ret->user_bytes += u->files[i].n_pages * sizeof(*u->files[i].page_keys);
 }

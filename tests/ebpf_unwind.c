@@ -7,8 +7,12 @@
  *
  * - A process's entry lists its executable mappings with rules, sorted,
  *   the vDSO's too (its rules read from braid's own).
+ * - A process gone before its files could be opened doesn't cost the next
+ *   process mapping them their rules.
  * - A file no process maps any more is unloaded to make room for a new
- *   one, least recently used first; a file a live process maps never is.
+ *   one, least recently used first; a file a live process maps never is,
+ *   unless the process was not sampled for a minute: then its entry is
+ *   taken back (emptied, so that its next sample asks for it again).
  * - After many loads and unloads of files of different sizes, the rows in
  *   use are exactly the loaded files' rows, and every page entry points
  *   inside the array.
@@ -24,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,10 +62,11 @@ struct maps {
 static int create_maps(uint32_t max_rows, struct maps *ret)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, nopre, .map_flags = BPF_F_NO_PREALLOC);
+	LIBBPF_OPTS(bpf_map_create_opts, mmapable, .map_flags = BPF_F_MMAPABLE);
 
 	ret->m = (struct collector_unwind_maps){.max_rows = max_rows, .max_pages = MAX_PAGES};
 	ret->m.rows_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "unwind_rows", sizeof(uint32_t),
-					sizeof(struct braid_unwind_row), max_rows, NULL);
+					sizeof(struct braid_unwind_row), max_rows, &mmapable);
 	ret->m.pages_fd = bpf_map_create(BPF_MAP_TYPE_HASH, "unwind_pages",
 					 sizeof(struct braid_unwind_page_key),
 					 sizeof(struct braid_unwind_page), MAX_PAGES, &nopre);
@@ -67,11 +74,20 @@ static int create_maps(uint32_t max_rows, struct maps *ret)
 					 sizeof(struct braid_unwind_proc), MAX_PROCS, &nopre);
 	if (ret->m.rows_fd < 0 || ret->m.pages_fd < 0 || ret->m.procs_fd < 0)
 		return -errno;
+	ret->m.rows = mmap(NULL, (size_t)max_rows * sizeof(struct braid_unwind_row),
+			   PROT_READ | PROT_WRITE, MAP_SHARED, ret->m.rows_fd, 0);
+	if (ret->m.rows == MAP_FAILED) {
+		ret->m.rows = NULL;
+		return -errno;
+	}
 	return 0;
 }
 
 static void close_maps(struct maps *m)
 {
+	if (m->m.rows)
+		munmap(m->m.rows, (size_t)m->m.max_rows * sizeof(struct braid_unwind_row));
+	m->m.rows = NULL;
 	close(m->m.rows_fd);
 	close(m->m.pages_fd);
 	close(m->m.procs_fd);
@@ -164,6 +180,86 @@ static bool entry_has(const struct maps *m, pid_t pid, uint64_t start, uint32_t 
 	return false;
 }
 
+/* Copies the file at from to to; false on error. */
+static bool copy_file(const char *from, const char *to)
+{
+	char buf[1 << 16];
+	FILE *in = fopen(from, "re"), *out = in ? fopen(to, "we") : NULL;
+	size_t n;
+	bool ok = in && out;
+
+	while (ok && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+		ok = fwrite(buf, 1, n, out) == n;
+	if (in)
+		fclose(in);
+	if (out && fclose(out) != 0)
+		ok = false;
+	return ok;
+}
+
+/* A /proc of two processes: FAKE, whose maps and stat are py's but whose
+ * files can't be opened (a process gone meanwhile), and py itself. Adding
+ * FAKE first must not keep py from its rules. */
+static void gone_first(pid_t py)
+{
+	char root[] = "/tmp/braid-unwind-XXXXXX", path[256], target[64];
+	const int32_t fake = 4000000; /* above any pid_max */
+	struct collector_unwind *u = NULL;
+	struct collector_unwind_stats st;
+	struct maps m = {{-1, -1, -1, 0, 0, NULL}};
+	uint32_t n;
+
+	if (!mkdtemp(root)) {
+		CHECK(0, "mkdtemp: %s", strerror(errno));
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/stat", root);
+	CHECK(symlink("/proc/stat", path) == 0, "%s", path);
+	snprintf(path, sizeof(path), "%s/%d", root, (int)py);
+	snprintf(target, sizeof(target), "/proc/%d", (int)py);
+	CHECK(symlink(target, path) == 0, "%s", path);
+	snprintf(path, sizeof(path), "%s/%d", root, fake);
+	CHECK(mkdir(path, 0700) == 0, "%s", path);
+	snprintf(path, sizeof(path), "%s/%d/maps", root, fake);
+	snprintf(target, sizeof(target), "/proc/%d/maps", (int)py);
+	CHECK(copy_file(target, path), "%s", path);
+	snprintf(path, sizeof(path), "%s/%d/stat", root, fake);
+	snprintf(target, sizeof(target), "/proc/%d/stat", (int)py);
+	CHECK(copy_file(target, path), "%s", path);
+
+	CHECK(create_maps(1u << 22, &m) == 0, "maps");
+	CHECK(collector_unwind__new(&m.m, root, &u) == 0, "collector_unwind__new");
+	CHECK(collector_unwind__add_process(u, fake) == 0, "add the process gone");
+	collector_unwind__stats(u, &st);
+	CHECK(st.files_unopened >= 2 && st.files_unreadable == 0,
+	      "the process gone: %" PRIu64 " files not opened, %" PRIu64 " unreadable",
+	      st.files_unopened, st.files_unreadable);
+	CHECK(collector_unwind__add_process(u, py) == 0, "add python3.11");
+	collector_unwind__stats(u, &st);
+	CHECK(entry_has(&m, py, exec_mapping(py, "/python3.11"), &n) &&
+		      entry_has(&m, py, exec_mapping(py, "/libc.so.6"), &n),
+	      "python3.11 gets the rules of the files the process gone couldn't open");
+	printf("# a process gone first: %" PRIu64 " files not opened; then python3.11: %" PRIu64
+	       " files loaded, %u mappings\n",
+	       st.files_unopened, st.files_loaded, n);
+	collector_unwind__free(u);
+	close_maps(&m);
+	snprintf(path, sizeof(path), "rm -rf '%s'", root);
+	CHECK(system(path) == 0, "%s", path);
+}
+
+/* Makes pid's entry look not sampled for seconds. */
+static void make_idle(const struct maps *m, pid_t pid, unsigned seconds)
+{
+	struct braid_unwind_proc p;
+	uint32_t key = (uint32_t)pid;
+
+	CHECK(bpf_map_lookup_elem(m->m.procs_fd, &key, &p) == 0, "pid %d has no entry", (int)pid);
+	p.last_ns -= (uint64_t)seconds * 1000000000ull;
+	CHECK(bpf_map_update_elem(m->m.procs_fd, &key, &p, BPF_EXIST) == 0, "pid %d's entry",
+	      (int)pid);
+}
+
 /* The rows a file takes in the maps: its table plus the leading NONE row. */
 static uint32_t file_rows(const char *path)
 {
@@ -209,7 +305,7 @@ int main(void)
 	char *chain_argv[] = {(char *)chain, "1000000000000", NULL};
 	struct collector_unwind *u = NULL;
 	struct collector_unwind_stats st;
-	struct maps m = {{-1, -1, -1, 0, 0}};
+	struct maps m = {{-1, -1, -1, 0, 0, NULL}};
 	uint32_t py_rows, chain_rows, max_rows, n;
 	pid_t py = -1, ch = -1;
 	uint64_t chain_start;
@@ -246,6 +342,10 @@ int main(void)
 	u = NULL;
 	close_maps(&m);
 
+	/* 1b. A process gone before its files were opened doesn't cost them
+	 * their rules: the next process mapping them gets them. */
+	gone_first(py);
+
 	/* 2. Room for python3.11 and one row short of cfi_chain's own file:
 	 * cfi_chain's libc and ld.so are python's already. */
 	chain_rows = file_rows(chain);
@@ -272,20 +372,26 @@ int main(void)
 	      st.files_no_room, st.files_evicted);
 	CHECK(entry_has(&m, py, exec_mapping(py, "/python3.11"), &n), "python3.11 keeps its rules");
 
-	/* 3. python3.11 gone: its own files make room for cfi_chain's. */
+	/* 3. python3.11 not sampled for two minutes (the program stamps
+	 * last_ns): its entry is taken back when room is needed, and its files
+	 * make room for cfi_chain's. */
+	make_idle(&m, py, 120);
+	CHECK(collector_unwind__add_process(u, ch) == 0, "add cfi_chain again");
+	collector_unwind__stats(u, &st);
+	CHECK(entry_has(&m, ch, chain_start, &n), "cfi_chain's file loaded once python3.11 idled");
+	CHECK(st.procs_idle == 1, "%" PRIu64 " idle entries taken back", st.procs_idle);
+	CHECK(!entry_has(&m, py, exec_mapping(py, "/python3.11"), &n) && n == 0,
+	      "python3.11's entry kept with no mappings (%u): its next sample asks again", n);
 	collector_unwind__remove_process(u, py);
 	reap(py);
 	py = -1;
-	CHECK(collector_unwind__add_process(u, ch) == 0, "add cfi_chain again");
-	collector_unwind__stats(u, &st);
-	CHECK(entry_has(&m, ch, chain_start, &n), "cfi_chain's file loaded once python3.11 left");
 	CHECK(entry_has(&m, ch, exec_mapping(ch, "/libc.so.6"), &n),
 	      "libc, which cfi_chain maps, stays");
 	CHECK(st.files_evicted >= 1 && st.rows <= max_rows,
 	      "%" PRIu64 " files unloaded, %" PRIu64 " rows of %u", st.files_evicted, st.rows,
 	      max_rows);
-	printf("# max %u rows: cfi_chain loaded after %" PRIu64 " files unloaded; %" PRIu64
-	       " rows in use\n",
+	printf("# max %u rows: cfi_chain loaded after python3.11 idled and %" PRIu64
+	       " files unloaded; %" PRIu64 " rows in use\n",
 	       max_rows, st.files_evicted, st.rows);
 
 	/* 4. Churn: python3.11 comes and goes; cfi_chain stays whole; the rows

@@ -174,7 +174,7 @@ fi
 
 # ---- 5: /metrics counted each stage ------------------------------------------------------------
 m() { awk -v k="$1" '$1 == k { print $2 }' "$TMP/metrics"; }
-grep -E '^braid_collector_(user_stacks|unwind_ends)' "$TMP/metrics" | sed 's/^/# /'
+grep -E '^braid_collector_(user_stacks|unwind_)' "$TMP/metrics" | sed 's/^/# /'
 for k in 'braid_collector_samples_total{state="stored"}' 'braid_merger_profiles_total{view="merged"}' \
 	'braid_merger_profiles_total{view="ebpf"}' 'braid_merger_profiles_total{view="sdk"}' \
 	'braid_merger_samples_total{outcome="spliced"}' 'braid_forward_profiles_total{outcome="delivered"}' \
