@@ -331,9 +331,9 @@ run_profiled() {
 		# braid: record: eBPF: B bytes of maps; program N ns in M runs
 		ebpf=$(sed -n 's/^braid: record: eBPF: \([0-9]*\) bytes of maps; program \([0-9]*\) ns in \([0-9]*\) runs.*/\2 \3 \1/p' \
 			"$RUN/$mode.err" | tail -1)
-		# braid: record: unwind rules: F files seen, L loaded, X unreadable,
+		# braid: record: unwind rules: F files seen, L loaded, X unreadable, O not opened (process gone),
 		# R without room, ...; R rows, ...; K bytes in kernel maps, U in user space
-		rules=$(sed -n 's/^braid: record: unwind rules: \([0-9]*\) files seen, \([0-9]*\) loaded, [0-9]* unreadable, \([0-9]*\) without room, .*; \([0-9]*\) rows, .*; \([0-9]*\) bytes in kernel maps, \([0-9]*\) in user space$/\1 \2 \3 \4 \5 \6/p' \
+		rules=$(sed -n 's/^braid: record: unwind rules: \([0-9]*\) files seen, \([0-9]*\) loaded, [0-9]* unreadable, [0-9]* not opened (process gone), \([0-9]*\) without room, [^;]*; \([0-9]*\) rows, .*; \([0-9]*\) bytes in kernel maps, \([0-9]*\) in user space$/\1 \2 \3 \4 \5 \6/p' \
 			"$RUN/$mode.err" | tail -1)
 		if [ -z "$ebpf" ] || [ -z "$rules" ]; then
 			echo "$mode: no eBPF or unwind rules line in braid -v's output (round $round): $(tail -3 "$RUN/$mode.err")" >&2
