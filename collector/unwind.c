@@ -11,9 +11,11 @@
  * sorted executable mappings with the bias that turns an address into the
  * file's own. Each file counts the processes whose entry names it; when a
  * file's rows don't fit, the files no process names are unloaded, least
- * recently named first, until they do. A file that still doesn't fit (or
- * that can't be read) gets no rules: the program walks frame pointers
- * there. docs/unwind.md, "In the kernel".
+ * recently named first, until they do, and if need be the entries of
+ * processes not sampled for a minute are taken back first. A file that
+ * still doesn't fit (or whose rules can't be read) gets no rules: the
+ * program walks frame pointers there. The vDSO's rules come from braid's
+ * own image. docs/unwind.md, "In the kernel".
  */
 #include "collector/collector.h"
 
@@ -244,7 +246,7 @@ static int take_back_idle(struct collector_unwind *u)
 		uint32_t pid = (uint32_t)u->procs.v[i].a;
 		struct unwind_proc_files *pf = u->procs.v[i].val;
 
-		if (bpf_map_lookup_elem(u->maps.procs_fd, &pid, p) < 0 ||
+		if (bpf_map_lookup_elem(u->maps.procs_fd, &pid, p) < 0 || p->last_ns > now ||
 		    now - p->last_ns < UNWIND_IDLE_NS) {
 			i++;
 			continue;
