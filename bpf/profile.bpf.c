@@ -34,9 +34,6 @@ const volatile bool filter_pids = false;
 const volatile bool filter_cgroup = false;
 /* unwind user stacks with the rules of unwind_procs (else frame pointers only) */
 const volatile bool unwind_enabled = true;
-/* walk them with a bounded loop even where bpf_loop exists (kernels before
- * 5.17 have only that): lets a newer kernel test the older kernels' path */
-const volatile bool unwind_bounded_loop = false;
 /* at most one BRAID_PID_REFRESH a process in this time */
 const volatile __u64 unwind_refresh_ns = 1000000000ULL;
 
@@ -412,7 +409,7 @@ static __always_inline void request_refresh(__u32 pid)
  * entry for the process, no user registers): then bpf_get_stack walks
  * frame pointers as before. */
 static __always_inline long unwind_user(struct bpf_perf_event_data *ctx, struct braid_stack *st,
-					__u32 pid, __u64 start)
+					__u32 pid, __u64 start, bool loop)
 {
 	struct braid_unwind_proc *p;
 	struct braid_unwind_state *s;
@@ -466,7 +463,7 @@ static __always_inline long unwind_user(struct bpf_perf_event_data *ctx, struct 
 	s->exact = 0;
 	s->end = BRAID_UNWIND_END_ROOT;
 	__builtin_memset(st, 0, sizeof(*st));
-	if (!unwind_bounded_loop && bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_loop)) {
+	if (loop) {
 		bpf_loop(BRAID_MAX_STACK_DEPTH, unwind_step, NULL, 0);
 	} else {
 		/* Linux 5.3's bounded loops: the verifier walks all 127
@@ -488,7 +485,7 @@ static __always_inline long unwind_user(struct bpf_perf_event_data *ctx, struct 
 }
 #else
 static __always_inline long unwind_user(struct bpf_perf_event_data *ctx, struct braid_stack *st,
-					__u32 pid, __u64 start)
+					__u32 pid, __u64 start, bool loop)
 {
 	return -1;
 }
@@ -499,7 +496,7 @@ static __always_inline long unwind_user(struct bpf_perf_event_data *ctx, struct 
  * stack is unwound with the rules of .eh_frame when user space loaded them
  * for the process (unwind_user), else by frame pointers (bpf_get_stack). */
 static __always_inline __u64 store_stack(struct bpf_perf_event_data *ctx, void *stacks, bool user,
-					 __u32 pid, __u64 start, __u32 *lost)
+					 __u32 pid, __u64 start, bool loop, __u32 *lost)
 {
 	__u32 zero = 0;
 	struct braid_stack *st = bpf_map_lookup_elem(&scratch, &zero);
@@ -509,7 +506,7 @@ static __always_inline __u64 store_stack(struct bpf_perf_event_data *ctx, void *
 
 	if (!st)
 		return 0;
-	len = user ? unwind_user(ctx, st, pid, start) : -1;
+	len = user ? unwind_user(ctx, st, pid, start, loop) : -1;
 	if (len < 0) {
 		/* bpf_get_stack zero-fills the buffer past the frames it writes */
 		len = bpf_get_stack(ctx, st, sizeof(*st), user ? BPF_F_USER_STACK : 0);
@@ -539,7 +536,7 @@ static __always_inline __u64 store_stack(struct bpf_perf_event_data *ctx, void *
 }
 
 static __always_inline void count(struct bpf_perf_event_data *ctx, void *counts, void *stacks,
-				  __u32 pid, __u32 tid, bool kthread, __u64 start)
+				  __u32 pid, __u32 tid, bool kthread, __u64 start, bool loop)
 {
 	struct braid_key key;
 	__u32 lost = 0;
@@ -552,13 +549,13 @@ static __always_inline void count(struct bpf_perf_event_data *ctx, void *counts,
 	key.start = start;
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
 	if (sample_kernel && !in_user_mode(ctx)) {
-		key.kstack = store_stack(ctx, stacks, false, pid, start, &lost);
+		key.kstack = store_stack(ctx, stacks, false, pid, start, loop, &lost);
 		if (lost)
 			key.flags |= BRAID_KEY_KSTACK_LOST;
 	}
 	if (sample_user && !kthread) {
 		lost = 0;
-		key.ustack = store_stack(ctx, stacks, true, pid, start, &lost);
+		key.ustack = store_stack(ctx, stacks, true, pid, start, loop, &lost);
 		if (lost)
 			key.flags |= BRAID_KEY_USTACK_LOST;
 	}
@@ -585,8 +582,11 @@ static __always_inline void count(struct bpf_perf_event_data *ctx, void *counts,
 	stat_add(BRAID_STAT_SAMPLES);
 }
 
-SEC("perf_event")
-int braid_sample(struct bpf_perf_event_data *ctx)
+/* One sample; loop: walk user stacks with bpf_loop (Linux 5.17), else with
+ * a bounded loop. Two programs, one of which user space loads: a program
+ * that names bpf_loop's callback at all (a BPF_PSEUDO_FUNC load, Linux
+ * 5.13) is refused by older kernels even where that code is dead. */
+static __always_inline int sample(struct bpf_perf_event_data *ctx, bool loop)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32, tid = (__u32)id, zero = 0, e;
@@ -619,11 +619,23 @@ int braid_sample(struct bpf_perf_event_data *ctx)
 	__sync_fetch_and_add(seq, 1);
 	e = *(volatile __u32 *)&epoch;
 	if (e & 1)
-		count(ctx, &counts1, &stacks1, pid, tid, kthread, start);
+		count(ctx, &counts1, &stacks1, pid, tid, kthread, start, loop);
 	else
-		count(ctx, &counts0, &stacks0, pid, tid, kthread, start);
+		count(ctx, &counts0, &stacks0, pid, tid, kthread, start, loop);
 	__sync_fetch_and_add(seq, 1);
 	return 0;
+}
+
+SEC("perf_event")
+int braid_sample(struct bpf_perf_event_data *ctx)
+{
+	return sample(ctx, true);
+}
+
+SEC("perf_event")
+int braid_sample_bounded(struct bpf_perf_event_data *ctx)
+{
+	return sample(ctx, false);
 }
 
 /* A process that execs runs another program under its PID: its mappings are

@@ -68,7 +68,8 @@ struct collector_sampler {
 	struct ring_buffer *ring; /* new_pids */
 	/* the rules of .eh_frame in the maps, loaded by a thread of its own */
 	struct collector_unwind_loader *unwind;
-	void *rows; /* unwind_rows, mapped */
+	struct bpf_program *prog; /* braid_sample or braid_sample_bounded */
+	void *rows;		  /* unwind_rows, mapped */
 	size_t rows_len;
 	collector_pid_fn pid_fn; /* set during collector_sampler__new_pids */
 	void *pid_ctx;
@@ -326,7 +327,19 @@ int collector_sampler__open(const struct collector_sampler_options *o, struct er
 	s->skel->rodata->filter_pids = o->n_pids > 0;
 	s->skel->rodata->filter_cgroup = o->cgroup != NULL;
 	s->skel->rodata->unwind_enabled = o->unwind != COLLECTOR_UNWIND_FP && !o->no_user;
-	s->skel->rodata->unwind_bounded_loop = o->unwind == COLLECTOR_UNWIND_CFI_LOOP;
+	/* the program that walks with bpf_loop where the kernel has it (5.17);
+	 * the bounded loop's otherwise, and for --unwind cfi-loop */
+	s->prog = s->skel->progs.braid_sample;
+	if (o->unwind == COLLECTOR_UNWIND_CFI_LOOP ||
+	    libbpf_probe_bpf_helper(BPF_PROG_TYPE_PERF_EVENT, BPF_FUNC_loop, NULL) != 1)
+		s->prog = s->skel->progs.braid_sample_bounded;
+	if ((r = bpf_program__set_autoload(s->skel->progs.braid_sample,
+					   s->prog == s->skel->progs.braid_sample)) < 0 ||
+	    (r = bpf_program__set_autoload(s->skel->progs.braid_sample_bounded,
+					   s->prog == s->skel->progs.braid_sample_bounded)) < 0) {
+		r = load_error(err, r, "choosing the eBPF program");
+		goto cleanup;
+	}
 	if (s->skel->rodata->unwind_enabled) {
 		uint64_t bytes = o->unwind_bytes ? o->unwind_bytes : COLLECTOR_UNWIND_DEFAULT_BYTES;
 
@@ -447,7 +460,7 @@ int collector_sampler__open(const struct collector_sampler_options *o, struct er
 			goto cleanup;
 		}
 		s->perf_fds[cpu] = fd;
-		s->links[cpu] = bpf_program__attach_perf_event(s->skel->progs.braid_sample, fd);
+		s->links[cpu] = bpf_program__attach_perf_event(s->prog, fd);
 		if (!s->links[cpu]) {
 			r = load_error(err, -errno, "attaching the eBPF program");
 			goto cleanup;
@@ -779,7 +792,7 @@ static void prog_run_time(const struct collector_sampler *s, struct collector_sa
 	uint32_t len = sizeof(info);
 
 	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(bpf_program__fd(s->skel->progs.braid_sample), &info, &len) < 0)
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(s->prog), &info, &len) < 0)
 		return;
 	ret->prog_run_ns = info.run_time_ns;
 	ret->prog_runs = info.run_cnt;
