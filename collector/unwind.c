@@ -96,17 +96,16 @@ static int load_vdso(struct collector_unwind *u);
 int collector_unwind__new(const struct collector_unwind_maps *maps, const char *proc_root,
 			  struct collector_unwind **ret)
 {
-	struct collector_unwind *u = calloc(1, sizeof(*u));
+	struct collector_unwind *u;
 
+	if (!maps->rows)
+		return -EINVAL;
+	u = calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
 	u->maps = *maps;
 	u->proc_root = strdup(proc_root ? proc_root : COLLECTOR_PROC_ROOT);
 	u->free = calloc(1, sizeof(*u->free));
-	if (!maps->rows) {
-		free(u);
-		return -EINVAL;
-	}
 	if (!u->proc_root || !u->free) {
 		collector_unwind__free(u);
 		return -ENOMEM;
@@ -319,7 +318,7 @@ static struct unwind_file *find_file(struct collector_unwind *u, uint64_t id, si
 }
 
 /* Reads the PT_LOAD segments of fd (or of image[0, len)) into f. */
-static int read_segments(int fd, const void *image, size_t len, struct unwind_file *f)
+static int read_segments(int fd, void *image, size_t len, struct unwind_file *f)
 {
 	Elf *elf = NULL;
 	size_t n;
@@ -327,7 +326,7 @@ static int read_segments(int fd, const void *image, size_t len, struct unwind_fi
 
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return -ENOEXEC;
-	/* libelf only reads an image it is given for reading */
+	/* an image is the caller's copy: libelf may convert it in place */
 	elf = image ? elf_memory((char *)image, len) : elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	if (!elf || elf_kind(elf) != ELF_K_ELF || elf_getphdrnum(elf, &n) != 0)
 		goto cleanup;
@@ -714,6 +713,7 @@ static int load_vdso(struct collector_unwind *u)
 	struct collector_cfi *t = NULL;
 	struct unwind_file *f = NULL;
 	struct errbuf err;
+	void *copy;
 	int r;
 
 	if (!len)
@@ -721,7 +721,13 @@ static int load_vdso(struct collector_unwind *u)
 	r = new_file(u, VDSO_ID, &f);
 	if (r < 0 || !f)
 		return r;
-	r = read_segments(-1, (const void *)base, len, f);
+	/* libelf may convert an image in place: never the vDSO itself */
+	copy = malloc(len);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, (const void *)base, len);
+	r = read_segments(-1, copy, len, f);
+	free(copy);
 	if (r == 0)
 		r = collector_cfi__read_memory((const void *)base, len, "[vdso]", &err, &t);
 	if (r == 0)
