@@ -29,9 +29,9 @@ command -v valgrind >/dev/null || {
 tests=(cli_convert cli_inspect cli_store cli_ingest cli_merge cli_report cli_errors cli_node_sdk
 	cli_agent cli_upstream)
 if [ "$(id -u)" -eq 0 ]; then
-	tests+=(cli_record cli_merge_node cli_agent_node)
+	tests+=(cli_record cli_unwind cli_merge_node cli_agent_node)
 else
-	echo "== not root: cli_record, cli_merge_node and cli_agent_node (eBPF) are not run" >&2
+	echo "== not root: cli_record, cli_unwind, cli_merge_node and cli_agent_node (eBPF) are not run" >&2
 fi
 [ "$#" -gt 0 ] && tests=("$@")
 
