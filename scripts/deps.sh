@@ -38,8 +38,9 @@ packages=(
 	# the HTML report's test renders the page in headless Chromium
 	chromium
 	# the unwind rules' test (tests/cli/cfi.sh) reads these real files against
-	# readelf (binutils, with build-essential): CPython 3.11 and libcrypto
-	python3.11 libssl3
+	# readelf (binutils, with build-essential): CPython 3.11 and libcrypto;
+	# the real Python SDK's test makes a venv of Python 3.11 (its wheel's)
+	python3.11 libssl3 python3.11-venv
 	# libFuzzer's runtime, for the fuzz harnesses (clang only recommends it)
 	"libclang-rt-$(clang_major)-dev"
 )

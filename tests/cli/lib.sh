@@ -169,6 +169,41 @@ npm_modules() {
 	fi
 }
 
+# py_sdk: a venv with the real Python SDK (tests/e2e/python/requirements.txt:
+# pyroscope-io, pinned by version and hash) under ~/.cache/braid/e2e-python/,
+# made once per requirements file. Sets PY_SDK (its python). Python 3.11:
+# the wheel's.
+py_sdk() {
+	: "${SRC_DIR:?}"
+	local req=$SRC_DIR/tests/e2e/python/requirements.txt hash rc=0 py
+	hash=$(sha256sum "$req" | cut -c1-16)
+	PY_SDK_DIR=${BRAID_PY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/braid/e2e-python}/$hash
+	PY_SDK=$PY_SDK_DIR/venv/bin/python
+	[ -x "$PY_SDK" ] && "$PY_SDK" -c 'import pyroscope' 2>/dev/null && return 0
+	py=$(command -v python3.11 || true)
+	[ -n "$py" ] || { echo "FAIL: no python3.11 for the Python SDK's venv (scripts/deps.sh)" >&2; exit 1; }
+	mkdir -p "$PY_SDK_DIR"
+	(
+		if command -v flock >/dev/null; then flock 9; fi
+		[ -x "$PY_SDK" ] && "$PY_SDK" -c 'import pyroscope' 2>/dev/null && exit 0
+		rm -rf "$PY_SDK_DIR/venv"
+		"$py" -m venv "$PY_SDK_DIR/venv" >"$TMP/pip.log" 2>&1 || exit 1
+		for attempt in 1 2 3; do
+			if "$PY_SDK_DIR/venv/bin/pip" install --quiet --require-hashes --no-deps \
+				--cache-dir "$PY_SDK_DIR/pip-cache" -r "$req" >>"$TMP/pip.log" 2>&1; then
+				exit 0
+			fi
+			[ "$attempt" -lt 3 ] && sleep $((attempt * 5))
+		done
+		exit 1
+	) 9>"$PY_SDK_DIR.lock" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		echo "FAIL: installing ${req#"$SRC_DIR"/} into $PY_SDK_DIR failed:" >&2
+		tail -20 "$TMP/pip.log" >&2 2>/dev/null || true
+		exit 1
+	fi
+}
+
 # start_upstream [fake options...]: starts the fake Pyroscope
 # (tests/e2e/upstream/fake_pyroscope.js) on free loopback ports and waits for
 # it. Sets UPSTREAM_URL (its data port: push and ingest), UPSTREAM_ADMIN (its

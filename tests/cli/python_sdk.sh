@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The real Python SDK (pyroscope-io 1.4.0, tests/e2e/python/requirements.txt)
+# pushing to `braid ingest` unchanged (docs/sdk-python.md):
+#   - two apps at once, each attributed to its own host PID;
+#   - each push stored whole: the push API's series labels, the CPU flag, and
+#     the pprof inside with the SDK's sample labels (pid, route, thread_id,
+#     thread_name);
+#   - every request answered 200.
+#
+#   bash tests/cli/python_sdk.sh     # ~20 s; PyPI the first time
+. "$(dirname "$0")/lib.sh"
+: "${SRC_DIR:?}"
+
+py_sdk
+start_ingest "$TMP/data"
+
+# run_app NAME SERVICE: the app in the background, its output in $TMP/NAME.out
+run_app() {
+	env PYROSCOPE_SERVER_ADDRESS="$INGEST_URL" PYROSCOPE_APPLICATION_NAME="$2" \
+		RUN_SECONDS=$((12 * SLOW)) "$PY_SDK" "$SRC_DIR/tests/e2e/python/app.py" \
+		>"$TMP/$1.out" 2>"$TMP/$1.err" &
+}
+run_app a braid-py-a
+A_JOB=$!
+run_app b braid-py-b
+B_JOB=$!
+rc_a=0 rc_b=0
+wait "$A_JOB" || rc_a=$?
+wait "$B_JOB" || rc_b=$?
+[ "$rc_a" -eq 0 ] || fail "app a exited $rc_a: $(cat "$TMP/a.err")"
+[ "$rc_b" -eq 0 ] || fail "app b exited $rc_b: $(cat "$TMP/b.err")"
+PID_A=$(sed -n 's/^pid \([0-9][0-9]*\)$/\1/p' "$TMP/a.out")
+PID_B=$(sed -n 's/^pid \([0-9][0-9]*\)$/\1/p' "$TMP/b.out")
+[ -n "$PID_A" ] && [ -n "$PID_B" ] || fail "the apps printed no pid: $(cat "$TMP/a.out" "$TMP/b.out")"
+
+curl -fsS "$INGEST_URL/metrics" >"$TMP/metrics"
+ok=$(awk '$1 == "braid_ingest_requests_total{endpoint=\"/push.v1.PusherService/Push\",status=\"200\"}" { print $2 }' "$TMP/metrics")
+bad=$(grep -E '^braid_ingest_requests_total\{endpoint="/push.v1.PusherService/Push",status="[^2]' "$TMP/metrics" || true)
+echo "# the push API: ${ok:-0} requests answered 200"
+# each app pushes every 10 s and once more at shutdown
+[ "${ok:-0}" -ge 4 ] || fail "${ok:-0} pushes answered 200, expected 4 or more (2 apps x 2)"
+[ -z "$bad" ] || fail "pushes not answered 200: $bad"
+stop_ingest
+
+"$BRAID" store ls --json --data-dir "$TMP/data" >"$TMP/ls.json" || fail "braid store ls failed"
+for app in a b; do
+	svc=braid-py-$app
+	pid=$PID_A
+	[ "$app" = b ] && pid=$PID_B
+	n=$(jq --arg s "$svc" '[.sdk_profiles[] | select(.service == $s)] | length' "$TMP/ls.json")
+	wrong=$(jq --arg s "$svc" --argjson p "$pid" '[.sdk_profiles[] | select(.service == $s and .pid != $p)] | length' "$TMP/ls.json")
+	echo "# $svc (pid $pid): $n profiles stored, $wrong attributed to another pid"
+	[ "$n" -ge 2 ] || fail "$svc: $n profiles stored, expected 2 or more"
+	expect_eq "$svc: profiles attributed to another pid" 0 "$wrong"
+	first=$(jq --arg s "$svc" '[.sdk_profiles[] | select(.service == $s)][0]' "$TMP/ls.json")
+	expect_eq "$svc: profile name" process_cpu "$(echo "$first" | jq -r .profile_name)"
+	expect_eq "$svc: CPU time" true "$(echo "$first" | jq -r .cpu_time)"
+	expect_eq "$svc: sample type" cpu/nanoseconds "$(echo "$first" | jq -r '.sample_types[0] | "\(.type)/\(.unit)"')"
+	expect_eq "$svc: service_name label" "$svc" "$(echo "$first" | jq -r '.labels.service_name')"
+	expect_eq "$svc: the SDK's tag" test "$(echo "$first" | jq -r '.labels.region')"
+	expect_eq "$svc: runtime label" cpython "$(echo "$first" | jq -r '.labels["process.runtime.name"]')"
+	id=$(echo "$first" | jq -r .id)
+	"$BRAID" store export "$id" --data-dir "$TMP/data" -o "$TMP/$app.pb" || fail "$svc: braid store export $id failed"
+	pprof -raw "$TMP/$app.pb" >"$TMP/$app.raw" 2>"$TMP/$app.raw.err" || fail "$svc: pprof can't read the stored profile: $(cat "$TMP/$app.raw.err")"
+	# every sample carries the SDK's pid, route, thread_id and thread_name
+	samples=$(awk '/^Samples:/ { s = 1; getline; next } /^Locations/ { s = 0 } s && $1 ~ /^[0-9]+:$/ { n++ } END { print n + 0 }' "$TMP/$app.raw")
+	labelled=$(grep -Ec "^ +pid:\[$pid\] route:\[/(login|other)\] thread_id:\[[0-9]+\] thread_name:\[(MainThread|worker-1)\]$" "$TMP/$app.raw" || true)
+	echo "# $svc: profile $id, $samples samples, $labelled with pid, route, thread_id and thread_name"
+	[ "$samples" -gt 0 ] || fail "$svc: no sample in the stored profile"
+	expect_eq "$svc: samples with the SDK's labels" "$samples" "$labelled"
+done
+
+finish
