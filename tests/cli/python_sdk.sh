@@ -31,7 +31,10 @@ wait "$B_JOB" || rc_b=$?
 [ "$rc_b" -eq 0 ] || fail "app b exited $rc_b: $(cat "$TMP/b.err")"
 PID_A=$(sed -n 's/^pid \([0-9][0-9]*\)$/\1/p' "$TMP/a.out")
 PID_B=$(sed -n 's/^pid \([0-9][0-9]*\)$/\1/p' "$TMP/b.out")
-[ -n "$PID_A" ] && [ -n "$PID_B" ] || fail "the apps printed no pid: $(cat "$TMP/a.out" "$TMP/b.out")"
+if [ -z "$PID_A" ] || [ -z "$PID_B" ]; then
+	fail "the apps printed no pid: $(cat "$TMP/a.out" "$TMP/b.out")"
+	finish
+fi
 
 curl -fsS "$INGEST_URL/metrics" >"$TMP/metrics"
 ok=$(awk '$1 == "braid_ingest_requests_total{endpoint=\"/push.v1.PusherService/Push\",status=\"200\"}" { print $2 }' "$TMP/metrics")
