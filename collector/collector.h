@@ -67,6 +67,12 @@ int collector__start_time(const char *proc_root, int32_t pid, int64_t *ret_ns);
 int collector__start_ticks(const char *proc_root, int32_t pid, int64_t *ret_ns,
 			   uint64_t *ret_ticks);
 
+/* This process's vDSO: the kernel maps one image into every process of an
+ * ABI, so braid's own names and unwinds every 64-bit process's [vdso].
+ * Returns the length of its mapping (from /proc/self/maps) and sets
+ * *ret_image to it; 0 and NULL if there is none. */
+uint64_t collector__own_vdso(const void **ret_image);
+
 /* Whether a process's stat starttime (start_ticks) and a kernel start time
  * (a task's start_boottime in ns, as samples carry it) name the same start,
  * to a clock tick. */

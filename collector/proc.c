@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include "util/util.h"
@@ -1161,4 +1162,40 @@ enum runtime collector__runtime_of_exe(const char *exe)
 	if (len >= slen && memcmp(base + len - slen, DELETED_SUFFIX, slen) == 0)
 		len -= slen;
 	return profile__runtime_of_exe(base, len);
+}
+
+/* ---- this process's vDSO ------------------------------------------------ */
+
+uint64_t collector__own_vdso(const void **ret_image)
+{
+	unsigned long base = getauxval(AT_SYSINFO_EHDR);
+	struct dynbuf buf;
+	uint64_t len = 0;
+	const char *p, *end;
+
+	*ret_image = NULL;
+	if (!base)
+		return 0;
+	dynbuf__init(&buf, 0);
+	/* this process's maps, not proc_root's: the image is this process's */
+	if (util__read_file("/proc/self/maps", COLLECTOR_MAX_MAPS, NULL, &buf) < 0)
+		goto cleanup;
+	for (p = buf.data, end = buf.data + buf.len; p < end && !len;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		unsigned long long start, stop;
+		size_t n;
+
+		if (!nl)
+			nl = end;
+		n = (size_t)(nl - p);
+		if (n > 6 && memcmp(nl - 6, "[vdso]", 6) == 0 &&
+		    sscanf(p, "%llx-%llx", &start, &stop) == 2 && start == base && stop > start)
+			len = stop - start;
+		p = nl + 1;
+	}
+	if (len)
+		*ret_image = (const void *)base;
+cleanup:
+	dynbuf__free(&buf);
+	return len;
 }

@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -1060,44 +1059,20 @@ static size_t image_size(const unsigned char *base)
 	return size <= SYM_MAX_VDSO ? size : 0;
 }
 
-/* The length of this process's [vdso] mapping at base, from its own maps
- * (not proc_root's: the image read is this process's), 0 if not found. */
-static uint64_t own_vdso_len(uint64_t base)
-{
-	struct sym_maps *maps = NULL;
-	struct sym_map *m;
-	struct dynbuf buf;
-	uint64_t len = 0;
-
-	dynbuf__init(&buf, 0);
-	if (util__read_file("/proc/self/maps", COLLECTOR_MAX_MAPS, NULL, &buf) < 0 ||
-	    parse_maps(buf.data, buf.len, &maps) < 0)
-		goto cleanup;
-	m = find_map(maps, base);
-	if (m && m->kind == MAP_VDSO && m->start == base)
-		len = m->end - m->start;
-cleanup:
-	maps_free(maps);
-	dynbuf__free(&buf);
-	return len;
-}
-
 /* This process's vDSO: the kernel maps the same image into every process
  * of an ABI, so its symbols name every process's [vdso] addresses. Only
  * what lies inside the mapping is read. */
 static struct sym_elf *vdso_entry(struct collector_symbolizer *s)
 {
-	unsigned long base;
+	const void *base;
 	size_t size;
 
 	if (!s->vdso_tried) {
 		s->vdso_tried = true;
-		base = getauxval(AT_SYSINFO_EHDR);
-		s->vdso_len = base ? own_vdso_len(base) : 0;
+		s->vdso_len = collector__own_vdso(&base);
 		size = s->vdso_len >= 4096 ? image_size((const unsigned char *)base) : 0;
 		if (size && size <= s->vdso_len &&
-		    collector_elf__read_memory((const void *)base, size, "[vdso]", NULL,
-					       &s->vdso.elf) < 0)
+		    collector_elf__read_memory(base, size, "[vdso]", NULL, &s->vdso.elf) < 0)
 			s->vdso.elf = NULL;
 	}
 	return s->vdso.elf ? &s->vdso : NULL;

@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/auxv.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -684,39 +683,21 @@ static bool mapping_bias(const struct unwind_file *f, uint64_t start, uint64_t e
 	return true;
 }
 
-/* The length of this process's [vdso] mapping at base; 0 if not found. */
-static uint64_t own_vdso_len(uint64_t base)
-{
-	char line[512];
-	unsigned long long start, end;
-	uint64_t len = 0;
-	FILE *f = fopen("/proc/self/maps", "re");
-
-	if (!f)
-		return 0;
-	while (!len && fgets(line, sizeof(line), f))
-		if (sscanf(line, "%llx-%llx", &start, &end) == 2 && start == base &&
-		    strstr(line, "[vdso]"))
-			len = end - start;
-	fclose(f);
-	return len <= UNWIND_MAX_VDSO ? len : 0;
-}
-
 /* The vDSO's rules: the kernel maps one image into every 64-bit process,
  * so this process's own, read from memory, serves them all. Loaded first
  * and never unloaded (it counts as in use). No vDSO, or one without rules,
  * leaves its frames to frame pointers, as before. */
 static int load_vdso(struct collector_unwind *u)
 {
-	unsigned long base = getauxval(AT_SYSINFO_EHDR);
-	uint64_t len = base ? own_vdso_len(base) : 0;
+	const void *base;
+	uint64_t len = collector__own_vdso(&base);
 	struct collector_cfi *t = NULL;
 	struct unwind_file *f = NULL;
 	struct errbuf err;
 	void *copy;
 	int r;
 
-	if (!len)
+	if (!len || len > UNWIND_MAX_VDSO)
 		return 0;
 	r = new_file(u, VDSO_ID, &f);
 	if (r < 0 || !f)
@@ -725,11 +706,11 @@ static int load_vdso(struct collector_unwind *u)
 	copy = malloc(len);
 	if (!copy)
 		return -ENOMEM;
-	memcpy(copy, (const void *)base, len);
+	memcpy(copy, base, len);
 	r = read_segments(-1, copy, len, f);
 	free(copy);
 	if (r == 0)
-		r = collector_cfi__read_memory((const void *)base, len, "[vdso]", &err, &t);
+		r = collector_cfi__read_memory(base, len, "[vdso]", &err, &t);
 	if (r == 0)
 		r = load_rules(u, t, f);
 	collector_cfi__free(t);
