@@ -11,6 +11,7 @@
 #   bash tests/cli/record.sh           # the checks above (~30 s)
 #   bash tests/cli/record.sh --bench   # bench/record.sh --quick prints its figures
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/record_lib.sh"
 : "${SRC_DIR:?}" "${WORKLOAD_CPU_SPLIT:?}" "${WORKLOAD_SYSCALL_LOOP:?}" "${WORKLOAD_HOT_JS:?}"
 
 require_ebpf
@@ -46,7 +47,6 @@ if [ "${1:-}" = --bench ]; then
 fi
 
 PERIOD=10309278 # 1e9 / 97 Hz, the default
-PIDS=()         # every background process, stopped at exit
 NODE_MAP=
 CGROUP=
 cleanup() {
@@ -64,63 +64,6 @@ cleanup() {
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-
-# start_workload NAME COMMAND...: runs it in the background (stdout in
-# $TMP/NAME.out) and waits for its "pid N" line. Sets WL_PID.
-start_workload() {
-	local name=$1 pid i
-	shift
-	# made here: the background job opens it some time after the fork
-	: >"$TMP/$name.out"
-	# in $TMP: node with --perf-basic-prof leaves an isolate-*-v8.log behind
-	(cd "$TMP" && exec "$@") >>"$TMP/$name.out" 2>"$TMP/$name.err" &
-	pid=$!
-	PIDS+=("$pid")
-	for ((i = 0; i < 200; i++)); do
-		WL_PID=$(sed -n 's/^pid \([0-9][0-9]*\)$/\1/p' "$TMP/$name.out")
-		if [ -n "$WL_PID" ]; then
-			[ "$WL_PID" = "$pid" ] || fail "$name: says it is pid $WL_PID, started as $pid"
-			return 0
-		fi
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "FAIL: workload $name did not start: $(cat "$TMP/$name.err")" >&2
-	exit 1
-}
-
-stop_workload() {
-	kill -KILL "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-}
-
-# record NAME OPTIONS...: braid record OPTIONS in the background, stderr in
-# $TMP/NAME.err, at most 60 s (times SLOW). Sets REC_PID for record_wait.
-record() {
-	local name=$1
-	shift
-	timeout -k 5 $((60 * SLOW)) "$BRAID" record "$@" 2>"$TMP/$name.err" &
-	REC_PID=$!
-	PIDS+=("$REC_PID")
-}
-
-# record_wait NAME PID: braid record exited 0 and printed its summary line
-# ("N samples ... wrote FILE"). Returns 1 if not.
-record_wait() {
-	local name=$1 rc=0
-	wait "$2" || rc=$?
-	if [ "$rc" -eq 124 ]; then
-		fail "$name: braid record had not exited after $((60 * SLOW)) s: $(cat "$TMP/$name.err")"
-		return 1
-	elif [ "$rc" -ne 0 ]; then
-		fail "$name: braid record exited $rc: $(cat "$TMP/$name.err")"
-		return 1
-	fi
-	if ! grep -Eq '[0-9]+ samples.*wrote' "$TMP/$name.err"; then
-		fail "$name: no summary line (N samples ... wrote FILE) on stderr: $(cat "$TMP/$name.err")"
-		return 1
-	fi
-}
 
 # summary_samples NAME: N of the summary line
 summary_samples() {
@@ -190,13 +133,6 @@ folded_total() {
 	awk '{ t += $NF } END { printf "%.0f\n", t }' "$1"
 }
 
-# folded_check FILE WHAT: every line is "comm;frames... N" with N > 0
-folded_check() {
-	local bad
-	bad=$(grep -Evc '^[^;]+(;[^;]+)* [1-9][0-9]*$' "$1" || true)
-	[ "$bad" -eq 0 ] || fail "$2: $bad malformed folded lines: $(grep -Ev '^[^;]+(;[^;]+)* [1-9][0-9]*$' "$1" | head -3)"
-	[ -s "$1" ] || fail "$2: empty folded output"
-}
 
 # folded_leafward FILE A B: the count of stacks with a frame matching A and,
 # leafward of it, one matching B (both regexes on whole frame names)

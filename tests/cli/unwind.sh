@@ -16,13 +16,13 @@
 #
 #   bash tests/cli/unwind.sh     # ~30 s
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/record_lib.sh"
 : "${SRC_DIR:?}" "${WORKLOAD_CFI_CHAIN:?}" "${WORKLOAD_CRYPTO_LIBC_JS:?}"
 
 require_ebpf
 
 PYTHON=/usr/bin/python3.11
 SHARES=$SRC_DIR/tests/tools/inclusive_shares.py
-PIDS=() # every background process, stopped at exit
 cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do
@@ -33,55 +33,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_workload NAME COMMAND...: runs it in the background (stdout in
-# $TMP/NAME.out) and waits for its "pid N" line. Sets WL_PID.
-start_workload() {
-	local name=$1 pid i
-	shift
-	: >"$TMP/$name.out"
-	(cd "$TMP" && exec "$@") >>"$TMP/$name.out" 2>"$TMP/$name.err" &
-	pid=$!
-	PIDS+=("$pid")
-	for ((i = 0; i < 200 * SLOW; i++)); do
-		WL_PID=$(sed -n 's/^pid \([0-9][0-9]*\)$/\1/p' "$TMP/$name.out")
-		[ -n "$WL_PID" ] && return 0
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "FAIL: workload $name did not start: $(cat "$TMP/$name.err")" >&2
-	exit 1
-}
-
-stop_workload() {
-	kill -KILL "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-}
-
-# record NAME OPTIONS...: braid record OPTIONS in the background, stderr in
-# $TMP/NAME.err, at most 60 s (times SLOW). Sets REC_PID for record_wait.
-record() {
-	local name=$1
-	shift
-	timeout -k 5 $((60 * SLOW)) "$BRAID" record "$@" 2>"$TMP/$name.err" &
-	REC_PID=$!
-	PIDS+=("$REC_PID")
-}
-
-# record_wait NAME PID: braid record exited 0 and wrote a non-empty folded
-# file $TMP/NAME.folded whose lines are "comm;frames... N". Returns 1 if not.
-record_wait() {
-	local name=$1 rc=0 bad
-	wait "$2" || rc=$?
-	if [ "$rc" -ne 0 ]; then
-		fail "$name: braid record exited $rc: $(cat "$TMP/$name.err")"
-		return 1
-	fi
-	if [ ! -s "$TMP/$name.folded" ]; then
-		fail "$name: empty folded output: $(cat "$TMP/$name.err")"
-		return 1
-	fi
-	bad=$(grep -Evc '^[^;]+(;[^;]+)* [1-9][0-9]*$' "$TMP/$name.folded" || true)
-	[ "$bad" -eq 0 ] || fail "$name: $bad malformed folded lines"
+# record_folded NAME PID: record_wait, and $TMP/NAME.folded is a well-formed,
+# non-empty folded file. Returns 1 if not.
+record_folded() {
+	record_wait "$1" "$2" || return 1
+	folded_check "$TMP/$1.folded" "$1"
+	[ -s "$TMP/$1.folded" ]
 }
 
 # top_stacks FILE: its 3 heaviest stacks, for a failure's message
@@ -124,7 +81,7 @@ if command -v node >/dev/null; then
 	record node --duration 3 --pid "$NODE" --format folded -o "$TMP/node.folded"
 	if [ -z "$libc" ]; then
 		fail "node: no libc.so.6 in /proc/$NODE/maps"
-	elif record_wait node "$REC_PID"; then
+	elif record_folded node "$REC_PID"; then
 		symbol_names "$libc" >"$TMP/libc.names"
 		read -r tot libc_n libc_root ssl_n ssl_root < <(awk -v ssl="$OPENSSL_RE" '
 			FNR == NR { libc[$1] = 1; next }
@@ -178,7 +135,7 @@ xcheck() {
 	if [ "$rc" -ne 0 ]; then
 		fail "$name: perf record exited $rc: $(cat "$TMP/$name.perf.out")"
 	fi
-	if record_wait "$name" "$REC_PID" && [ "$rc" -eq 0 ]; then
+	if record_folded "$name" "$REC_PID" && [ "$rc" -eq 0 ]; then
 		if ! perf script -i "$TMP/$name.perf.data" -F comm,tid,ip,sym,dso --no-inline \
 			>"$TMP/$name.script" 2>"$TMP/$name.script.err"; then
 			fail "$name: perf script failed: $(tail -5 "$TMP/$name.script.err")"
@@ -231,7 +188,7 @@ for mode in cfi cfi-loop fp; do
 done
 for mode in cfi cfi-loop fp; do
 	var=rp_${mode//-/_}
-	record_wait "mode-$mode" "${!var}" || continue
+	record_folded "mode-$mode" "${!var}" || continue
 	f=$TMP/mode-$mode.folded
 	leaf=$(awk '$0 ~ /;inner [0-9]+$/ { n += $NF } END { print n + 0 }' "$f")
 	full=$(awk '$0 ~ /;main;outer;middle;inner [0-9]+$/ { n += $NF } END { print n + 0 }' "$f")
@@ -270,7 +227,7 @@ stop_workload "$CHAIN"
 start_workload deep bash -c 'echo "pid $$"; exec "$0" --deep 200 1000000000000' "$WORKLOAD_CFI_CHAIN"
 DEEP=$WL_PID
 record deep --duration 2 --pid "$DEEP" -v --format folded -o "$TMP/deep.folded"
-if record_wait deep "$REC_PID"; then
+if record_folded deep "$REC_PID"; then
 	# samples whose user stack is 127 frames: every frame but the comm and kernel ones
 	read -r tot full <<<"$(awk '{ line = $0; sub(/ [0-9]+$/, "", line); n = split(line, f, ";")
 		u = 0; for (i = 2; i <= n; i++) if (f[i] !~ /_\[k\]$/) u++
