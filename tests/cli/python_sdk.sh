@@ -14,9 +14,12 @@
 py_sdk
 start_ingest "$TMP/data"
 
-# run_app NAME SERVICE: the app in the background, its output in $TMP/NAME.out
+# run_app NAME SERVICE: the app in the background, its output in $TMP/NAME.out.
+# GIL_ONLY=0: with the SDK's default (only the thread holding the GIL) a 2 s
+# window of hashing threads may hold no sample, and the SDK sends nothing for
+# it (docs/sdk-python.md); every window of its 12 s then has samples.
 run_app() {
-	env PYROSCOPE_SERVER_ADDRESS="$INGEST_URL" PYROSCOPE_APPLICATION_NAME="$2" \
+	env PYROSCOPE_SERVER_ADDRESS="$INGEST_URL" PYROSCOPE_APPLICATION_NAME="$2" GIL_ONLY=0 \
 		RUN_SECONDS=$((12 * SLOW)) "$PY_SDK" "$SRC_DIR/tests/e2e/python/app.py" \
 		>"$TMP/$1.out" 2>"$TMP/$1.err" &
 }
