@@ -221,6 +221,7 @@ static int on_row(void *ctx, const struct collector_row *row)
 			return -ENOMEM;
 	}
 	d->rows[d->n] = (struct store_bucket){.tid = row->tid,
+					      .thread_pointer = row->thread_pointer,
 					      .second = row->second,
 					      .frames = frames,
 					      .n_frames = row->n_frames,

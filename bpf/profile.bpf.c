@@ -535,8 +535,21 @@ static __always_inline __u64 store_stack(struct bpf_perf_event_data *ctx, void *
 	return 0;
 }
 
+/* The thread pointer of a user thread (braid_key.tp): set by clone's
+ * CLONE_SETTLS or arch_prctl(ARCH_SET_FS), both of which store it in
+ * thread.fsbase; constant for the thread's life under glibc and musl. */
+static __always_inline __u64 thread_pointer(struct task_struct *task)
+{
+#if defined(__TARGET_ARCH_x86)
+	return BPF_CORE_READ(task, thread.fsbase);
+#else
+	return 0;
+#endif
+}
+
 static __always_inline void count(struct bpf_perf_event_data *ctx, void *counts, void *stacks,
-				  __u32 pid, __u32 tid, bool kthread, __u64 start, bool loop)
+				  __u32 pid, __u32 tid, bool kthread, __u64 start, __u64 tp,
+				  bool loop)
 {
 	struct braid_key key;
 	__u32 lost = 0;
@@ -547,6 +560,7 @@ static __always_inline void count(struct bpf_perf_event_data *ctx, void *counts,
 	key.pid = pid;
 	key.tid = tid;
 	key.start = start;
+	key.tp = tp;
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
 	if (sample_kernel && !in_user_mode(ctx)) {
 		key.kstack = store_stack(ctx, stacks, false, pid, start, loop, &lost);
@@ -593,7 +607,7 @@ static __always_inline int sample(struct bpf_perf_event_data *ctx, bool loop)
 	struct task_struct *task;
 	__u64 *seq;
 	bool kthread;
-	__u64 start;
+	__u64 start, tp;
 
 	if (pid == 0 && !include_idle) {
 		stat_add(BRAID_STAT_FILTERED);
@@ -610,6 +624,7 @@ static __always_inline int sample(struct bpf_perf_event_data *ctx, bool loop)
 	task = (struct task_struct *)bpf_get_current_task();
 	kthread = BPF_CORE_READ(task, flags) & PF_KTHREAD;
 	start = BPF_CORE_READ(task, group_leader, start_boottime);
+	tp = kthread ? 0 : thread_pointer(task);
 
 	seq = bpf_map_lookup_elem(&inflight, &zero);
 	if (!seq)
@@ -619,9 +634,9 @@ static __always_inline int sample(struct bpf_perf_event_data *ctx, bool loop)
 	__sync_fetch_and_add(seq, 1);
 	e = *(volatile __u32 *)&epoch;
 	if (e & 1)
-		count(ctx, &counts1, &stacks1, pid, tid, kthread, start, loop);
+		count(ctx, &counts1, &stacks1, pid, tid, kthread, start, tp, loop);
 	else
-		count(ctx, &counts0, &stacks0, pid, tid, kthread, start, loop);
+		count(ctx, &counts0, &stacks0, pid, tid, kthread, start, tp, loop);
 	__sync_fetch_and_add(seq, 1);
 	return 0;
 }

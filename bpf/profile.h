@@ -34,6 +34,10 @@ struct braid_key {
 	 * ns since boot): a PID reused by another process gives another key,
 	 * and user space sees the change with the very first sample */
 	__u64 start;
+	/* the thread's thread pointer: on x86-64 its fs base, which glibc and
+	 * musl make pthread_self(), the id the Python SDK labels threads with;
+	 * 0 for kernel threads and on other architectures (docs/threads.md) */
+	__u64 tp;
 };
 
 /* A stored stack: return addresses, leaf first, zero-filled past the end. */

@@ -210,7 +210,7 @@ struct builder {
 	struct profile *p;
 	bool folded;
 	int64_t period;
-	uint32_t pid_key, tid_key, comm_key, runtime_key;
+	uint32_t pid_key, tid_key, comm_key, runtime_key, tp_key;
 	int64_t samples;
 	int32_t *pids; /* distinct pids seen, for the summary */
 	size_t n_pids, cap_pids;
@@ -260,9 +260,9 @@ static size_t distinct_pids(struct builder *b)
 static int on_row(void *ctx, const struct collector_row *row)
 {
 	struct builder *b = ctx;
-	struct profile_label labels[4] = {{0}};
+	struct profile_label labels[5] = {{0}};
 	uint32_t stack, label_set;
-	size_t n = 0;
+	size_t n = 0, n_labels = 4;
 	int64_t value;
 	int r;
 
@@ -295,7 +295,13 @@ static int on_row(void *ctx, const struct collector_row *row)
 				 &labels[3].str);
 	if (r < 0)
 		return r;
-	r = profile__add_labels(b->p, labels, 4, &label_set);
+	if (row->thread_pointer && row->thread_pointer <= INT64_MAX) {
+		/* what an SDK's thread labels name (docs/threads.md) */
+		labels[4].key = b->tp_key;
+		labels[4].num = (int64_t)row->thread_pointer;
+		n_labels = 5;
+	}
+	r = profile__add_labels(b->p, labels, n_labels, &label_set);
 	if (r < 0)
 		return r;
 	value = b->folded ? row->count : row->count * b->period;
@@ -327,6 +333,8 @@ static int builder_init(struct builder *b, const struct config *cfg, unsigned fr
 		r = profile__intern_cstr(b->p, "comm", &b->comm_key);
 	if (r == 0)
 		r = profile__intern_cstr(b->p, "runtime", &b->runtime_key);
+	if (r == 0)
+		r = profile__intern_cstr(b->p, "thread_pointer", &b->tp_key);
 	return r;
 }
 

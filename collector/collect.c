@@ -288,6 +288,7 @@ static int on_sample(void *ctx, const struct collector_sample *s)
 	row.process = &e->info;
 	row.service = e->service;
 	row.tid = s->tid;
+	row.thread_pointer = s->thread_pointer;
 	row.thread_comm = s->comm;
 	row.second = d->second;
 	row.frames = c->frames;

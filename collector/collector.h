@@ -583,7 +583,8 @@ struct collector_sample {
 	const uint64_t *uips; /* user ... */
 	size_t n_uips;
 	bool kstack_lost, ustack_lost; /* a stack was there but could not be stored */
-	uint64_t start; /* the process's start, ns since boot: a reused PID differs */
+	uint64_t start;		 /* the process's start, ns since boot: a reused PID differs */
+	uint64_t thread_pointer; /* pthread_self() of the thread on x86-64, else 0 */
 	uint64_t count;
 };
 typedef int (*collector_sample_fn)(void *ctx, const struct collector_sample *s);
@@ -636,6 +637,7 @@ struct collector_row {
 	const struct collector_proc *process; /* start_time_ns 0: it exited unread */
 	const char *service; /* its service: environment, else container id, else comm */
 	int32_t tid;
+	uint64_t thread_pointer; /* pthread_self() of the thread on x86-64, else 0 */
 	const char *thread_comm;
 	int64_t second;		    /* the drain's */
 	const struct frame *frames; /* leaf first: kernel frames, then user frames */

@@ -716,6 +716,7 @@ static int pass_sample(struct collector_sampler *s, const struct braid_key *k,
 	smp.pid = (int32_t)k->pid;
 	smp.tid = (int32_t)k->tid;
 	smp.start = k->start;
+	smp.thread_pointer = k->tp;
 	memcpy(smp.comm, k->comm, sizeof(smp.comm));
 	smp.comm[sizeof(smp.comm) - 1] = '\0';
 	smp.kstack_lost = k->flags & BRAID_KEY_KSTACK_LOST;

@@ -250,6 +250,7 @@ static int on_bucket(void *ctx, const struct store_bucket *b)
 		.frames = (const struct frame *)(uintptr_t)m->n_frames,
 		.n_frames = b->n_frames,
 		.tid = b->tid,
+		.thread_pointer = b->thread_pointer,
 		.count = b->count,
 	};
 	m->n_frames += b->n_frames;

@@ -100,6 +100,7 @@ struct merger_ebpf_stack {
 	const struct frame *frames; /* leaf first: kernel frames (FRAME_KERNEL), then user */
 	size_t n_frames;
 	int32_t tid;
+	uint64_t thread_pointer; /* pthread_self() of the thread, 0: unknown (docs/threads.md) */
 	int64_t count;
 };
 

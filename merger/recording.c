@@ -23,7 +23,7 @@ struct merger_recording {
 	size_t n_procs, cap_procs;
 	struct frame *pool;
 	size_t n_pool;
-	uint32_t pid_key, tid_key, runtime_key;
+	uint32_t pid_key, tid_key, runtime_key, tp_key;
 };
 
 void merger__recording_free(struct merger_recording *r)
@@ -124,6 +124,7 @@ static int split(struct merger_recording *r, struct errbuf *err)
 			.n_frames = depth,
 			/* without a tid label every sample is taken as the main thread's */
 			.tid = (int32_t)label_num(r->p, s.labels, r->tid_key, pid),
+			.thread_pointer = (uint64_t)label_num(r->p, s.labels, r->tp_key, 0),
 			.count = count,
 		};
 		r->n_pool += depth;
@@ -172,6 +173,7 @@ int merger__recording_new(struct profile *p, struct errbuf *err, struct merger_r
 	r->pid_key = profile__find_string(p, "pid");
 	r->tid_key = profile__find_string(p, "tid");
 	r->runtime_key = profile__find_string(p, "runtime");
+	r->tp_key = profile__find_string(p, "thread_pointer");
 	if (!r->pid_key) {
 		rc = errbuf__set(err, -EINVAL, "has no pid labels: record it with `braid record`");
 		goto fail;

@@ -152,8 +152,11 @@ static int on_bucket(void *ctx, const struct store_bucket *b)
 	rc = util__grow((void **)arr, cap, *n + 1, sizeof(**arr));
 	if (rc < 0)
 		return errbuf__set(g->err, rc, "out of memory");
-	(*arr)[(*n)++] = (struct merger_ebpf_stack){
-		.frames = frames, .n_frames = b->n_frames, .tid = b->tid, .count = b->count};
+	(*arr)[(*n)++] = (struct merger_ebpf_stack){.frames = frames,
+						    .n_frames = b->n_frames,
+						    .tid = b->tid,
+						    .thread_pointer = b->thread_pointer,
+						    .count = b->count};
 	if (!g->ebpf_from_s || b->second < g->ebpf_from_s)
 		g->ebpf_from_s = b->second;
 	if (b->second + 1 > g->ebpf_until_s)

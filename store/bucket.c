@@ -389,7 +389,8 @@ int store__put_buckets(struct store *s, const struct store_bucket *rows, size_t 
 		    (r = store_bind_int64(s, q, 2, rows[i].second)) < 0 ||
 		    (r = store_bind_int(s, q, 3, rows[i].tid)) < 0 ||
 		    (r = store_bind_int64(s, q, 4, sid)) < 0 ||
-		    (r = store_bind_int64(s, q, 5, rows[i].count)) < 0)
+		    (r = store_bind_int64(s, q, 5, rows[i].count)) < 0 ||
+		    (r = store_bind_int64(s, q, 6, (int64_t)rows[i].thread_pointer)) < 0)
 			break;
 		r = store_run(s, q, "storing eBPF buckets");
 	}
@@ -539,6 +540,7 @@ int store__buckets(struct store *s, int64_t process_id, int64_t from_s, int64_t 
 			.frames = frames,
 			.n_frames = depth,
 			.count = sqlite3_column_int64(q, 3),
+			.thread_pointer = (uint64_t)sqlite3_column_int64(q, 4),
 		};
 		r = fn(ctx, &b);
 		if (r != 0)

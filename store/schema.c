@@ -143,6 +143,11 @@ static const char *const migrations[] = {
 	" (SELECT max(b.second) FROM ebpf_buckets b WHERE b.process_id = processes.id)"
 	" WHERE EXISTS (SELECT 1 FROM ebpf_buckets b WHERE b.process_id = processes.id);"
 	"CREATE INDEX processes_ebpf_pending ON processes(id) WHERE ebpf_last_s >= ebpf_emitted_s;",
+	/* 4 -> 5: each bucket's thread pointer (pthread_self() on x86-64, 0:
+	 * unknown), which the merger matches against an SDK's thread labels
+	 * (docs/threads.md). Constant for a thread's life, so not in the key:
+	 * the last drain's wins. */
+	"ALTER TABLE ebpf_buckets ADD COLUMN thread_pointer INTEGER NOT NULL DEFAULT 0;",
 };
 _Static_assert(UTIL_ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,
 	       "one migration step per schema version");

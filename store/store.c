@@ -79,14 +79,16 @@ const char *const store_stmt_sql[ST_COUNT] = {
 	[ST_STACK_INSERT] = "INSERT INTO stacks(hash, frames, last_used_s) VALUES (?1, ?2, ?3)",
 	[ST_STACK_TOUCH] = "UPDATE stacks SET last_used_s = max(last_used_s, ?2) WHERE id = ?1",
 	[ST_STACK_GET] = "SELECT frames FROM stacks WHERE id = ?1",
-	[ST_BUCKET_UPSERT] = "INSERT INTO ebpf_buckets(process_id, second, tid, stack_id, count) "
-			     "VALUES (?1, ?2, ?3, ?4, ?5) "
-			     "ON CONFLICT DO UPDATE SET count = count + excluded.count",
+	[ST_BUCKET_UPSERT] = "INSERT INTO ebpf_buckets(process_id, second, tid, stack_id, count, "
+			     "thread_pointer) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+			     "ON CONFLICT DO UPDATE SET count = count + excluded.count, "
+			     "thread_pointer = excluded.thread_pointer",
 	[ST_BUCKET_LAST] =
 		"UPDATE processes SET ebpf_last_s = ?2 WHERE id = ?1 AND ebpf_last_s < ?2",
-	[ST_BUCKETS_RANGE] = "SELECT tid, second, stack_id, count FROM ebpf_buckets "
-			     "WHERE process_id = ?1 AND second >= ?2 AND second < ?3 "
-			     "ORDER BY second, tid, stack_id",
+	[ST_BUCKETS_RANGE] =
+		"SELECT tid, second, stack_id, count, thread_pointer FROM ebpf_buckets "
+		"WHERE process_id = ?1 AND second >= ?2 AND second < ?3 "
+		"ORDER BY second, tid, stack_id",
 	[ST_OLDEST_SECOND] = "SELECT min(second) FROM ebpf_buckets",
 	[ST_SECOND_TOTALS] = "SELECT count(*), total(count) FROM ebpf_buckets WHERE second = ?1",
 	[ST_SECOND_DELETE] = "DELETE FROM ebpf_buckets WHERE second = ?1",

@@ -37,7 +37,7 @@
 
 struct store;
 
-#define STORE_SCHEMA_VERSION	4
+#define STORE_SCHEMA_VERSION	5
 #define STORE_DB_NAME		"braid.db"
 #define STORE_DEFAULT_MAX_BYTES (1ull << 30)		   /* 1 GiB */
 #define STORE_DEFAULT_RETENTION (24ll * 3600 * 1000000000) /* 24 h in ns */
@@ -258,6 +258,7 @@ struct store_bucket {
 	const struct frame *frames; /* leaf first */
 	size_t n_frames;
 	int64_t count;
+	uint64_t thread_pointer; /* pthread_self() of the thread, 0: unknown */
 };
 
 /* Adds the rows of one drain in one transaction; rows for a bucket that

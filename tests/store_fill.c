@@ -107,9 +107,9 @@ int main(int argc, char **argv)
 		return die("write", store__errmsg(s));
 	{
 		const struct store_bucket rows[] = {
-			{proc, 4242, 1700000001, frames, 2, 30},
-			{proc, 4243, 1700000001, frames + 1, 1, 10},
-			{proc, 4242, 1700000002, frames, 2, 57},
+			{proc, 4242, 1700000001, frames, 2, 30, 0},
+			{proc, 4243, 1700000001, frames + 1, 1, 10, 0},
+			{proc, 4242, 1700000002, frames, 2, 57, 0},
 		};
 
 		if (store__put_buckets(s, rows, 3, NULL) < 0)

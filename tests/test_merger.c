@@ -592,8 +592,8 @@ static void put_buckets(struct fx *f, int64_t process_id, int32_t pid, int64_t f
 	stk_parse(&worker, WORKER);
 	for (int64_t s = from; s < until; s++) {
 		struct store_bucket b[2] = {
-			{process_id, pid, s, js.f, js.n, 3},
-			{process_id, pid + 1, s, worker.f, worker.n, 1},
+			{process_id, pid, s, js.f, js.n, 3, 0},
+			{process_id, pid + 1, s, worker.f, worker.n, 1, 0},
 		};
 		size_t dropped = 1;
 

@@ -891,8 +891,8 @@ static int got_bucket(void *ctx, const struct store_bucket *b)
 	g->n++;
 	g->total += b->count;
 	g->len += (size_t)snprintf(g->text + g->len, sizeof(g->text) - g->len,
-				   "%lld/%d/%lld:", (long long)b->second, b->tid,
-				   (long long)b->count);
+				   "%lld/%d/%lld/%llx:", (long long)b->second, b->tid,
+				   (long long)b->count, (unsigned long long)b->thread_pointer);
 	for (size_t i = 0; i < b->n_frames; i++)
 		g->len += (size_t)snprintf(g->text + g->len, sizeof(g->text) - g->len,
 					   "%s%d:%s:%s:%llx", i ? "," : "", b->frames[i].kind,
@@ -920,9 +920,11 @@ static void test_buckets(void **state)
 			 0);
 	{
 		const struct store_bucket rows[] = {
-			{p1, 10, T0, stack_a, 5, 3},	 {p1, 11, T0, stack_b, 2, 1},
-			{p1, 10, T0 + 1, stack_a, 5, 2}, {p2, 20, T0, stack_a, 5, 7},
-			{p1, 10, T0 + 2, stack_b, 0, 1}, /* an empty stack is a stack */
+			{p1, 10, T0, stack_a, 5, 3, 0x7f0000001000},
+			{p1, 11, T0, stack_b, 2, 1, 0x7f0000002000},
+			{p1, 10, T0 + 1, stack_a, 5, 2, 0x7f0000001000},
+			{p2, 20, T0, stack_a, 5, 7, 0},
+			{p1, 10, T0 + 2, stack_b, 0, 1, 0}, /* an empty stack is a stack */
 		};
 
 		assert_int_equal(store__put_buckets(f->s, rows, UTIL_ARRAY_SIZE(rows), &dropped),
@@ -931,7 +933,7 @@ static void test_buckets(void **state)
 	}
 	/* the same bucket again (a second split over two drains) adds up */
 	{
-		const struct store_bucket again = {p1, 10, T0, stack_a, 5, 4};
+		const struct store_bucket again = {p1, 10, T0, stack_a, 5, 4, 0x7f0000001000};
 
 		assert_int_equal(store__put_buckets(f->s, &again, 1, NULL), 0);
 	}
@@ -940,12 +942,13 @@ static void test_buckets(void **state)
 	assert_int_equal(g.total, 7 + 1 + 2);
 	assert_string_equal(
 		g.text,
-		"1700000000/10/7:2:copy_user_enhanced_fast_string:[kernel.kallsyms]:0,"
+		"1700000000/10/7/7f0000001000:2:copy_user_enhanced_fast_string:[kernel.kallsyms]:0,"
 		"2:do_syscall_64:[kernel.kallsyms]:0,1:__libc_write:/usr/lib/x86_64-linux-gnu/"
 		"libc.so.6:10e2a0,3::[jit]:7f00aa,1:main:/usr/bin/node:1000\n"
-		"1700000000/11/1:1:sha256_block_data_order_avx2:/usr/lib/x86_64-linux-gnu/"
+		"1700000000/11/1/7f0000002000:1:sha256_block_data_order_avx2:/usr/lib/"
+		"x86_64-linux-gnu/"
 		"libcrypto.so.3:2000,1:main:/usr/bin/node:1000\n"
-		"1700000001/10/2:2:copy_user_enhanced_fast_string:[kernel.kallsyms]:0,"
+		"1700000001/10/2/7f0000001000:2:copy_user_enhanced_fast_string:[kernel.kallsyms]:0,"
 		"2:do_syscall_64:[kernel.kallsyms]:0,1:__libc_write:/usr/lib/x86_64-linux-gnu/"
 		"libc.so.6:10e2a0,3::[jit]:7f00aa,1:main:/usr/bin/node:1000\n");
 	/* stored once: 3 distinct stacks (a, b, empty), 6 distinct frames */
@@ -960,7 +963,7 @@ static void test_buckets(void **state)
 	/* another connection deduplicates against what this one stored */
 	{
 		struct store *s2 = reopen(f, NULL);
-		const struct store_bucket row = {p2, 21, T0 + 5, stack_b, 2, 1};
+		const struct store_bucket row = {p2, 21, T0 + 5, stack_b, 2, 1, 0};
 
 		assert_int_equal(store__put_buckets(s2, &row, 1, NULL), 0);
 		assert_int_equal(store__stats(s2, false, &st), 0);
@@ -969,12 +972,12 @@ static void test_buckets(void **state)
 	}
 	/* bad rows are refused whole */
 	{
-		const struct store_bucket bad[] = {{p1, 1, T0 + 9, stack_a, 5, 1},
-						   {p1, 1, T0 + 9, stack_a, 5, 0}};
+		const struct store_bucket bad[] = {{p1, 1, T0 + 9, stack_a, 5, 1, 0},
+						   {p1, 1, T0 + 9, stack_a, 5, 0, 0}};
 
 		const struct frame odd[] = {{FRAME_KIND_COUNT, "x", "y", 0}};
-		const struct store_bucket bad2[] = {{p1, 1, T0 + 9, stack_a, 5, 1},
-						    {p1, 1, T0 + 9, odd, 1, 1}};
+		const struct store_bucket bad2[] = {{p1, 1, T0 + 9, stack_a, 5, 1, 0},
+						    {p1, 1, T0 + 9, odd, 1, 1, 0}};
 
 		assert_int_equal(store__put_buckets(f->s, bad, 2, NULL), -EINVAL);
 		assert_non_null(strstr(store__errmsg(f->s), "bucket row 1 has a count of 0"));
@@ -1005,8 +1008,8 @@ static void test_uncovered(void **state)
 				   1, &batch),
 		0);
 	for (int i = 0; i < 10; i++) {
-		rows[2 * i] = (struct store_bucket){node, 1000, T0 + i, stack_a, 5, 1};
-		rows[2 * i + 1] = (struct store_bucket){batch, 2000, T0 + i, stack_b, 2, 2};
+		rows[2 * i] = (struct store_bucket){node, 1000, T0 + i, stack_a, 5, 1, 0};
+		rows[2 * i + 1] = (struct store_bucket){batch, 2000, T0 + i, stack_b, 2, 2, 0};
 	}
 	assert_int_equal(store__put_buckets(f->s, rows, 20, NULL), 0);
 	/* the node process pushed a profile covering seconds 0..4 */
@@ -1046,7 +1049,7 @@ static void test_uncovered(void **state)
 	assert_int_equal(store__uncovered(f->s, T0 + 20, got_uncovered, &g), 0);
 	assert_int_equal(g.n, 1);
 	assert_int_equal(g.process_id[0], node);
-	rows[0] = (struct store_bucket){batch, 2000, T0 + 12, stack_b, 2, 5};
+	rows[0] = (struct store_bucket){batch, 2000, T0 + 12, stack_b, 2, 5, 0};
 	assert_int_equal(store__put_buckets(f->s, rows, 1, NULL), 0);
 	g = (struct got_uncovered){0};
 	assert_int_equal(store__uncovered(f->s, T0 + 20, got_uncovered, &g), 0);
@@ -1078,8 +1081,8 @@ static void test_uncovered_cpu_only(void **state)
 				   1, &heap),
 		0);
 	for (int i = 0; i < 10; i++) {
-		rows[2 * i] = (struct store_bucket){node, 1000, T0 + i, stack_a, 5, 1};
-		rows[2 * i + 1] = (struct store_bucket){heap, 3000, T0 + i, stack_b, 2, 2};
+		rows[2 * i] = (struct store_bucket){node, 1000, T0 + i, stack_a, 5, 1, 0};
+		rows[2 * i + 1] = (struct store_bucket){heap, 3000, T0 + i, stack_b, 2, 2, 0};
 	}
 	assert_int_equal(store__put_buckets(f->s, rows, 20, NULL), 0);
 	read_fixture("node-sdk-0.6.4/req3.pprof.gz", &fixture);
@@ -1338,7 +1341,7 @@ static void test_bound(void **state)
 
 			memcpy(fr[i], frames, sizeof(frames));
 			fr[i][2].offset = (uint64_t)(second * 1000 + i) % 5000; /* many stacks */
-			batch[i] = (struct store_bucket){proc, i, second, fr[i], 3, 1 + i % 3};
+			batch[i] = (struct store_bucket){proc, i, second, fr[i], 3, 1 + i % 3, 0};
 			samples += batch[i].count;
 		}
 		assert_int_equal(store__put_buckets(s, batch, 200, &dropped), 0);
@@ -1412,7 +1415,7 @@ static void test_bound(void **state)
 
 	/* eBPF buckets of a new drain while full: dropped and counted, no error */
 	{
-		struct store_bucket b = {proc, 1, second + 10, frames, 3, 5};
+		struct store_bucket b = {proc, 1, second + 10, frames, 3, 5, 0};
 		int64_t before;
 
 		assert_int_equal(store__stats(s, false, &st), 0);
@@ -1452,7 +1455,7 @@ static void test_bound_oldest_first(void **state)
 		for (int i = 0; i < 100; i++) {
 			fr[i][0] = (struct frame){FRAME_KERNEL, "k", "[kernel.kallsyms]", 0};
 			fr[i][1] = (struct frame){FRAME_NATIVE, "f", "/bin/y", (uint64_t)i};
-			batch[i] = (struct store_bucket){proc, i, second, fr[i], 2, 2};
+			batch[i] = (struct store_bucket){proc, i, second, fr[i], 2, 2, 0};
 		}
 		assert_int_equal(store__put_buckets(s, batch, 100, &dropped), 0);
 		assert_int_equal(dropped, 0);
@@ -1509,8 +1512,8 @@ static void test_retention(void **state)
 	{
 		/* buckets a day and a half old (stack_b only there) and fresh ones */
 		const struct store_bucket rows[] = {
-			{proc, 1, now / 1000000000 - day / 1000000000 - 3600, stack_b, 2, 4},
-			{proc, 1, now / 1000000000 - 10, stack_a, 5, 6},
+			{proc, 1, now / 1000000000 - day / 1000000000 - 3600, stack_b, 2, 4, 0},
+			{proc, 1, now / 1000000000 - 10, stack_a, 5, 6, 0},
 		};
 
 		assert_int_equal(store__put_buckets(f->s, rows, 2, NULL), 0);
@@ -1519,7 +1522,7 @@ static void test_retention(void **state)
 	other = reopen(f, NULL);
 	{
 		const struct store_bucket warm = {
-			proc, 2, now / 1000000000 - day / 1000000000 - 3600, stack_b, 2, 1};
+			proc, 2, now / 1000000000 - day / 1000000000 - 3600, stack_b, 2, 1, 0};
 
 		assert_int_equal(store__put_buckets(other, &warm, 1, NULL), 0);
 	}
@@ -1547,7 +1550,7 @@ static void test_retention(void **state)
 	/* the other connection's cached stack id is gone: it must store the
 	 * stack anew rather than point at a deleted row */
 	{
-		const struct store_bucket again = {proc, 3, now / 1000000000 - 5, stack_b, 2, 9};
+		const struct store_bucket again = {proc, 3, now / 1000000000 - 5, stack_b, 2, 9, 0};
 
 		assert_int_equal(store__put_buckets(other, &again, 1, NULL), 0);
 	}

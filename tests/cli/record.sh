@@ -89,13 +89,17 @@ raw_samples() {
 }
 
 # raw_pids NAME: the distinct pid labels of the samples, sorted (numeric
-# labels print on one line: pid:[P] tid:[T])
+# labels print on one line, by name: pid:[P] thread_pointer:[X] tid:[T])
 raw_pids() {
-	sed -n 's/^ *pid:\[\([0-9]*\)\] tid:\[[0-9]*\]$/\1/p' "$TMP/$1.raw" | sort -un
+	sed -n 's/^ *pid:\[\([0-9]*\)\]\( thread_pointer:\[[0-9]*\]\)\? tid:\[[0-9]*\]$/\1/p' "$TMP/$1.raw" | sort -un
 }
 # raw_tids NAME: the distinct tid labels of the samples, sorted
 raw_tids() {
-	sed -n 's/^ *pid:\[[0-9]*\] tid:\[\([0-9]*\)\]$/\1/p' "$TMP/$1.raw" | sort -un
+	sed -n 's/^ *pid:\[[0-9]*\]\( thread_pointer:\[[0-9]*\]\)\? tid:\[\([0-9]*\)\]$/\2/p' "$TMP/$1.raw" | sort -un
+}
+# raw_thread_pointers NAME: "tid thread_pointer" of the samples, distinct
+raw_thread_pointers() {
+	sed -n 's/^ *pid:\[[0-9]*\] thread_pointer:\[\([0-9]*\)\] tid:\[\([0-9]*\)\]$/\2 \1/p' "$TMP/$1.raw" | sort -u
 }
 
 # raw_mapping NAME REGEX: the mapping file of each location whose (first)
@@ -210,7 +214,7 @@ if [ -s "$TMP/cpu.pb.gz" ]; then
 	expect_eq "pid labels of the samples (--pid $CPU)" "$CPU" "$(raw_pids cpu | tr '\n' ' ' | sed 's/ $//')"
 	nsamples=$(awk '/^Samples:/ { s = 1; getline; next } /^Locations/ { s = 0 } s && $1 ~ /^[0-9]+:$/ { n++ } END { print n + 0 }' "$TMP/cpu.raw")
 	# string labels print on one line (comm:[x] pid:[y] if pid were one), numbers on their own
-	expect_eq "samples with numeric pid and tid labels" "$nsamples" "$(grep -Ec '^ *pid:\[[0-9]+\] tid:\[[0-9]+\]$' "$TMP/cpu.raw" || true)"
+	expect_eq "samples with numeric pid and tid labels" "$nsamples" "$(grep -Ec '^ *pid:\[[0-9]+\]( thread_pointer:\[[0-9]+\])? tid:\[[0-9]+\]$' "$TMP/cpu.raw" || true)"
 	expect_eq "samples with comm label cpu_split and runtime native" "$nsamples" \
 		"$(grep -Ec '^ *comm:\[cpu_split\] runtime:\[native\]$' "$TMP/cpu.raw" || true)"
 	expect_eq "the mapping of braid_work_hot" "$(readlink -f "$WORKLOAD_CPU_SPLIT")" \
@@ -240,6 +244,14 @@ if record_wait threads "$REC_PID"; then
 	*) fail "tid labels of a 2-thread process ($tids) lack the main thread's ($THR)" ;;
 	esac
 	[ "$(raw_tids threads | wc -l)" -ge 2 ] || fail "tid labels of a 2-thread process: only $tids"
+	# x86-64: each thread's pthread_self() (its fs base), one per thread and
+	# distinct; cli_python_sdk checks them against the Python SDK's thread ids
+	if [ "$(uname -m)" = x86_64 ]; then
+		tps=$(raw_thread_pointers threads)
+		echo "# tid and thread pointer: $(echo "$tps" | tr '\n' ',' | sed 's/,$//')"
+		expect_eq "threads with a thread pointer" "$(raw_tids threads | wc -l)" "$(echo "$tps" | awk 'NF == 2' | cut -d' ' -f1 | sort -u | wc -l)"
+		expect_eq "threads with one thread pointer each, distinct" "$(echo "$tps" | wc -l)" "$(echo "$tps" | cut -d' ' -f2 | sort -u | wc -l)"
+	fi
 fi
 stop_workload "$THR"
 
