@@ -174,6 +174,11 @@ static void print_summary(const struct config *cfg, const struct merger_process 
 		"braid: merge: pid %d (%s): %" PRId64 " samples, %" PRId64
 		" given SDK frames, %" PRId64 " kept their eBPF frames\n",
 		pr->pid, profile__runtime_name(pr->runtime), st->samples, st->spliced, kept);
+	if (st->thread_groups)
+		fprintf(stderr,
+			"braid: merge: %" PRId64 " threads named by both views: %" PRId64
+			" samples shared among their own thread's SDK stacks\n",
+			st->thread_groups, st->thread_samples);
 	if (!cfg->verbose)
 		return;
 	fprintf(stderr, "  %-8s %12s %12s %16s\n", "category", "eBPF", "kept", "SDK weight");

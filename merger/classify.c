@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "merger/merger.h"
+#include "merger/merger_int.h"
 
 /* Function names: `exact` ones are compared without GCC's clone suffixes
  * (".constprop.0", ".isra.0", ".part.0", ".cold", ...), `prefix` ones
@@ -54,6 +54,9 @@ struct runtime_rules {
 	 * the root-most pseudo-frames to leave out of a splice */
 	const struct sdk_pseudo *sdk_pseudo;
 	const char *const *sdk_root_skip;
+	/* the SDK's sample label naming a thread by its pthread_self(), as the
+	 * eBPF samples' thread_pointer does (docs/threads.md); NULL: none */
+	const char *sdk_thread_label;
 	/* eBPF frames that tell a process runs this runtime: names, and
 	 * prefixes of a module's base name */
 	struct name_set ident;
@@ -214,6 +217,9 @@ static struct runtime_rules rules[] = {
 		.guest = {.exact = python_guest_exact},
 		.jit_is_guest = true, /* -X perf trampolines, 3.13's JIT */
 		.gc = {.exact = python_gc_exact, .prefix = python_gc_prefix},
+		/* pyroscope-io's report_thread_id: py-spy's thread id, which is
+		 * threading.get_ident(), pthread_self() */
+		.sdk_thread_label = "thread_id",
 		.ident = {.exact = python_guest_exact, .prefix = python_ident_prefix},
 		.ident_module = python_ident_module,
 	},
@@ -497,6 +503,13 @@ enum merger_category merger__classify_sdk(enum runtime runtime, const char *cons
 				return p->category;
 	}
 	return c;
+}
+
+const char *merger_sdk_thread_label(enum runtime runtime)
+{
+	const struct runtime_rules *r = rules_of(runtime);
+
+	return r ? r->sdk_thread_label : NULL;
 }
 
 bool merger__can_splice(enum runtime r)

@@ -361,6 +361,7 @@ static int queue_profile(struct merger *m, const struct emission *e, struct merg
 		st->merged_profiles++;
 		st->samples_merged += m->samples;
 		st->samples_spliced += ss.spliced;
+		st->samples_by_thread += ss.thread_samples;
 	} else {
 		st->ebpf_profiles++;
 		st->samples_ebpf += m->samples;
@@ -876,6 +877,7 @@ int merger__run(struct merger *m, int64_t now_ns, bool final, struct merger_stat
 	m->total.samples_in += st.samples_in;
 	m->total.samples_merged += st.samples_merged;
 	m->total.samples_spliced += st.samples_spliced;
+	m->total.samples_by_thread += st.samples_by_thread;
 	m->total.samples_ebpf += st.samples_ebpf;
 	m->total.sdk_late += st.sdk_late;
 	m->total.sdk_unusable += st.sdk_unusable;

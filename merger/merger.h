@@ -125,6 +125,11 @@ struct merger_splice_stats {
 			   * category for: shared among its guest stacks */
 	double sdk_weight[MERGER_CAT_COUNT]; /* SDK weight per category */
 	int sdk_type;			     /* SDK sample type index used, -1 none */
+	/* threads both views name (the SDK's thread label, the eBPF samples'
+	 * thread pointer: docs/threads.md), and the eBPF samples shared among
+	 * their own thread's SDK stacks */
+	int64_t thread_groups;
+	int64_t thread_samples;
 };
 
 /* The SDK sample type whose values weigh SDK stacks: "cpu" when present,
@@ -330,10 +335,11 @@ struct merger_stats {
 	int64_t samples_in;				    /* eBPF samples read from buckets */
 	int64_t samples_merged;				    /* ... emitted in merged profiles */
 	int64_t samples_spliced;			    /* ... of which given SDK frames */
-	int64_t samples_ebpf;				    /* ... emitted in eBPF-only profiles */
-	int64_t sdk_late;	  /* SDK profiles whose range was already emitted */
-	int64_t sdk_unusable;	  /* CPU SDK profiles that failed to decode */
-	int64_t sdk_unattributed; /* CPU SDK profiles of no known process: passed only */
+	int64_t samples_by_thread; /* ... of which by their own thread's SDK stacks */
+	int64_t samples_ebpf;	   /* ... emitted in eBPF-only profiles */
+	int64_t sdk_late;	   /* SDK profiles whose range was already emitted */
+	int64_t sdk_unusable;	   /* CPU SDK profiles that failed to decode */
+	int64_t sdk_unattributed;  /* CPU SDK profiles of no known process: passed only */
 };
 
 /* One pass at now_ns:

@@ -23,9 +23,14 @@
  * stacks; a pool without weight on the SDK side lends the other one its
  * samples. Without it the crypto work under hashPassword is spread over
  * every JS function by its JS weight.
+ *
+ * Threads: where the SDK labels its samples with the threads the eBPF samples
+ * name too (threads.c), every category and pool is kept per thread, and a
+ * thread's eBPF samples are shared among its own SDK stacks; a pool that
+ * thread's SDK stacks leave empty falls back to the unmatched group's.
  */
 #define _GNU_SOURCE /* qsort_r */
-#include "merger/merger.h"
+#include "merger/merger_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -280,9 +285,11 @@ struct splice {
 	size_t n_entries, cap_entries;
 	uint32_t *pool; /* every entry's locations */
 	size_t n_pool, cap_pool;
-	struct category cats[N_POOLS];
+	struct category *cats; /* N_POOLS per thread group (threads.c) */
+	size_t n_groups;
+	struct merger_threads *threads;
 	struct merger_class *classes;
-	int *pool_of;		/* per eBPF stack: the pool sharing it */
+	size_t *pool_of;	/* per eBPF stack: the pool sharing it (index in cats) */
 	size_t *n_kernel;	/* per eBPF stack: its leading kernel frames */
 	uint32_t *locs, *stack; /* scratch */
 	size_t cap_locs, cap_stack;
@@ -372,6 +379,12 @@ static const char *sdk_name(const struct profile *sdk, uint32_t id)
 	return profile__str(sdk, f->name);
 }
 
+/* A pool of a thread group. */
+static struct category *cat_of(struct splice *sp, uint32_t group, int pool)
+{
+	return &sp->cats[(size_t)group * N_POOLS + (size_t)pool];
+}
+
 static int cat_add(struct category *c, size_t entry)
 {
 	int r = util__grow((void **)&c->entries, &c->cap, c->n + 1, sizeof(*c->entries));
@@ -395,13 +408,29 @@ static bool sdk_native_leaf(const struct profile *sdk, uint32_t id)
 	       (profile__strlen(sdk, f->system_name) || profile__strlen(sdk, f->name));
 }
 
-/* Reads the SDK profile: each stack with positive weight becomes an entry of
- * its category's pool. */
+/* One SDK stack's weight in one thread group. */
+struct stack_weight {
+	uint32_t stack, group;
+	int64_t weight;
+};
+
+static int cmp_stack_weight(const void *a, const void *b)
+{
+	const struct stack_weight *x = a, *y = b;
+
+	if (x->stack != y->stack)
+		return x->stack < y->stack ? -1 : 1;
+	return (x->group > y->group) - (x->group < y->group);
+}
+
+/* Reads the SDK profile: each (stack, thread group) with positive weight
+ * becomes an entry of its category's pool in that group. Samples of one
+ * stack and group that differ only by other labels add up. */
 static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 {
 	const struct profile *sdk = sp->in->sdk;
-	size_t n_stacks, n_samples;
-	int64_t *weight = NULL;
+	size_t n_stacks, n_samples, n_ws = 0;
+	struct stack_weight *ws = NULL;
 	int type, r = 0;
 
 	type = merger__sdk_weight_type(sdk);
@@ -410,36 +439,43 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 		return 0;
 	n_stacks = profile__n_stacks(sdk);
 	n_samples = profile__n_samples(sdk);
-	weight = calloc(n_stacks + 1, sizeof(*weight));
+	ws = malloc((n_samples + 1) * sizeof(*ws));
 	sp->n_sloc = profile__n_locations(sdk) + 1;
 	sp->n_sfunc = profile__n_functions(sdk) + 1;
 	sp->sloc_map = calloc(sp->n_sloc, sizeof(*sp->sloc_map));
 	sp->sfunc_map = calloc(sp->n_sfunc, sizeof(*sp->sfunc_map));
-	if (!weight || !sp->sloc_map || !sp->sfunc_map) {
+	if (!ws || !sp->sloc_map || !sp->sfunc_map) {
 		r = -ENOMEM;
 		goto cleanup;
 	}
-	/* one weight per stack: samples that differ only by labels add up */
 	for (size_t i = 0; i < n_samples; i++) {
 		struct profile_sample s = profile__sample(sdk, i);
 		int64_t v = s.values[type];
 
-		if (v <= 0 || s.stack > n_stacks)
+		if (v <= 0 || s.stack == 0 || s.stack > n_stacks)
 			continue;
-		if (__builtin_add_overflow(weight[s.stack], v, &weight[s.stack])) {
-			r = -EOVERFLOW;
-			goto cleanup;
-		}
+		ws[n_ws++] = (struct stack_weight){
+			.stack = s.stack,
+			.group = merger_threads__sdk_group(sp->threads, s.labels),
+			.weight = v,
+		};
 	}
-	for (uint32_t id = 1; id <= n_stacks; id++) {
+	/* by stack, then group: the entries' order, which breaks ties */
+	qsort(ws, n_ws, sizeof(*ws), cmp_stack_weight);
+	for (size_t i = 0, j; i < n_ws; i = j) {
+		uint32_t id = ws[i].stack, g = ws[i].group;
+		int64_t weight = 0;
 		const uint32_t *locs;
 		size_t depth, skip = 0, n;
 		enum merger_category c;
 		int pool;
 		struct sdk_entry *e;
 
-		if (weight[id] <= 0)
-			continue;
+		for (j = i; j < n_ws && ws[j].stack == id && ws[j].group == g; j++)
+			if (__builtin_add_overflow(weight, ws[j].weight, &weight)) {
+				r = -EOVERFLOW;
+				goto cleanup;
+			}
 		depth = profile__stack(sdk, id, &locs);
 		r = util__grow((void **)&sp->names, &sp->cap_names, depth + 1, sizeof(*sp->names));
 		if (r < 0)
@@ -462,21 +498,21 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 		if (r < 0)
 			goto cleanup;
 		e = &sp->entries[sp->n_entries];
-		*e = (struct sdk_entry){.locs_off = sp->n_pool, .n_locs = n, .weight = weight[id]};
+		*e = (struct sdk_entry){.locs_off = sp->n_pool, .n_locs = n, .weight = weight};
 		for (size_t k = 0; k < n; k++) {
 			r = sdk_location(sp, locs[k], &sp->pool[sp->n_pool + k]);
 			if (r < 0)
 				goto cleanup;
 		}
 		sp->n_pool += n;
-		r = cat_add(&sp->cats[pool], sp->n_entries++);
+		r = cat_add(cat_of(sp, g, pool), sp->n_entries++);
 		if (r < 0)
 			goto cleanup;
-		sp->cats[pool].weight += weight[id];
-		st->sdk_weight[c] += (double)weight[id];
+		cat_of(sp, g, pool)->weight += weight;
+		st->sdk_weight[c] += (double)weight;
 	}
 cleanup:
-	free(weight);
+	free(ws);
 	return r;
 }
 
@@ -654,6 +690,41 @@ static int emit_stack(struct splice *sp, size_t i, struct merger_splice_stats *s
 	return 0;
 }
 
+/* The pool of thread group g whose SDK stacks share eBPF stack i. GC and
+ * JIT compilation inside guest code have no SDK counterpart in some SDKs
+ * (V8's profiler and py-spy count them to the guest stack that caused them):
+ * there the guest stacks share them (*to_guest), and the GC or compiler
+ * frames stay leafward of the guest frames. */
+static int choose_pool(struct splice *sp, uint32_t g, size_t i, bool *to_guest)
+{
+	const struct merger_class *cl = &sp->classes[i];
+	const struct merger_ebpf_stack *es = &sp->in->stacks[i];
+	enum merger_category c = cl->category;
+	__int128 guest =
+		cat_of(sp, g, MERGER_CAT_GUEST)->weight + cat_of(sp, g, POOL_NATIVE_CALL)->weight;
+	int pool;
+
+	*to_guest = false;
+	if (cat_of(sp, g, c)->weight <= 0 && (c == MERGER_CAT_GC || c == MERGER_CAT_JIT) &&
+	    cl->region_begin < cl->region_end && guest > 0) {
+		c = MERGER_CAT_GUEST;
+		*to_guest = true;
+	}
+	pool = c;
+	if (pool == MERGER_CAT_GUEST && cat_of(sp, g, POOL_NATIVE_CALL)->weight > 0) {
+		bool native_call = false;
+
+		/* the native suffix (user frames leafward of the region) and the
+		 * region's leafmost frame, where the builtin that calls out sits */
+		for (size_t k = 0; k <= cl->region_begin && k < cl->region_end && !native_call; k++)
+			native_call = api_call_frame(es->frames[sp->n_kernel[i] + k].name);
+		if (native_call || cat_of(sp, g, MERGER_CAT_GUEST)->weight <= 0)
+			/* or the only guest weight there is */
+			pool = POOL_NATIVE_CALL;
+	}
+	return pool;
+}
+
 int merger__splice(const struct merger_splice_input *in, struct profile *out,
 		   struct merger_splice_stats *ret)
 {
@@ -699,53 +770,49 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 		if (sp.classes[i].broken)
 			st.broken += es->count;
 	}
+	r = merger_threads__new(in->runtime, in->stacks, in->n_stacks, in->sdk,
+				in->sdk ? merger__sdk_weight_type(in->sdk) : -1, &sp.threads);
+	if (r < 0)
+		goto cleanup;
+	sp.n_groups = merger_threads__n_groups(sp.threads);
+	sp.cats = calloc(sp.n_groups * N_POOLS, sizeof(*sp.cats));
+	if (!sp.cats) {
+		r = -ENOMEM;
+		goto cleanup;
+	}
+	st.thread_groups = (int64_t)sp.n_groups - 1;
 	if (in->sdk) {
 		r = sdk_prepare(&sp, &st);
 		if (r < 0)
 			goto cleanup;
 	}
-	/* The category whose SDK stacks share each eBPF stack. GC and JIT
-	 * compilation inside guest code have no SDK counterpart in some SDKs
-	 * (V8's profiler and py-spy count them to the guest stack that caused
-	 * them): there the guest stacks share them, and the GC or compiler
-	 * frames stay leafward of the guest frames. */
 	for (size_t i = 0; i < in->n_stacks; i++) {
-		struct merger_class *cl = &sp.classes[i];
-		enum merger_category c = cl->category;
+		uint32_t g = merger_threads__ebpf_group(sp.threads, i);
+		bool to_guest = false;
+		int pool = choose_pool(&sp, g, i, &to_guest);
 
-		__int128 guest =
-			sp.cats[MERGER_CAT_GUEST].weight + sp.cats[POOL_NATIVE_CALL].weight;
-		int pool;
-
-		if (sp.cats[c].weight <= 0 && (c == MERGER_CAT_GC || c == MERGER_CAT_JIT) &&
-		    cl->region_begin < cl->region_end && guest > 0) {
-			cl->category = MERGER_CAT_GUEST;
+		/* a pool the thread's own SDK stacks leave empty: the unmatched
+		 * threads' */
+		if (g && cat_of(&sp, g, pool)->weight <= 0) {
+			g = 0;
+			to_guest = false;
+			pool = choose_pool(&sp, g, i, &to_guest);
+		}
+		if (to_guest) {
+			sp.classes[i].category = MERGER_CAT_GUEST;
 			st.to_guest += in->stacks[i].count;
 		}
-		pool = cl->category;
-		if (pool == MERGER_CAT_GUEST && sp.cats[POOL_NATIVE_CALL].weight > 0) {
-			bool native_call = false;
-
-			/* the native suffix (user frames leafward of the region)
-			 * and the region's leafmost frame, where the builtin that
-			 * calls out sits */
-			for (size_t k = 0;
-			     k <= cl->region_begin && k < cl->region_end && !native_call; k++)
-				native_call = api_call_frame(
-					in->stacks[i].frames[sp.n_kernel[i] + k].name);
-			if (native_call || sp.cats[MERGER_CAT_GUEST].weight <= 0)
-				/* or the only guest weight there is */
-				pool = POOL_NATIVE_CALL;
-		}
-		sp.pool_of[i] = pool;
-		sp.cats[pool].ebpf += in->stacks[i].count;
+		if (g)
+			st.thread_samples += in->stacks[i].count;
+		sp.pool_of[i] = (size_t)g * N_POOLS + (size_t)pool;
+		sp.cats[sp.pool_of[i]].ebpf += in->stacks[i].count;
 	}
 	sp.touched = malloc((sp.n_entries + 1) * sizeof(*sp.touched));
 	if (!sp.touched) {
 		r = -ENOMEM;
 		goto cleanup;
 	}
-	for (int c = 0; c < N_POOLS; c++) {
+	for (size_t c = 0; c < sp.n_groups * N_POOLS; c++) {
 		r = apportion(&sp, &sp.cats[c]);
 		if (r < 0)
 			goto cleanup;
@@ -761,7 +828,7 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 	for (int c = 0; c < MERGER_CAT_COUNT; c++)
 		emitted += st.kept[c];
 	emitted += st.spliced;
-	for (int c = 0; c < N_POOLS; c++)
+	for (size_t c = 0; c < sp.n_groups * N_POOLS; c++)
 		if (sp.cats[c].n_heap)
 			r = -EPROTO;
 	if (r == 0 && emitted != st.samples)
@@ -769,10 +836,12 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 	if (r == 0 && ret)
 		*ret = st;
 cleanup:
-	for (int c = 0; c < N_POOLS; c++) {
+	for (size_t c = 0; sp.cats && c < sp.n_groups * N_POOLS; c++) {
 		free(sp.cats[c].entries);
 		free(sp.cats[c].heap);
 	}
+	free(sp.cats);
+	merger_threads__free(sp.threads);
 	free(sp.pool_of);
 	fcache_free(&sp.frames);
 	free(sp.sloc_map);

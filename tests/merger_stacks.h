@@ -116,8 +116,9 @@ static inline struct profile *sdk_new(bool cpu)
 	return p;
 }
 
-static inline void sdk_add(struct profile *p, const char *spec, int64_t samples, int64_t wall,
-			   int64_t cpu)
+/* sdk_add with a label set (0: none) on the sample. */
+static inline void sdk_add_labelled(struct profile *p, const char *spec, int64_t samples,
+				    int64_t wall, int64_t cpu, uint32_t label_set)
 {
 	uint32_t locs[64], stack;
 	size_t n = 0;
@@ -154,7 +155,13 @@ static inline void sdk_add(struct profile *p, const char *spec, int64_t samples,
 		locs[n - 1 - i] = t;
 	}
 	assert_int_equal(profile__add_stack(p, locs, n, &stack), 0);
-	assert_int_equal(profile__add_sample(p, stack, 0, values), 0);
+	assert_int_equal(profile__add_sample(p, stack, label_set, values), 0);
+}
+
+static inline void sdk_add(struct profile *p, const char *spec, int64_t samples, int64_t wall,
+			   int64_t cpu)
+{
+	sdk_add_labelled(p, spec, samples, wall, cpu, 0);
 }
 
 #endif

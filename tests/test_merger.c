@@ -102,12 +102,12 @@ static void in_add(struct input *in, const char *spec, int32_t tid, int64_t coun
 	in->n++;
 }
 
-static struct profile *splice(struct input *in, const struct profile *sdk,
-			      struct merger_splice_stats *st)
+static struct profile *splice_rt(struct input *in, const struct profile *sdk, enum runtime runtime,
+				 struct merger_splice_stats *st)
 {
 	struct profile *out = merger__new_profile(1, 0, 0);
 	struct merger_splice_input mi = {
-		.runtime = RUNTIME_NODE,
+		.runtime = runtime,
 		.pid = PID,
 		.stacks = in->e,
 		.n_stacks = in->n,
@@ -118,6 +118,12 @@ static struct profile *splice(struct input *in, const struct profile *sdk,
 	assert_non_null(out);
 	assert_int_equal(merger__splice(&mi, out, st), 0);
 	return out;
+}
+
+static struct profile *splice(struct input *in, const struct profile *sdk,
+			      struct merger_splice_stats *st)
+{
+	return splice_rt(in, sdk, RUNTIME_NODE, st);
 }
 
 /* Largest remainder, worked by hand: 10 samples, cpu weights 3:1 give
@@ -395,6 +401,106 @@ static void test_native_calls(void **state)
 	sdk_add(sdk, "main;handle;hashPassword;@run", 1, 1, 100);
 	out = splice(&in, sdk, &st);
 	assert_int_equal(st.spliced, 16);
+	profile__free(out);
+	profile__free(sdk);
+}
+
+/* The label set {thread_id: tp} (a string, as pyroscope-io writes it),
+ * plus route when not NULL. */
+static uint32_t thread_labels(struct profile *p, uint64_t tp, const char *route)
+{
+	struct profile_label l[2] = {{0}};
+	char v[24];
+	uint32_t set;
+
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)tp);
+	assert_int_equal(profile__intern_cstr(p, "thread_id", &l[0].key), 0);
+	assert_int_equal(profile__intern_cstr(p, v, &l[0].str), 0);
+	if (route) {
+		assert_int_equal(profile__intern_cstr(p, "route", &l[1].key), 0);
+		assert_int_equal(profile__intern_cstr(p, route, &l[1].str), 0);
+	}
+	assert_int_equal(profile__add_labels(p, l, route ? 2 : 1, &set), 0);
+	return set;
+}
+
+#define PY_ROOT	   "n:_start;n:Py_BytesMain;n:Py_RunMain;n:_PyEval_EvalFrameDefault"
+#define PY_THREAD  "n:__clone3;n:start_thread;n:thread_run;n:_PyEval_EvalFrameDefault"
+#define TP_MAIN	   0x7f0000001000ull
+#define TP_HASHER  0x7f0000002000ull
+#define TP_UNNAMED 0x7f0000003000ull /* a thread the SDK did not sample */
+#define TP_GONE	   0x7f0000004000ull /* one eBPF did not */
+
+/* Python threads: each thread's eBPF samples go to its own SDK stacks, by
+ * the SDK's thread_id and the samples' thread pointer. Without them, the
+ * hasher's OpenSSL time would be spread over the main thread's stacks too. */
+static void test_python_threads(void **state)
+{
+	static struct input in;
+	struct profile *sdk = sdk_new(true), *out;
+	struct merger_splice_stats st;
+	char *text;
+	(void)state;
+
+	memset(&in, 0, sizeof(in));
+	in_add(&in, PY_THREAD ";n:pbkdf2_hmac;n:PKCS5_PBKDF2_HMAC", PID + 1, 30);
+	in.e[in.n - 1].thread_pointer = TP_HASHER;
+	in_add(&in, PY_ROOT ";n:PyObject_Str", PID, 60);
+	in.e[in.n - 1].thread_pointer = TP_MAIN;
+	in_add(&in, PY_THREAD, PID + 2, 5);
+	in.e[in.n - 1].thread_pointer = TP_UNNAMED;
+	/* the main thread weighs 6 times the hasher on the SDK side: shared by
+	 * weight alone, 26 of the 30 OpenSSL samples would go to render_page */
+	sdk_add_labelled(sdk, "main;render_page", 1, 1, 600, thread_labels(sdk, TP_MAIN, "/a"));
+	sdk_add_labelled(sdk, "main;render_page", 1, 1, 100, thread_labels(sdk, TP_MAIN, "/b"));
+	sdk_add_labelled(sdk, "hasher;hash_password", 1, 1, 100,
+			 thread_labels(sdk, TP_HASHER, NULL));
+	sdk_add_labelled(sdk, "poller;poll", 1, 1, 50, thread_labels(sdk, TP_GONE, NULL));
+	out = splice_rt(&in, sdk, RUNTIME_PYTHON, &st);
+	text = folded(out);
+	assert_int_equal(st.samples, 95);
+	assert_int_equal(st.spliced, 95);
+	assert_int_equal(st.thread_groups, 2);
+	assert_int_equal(st.thread_samples, 90);
+	assert_int_equal(SUM(text, "./app.js:hash_password:1;", "PKCS5_PBKDF2_HMAC"), 30);
+	assert_int_equal(SUM(text, "./app.js:render_page:1;", "PyObject_Str"), 60);
+	assert_int_equal(SUM(text, "PKCS5_PBKDF2_HMAC"), 30);
+	/* unmatched threads share among the unmatched SDK stacks */
+	assert_int_equal(SUM(text, "./app.js:poll:1"), 5);
+	assert_int_equal(total_of(out), 95);
+	free(text);
+	profile__free(out);
+
+	/* the same SDK profile without a thread label: by weight alone */
+	profile__free(sdk);
+	sdk = sdk_new(true);
+	sdk_add(sdk, "main;render_page", 1, 1, 700);
+	sdk_add(sdk, "hasher;hash_password", 1, 1, 100);
+	sdk_add(sdk, "poller;poll", 1, 1, 50);
+	out = splice_rt(&in, sdk, RUNTIME_PYTHON, &st);
+	text = folded(out);
+	assert_int_equal(st.thread_groups, 0);
+	assert_int_equal(st.thread_samples, 0);
+	assert_int_equal(SUM(text, "./app.js:hash_password:1"), 11); /* 95 * 100 / 850 */
+	assert_true(SUM(text, "./app.js:render_page:1;", "PKCS5_PBKDF2_HMAC") > 20);
+	free(text);
+	profile__free(out);
+
+	/* a thread the SDK names whose every sample eBPF saw elsewhere: the
+	 * hasher's samples go to the unmatched group, which has no weight
+	 * either (all of the SDK's threads matched), and keep their frames */
+	profile__free(sdk);
+	sdk = sdk_new(true);
+	sdk_add_labelled(sdk, "main;render_page", 1, 1, 700, thread_labels(sdk, TP_MAIN, NULL));
+	out = splice_rt(&in, sdk, RUNTIME_PYTHON, &st);
+	text = folded(out);
+	assert_int_equal(st.thread_groups, 1);
+	assert_int_equal(st.thread_samples, 60);
+	assert_int_equal(st.spliced, 60);
+	assert_int_equal(st.kept[MERGER_CAT_GUEST], 35);
+	assert_int_equal(SUM(text, "./app.js:render_page:1;", "PKCS5_PBKDF2_HMAC"), 0);
+	assert_int_equal(SUM(text, "thread_run;_PyEval_EvalFrameDefault;pbkdf2_hmac"), 30);
+	free(text);
 	profile__free(out);
 	profile__free(sdk);
 }
@@ -937,6 +1043,7 @@ int main(void)
 		cmocka_unit_test(test_category_without_sdk_weight),
 		cmocka_unit_test(test_gc_without_sdk_gc),
 		cmocka_unit_test(test_native_calls),
+		cmocka_unit_test(test_python_threads),
 		cmocka_unit_test(test_broken_stack),
 		cmocka_unit_test(test_conservation_random),
 		cmocka_unit_test(test_real_sdk_fixture),
