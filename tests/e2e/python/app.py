@@ -1,14 +1,24 @@
 """A Python app with the real Pyroscope SDK (pyroscope-io), for the tests.
 
-Two threads hash with hashlib.pbkdf2_hmac (OpenSSL, the GIL released) for
-RUN_SECONDS, each under its own route tag; the SDK pushes to
-PYROSCOPE_SERVER_ADDRESS as PYROSCOPE_APPLICATION_NAME, with the pid and
-thread labels. Prints "pid N" first, then shuts the SDK down (its last push).
-GIL_ONLY=0 makes the SDK sample threads without the GIL too.
+The SDK pushes to PYROSCOPE_SERVER_ADDRESS as PYROSCOPE_APPLICATION_NAME,
+every UPLOAD_INTERVAL seconds (default 10), with the pid and thread labels.
+GIL_ONLY=0 makes it sample threads without the GIL too. For RUN_SECONDS:
+
+  MODE=hash (default)  two threads hash with hashlib.pbkdf2_hmac (OpenSSL, the
+                       GIL released), each under its own route tag;
+  MODE=agent           a "hasher" thread hashes in hash_password (route
+                       /login) while the main thread alternates pure Python
+                       (render_report) and file writes (write_audit: os.pwrite,
+                       the kernel's write) under route /report.
+
+Prints "pid N" first, then "thread NAME IDENT" for each working thread
+(threading.get_ident(): what the SDK's thread_id label carries), then shuts
+the SDK down (its last push).
 """
 import hashlib
 import os
 import sys
+import tempfile
 import threading
 import time
 
@@ -22,20 +32,67 @@ pyroscope.configure(
     report_thread_id=True,
     report_thread_name=True,
     gil_only=os.environ.get("GIL_ONLY", "1") != "0",
+    upload_interval=int(os.environ.get("UPLOAD_INTERVAL", "10")),
     tags={"region": "test"},
 )
 end = time.time() + float(os.environ.get("RUN_SECONDS", "12"))
 
 
+def announce():
+    t = threading.current_thread()
+    print("thread", t.name, threading.get_ident(), flush=True)
+
+
 def work(route):
+    announce()
     with pyroscope.tag_wrapper({"route": route}):
         while time.time() < end:
             hashlib.pbkdf2_hmac("sha256", b"password", b"salt", 2000)
 
 
-worker = threading.Thread(target=work, args=("/other",), name="worker-1")
-worker.start()
-work("/login")
+def hash_password():
+    return hashlib.pbkdf2_hmac("sha256", b"password", b"salt", 3000)
+
+
+def hasher():
+    announce()
+    with pyroscope.tag_wrapper({"route": "/login"}):
+        while time.time() < end:
+            hash_password()
+
+
+def render_report():
+    n = 0
+    for i in range(20000):
+        n += len(str(i * 7))
+    return n
+
+
+def write_audit(fd, block):
+    for _ in range(8):
+        os.pwrite(fd, block, 0)
+
+
+def report():
+    announce()
+    fd, path = tempfile.mkstemp(prefix="braid-audit-")
+    os.unlink(path)
+    block = b"a" * (1 << 20)
+    with pyroscope.tag_wrapper({"route": "/report"}):
+        while time.time() < end:
+            render_report()
+            write_audit(fd, block)
+    os.close(fd)
+
+
+if os.environ.get("MODE", "hash") == "agent":
+    worker = threading.Thread(target=hasher, name="hasher")
+    worker.start()
+    report()
+else:
+    worker = threading.Thread(target=work, args=("/other",), name="worker-1")
+    worker.start()
+    work("/login")
 worker.join()
 pyroscope.shutdown()
 sys.exit(0)
