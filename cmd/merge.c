@@ -174,6 +174,11 @@ static void print_summary(const struct config *cfg, const struct merger_process 
 		"braid: merge: pid %d (%s): %" PRId64 " samples, %" PRId64
 		" given SDK frames, %" PRId64 " kept their eBPF frames\n",
 		pr->pid, profile__runtime_name(pr->runtime), st->samples, st->spliced, kept);
+	if (st->native_call_samples)
+		fprintf(stderr,
+			"braid: merge: %" PRId64 " samples in %" PRId64
+			" native functions shared among the SDK stacks whose line calls them\n",
+			st->native_call_samples, st->native_calls);
 	if (st->thread_groups)
 		fprintf(stderr,
 			"braid: merge: %" PRId64 " threads named by both views: %" PRId64
@@ -260,8 +265,13 @@ int cmd_merge(int argc, char **argv)
 		if (p != pr && !cfg.all)
 			continue;
 		r = profile__add_labels(out, &pid_label, 1, &in.labels);
+		/* the SDK's Python lines: under the process's root while it
+		 * runs, else as braid sees the files */
+		if (r == 0 && in.sdk)
+			r = merger__source_new(p->pid, &in.source);
 		if (r == 0)
 			r = merger__splice(&in, out, p == pr ? &st : NULL);
+		merger__source_free(in.source);
 		if (r < 0) {
 			cmd_error("merge: splicing pid %d: %s", p->pid, strerror(-r));
 			goto cleanup;

@@ -57,6 +57,8 @@ struct runtime_rules {
 	/* the SDK's sample label naming a thread by its pthread_self(), as the
 	 * eBPF samples' thread_pointer does (docs/threads.md); NULL: none */
 	const char *sdk_thread_label;
+	/* the SDK's leaf frame is the guest line that called native code */
+	bool sdk_line_calls;
 	/* eBPF frames that tell a process runs this runtime: names, and
 	 * prefixes of a module's base name */
 	struct name_set ident;
@@ -220,6 +222,8 @@ static struct runtime_rules rules[] = {
 		/* pyroscope-io's report_thread_id: py-spy's thread id, which is
 		 * threading.get_ident(), pthread_self() */
 		.sdk_thread_label = "thread_id",
+		/* py-spy's leaf: the line of the last instruction, the call */
+		.sdk_line_calls = true,
 		.ident = {.exact = python_guest_exact, .prefix = python_ident_prefix},
 		.ident_module = python_ident_module,
 	},
@@ -510,6 +514,13 @@ const char *merger_sdk_thread_label(enum runtime runtime)
 	const struct runtime_rules *r = rules_of(runtime);
 
 	return r ? r->sdk_thread_label : NULL;
+}
+
+bool merger_sdk_line_calls(enum runtime runtime)
+{
+	const struct runtime_rules *r = rules_of(runtime);
+
+	return r && r->sdk_line_calls;
 }
 
 bool merger__can_splice(enum runtime r)

@@ -317,6 +317,12 @@ static int queue_profile(struct merger *m, const struct emission *e, struct merg
 		r = -ENOMEM;
 		goto cleanup;
 	}
+	/* the SDK's Python lines, read under the process's root */
+	if (e->sdk) {
+		r = merger__source_new(e->proc->pid, &in.source);
+		if (r < 0)
+			goto cleanup;
+	}
 	r = merger__splice(&in, out, &ss);
 	if (r < 0) {
 		r = fail(m, r, "splicing pid %d [%" PRId64 ", %" PRId64 "): %s", e->proc->pid,
@@ -362,11 +368,13 @@ static int queue_profile(struct merger *m, const struct emission *e, struct merg
 		st->samples_merged += m->samples;
 		st->samples_spliced += ss.spliced;
 		st->samples_by_thread += ss.thread_samples;
+		st->samples_native_calls += ss.native_call_samples;
 	} else {
 		st->ebpf_profiles++;
 		st->samples_ebpf += m->samples;
 	}
 cleanup:
+	merger__source_free(in.source);
 	profile__free(out);
 	dynbuf__free(&pprof);
 	dynbuf__free(&series);
@@ -878,6 +886,7 @@ int merger__run(struct merger *m, int64_t now_ns, bool final, struct merger_stat
 	m->total.samples_merged += st.samples_merged;
 	m->total.samples_spliced += st.samples_spliced;
 	m->total.samples_by_thread += st.samples_by_thread;
+	m->total.samples_native_calls += st.samples_native_calls;
 	m->total.samples_ebpf += st.samples_ebpf;
 	m->total.sdk_late += st.sdk_late;
 	m->total.sdk_unusable += st.sdk_unusable;

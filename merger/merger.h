@@ -104,14 +104,23 @@ struct merger_ebpf_stack {
 	int64_t count;
 };
 
+/* The source lines of the files an SDK's frames name (source.c): the Python
+ * files under process pid's root and working directory (pid <= 0, or a
+ * process gone: this process's). The splice reads the line each SDK stack ends on to tell
+ * which stacks called which native function (docs/merger.md). */
+struct merger_source;
+int merger__source_new(int32_t pid, struct merger_source **ret);
+void merger__source_free(struct merger_source *s);
+
 struct merger_splice_input {
 	enum runtime runtime;
 	int32_t pid; /* host PID: the main thread's tid */
 	const struct merger_ebpf_stack *stacks;
 	size_t n_stacks;
-	const struct profile *sdk; /* NULL: no SDK data, every stack keeps its frames */
-	int64_t period;		   /* ns per eBPF sample: values are count * period */
-	uint32_t labels;	   /* label set id in `out` for every sample, 0 = none */
+	const struct profile *sdk;    /* NULL: no SDK data, every stack keeps its frames */
+	int64_t period;		      /* ns per eBPF sample: values are count * period */
+	uint32_t labels;	      /* label set id in `out` for every sample, 0 = none */
+	struct merger_source *source; /* NULL: no source lines read */
 };
 
 struct merger_splice_stats {
@@ -130,6 +139,10 @@ struct merger_splice_stats {
 	 * their own thread's SDK stacks */
 	int64_t thread_groups;
 	int64_t thread_samples;
+	/* native functions an SDK stack's line calls by name, and the eBPF
+	 * samples in them shared among those stacks only */
+	int64_t native_calls;
+	int64_t native_call_samples;
 };
 
 /* The SDK sample type whose values weigh SDK stacks: "cpu" when present,
@@ -335,11 +348,13 @@ struct merger_stats {
 	int64_t samples_in;				    /* eBPF samples read from buckets */
 	int64_t samples_merged;				    /* ... emitted in merged profiles */
 	int64_t samples_spliced;			    /* ... of which given SDK frames */
-	int64_t samples_by_thread; /* ... of which by their own thread's SDK stacks */
-	int64_t samples_ebpf;	   /* ... emitted in eBPF-only profiles */
-	int64_t sdk_late;	   /* SDK profiles whose range was already emitted */
-	int64_t sdk_unusable;	   /* CPU SDK profiles that failed to decode */
-	int64_t sdk_unattributed;  /* CPU SDK profiles of no known process: passed only */
+	int64_t samples_by_thread;    /* ... of which by their own thread's SDK stacks */
+	int64_t samples_native_calls; /* ... of which by the SDK lines calling their
+				       * native function by name */
+	int64_t samples_ebpf;	      /* ... emitted in eBPF-only profiles */
+	int64_t sdk_late;	      /* SDK profiles whose range was already emitted */
+	int64_t sdk_unusable;	      /* CPU SDK profiles that failed to decode */
+	int64_t sdk_unattributed;     /* CPU SDK profiles of no known process: passed only */
 };
 
 /* One pass at now_ns:

@@ -12,6 +12,9 @@
  * (pyroscope-io's thread_id); NULL else. classify.c keeps it with the
  * runtime's other rules. */
 const char *merger_sdk_thread_label(enum runtime runtime);
+/* Whether the runtime's SDK stacks end at the guest line that called into
+ * native code (py-spy's), so that the line's text says what it called. */
+bool merger_sdk_line_calls(enum runtime runtime);
 
 /* ---- thread groups (threads.c) ------------------------------------------- */
 
@@ -35,5 +38,34 @@ size_t merger_threads__n_groups(const struct merger_threads *t);
 uint32_t merger_threads__ebpf_group(const struct merger_threads *t, size_t i);
 /* The group of an SDK sample, by its label set. */
 uint32_t merger_threads__sdk_group(const struct merger_threads *t, uint32_t label_set);
+
+/* ---- native calls by name (calls.c) ---------------------------------------- */
+
+/* Which native function an SDK stack's line calls, by name. */
+#define MERGER_MAX_NATIVE_CALLS 32 /* keys: distinct native functions matched */
+struct merger_calls;
+int merger_calls__new(struct merger_calls **ret);
+void merger_calls__free(struct merger_calls *c);
+/* The names a line of Python calls ("name(" and "x.name(", 3 characters or
+ * more, outside strings and comments) as a list id (0: none). -ENOMEM. */
+int merger_calls__add_line(struct merger_calls *c, const char *line, uint32_t *ret);
+/* The key of the first native function, from the interpreter region
+ * leafward, whose name stands for a name some line calls ("os_pwrite" and
+ * "os_pwrite_impl" for "pwrite"; "builtin_len" for "len"; "PyObject_Str"
+ * for "str"), a new key when first seen; -1 none. user: an eBPF stack's
+ * user frames, leaf first; region_begin: where its region starts. */
+int merger_calls__key_of_stack(struct merger_calls *c, const struct frame *user,
+			       size_t region_begin);
+size_t merger_calls__n_keys(const struct merger_calls *c);
+/* Whether line list `list` calls key's name. */
+bool merger_calls__calls(const struct merger_calls *c, uint32_t list, int key);
+const char *merger_calls__key_name(const struct merger_calls *c, int key);
+
+/* ---- source lines (source.c) --------------------------------------------- */
+
+/* The text of line `line` (from 1) of `filename`, without its line break,
+ * valid until the next call; NULL when the file is not a readable regular
+ * *.py file of at most 4 MiB, or has no such line. */
+const char *merger_source__line(struct merger_source *s, const char *filename, int64_t line);
 
 #endif

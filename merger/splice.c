@@ -261,9 +261,12 @@ static bool api_call_frame(const char *name)
 struct sdk_entry {
 	size_t locs_off, n_locs;
 	int64_t weight;
-	int64_t quota; /* slots of its category's eBPF samples */
-	int64_t given; /* slots handed out so far */
-	int64_t got;   /* slots taken by the current eBPF stack */
+	int64_t quota;	/* slots of its category's eBPF samples */
+	int64_t given;	/* slots handed out so far */
+	int64_t got;	/* slots taken by the current eBPF stack */
+	uint32_t group; /* its thread group (threads.c) */
+	int pool;	/* its pool in the group: a category, POOL_NATIVE_CALL */
+	uint32_t calls; /* what its line calls by name (calls.c), 0: nothing known */
 };
 
 struct category {
@@ -285,8 +288,10 @@ struct splice {
 	size_t n_entries, cap_entries;
 	uint32_t *pool; /* every entry's locations */
 	size_t n_pool, cap_pool;
-	struct category *cats; /* N_POOLS per thread group (threads.c) */
-	size_t n_groups;
+	struct category *cats;	    /* `stride` pools per thread group (threads.c) */
+	size_t n_groups, stride;    /* stride: N_POOLS + a pool per native call key */
+	struct merger_calls *calls; /* native calls by name (calls.c), NULL: none */
+	int *stack_key;		    /* per eBPF stack: its native call key, -1 none */
 	struct merger_threads *threads;
 	struct merger_class *classes;
 	size_t *pool_of;	/* per eBPF stack: the pool sharing it (index in cats) */
@@ -382,7 +387,7 @@ static const char *sdk_name(const struct profile *sdk, uint32_t id)
 /* A pool of a thread group. */
 static struct category *cat_of(struct splice *sp, uint32_t group, int pool)
 {
-	return &sp->cats[(size_t)group * N_POOLS + (size_t)pool];
+	return &sp->cats[(size_t)group * sp->stride + (size_t)pool];
 }
 
 static int cat_add(struct category *c, size_t entry)
@@ -406,6 +411,28 @@ static bool sdk_native_leaf(const struct profile *sdk, uint32_t id)
 	f = profile__function(sdk, l.lines[0].function);
 	return f && profile__strlen(sdk, f->filename) == 0 &&
 	       (profile__strlen(sdk, f->system_name) || profile__strlen(sdk, f->name));
+}
+
+/* What the line of SDK location id calls by name (calls.c), when its file
+ * can be read: *ret 0 else. */
+static int sdk_line_calls(struct splice *sp, uint32_t id, uint32_t *ret)
+{
+	const struct profile *sdk = sp->in->sdk;
+	const struct profile_function *f;
+	struct profile_location l;
+	char file[4096];
+	size_t len;
+
+	*ret = 0;
+	if (profile__location(sdk, id, &l) < 0 || !l.n_lines || l.lines[0].line <= 0)
+		return 0;
+	f = profile__function(sdk, l.lines[0].function);
+	if (!f || !(len = profile__strlen(sdk, f->filename)) || len >= sizeof(file))
+		return 0;
+	memcpy(file, profile__str(sdk, f->filename), len);
+	file[len] = '\0';
+	return merger_calls__add_line(
+		sp->calls, merger_source__line(sp->in->source, file, l.lines[0].line), ret);
 }
 
 /* One SDK stack's weight in one thread group. */
@@ -505,15 +532,94 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 				goto cleanup;
 		}
 		sp->n_pool += n;
-		r = cat_add(cat_of(sp, g, pool), sp->n_entries++);
-		if (r < 0)
-			goto cleanup;
-		cat_of(sp, g, pool)->weight += weight;
+		e->group = g;
+		e->pool = pool;
+		if (pool == MERGER_CAT_GUEST && sp->calls && n) {
+			r = sdk_line_calls(sp, locs[0], &e->calls);
+			if (r < 0)
+				goto cleanup;
+		}
+		sp->n_entries++;
 		st->sdk_weight[c] += (double)weight;
 	}
 cleanup:
 	free(ws);
 	return r;
+}
+
+/* Puts every SDK entry into its group's pool, and a copy of each guest entry
+ * whose line calls a native call key's name into that key's pool. */
+static int place_entries(struct splice *sp)
+{
+	size_t n0 = sp->n_entries;
+	int r;
+
+	for (size_t i = 0; i < n0; i++) {
+		struct sdk_entry *e = &sp->entries[i];
+		struct category *c = cat_of(sp, e->group, e->pool);
+
+		r = cat_add(c, i);
+		if (r < 0)
+			return r;
+		c->weight += e->weight;
+		if (!e->calls)
+			continue;
+		for (size_t k = 0; k < merger_calls__n_keys(sp->calls); k++) {
+			if (!merger_calls__calls(sp->calls, sp->entries[i].calls, (int)k))
+				continue;
+			r = util__grow((void **)&sp->entries, &sp->cap_entries, sp->n_entries + 1,
+				       sizeof(*sp->entries));
+			if (r < 0)
+				return r;
+			sp->entries[sp->n_entries] = sp->entries[i];
+			sp->entries[sp->n_entries].pool = N_POOLS + (int)k;
+			c = cat_of(sp, sp->entries[i].group, N_POOLS + (int)k);
+			r = cat_add(c, sp->n_entries);
+			if (r < 0)
+				return r;
+			c->weight += sp->entries[i].weight;
+			sp->n_entries++;
+		}
+	}
+	return 0;
+}
+
+/* Takes the guest entries whose line calls a native function that got eBPF
+ * samples out of their group's general guest pool: their weight is the time
+ * in that call, which the call's pool now holds. Not when that would leave
+ * the general pool's eBPF samples without any weight. */
+static void move_entries(struct splice *sp, struct merger_splice_stats *st)
+{
+	for (uint32_t g = 0; g < sp->n_groups; g++) {
+		struct category *c = cat_of(sp, g, MERGER_CAT_GUEST);
+		__int128 moved = 0;
+		size_t n = 0;
+
+		for (size_t k = N_POOLS; k < sp->stride; k++)
+			if (cat_of(sp, g, (int)k)->ebpf > 0)
+				st->native_calls++;
+		for (int pass = 0; pass < 2; pass++) {
+			for (size_t j = 0; j < c->n; j++) {
+				const struct sdk_entry *e = &sp->entries[c->entries[j]];
+				bool out = false;
+
+				for (size_t k = N_POOLS; e->calls && k < sp->stride && !out; k++)
+					out = cat_of(sp, g, (int)k)->ebpf > 0 &&
+					      merger_calls__calls(sp->calls, e->calls,
+								  (int)(k - N_POOLS));
+				if (pass == 0 && out)
+					moved += e->weight;
+				else if (pass == 1 && !out)
+					c->entries[n++] = c->entries[j];
+			}
+			if (pass == 0 && (moved == 0 || (c->ebpf > 0 && c->weight - moved <= 0)))
+				break;
+			if (pass == 1) {
+				c->n = n;
+				c->weight -= moved;
+			}
+		}
+	}
 }
 
 /* ---- apportioning ------------------------------------------------------------ */
@@ -775,17 +881,42 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 	if (r < 0)
 		goto cleanup;
 	sp.n_groups = merger_threads__n_groups(sp.threads);
-	sp.cats = calloc(sp.n_groups * N_POOLS, sizeof(*sp.cats));
-	if (!sp.cats) {
-		r = -ENOMEM;
-		goto cleanup;
-	}
 	st.thread_groups = (int64_t)sp.n_groups - 1;
+	if (in->sdk && in->source && merger_sdk_line_calls(in->runtime)) {
+		r = merger_calls__new(&sp.calls);
+		if (r < 0)
+			goto cleanup;
+	}
 	if (in->sdk) {
 		r = sdk_prepare(&sp, &st);
 		if (r < 0)
 			goto cleanup;
 	}
+	/* the native call each guest stack's suffix makes by a name some SDK
+	 * line calls: a pool of its own per key */
+	sp.stack_key = malloc((in->n_stacks + 1) * sizeof(*sp.stack_key));
+	if (!sp.stack_key) {
+		r = -ENOMEM;
+		goto cleanup;
+	}
+	for (size_t i = 0; i < in->n_stacks; i++) {
+		const struct merger_class *cl = &sp.classes[i];
+
+		sp.stack_key[i] = -1;
+		if (sp.calls && cl->category == MERGER_CAT_GUEST &&
+		    cl->region_begin < cl->region_end)
+			sp.stack_key[i] = merger_calls__key_of_stack(
+				sp.calls, in->stacks[i].frames + sp.n_kernel[i], cl->region_begin);
+	}
+	sp.stride = N_POOLS + merger_calls__n_keys(sp.calls);
+	sp.cats = calloc(sp.n_groups * sp.stride, sizeof(*sp.cats));
+	if (!sp.cats) {
+		r = -ENOMEM;
+		goto cleanup;
+	}
+	r = place_entries(&sp);
+	if (r < 0)
+		goto cleanup;
 	for (size_t i = 0; i < in->n_stacks; i++) {
 		uint32_t g = merger_threads__ebpf_group(sp.threads, i);
 		bool to_guest = false;
@@ -802,17 +933,25 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 			sp.classes[i].category = MERGER_CAT_GUEST;
 			st.to_guest += in->stacks[i].count;
 		}
+		/* a native call some of the group's SDK lines make by name */
+		if (pool == MERGER_CAT_GUEST && !to_guest && sp.stack_key[i] >= 0 &&
+		    cat_of(&sp, g, N_POOLS + sp.stack_key[i])->weight > 0) {
+			pool = N_POOLS + sp.stack_key[i];
+			st.native_call_samples += in->stacks[i].count;
+		}
 		if (g)
 			st.thread_samples += in->stacks[i].count;
-		sp.pool_of[i] = (size_t)g * N_POOLS + (size_t)pool;
+		sp.pool_of[i] = (size_t)g * sp.stride + (size_t)pool;
 		sp.cats[sp.pool_of[i]].ebpf += in->stacks[i].count;
 	}
+	if (sp.calls)
+		move_entries(&sp, &st);
 	sp.touched = malloc((sp.n_entries + 1) * sizeof(*sp.touched));
 	if (!sp.touched) {
 		r = -ENOMEM;
 		goto cleanup;
 	}
-	for (size_t c = 0; c < sp.n_groups * N_POOLS; c++) {
+	for (size_t c = 0; c < sp.n_groups * sp.stride; c++) {
 		r = apportion(&sp, &sp.cats[c]);
 		if (r < 0)
 			goto cleanup;
@@ -828,7 +967,7 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 	for (int c = 0; c < MERGER_CAT_COUNT; c++)
 		emitted += st.kept[c];
 	emitted += st.spliced;
-	for (size_t c = 0; c < sp.n_groups * N_POOLS; c++)
+	for (size_t c = 0; c < sp.n_groups * sp.stride; c++)
 		if (sp.cats[c].n_heap)
 			r = -EPROTO;
 	if (r == 0 && emitted != st.samples)
@@ -836,12 +975,14 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 	if (r == 0 && ret)
 		*ret = st;
 cleanup:
-	for (size_t c = 0; sp.cats && c < sp.n_groups * N_POOLS; c++) {
+	for (size_t c = 0; sp.cats && c < sp.n_groups * sp.stride; c++) {
 		free(sp.cats[c].entries);
 		free(sp.cats[c].heap);
 	}
 	free(sp.cats);
 	merger_threads__free(sp.threads);
+	merger_calls__free(sp.calls);
+	free(sp.stack_key);
 	free(sp.pool_of);
 	fcache_free(&sp.frames);
 	free(sp.sloc_map);

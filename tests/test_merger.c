@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "merger/merger.h"
 
@@ -503,6 +504,132 @@ static void test_python_threads(void **state)
 	free(text);
 	profile__free(out);
 	profile__free(sdk);
+}
+
+/* A py-spy-like SDK stack: "name:LINE;name:LINE" root first, in file path,
+ * with cpu weight (and samples 1, wall = cpu). */
+static void sdk_add_py(struct profile *p, const char *path, const char *spec, int64_t cpu)
+{
+	uint32_t locs[32], stack;
+	size_t n = 0;
+	int64_t values[3] = {1, cpu, cpu};
+	char buf[512], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", spec);
+	for (char *t = strtok_r(buf, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+		struct profile_function f = {0};
+		struct profile_line line = {0};
+		struct profile_location l = {.n_lines = 1, .lines = &line};
+		char *colon = strchr(t, ':');
+
+		assert_non_null(colon);
+		*colon = '\0';
+		assert_int_equal(profile__intern_cstr(p, t, &f.name), 0);
+		assert_int_equal(profile__intern_cstr(p, path, &f.filename), 0);
+		assert_int_equal(profile__add_function(p, &f, &line.function), 0);
+		line.line = strtoll(colon + 1, NULL, 10);
+		assert_int_equal(profile__add_location(p, &l, &locs[n++]), 0);
+	}
+	for (size_t i = 0; i < n / 2; i++) {
+		uint32_t t = locs[i];
+
+		locs[i] = locs[n - 1 - i];
+		locs[n - 1 - i] = t;
+	}
+	assert_int_equal(profile__add_stack(p, locs, n, &stack), 0);
+	assert_int_equal(profile__add_sample(p, stack, 0, values), 0);
+}
+
+static struct profile *splice_py(struct input *in, const struct profile *sdk,
+				 struct merger_splice_stats *st)
+{
+	struct profile *out = merger__new_profile(1, 0, 0);
+	struct merger_splice_input mi = {
+		.runtime = RUNTIME_PYTHON,
+		.pid = PID,
+		.stacks = in->e,
+		.n_stacks = in->n,
+		.sdk = sdk,
+		.period = 1,
+	};
+
+	assert_non_null(out);
+	assert_int_equal(merger__source_new(0, &mi.source), 0);
+	assert_int_equal(merger__splice(&mi, out, st), 0);
+	merger__source_free(mi.source);
+	return out;
+}
+
+/* Native calls by name, within one thread: the SDK's lines say which Python
+ * function calls os.pwrite and which hashlib.pbkdf2_hmac, and the eBPF
+ * stacks below those C functions go to them alone; the rest of the thread's
+ * samples go by weight to the other stacks. */
+static void test_python_native_calls(void **state)
+{
+	static struct input in;
+	char dir[] = "/tmp/braid-test-py.XXXXXX", path[64], *text;
+	struct profile *sdk, *out;
+	struct merger_splice_stats st;
+	FILE *f;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/app.py", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("import hashlib, os\n"					  /* 1 */
+	      "def hash_password():\n"					  /* 2 */
+	      "    return hashlib.pbkdf2_hmac('sha256', b'p', b's', 9)\n" /* 3 */
+	      "def write_audit(fd):\n"					  /* 4 */
+	      "    os.pwrite(fd, b'x' * 64, 0)  # not write( here\n"	  /* 5 */
+	      "def render():\n"						  /* 6 */
+	      "    return sum(len(str(i)) for i in range(9))\n"		  /* 7 */
+	      "main()\n",						  /* 8 */
+	      f);
+	assert_int_equal(fclose(f), 0);
+
+	memset(&in, 0, sizeof(in));
+	in_add(&in,
+	       PY_ROOT ";n:cfunction_vectorcall_FASTCALL_KEYWORDS;n:pbkdf2_hmac;"
+		       "n:pbkdf2_hmac_impl;n:PKCS5_PBKDF2_HMAC",
+	       PID, 40);
+	in_add(&in,
+	       PY_ROOT ";n:cfunction_vectorcall_FASTCALL;n:os_pwrite;n:__libc_pwrite64;"
+		       "k:entry_SYSCALL_64;k:vfs_write",
+	       PID, 10);
+	in_add(&in, PY_ROOT ";n:PyObject_Str;n:long_to_decimal_string", PID, 30);
+	in_add(&in, PY_ROOT, PID, 20);
+	sdk = sdk_new(true);
+	/* by weight alone, each would get a third of every eBPF stack */
+	sdk_add_py(sdk, path, "<module>:8;hash_password:3", 100);
+	sdk_add_py(sdk, path, "<module>:8;write_audit:5", 100);
+	sdk_add_py(sdk, path, "<module>:8;render:7", 100);
+	out = splice_py(&in, sdk, &st);
+	text = folded(out);
+	assert_int_equal(st.spliced, 100);
+	assert_int_equal(st.native_calls, 3); /* pbkdf2_hmac, pwrite, str */
+	assert_int_equal(st.native_call_samples, 80);
+	assert_int_equal(SUM(text, "hash_password;", "PKCS5_PBKDF2_HMAC"), 40);
+	assert_int_equal(SUM(text, "write_audit;", "vfs_write"), 10);
+	assert_int_equal(SUM(text, "render;", "long_to_decimal_string"), 30);
+	/* the pure interpreter's samples: the lines not in a native call
+	 * would have none left, so every stack keeps sharing them */
+	assert_int_equal(SUM(text, "PKCS5_PBKDF2_HMAC"), 40);
+	assert_int_equal(total_of(out), 100);
+	free(text);
+	profile__free(out);
+
+	/* without the file: by weight, as before */
+	assert_int_equal(unlink(path), 0);
+	out = splice_py(&in, sdk, &st);
+	text = folded(out);
+	assert_int_equal(st.native_call_samples, 0);
+	assert_true(SUM(text, "render;", "PKCS5_PBKDF2_HMAC") > 10);
+	assert_int_equal(total_of(out), 100);
+	free(text);
+	profile__free(out);
+	profile__free(sdk);
+	assert_int_equal(rmdir(dir), 0);
 }
 
 /* A broken stack (no frame pointers: unwinding ended in no mapping) keeps
@@ -1044,6 +1171,7 @@ int main(void)
 		cmocka_unit_test(test_gc_without_sdk_gc),
 		cmocka_unit_test(test_native_calls),
 		cmocka_unit_test(test_python_threads),
+		cmocka_unit_test(test_python_native_calls),
 		cmocka_unit_test(test_broken_stack),
 		cmocka_unit_test(test_conservation_random),
 		cmocka_unit_test(test_real_sdk_fixture),

@@ -2,7 +2,7 @@
 # The node agent end to end with the real Python SDK (pyroscope-io 1.4.0,
 # tests/e2e/python/requirements.txt): `braid agent` with eBPF sampling
 # forwards to the strict fake Pyroscope (tests/e2e/upstream) while
-# tests/e2e/python/app.py (MODE=agent: a hasher thread in hash_password, the
+# tests/e2e/python/app.py (MODE=threads: a hasher thread in hash_password, the
 # main thread in render_report and write_audit) pushes to it. With a real
 # Grafana Pyroscope (PYROSCOPE_BIN, or pyroscope on PATH) the fake passes
 # every request on to it and the checks below run on what Pyroscope stored
@@ -14,7 +14,8 @@
 #   2. the merged process_cpu profiles' stacks, root first: python's native
 #      prefix, the app's Python functions, then _hashlib's and OpenSSL's
 #      frames (>= 90 % of the OpenSSL samples under hash_password), and for
-#      write_audit, os.pwrite's frames and the kernel's write;
+#      write_audit, os.pwrite's frames (>= 90 % of them under write_audit,
+#      though the main thread runs render_report too) and the kernel's write;
 #   3. totals: the app's merged and eBPF-only CPU, as sent and as Pyroscope
 #      returns it, equal the store's eBPF samples of its process x period;
 #   4. the SDK's own profiles passed through byte for byte (braid_view=sdk).
@@ -53,7 +54,7 @@ start_agent "$TMP/data" --upstream "$UPSTREAM_URL" --collect-interval 5s --grace
 
 # ---- the app, pushing to the agent every 5 s ------------------------------------------------
 rc=0
-env PYROSCOPE_SERVER_ADDRESS="$AGENT_URL" PYROSCOPE_APPLICATION_NAME="$SERVICE" MODE=agent \
+env PYROSCOPE_SERVER_ADDRESS="$AGENT_URL" PYROSCOPE_APPLICATION_NAME="$SERVICE" MODE=threads \
 	GIL_ONLY=0 UPLOAD_INTERVAL=5 RUN_SECONDS="$RUN_SECONDS" \
 	"$PY_SDK" "$SRC_DIR/tests/e2e/python/app.py" >"$TMP/app.out" 2>"$TMP/app.err" || rc=$?
 APP=$(sed -n 's/^pid \([0-9][0-9]*\)$/\1/p' "$TMP/app.out")
@@ -134,6 +135,12 @@ check_stacks() {
 	j=$(python3 "$ORDER" "$folded" --has '^PKCS5_PBKDF2_HMAC$' --order '^render_report$')
 	[ "$(jq '.ordered * 10 < .has' <<<"$j")" = true ] ||
 		fail "$where: 10 % or more of the OpenSSL samples are under render_report: $j"
+	# within the main thread: os.pwrite's samples under write_audit, whose
+	# line calls it by name (docs/merger.md, "Native calls (Python)")
+	j=$(python3 "$ORDER" "$folded" --has '^os_pwrite' --order '^write_audit$' --order '^os_pwrite')
+	echo "# $where: os.pwrite samples under write_audit: $(jq -r '"\(.ordered) of \(.has)"' <<<"$j")"
+	[ "$(jq '.has > 0 and .ordered * 10 >= .has * 9' <<<"$j")" = true ] ||
+		fail "$where: fewer than 90 % of os.pwrite's samples are under write_audit: $j"
 	j=$(python3 "$ORDER" "$folded" --has '_\[k\]$' \
 		--order '^Py_BytesMain$' --order '^write_audit$' --order '^(os_pwrite|__libc_pwrite|__pwrite)' \
 		--order '^(entry_SYSCALL_64[a-z_]*|do_syscall_64)_\[k\]$' --order '^(__x64_sys_pwrite64|ksys_pwrite64|vfs_write)_\[k\]$')

@@ -6,10 +6,11 @@ GIL_ONLY=0 makes it sample threads without the GIL too. For RUN_SECONDS:
 
   MODE=hash (default)  two threads hash with hashlib.pbkdf2_hmac (OpenSSL, the
                        GIL released), each under its own route tag;
-  MODE=agent           a "hasher" thread hashes in hash_password (route
+  MODE=threads         a "hasher" thread hashes in hash_password (route
                        /login) while the main thread alternates pure Python
                        (render_report) and file writes (write_audit: os.pwrite,
-                       the kernel's write) under route /report.
+                       the kernel's write) under route /report;
+  MODE=mixed           the main thread alone calls the three in turn.
 
 Prints "pid N" first, then "thread NAME IDENT" for each working thread
 (threading.get_ident(): what the SDK's thread_id label carries), then shuts
@@ -73,7 +74,7 @@ def write_audit(fd, block):
         os.pwrite(fd, block, 0)
 
 
-def report():
+def report(hashing=False):
     announce()
     fd, path = tempfile.mkstemp(prefix="braid-audit-")
     os.unlink(path)
@@ -81,11 +82,18 @@ def report():
     with pyroscope.tag_wrapper({"route": "/report"}):
         while time.time() < end:
             render_report()
+            if hashing:
+                hash_password()
             write_audit(fd, block)
     os.close(fd)
 
 
-if os.environ.get("MODE", "hash") == "agent":
+mode = os.environ.get("MODE", "hash")
+if mode == "mixed":
+    report(hashing=True)
+    pyroscope.shutdown()
+    sys.exit(0)
+if mode == "threads":
     worker = threading.Thread(target=hasher, name="hasher")
     worker.start()
     report()
