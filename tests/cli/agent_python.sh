@@ -18,7 +18,10 @@
 #      though the main thread runs render_report too) and the kernel's write;
 #   3. totals: the app's merged and eBPF-only CPU, as sent and as Pyroscope
 #      returns it, equal the store's eBPF samples of its process x period;
-#   4. the SDK's own profiles passed through byte for byte (braid_view=sdk).
+#   4. the SDK's own profiles passed through byte for byte (braid_view=sdk);
+#   5. braid report on the store: OpenSSL among what only eBPF sees, shown by
+#      the SDK under hash_password; the app's Python functions among what only
+#      the SDK sees, which eBPF sees as the eval loop.
 # Needs root and kernel BTF: exits 77 (a skip) with the reason otherwise.
 # Environment: AGENT_RUN_SECONDS (the app's run, default 20).
 . "$(dirname "$0")/lib.sh"
@@ -169,6 +172,25 @@ jq -r --arg s "$SERVICE" '.[] | select(.labels.service_name == $s and .labels.br
 	"$TMP/received.json" | sort >"$TMP/up-sha"
 sort -o "$TMP/store-sha" "$TMP/store-sha"
 expect_same_file "the SDK's profiles as pushed (store) and as the upstream got them" "$TMP/store-sha" "$TMP/up-sha"
+
+# ---- 5: braid report, from the store the agent left ---------------------------------------------
+if "$BRAID" report --service "$SERVICE" --from 30m --data-dir "$TMP/data" -f json -o "$TMP/report.json" 2>"$TMP/report.err"; then
+	R=$TMP/report.json
+	crypto=$(jq -c '[.blind_spots.ebpf_only[] | select(.name | test("^(PKCS5_PBKDF2_HMAC|pbkdf2_hmac)$"))][0]' "$R")
+	if [ "$crypto" = null ]; then
+		fail "braid report: no OpenSSL function among those only eBPF sees: $(jq -c '[.blind_spots.ebpf_only[].name]' "$R")"
+	else
+		echo "# braid report: only eBPF sees $(jq -r '"\(.name) (\(.share * 1000 | round / 10) % of eBPF CPU), shown by the SDK under \(.sdk_caller)"' <<<"$crypto")"
+		expect_eq "braid report: the SDK function OpenSSL's time is shown under" hash_password "$(jq -r .sdk_caller <<<"$crypto")"
+	fi
+	py=$(jq -c '[.blind_spots.sdk_only[] | select(.name | test("^(hash_password|render_report|write_audit)$"))]' "$R")
+	[ "$(jq length <<<"$py")" -ge 2 ] ||
+		fail "braid report: the app's Python functions are not among those only the SDK sees: $(jq -c '[.blind_spots.sdk_only[].name]' "$R")"
+	echo "# braid report: only the SDK sees $(jq -r '[.[].name] | join(", ")' <<<"$py"); eBPF sees them as $(jq -r '.[0].ebpf_sees' <<<"$py")"
+	expect_contains "braid report: eBPF sees Python as the eval loop" "$R" '_PyEval_EvalFrameDefault'
+else
+	fail "braid report --service $SERVICE failed: $(cat "$TMP/report.err")"
+fi
 
 # ---- the same in the real Pyroscope -------------------------------------------------------------
 if [ -n "$PYRO" ]; then
