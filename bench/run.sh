@@ -14,15 +14,18 @@
 #                   this machine's processes map, MiB and build time (root)
 #   merge accuracy  bench/merge_accuracy.sh: TVD of the merged profile and of
 #                   the SDK alone from the eBPF truth (root)
+#   python accuracy bench/python_accuracy.sh: TVD of the merged Python profile
+#                   against py-spy --native, and OpenSSL under its caller (root)
 #   soak            bench/soak.sh: the agent for 30 minutes (root; only with
 #                   --soak)
 #
 # Each row: benchmark, metric, braid, peer, ratio (braid / peer), target,
 # verdict (ok, BELOW or ABOVE the target, "-" without one), and the command
 # that reproduces it on its own. Without root the rows of record.sh,
-# merge_accuracy.sh and soak.sh are skipped with the reason.
+# merge_accuracy.sh, python_accuracy.sh and soak.sh are skipped with the
+# reason.
 #
-#   bash bench/run.sh                    # from anywhere; ~5 minutes
+#   bash bench/run.sh                    # from anywhere; ~10 minutes
 #   bash bench/run.sh --quick            # each benchmark's smoke run (~30 s)
 #   bash bench/run.sh --json out.json    # the table as JSON too
 #
@@ -398,6 +401,28 @@ else
 			"truth" none "" "—" "$cmd"
 	else
 		failed accuracy "$rc" "$cmd" "merge accuracy"
+	fi
+fi
+
+# ---- Python merge accuracy -------------------------------------------------------
+cmd="bash bench/python_accuracy.sh${quick:+ --quick}"
+if [ -z "$is_root" ]; then
+	skip_row "python accuracy" "needs root (braid record, py-spy --pid)" "$cmd"
+else
+	rc=0; run pyaccuracy bash bench/python_accuracy.sh --json ${quick:+--quick} || rc=$?
+	if [ "$rc" -eq 0 ]; then
+		A=$LOG/pyaccuracy.out
+		pj() { jq -r "$1 | if . == null then \"\" else tostring end" "$A"; }
+		nr=$(pj length)
+		row "python accuracy" "TVD from py-spy --native, the worst of $nr rounds" \
+			"$(pj '[.[].tvd.merged] | max | . * 1000 | round / 1000')" \
+			"$(pj '[.[].tvd.sdk] | max | . * 1000 | round / 1000')" "SDK alone" max 0.05 "≤ 0.05" "$cmd"
+		row "python accuracy" "PKCS5_PBKDF2_HMAC under hash_password, %, the worst round" \
+			"$(pj '[.[].under["hash_password=^PKCS5_PBKDF2_HMAC$"].merged] | min * 1000 | round / 10')" \
+			"$(pj '[.[].under["hash_password=^PKCS5_PBKDF2_HMAC$"].naive] | max * 1000 | round / 10')" \
+			"naive, best round" min 90 "≥ 90 %" "$cmd"
+	else
+		failed pyaccuracy "$rc" "$cmd" "python accuracy"
 	fi
 fi
 
