@@ -10,7 +10,11 @@ GIL_ONLY=0 makes it sample threads without the GIL too. For RUN_SECONDS:
                        /login) while the main thread alternates pure Python
                        (render_report) and file writes (write_audit: os.pwrite,
                        the kernel's write) under route /report;
-  MODE=mixed           the main thread alone calls the three in turn.
+  MODE=mixed           the main thread alone calls the three in turn;
+  MODE=workers         a multiprocessing pool (START_METHOD, default spawn) of
+                       2 workers hashes; each worker configures the SDK in
+                       its initializer, prints "worker PID" and pushes on its
+                       own.
 
 Prints "pid N" first, then "thread NAME IDENT" for each working thread
 (threading.get_ident(): what the SDK's thread_id label carries), then shuts
@@ -25,17 +29,21 @@ import time
 
 import pyroscope
 
-print("pid", os.getpid(), flush=True)
-pyroscope.configure(
-    application_name=os.environ["PYROSCOPE_APPLICATION_NAME"],
-    server_address=os.environ["PYROSCOPE_SERVER_ADDRESS"],
-    report_pid=True,
-    report_thread_id=True,
-    report_thread_name=True,
-    gil_only=os.environ.get("GIL_ONLY", "1") != "0",
-    upload_interval=int(os.environ.get("UPLOAD_INTERVAL", "10")),
-    tags={"region": "test"},
-)
+
+
+def configure():
+    pyroscope.configure(
+        application_name=os.environ["PYROSCOPE_APPLICATION_NAME"],
+        server_address=os.environ["PYROSCOPE_SERVER_ADDRESS"],
+        report_pid=True,
+        report_thread_id=True,
+        report_thread_name=True,
+        gil_only=os.environ.get("GIL_ONLY", "1") != "0",
+        upload_interval=int(os.environ.get("UPLOAD_INTERVAL", "10")),
+        tags={"region": "test"},
+    )
+
+
 end = time.time() + float(os.environ.get("RUN_SECONDS", "12"))
 
 
@@ -88,19 +96,52 @@ def report(hashing=False):
     os.close(fd)
 
 
-mode = os.environ.get("MODE", "hash")
-if mode == "mixed":
-    report(hashing=True)
+def worker_init():
+    configure()
+    print("worker", os.getpid(), flush=True)
+
+
+def worker_job(seconds):
+    with pyroscope.tag_wrapper({"route": "/batch"}):
+        stop = time.time() + seconds
+        while time.time() < stop:
+            hash_password()
+    return os.getpid()
+
+
+def workers():
+    import multiprocessing
+
+    ctx = multiprocessing.get_context(os.environ.get("START_METHOD", "spawn"))
+    with ctx.Pool(2, initializer=worker_init) as pool:
+        pids = pool.map(worker_job, [max(end - time.time(), 1.0)] * 2, chunksize=1)
+        pool.close()
+        pool.join()
+    print("jobs ran in", " ".join(str(p) for p in sorted(set(pids))), flush=True)
+
+
+def main():
+    print("pid", os.getpid(), flush=True)
+    configure()
+    mode = os.environ.get("MODE", "hash")
+    if mode == "workers":
+        workers()
+    elif mode == "mixed":
+        report(hashing=True)
+    else:
+        if mode == "threads":
+            worker = threading.Thread(target=hasher, name="hasher")
+            worker.start()
+            report()
+        else:
+            worker = threading.Thread(target=work, args=("/other",), name="worker-1")
+            worker.start()
+            work("/login")
+        worker.join()
     pyroscope.shutdown()
     sys.exit(0)
-if mode == "threads":
-    worker = threading.Thread(target=hasher, name="hasher")
-    worker.start()
-    report()
-else:
-    worker = threading.Thread(target=work, args=("/other",), name="worker-1")
-    worker.start()
-    work("/login")
-worker.join()
-pyroscope.shutdown()
-sys.exit(0)
+
+
+# a spawned multiprocessing worker imports this file as __mp_main__
+if __name__ == "__main__":
+    main()
