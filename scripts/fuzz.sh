@@ -9,7 +9,7 @@
 set -euo pipefail
 SRC_DIR=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=$SRC_DIR/build-fuzz
-ALL_TARGETS=(pprof folded name legacy push multipart perfmap kallsyms cfi)
+ALL_TARGETS=(pprof folded name legacy push multipart perfmap kallsyms cfi calls)
 
 usage() {
 	echo "usage: bash scripts/fuzz.sh [--seconds N] [TARGET...]" >&2
@@ -24,7 +24,7 @@ max_len() {
 	pprof | legacy | push) echo 65536 ;;
 	multipart) echo 32768 ;;
 	folded | perfmap | kallsyms | cfi) echo 16384 ;;
-	name) echo 4096 ;;
+	name | calls) echo 4096 ;;
 	esac
 }
 
