@@ -22,7 +22,7 @@
  * arena), with what the legacy API needs of an SDK profile. */
 struct item {
 	struct store_outbox_item it;
-	const char *format; /* "pprof", "folded", "lines"; SDK items: as pushed */
+	const char *format; /* "pprof", "folded", "lines", "jfr"; SDK items: as pushed */
 	const char *spy_name, *units, *aggregation;
 	int64_t sample_rate;
 };
@@ -33,7 +33,7 @@ struct forwarder {
 	struct store *s;
 	CURL *curl;
 	char *base; /* the URL without a trailing '/' */
-	struct dynbuf body, reply, url;
+	struct dynbuf body, reply, url, ctype;
 	char retry_after[128];
 	char curl_err[CURL_ERROR_SIZE];
 	struct arena arena; /* the batch's copies */
@@ -220,6 +220,7 @@ int forward__new(const struct forward_options *o, struct store *s, struct errbuf
 	dynbuf__init(&f->body, 0);
 	dynbuf__init(&f->reply, FORWARD_MAX_REPLY_BYTES);
 	dynbuf__init(&f->url, 0);
+	dynbuf__init(&f->ctype, 0);
 	if (getrandom(&f->rng, sizeof(f->rng), GRND_NONBLOCK) != sizeof(f->rng) || !f->rng)
 		f->rng = (uint64_t)now_ns() | 1;
 	f->curl = curl_easy_init();
@@ -253,6 +254,7 @@ void forward__free(struct forwarder *f)
 	dynbuf__free(&f->body);
 	dynbuf__free(&f->reply);
 	dynbuf__free(&f->url);
+	dynbuf__free(&f->ctype);
 	arena__free(&f->arena);
 	free(f->batch);
 	free(f->skipped);
@@ -677,6 +679,26 @@ static int build_legacy_url(struct forwarder *f, const struct item *c)
 	return r;
 }
 
+/* The Content-Type of an item sent alone to /ingest: a JFR push is the
+ * multipart form ingest kept, whose first line is "--BOUNDARY"
+ * (ingest/jfr.c). */
+static const char *legacy_content_type(struct forwarder *f, const struct item *c)
+{
+	const char *p = c->it.payload, *eol;
+
+	if (strcmp(c->format, "pprof") == 0)
+		return "application/octet-stream";
+	if (strcmp(c->format, "jfr") != 0)
+		return "text/plain";
+	eol = c->it.payload_len > 2 ? memchr(p, '\r', c->it.payload_len) : NULL;
+	dynbuf__reset(&f->ctype);
+	if (!eol || p[0] != '-' || p[1] != '-' || eol - p > 200 ||
+	    dynbuf__printf(&f->ctype, "multipart/form-data; boundary=%.*s", (int)(eol - p - 2),
+			   p + 2) < 0)
+		return "multipart/form-data"; /* Pyroscope refuses it: a dead letter says so */
+	return f->ctype.data;
+}
+
 /* Sends items (all of one tenant) in one request: the push API, or, for
  * one item, the legacy API when configured or when the item is an SDK
  * profile in a text format (the push API takes pprof only). */
@@ -697,10 +719,8 @@ static int send_items(struct forwarder *f, struct item *const *items, size_t n, 
 			set_err(f, "building a request: %s", strerror(-r));
 			return r;
 		}
-		return http_post(f, f->url.data,
-				 strcmp(c->format, "pprof") == 0 ? "application/octet-stream"
-								 : "text/plain",
-				 tenant, deadline_ns, ret_status);
+		return http_post(f, f->url.data, legacy_content_type(f, c), tenant, deadline_ns,
+				 ret_status);
 	} else {
 		const struct store_outbox_item *its[FORWARD_MAX_BATCH_ITEMS];
 

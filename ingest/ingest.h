@@ -63,6 +63,7 @@
 #define INGEST_MAX_SERIES	      1024	  /* series in one request */
 #define INGEST_MAX_SAMPLES	      4096	  /* raw profiles in one request, all series */
 #define INGEST_MAX_SAMPLE_TYPE_CONFIG (64u << 10) /* bytes of a multipart sample_type_config */
+#define INGEST_MAX_JFR_LABELS	      (4u << 20)  /* bytes of a JFR push's labels field */
 
 struct ingest_limits {
 	size_t max_decompressed; /* bytes of a body or raw profile after gunzip */
@@ -128,8 +129,11 @@ struct ingest_query {
 };
 struct ingest_body {
 	const char *content_type; /* the header, NULL if none */
-	const void *data;	  /* the body; for multipart the `profile` field */
+	const void *data;	  /* the body; for multipart the `profile` field (format=jfr:
+				   * the `jfr` field) */
 	size_t len;
+	const void *jfr_labels; /* format=jfr: the multipart `labels` field, NULL if none */
+	size_t jfr_labels_len;
 	bool multipart;			/* the server split a multipart/form-data body */
 	const char *sample_type_config; /* multipart field (JSON), NULL if none */
 	size_t sample_type_config_len;
@@ -138,10 +142,13 @@ struct ingest_body {
 
 /* Decodes a legacy ingest. The body format comes from `format`, then the
  * content type (Pyroscope's order): pprof (raw, gzip by magic), multipart,
- * lines, folded (the default); jfr, trie, tree and speedscope are -ENOTSUP
- * naming the format. service_name and __name__ are derived as Pyroscope
- * does: the name's suffix if it is a known profile type, else the pprof's
- * sample types (wall, process_cpu, memory, mutex, block, goroutines). */
+ * lines, folded (the default); trie, tree and speedscope are -ENOTSUP
+ * naming the format. A jfr push (the `jfr` field and the optional `labels`
+ * field of a multipart form, or the whole body) is checked to be a JFR
+ * recording and kept for pass-through as a multipart form of braid's
+ * (format "jfr", profile name "jfr", no sample types). service_name and __name__ are derived as
+ * Pyroscope does: the name's suffix if it is a known profile type, else the pprof's sample types
+ * (wall, process_cpu, memory, mutex, block, goroutines). */
 int ingest__decode_legacy(const struct ingest_query *q, const struct ingest_body *b, int64_t now_ns,
 			  const struct ingest_limits *lim, struct arena *a, struct errbuf *err,
 			  struct ingest_profile *ret);

@@ -267,4 +267,14 @@ int ingest_json__opt_bool(struct ingest_json *j, const char *field);
  * then buf may be partly overwritten. */
 int ingest__base64_decode(unsigned char *buf, size_t n, size_t *ret_len);
 
+/* ---- JFR pushes (jfr.c) --------------------------------------------------- */
+
+/* Checks that b's JFR (gzipped or not, inflated within max_inflated) is a
+ * JFR recording and returns, in the arena, the multipart form braid keeps
+ * and forwards: the `jfr` part and, when b has one, the `labels` part, each
+ * byte for byte, under a boundary neither contains; the form's first line
+ * is "--BOUNDARY". -EINVAL/-EBADMSG/-EFBIG with a message. */
+int ingest_jfr__form(const struct ingest_body *b, size_t max_inflated, struct arena *a,
+		     struct errbuf *err, const void **ret, size_t *ret_len);
+
 #endif

@@ -134,7 +134,7 @@ static const char *profile_name_of(const struct profile *p)
 
 /* ---- the legacy /ingest --------------------------------------------------- */
 
-static const char *const unsupported_formats[] = {"jfr", "trie", "tree", "speedscope"};
+static const char *const unsupported_formats[] = {"trie", "tree", "speedscope"};
 
 /* The body's format: the `format` parameter, then the content type. */
 static int legacy_format(const struct ingest_query *q, const struct ingest_body *b,
@@ -298,6 +298,31 @@ int ingest__decode_legacy(const struct ingest_query *q, const struct ingest_body
 					ingest__quote_cstr(&q1, q->aggregation));
 			goto cleanup;
 		}
+	}
+	if (q->format && strcmp(q->format, "jfr") == 0) {
+		/* kept as sent, for pass-through: braid does not read JFR yet */
+		r = ingest_jfr__form(b, lim.max_decompressed, a, err, &sdk.payload,
+				     &sdk.payload_len);
+		if (r < 0)
+			goto cleanup;
+		labels = arena__alloc(a, (2 + nm.n_tags) * sizeof(*labels));
+		if (!labels) {
+			r = errbuf__set(err, -ENOMEM, "out of memory");
+			goto cleanup;
+		}
+		labels[0] = (struct label){"__name__", "jfr"};
+		labels[1] = (struct label){"service_name", nm.service};
+		for (i = 0; i < nm.n_tags; i++)
+			labels[2 + i] = nm.tags[i];
+		sdk.service = nm.service;
+		sdk.profile_name = "jfr";
+		sdk.labels = labels;
+		sdk.n_labels = 2 + nm.n_tags;
+		sdk.format = "jfr";
+		sdk.aggregation = agg;
+		ret->sdk = sdk;
+		ret->pid_label = ingest__pid_of_labels(nm.tags, nm.n_tags);
+		goto cleanup;
 	}
 	r = legacy_format(q, b, err, &fmt);
 	if (r < 0)

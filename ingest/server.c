@@ -73,8 +73,9 @@ struct request {
 	struct dynbuf body;
 	bool body_too_large;
 	/* multipart fields */
-	struct dynbuf mp_profile, mp_config;
-	bool mp_has_profile, mp_has_config, mp_prev_profile;
+	struct dynbuf mp_profile, mp_config, mp_labels;
+	bool mp_has_profile, mp_has_config, mp_prev_profile, mp_has_labels;
+	bool mp_jfr; /* format=jfr: the fields are `jfr` and `labels` */
 	bool mp_too_large;
 };
 
@@ -85,6 +86,7 @@ static void request_free(struct request *r)
 	dynbuf__free(&r->body);
 	dynbuf__free(&r->mp_profile);
 	dynbuf__free(&r->mp_config);
+	dynbuf__free(&r->mp_labels);
 	free(r);
 }
 
@@ -352,7 +354,15 @@ static enum MHD_Result multipart_field(void *cls, enum MHD_ValueKind kind, const
 
 	if (!key)
 		return MHD_YES;
-	if (strcmp(key, "profile") == 0) {
+	if (rq->mp_jfr) {
+		if (strcmp(key, "jfr") == 0) {
+			b = &rq->mp_profile;
+			rq->mp_has_profile = true;
+		} else if (strcmp(key, "labels") == 0) {
+			b = &rq->mp_labels;
+			rq->mp_has_labels = true;
+		}
+	} else if (strcmp(key, "profile") == 0) {
 		b = &rq->mp_profile;
 		rq->mp_has_profile = true;
 	} else if (strcmp(key, "sample_type_config") == 0) {
@@ -483,13 +493,17 @@ static enum MHD_Result handle_ingest(struct ingest *in, struct MHD_Connection *c
 		const char *fmt = q.format;
 		bool known_format = fmt && *fmt;
 
-		/* Pyroscope looks at multipart only when no format says otherwise. */
-		if (is_multipart(ctype) && (!known_format || strcmp(fmt, "pprof") == 0)) {
+		/* Pyroscope looks at multipart only when no format says otherwise
+		 * (the Java agent's jfr is a form too) */
+		if (is_multipart(ctype) &&
+		    (!known_format || strcmp(fmt, "pprof") == 0 || strcmp(fmt, "jfr") == 0)) {
 			struct MHD_PostProcessor *pp;
 			enum MHD_Result ok;
 
+			rq->mp_jfr = known_format && strcmp(fmt, "jfr") == 0;
 			dynbuf__init(&rq->mp_profile, in->opts.max_body);
 			dynbuf__init(&rq->mp_config, INGEST_MAX_SAMPLE_TYPE_CONFIG);
+			dynbuf__init(&rq->mp_labels, INGEST_MAX_JFR_LABELS);
 			pp = MHD_create_post_processor(c, POST_BUFFER, multipart_field, rq);
 			if (!pp) {
 				r = errbuf__set(&err, -EBADMSG,
@@ -503,10 +517,13 @@ static enum MHD_Result handle_ingest(struct ingest *in, struct MHD_Connection *c
 			if (MHD_destroy_post_processor(pp) != MHD_YES)
 				ok = MHD_NO;
 			if (rq->mp_too_large) {
-				r = errbuf__set(&err, -EFBIG,
-						"a multipart field is over its cap (profile: %zu "
-						"bytes, sample_type_config: %u bytes)",
-						in->opts.max_body, INGEST_MAX_SAMPLE_TYPE_CONFIG);
+				r = errbuf__set(
+					&err, -EFBIG,
+					"a multipart field is over its cap (profile and jfr: "
+					"%zu bytes, sample_type_config: %u bytes, labels: %u "
+					"bytes)",
+					in->opts.max_body, INGEST_MAX_SAMPLE_TYPE_CONFIG,
+					INGEST_MAX_JFR_LABELS);
 				goto decode_error;
 			}
 			if (ok != MHD_YES) {
@@ -527,6 +544,10 @@ static enum MHD_Result handle_ingest(struct ingest *in, struct MHD_Connection *c
 				b.sample_type_config_len = rq->mp_config.len;
 			}
 			b.prev_profile = rq->mp_prev_profile;
+			if (rq->mp_has_labels) {
+				b.jfr_labels = rq->mp_labels.data ? rq->mp_labels.data : "";
+				b.jfr_labels_len = rq->mp_labels.len;
+			}
 		}
 		r = ingest__decode_legacy(&q, &b, now, &in->limits, &arena, &err, &one);
 		if (r < 0)

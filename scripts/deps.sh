@@ -46,6 +46,11 @@ packages=(
 )
 # The end-to-end tests run the real @pyroscope/nodejs SDK (from npm) on Node.js:
 # Debian's nodejs and npm, unless a Node.js is already installed.
+# The Java agent's test (tests/cli/java_sdk.sh) runs a JVM 11 or later:
+# Debian's, unless one is installed.
+if ! command -v java >/dev/null; then
+	packages+=(openjdk-17-jdk-headless)
+fi
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 	packages+=(nodejs npm)
 fi

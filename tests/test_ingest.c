@@ -5,6 +5,7 @@
  * lines), the push API in protobuf and JSON, every refusal with its status
  * and the message a user needs, and the status/code table.
  */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -725,10 +726,10 @@ static void test_legacy_errors(void **state)
 	assert_int_equal(legacy(&q, &b, NULL, &a, &err, &r), -ENOTSUP);
 	assert_string_equal(err.msg, "unknown format 'xyz' (braid reads pprof, folded and lines)");
 	assert_int_equal(ingest__http_status(-ENOTSUP), 422);
-	q.format = "jfr";
-	assert_int_equal(legacy(&q, &b, NULL, &a, &err, &r), -ENOTSUP);
-	assert_string_equal(err.msg, "format 'jfr' is not supported yet (braid reads pprof, "
-				     "folded and lines)");
+	q.format = "jfr"; /* a pprof is no JFR */
+	assert_int_equal(legacy(&q, &b, NULL, &a, &err, &r), -EBADMSG);
+	assert_msg_has(&err, "the jfr part is not a JFR recording");
+	assert_int_equal(ingest__http_status(-EBADMSG), 422);
 	q.format = "speedscope";
 	assert_int_equal(legacy(&q, &b, NULL, &a, &err, &r), -ENOTSUP);
 	q.format = NULL;
@@ -776,6 +777,79 @@ static void test_legacy_errors(void **state)
 	assert_int_equal(legacy(&q, &b, NULL, &a, &err, &r), -EBADMSG);
 	assert_msg_has(&err, "empty body");
 	dynbuf__free(&cpu);
+	arena__free(&a);
+}
+
+/* A JFR push: checked to be a recording, kept as a multipart form of braid's
+ * with the jfr field (and the labels field) byte for byte. */
+static void test_legacy_jfr(void **state)
+{
+	struct ingest_query q = {.name = "shop{env=prod}",
+				 .from = "1700000000",
+				 .until = "1700000010",
+				 .format = "jfr",
+				 .spy_name = "javaspy",
+				 .sample_rate = "100",
+				 .units = "samples",
+				 .aggregation = "sum"};
+	unsigned char jfr[128] = "FLR";
+	struct ingest_body b = {.data = jfr, .len = sizeof(jfr), .multipart = true};
+	struct ingest_profile r;
+	struct errbuf err = {{0}};
+	struct dynbuf gz;
+	struct arena a = {0};
+	const char *form;
+	(void)state;
+
+	dynbuf__init(&gz, 0);
+	/* version 2.0, a chunk of the whole 128 bytes */
+	jfr[5] = 2;
+	jfr[15] = sizeof(jfr);
+	b.jfr_labels = "\n\002"
+		       "ab";
+	b.jfr_labels_len = 4;
+	assert_int_equal(util__gzip(jfr, sizeof(jfr), 1, &gz), 0);
+	b.data = gz.data;
+	b.len = gz.len;
+	assert_int_equal(legacy(&q, &b, NULL, &a, &err, &r), 0);
+	assert_string_equal(r.sdk.format, "jfr");
+	assert_string_equal(r.sdk.profile_name, "jfr");
+	assert_string_equal(r.sdk.service, "shop");
+	assert_string_equal(r.sdk.spy_name, "javaspy");
+	assert_int_equal(r.sdk.n_types, 0);
+	assert_int_equal(r.sdk.n_labels, 3);
+	assert_string_equal(r.sdk.labels[0].value, "jfr");
+	form = r.sdk.payload;
+	assert_memory_equal(form, "--braid-jfr-", 12);
+	assert_non_null(memmem(form, r.sdk.payload_len, gz.data, gz.len));
+	assert_non_null(memmem(form, r.sdk.payload_len, "name=\"labels\"", 13));
+	assert_non_null(memmem(form, r.sdk.payload_len,
+			       "\n\002"
+			       "ab\r\n--braid-jfr-",
+			       18));
+	/* raw, without labels */
+	b.data = jfr;
+	b.len = sizeof(jfr);
+	b.jfr_labels = NULL;
+	b.jfr_labels_len = 0;
+	assert_int_equal(legacy(&q, &b, NULL, &a, &err, &r), 0);
+	assert_null(memmem(r.sdk.payload, r.sdk.payload_len, "name=\"labels\"", 13));
+	/* a chunk that claims more than there is */
+	jfr[15] = 0;
+	jfr[14] = 1;
+	assert_int_equal(legacy(&q, &b, NULL, &a, &err, &r), -EBADMSG);
+	assert_msg_has(&err, "first chunk header is not valid");
+	/* a form without its jfr field */
+	b.data = NULL;
+	b.len = 0;
+	assert_int_equal(legacy(&q, &b, NULL, &a, &err, &r), -EINVAL);
+	assert_string_equal(err.msg, "multipart form has no 'jfr' field");
+	/* broken gzip */
+	b.data = gz.data;
+	b.len = gz.len - 9;
+	assert_int_equal(legacy(&q, &b, NULL, &a, &err, &r), -EBADMSG);
+	assert_msg_has(&err, "the jfr part:");
+	dynbuf__free(&gz);
 	arena__free(&a);
 }
 
@@ -1315,6 +1389,7 @@ int main(void)
 		cmocka_unit_test(test_name_suffixes),
 		cmocka_unit_test(test_name_errors),
 		cmocka_unit_test(test_parse_time),
+		cmocka_unit_test(test_legacy_jfr),
 		cmocka_unit_test(test_legacy_node_wall),
 		cmocka_unit_test(test_legacy_node_heap),
 		cmocka_unit_test(test_legacy_go_multipart),

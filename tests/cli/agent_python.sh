@@ -42,14 +42,7 @@ CPU=process_cpu:cpu:nanoseconds:cpu:nanoseconds
 ORDER=$SRC_DIR/tests/tools/stack_order.py
 T0=$(date +%s)
 
-PYRO=
-if [ -n "${PYROSCOPE_BIN:-}" ] || command -v pyroscope >/dev/null; then
-	start_pyroscope "$TMP/pyroscope"
-	PYRO=1
-	echo "# a real Pyroscope at $PYRO_URL: the fake passes every request on to it"
-else
-	echo "# no Grafana Pyroscope binary (PYROSCOPE_BIN): checked on what the strict fake received"
-fi
+maybe_pyroscope "$TMP/pyroscope"
 UPSTREAM_FORWARD_TO=${PYRO:+$PYRO_URL} start_upstream
 GRACE=8
 start_agent "$TMP/data" --upstream "$UPSTREAM_URL" --collect-interval 5s --grace "${GRACE}s" \

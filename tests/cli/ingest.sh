@@ -158,7 +158,7 @@ expect_error "gzip bomb" 413 resource_exhausted "inflates to more than" \
 	"/ingest?name=app&format=pprof" --data-binary @"$TMP/bomb.gz"
 expect_error "unknown format" 422 invalid_argument "xyz" "/ingest?name=app&format=xyz" \
 	--data-binary @"$TMP/folded.txt"
-expect_error "jfr" 422 invalid_argument "jfr" "/ingest?name=app&format=jfr" \
+expect_error "jfr that is not a JFR" 422 invalid_argument "not a JFR recording" "/ingest?name=app&format=jfr" \
 	--data-binary @"$TMP/folded.txt"
 expect_error "GET on /ingest" 405 unimplemented "GET" "/ingest?name=app"
 curl -s -o /dev/null -D "$TMP/headers" "$URL/ingest?name=app"

@@ -204,6 +204,37 @@ py_sdk() {
 	fi
 }
 
+# java_agent: the Pyroscope Java agent's jar (tests/e2e/java/agent.txt: its
+# Maven coordinates and sha256), downloaded once from Maven Central into
+# ~/.cache/braid/e2e-java (BRAID_JAVA_CACHE overrides) and checked. Sets
+# JAVA_AGENT to its path. Needs java (scripts/deps.sh) and curl.
+java_agent() {
+	: "${SRC_DIR:?}"
+	local pin ga version sum dir url got
+	pin=$(grep -v '^#' "$SRC_DIR/tests/e2e/java/agent.txt" | head -1)
+	read -r ga version sum <<<"$pin"
+	dir=${BRAID_JAVA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/braid/e2e-java}/$version
+	JAVA_AGENT=$dir/${ga#*:}-$version.jar
+	if [ -f "$JAVA_AGENT" ] && [ "$(sha256sum "$JAVA_AGENT" | cut -d' ' -f1)" = "$sum" ]; then
+		return 0
+	fi
+	mkdir -p "$dir"
+	url=https://repo1.maven.org/maven2/$(echo "${ga%%:*}" | tr . /)/${ga#*:}/$version/${ga#*:}-$version.jar
+	for attempt in 1 2 3; do
+		if curl -fsSL --retry 2 -o "$JAVA_AGENT.tmp" "$url"; then
+			break
+		fi
+		[ "$attempt" -lt 3 ] && sleep $((attempt * 5))
+	done
+	got=$(sha256sum "$JAVA_AGENT.tmp" 2>/dev/null | cut -d' ' -f1 || true)
+	if [ "$got" != "$sum" ]; then
+		rm -f "$JAVA_AGENT.tmp"
+		echo "FAIL: $url: sha256 ${got:-(no file)}, expected $sum (tests/e2e/java/agent.txt)" >&2
+		exit 1
+	fi
+	mv "$JAVA_AGENT.tmp" "$JAVA_AGENT"
+}
+
 # start_upstream [fake options...]: starts the fake Pyroscope
 # (tests/e2e/upstream/fake_pyroscope.js) on free loopback ports and waits for
 # it. Sets UPSTREAM_URL (its data port: push and ingest), UPSTREAM_ADMIN (its
@@ -381,6 +412,20 @@ start_pyroscope() {
 	echo "FAIL: Pyroscope's /ready did not answer 200 within $((60 * SLOW)) s (last: $code):" >&2
 	tail -20 "$PYRO_LOG" >&2
 	exit 1
+}
+
+# maybe_pyroscope DIR: starts a real Pyroscope (start_pyroscope DIR) when one
+# is at hand (PYROSCOPE_BIN, or pyroscope on PATH), and says so. Sets PYRO to
+# 1 then, else to "".
+maybe_pyroscope() {
+	PYRO=
+	if [ -n "${PYROSCOPE_BIN:-}" ] || command -v pyroscope >/dev/null; then
+		start_pyroscope "$1"
+		PYRO=1
+		echo "# a real Pyroscope at $PYRO_URL: the fake passes every request on to it"
+	else
+		echo "# no Grafana Pyroscope binary (PYROSCOPE_BIN): checked on what the strict fake received"
+	fi
 }
 
 # stop_pyroscope: SIGTERM, then SIGKILL after 30 s (its shutdown waits on its

@@ -671,6 +671,55 @@ function parseMultipart(body, contentType) {
 	return parts;
 }
 
+// A JFR push (the Java agent's): a multipart form with a `jfr` field (gzipped
+// or not) and an optional `labels` field, or the JFR as the whole body.
+// Pyroscope decodes it into one profile per event type; the fake checks the
+// chunk header only and keeps each field's digest as it came, so that a test
+// can compare them with what the agent sent.
+function analyzeJfr(data, ct, base, fromMs, query) {
+	let jfr = data, labelsPart = null;
+	if (ct.startsWith('multipart/form-data')) {
+		const parts = parseMultipart(data, ct);
+		const j = parts.find((p) => p.name === 'jfr');
+		if (!j) throw reject(422, 'multipart body without a jfr field');
+		jfr = j.data;
+		const l = parts.find((p) => p.name === 'labels');
+		if (l) labelsPart = l.data;
+	}
+	let raw = jfr;
+	if (jfr.length >= 2 && jfr[0] === 0x1f && jfr[1] === 0x8b) {
+		try {
+			raw = zlib.gunzipSync(jfr);
+		} catch (e) {
+			throw reject(422, `the jfr field is not valid gzip: ${e.message}`);
+		}
+	}
+	if (raw.length < 68 || raw.toString('latin1', 0, 4) !== 'FLR\0') throw reject(422, 'the jfr field is not a JFR recording');
+	const untilMs = parseLegacyTime(query.until ?? null, 'until');
+	const sha = (b) => crypto.createHash('sha256').update(b).digest('hex');
+	return {
+		data: jfr, ext: 'jfr',
+		rec: {
+			...base(),
+			format: 'jfr',
+			gzipped: jfr !== raw,
+			bytes: jfr.length,
+			sha256: sha(jfr),
+			jfr_bytes: raw.length,
+			labels_sha256: labelsPart ? sha(labelsPart) : null,
+			sample_types: [],
+			period_type: null,
+			period: BigInt(query.sampleRate || 100),
+			totals: [],
+			n_samples: 0,
+			time_nanos: BigInt(fromMs) * 1000000n,
+			duration_nanos: BigInt(Math.max(0, untilMs - fromMs)) * 1000000n,
+			functions: [],
+			warnings: [],
+		},
+	};
+}
+
 // folded (a;b;c N, split at the last space) or lines (a;b;c, weight 1)
 function parseFolded(body, lines) {
 	let text;
@@ -822,9 +871,10 @@ function handleIngest(req, body, url, ctx) {
 	const format = query.format || '';
 	const ct = (req.headers['content-type'] || '').toLowerCase();
 	const base = () => ({ ...baseRecord(req, ctx), labels, query, id: '' });
-	if (['trie', 'tree', 'jfr', 'speedscope'].includes(format)) {
+	if (['trie', 'tree', 'speedscope'].includes(format)) {
 		throw reject(422, `format ${format}: not supported by the fake`);
 	}
+	if (format === 'jfr') return [analyzeJfr(data, ct, base, fromMs, query)];
 	let pprofBytes = null;
 	if (format === 'pprof') {
 		pprofBytes = data;
