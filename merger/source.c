@@ -5,7 +5,8 @@
  * ("hashlib.pbkdf2_hmac(...)"): the splice reads it to tell which SDK stacks
  * called which C function (splice.c, docs/merger.md "Native calls"). Files
  * are read under a process's root (/proc/PID/root), relative names under its
- * working directory, only regular files named *.py, at most
+ * working directory (braid's own when the process is gone), only regular
+ * files named *.py, not symbolic links (the names come from a push), at most
  * MAX_FILE_BYTES each and MAX_FILES per source; a file that can't be read is
  * remembered as such. Nothing read leaves braid: the lines only choose pools.
  */
@@ -90,8 +91,11 @@ static void load(struct merger_source *s, struct source_file *f)
 		len = snprintf(path, sizeof(path), "%s%s%s", s->cwd, s->cwd[0] ? "/" : "", f->name);
 	if (len < 0 || (size_t)len >= sizeof(path))
 		return;
-	/* O_NONBLOCK: a FIFO named *.py must not hang the merger */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	/* a regular file only, not a link to one: the name comes from a push.
+	 * O_NONBLOCK: a FIFO swapped in meanwhile must not hang the merger */
+	if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW);
 	if (fd < 0)
 		return;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||

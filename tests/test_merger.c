@@ -619,6 +619,25 @@ static void test_python_native_calls(void **state)
 	free(text);
 	profile__free(out);
 
+	/* a symbolic link to the file is not followed: the names come from a
+	 * push, and braid reads as root */
+	{
+		char link[80];
+		struct profile *sdk2 = sdk_new(true);
+
+		snprintf(link, sizeof(link), "%s/link.py", dir);
+		assert_int_equal(symlink(path, link), 0);
+		sdk_add_py(sdk2, link, "<module>:8;hash_password:3", 100);
+		sdk_add_py(sdk2, link, "<module>:8;write_audit:5", 100);
+		sdk_add_py(sdk2, link, "<module>:8;render:7", 100);
+		out = splice_py(&in, sdk2, &st);
+		assert_int_equal(st.native_call_samples, 0);
+		assert_int_equal(total_of(out), 100);
+		profile__free(out);
+		profile__free(sdk2);
+		assert_int_equal(unlink(link), 0);
+	}
+
 	/* without the file: by weight, as before */
 	assert_int_equal(unlink(path), 0);
 	out = splice_py(&in, sdk, &st);

@@ -7,11 +7,12 @@ order (each pattern matched by a frame rootward of the next one's frame).
 Patterns are Python regular expressions searched in each frame's name.
 Prints one JSON object:
 
-  {"samples": S, "has": H, "ordered": O, "example": "root;...;leaf"}
+  {"samples": S, "has": H, "ordered": O, "example": "root;...;leaf",
+   "unordered": "root;...;leaf"}
 
 S the samples of all stacks, H those of the stacks with a --has frame, O
-those of them in order, and an ordered stack of the --has ones as example
-(the heaviest; "" if none).
+those of them in order, and the heaviest ordered and not ordered stacks of
+the --has ones ("" if none).
 
   stack_order.py FOLDED --has REGEX --order REGEX [--order REGEX ...]
 """
@@ -42,6 +43,7 @@ def main():
     order = [re.compile(p) for p in a.order]
     total = with_has = ordered = 0
     best, best_v = "", -1
+    worst, worst_v = "", -1
     with open(a.folded, encoding="utf-8", errors="replace") as f:
         for line in f:
             line = line.rstrip("\n")
@@ -61,7 +63,10 @@ def main():
                 ordered += v
                 if v > best_v:
                     best, best_v = stack, v
-    print(json.dumps({"samples": total, "has": with_has, "ordered": ordered, "example": best}))
+            elif v > worst_v:
+                worst, worst_v = stack, v
+    print(json.dumps({"samples": total, "has": with_has, "ordered": ordered, "example": best,
+                      "unordered": worst}))
 
 
 if __name__ == "__main__":

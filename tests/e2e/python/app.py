@@ -47,9 +47,15 @@ def configure():
 end = time.time() + float(os.environ.get("RUN_SECONDS", "12"))
 
 
+def say(line):
+    # one write: print() writes its words apart, and two threads' lines
+    # would interleave
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def announce():
-    t = threading.current_thread()
-    print("thread", t.name, threading.get_ident(), flush=True)
+    say(f"thread {threading.current_thread().name} {threading.get_ident()}")
 
 
 def work(route):
@@ -98,7 +104,7 @@ def report(hashing=False):
 
 def worker_init():
     configure()
-    print("worker", os.getpid(), flush=True)
+    say(f"worker {os.getpid()}")
 
 
 def worker_job(seconds):
