@@ -318,6 +318,10 @@ static int ls_sdk(void *ctx, const struct store_sdk_profile *p)
 		r = r < 0 ? r : dynbuf__json_str(b, p->spy_name);
 		r = r < 0 ? r : dynbuf__printf(b, ",\"format\":");
 		r = r < 0 ? r : dynbuf__json_str(b, p->format);
+		r = r < 0 ? r : dynbuf__printf(b, ",\"units\":");
+		r = r < 0 ? r : dynbuf__json_str(b, p->units);
+		r = r < 0 ? r : dynbuf__printf(b, ",\"aggregation\":");
+		r = r < 0 ? r : dynbuf__json_str(b, p->aggregation);
 		r = r < 0 ? r
 			  : dynbuf__printf(b,
 					   ",\"sample_rate\":%" PRId64

@@ -65,7 +65,8 @@ const char *merger_calls__key_name(const struct merger_calls *c, int key);
 
 /* The text of line `line` (from 1) of `filename`, without its line break,
  * valid until the next call; NULL when the file is not a readable regular
- * *.py file of at most 4 MiB, or has no such line. */
+ * *.py file of at most 1 MiB (8 MiB and 64 files a source), or has no such
+ * line. */
 const char *merger_source__line(struct merger_source *s, const char *filename, int64_t line);
 
 #endif

@@ -7,7 +7,7 @@
  * are read under a process's root (/proc/PID/root), relative names under its
  * working directory (braid's own when the process is gone), only regular
  * files named *.py, not symbolic links (the names come from a push), at most
- * MAX_FILE_BYTES each and MAX_FILES per source; a file that can't be read is
+ * MAX_FILE_BYTES each, MAX_FILES and MAX_TOTAL_BYTES per source; a file that can't be read is
  * remembered as such. Nothing read leaves braid: the lines only choose pools.
  */
 #include "merger/merger_int.h"
@@ -20,9 +20,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_FILES      64
-#define MAX_FILE_BYTES (4u << 20)
-#define MAX_LINE_BYTES 4096
+#define MAX_FILES	64
+#define MAX_FILE_BYTES	(1u << 20)
+#define MAX_TOTAL_BYTES (8u << 20) /* of all the files a source holds */
+#define MAX_LINE_BYTES	4096
 
 struct source_file {
 	char *name;	/* as the SDK names it */
@@ -36,6 +37,7 @@ struct merger_source {
 	char root[64], cwd[64]; /* "" or "/proc/PID/root", "/proc/PID/cwd" */
 	struct source_file files[MAX_FILES];
 	size_t n_files;
+	size_t bytes; /* of the files read */
 	char line[MAX_LINE_BYTES + 1];
 };
 
@@ -99,7 +101,8 @@ static void load(struct merger_source *s, struct source_file *f)
 	if (fd < 0)
 		return;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
-	    (uint64_t)st.st_size > MAX_FILE_BYTES)
+	    (uint64_t)st.st_size > MAX_FILE_BYTES ||
+	    s->bytes + (uint64_t)st.st_size > MAX_TOTAL_BYTES)
 		goto cleanup;
 	text = malloc((size_t)st.st_size + 1);
 	if (!text)
@@ -127,6 +130,7 @@ static void load(struct merger_source *s, struct source_file *f)
 	f->starts = starts;
 	f->n_lines = n;
 	f->len = got;
+	s->bytes += got + n * sizeof(*starts);
 	text = NULL;
 	starts = NULL;
 cleanup:
