@@ -85,20 +85,8 @@ if [ -n "$quick" ]; then
 	ROUNDS=1 RUN_SECONDS=8
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "skip: bench/merge_accuracy.sh needs root (braid record samples every CPU)" >&2
-	exit 77
-fi
-if [ ! -r /sys/kernel/btf/vmlinux ]; then
-	echo "skip: no kernel BTF (/sys/kernel/btf/vmlinux): braid record cannot run here" >&2
-	exit 77
-fi
-[ -x "$BRAID" ] || { echo "no $BRAID: build first (cmake --build $BUILD_DIR)" >&2; exit 1; }
-probe=$("$BRAID" record --duration 0.1 -o /dev/null 2>&1 </dev/null || true)
-if [[ $probe == *"built without its eBPF sampler"* ]]; then
-	echo "skip: $BRAID was built without its eBPF sampler (no kernel BTF at build time)" >&2
-	exit 77
-fi
+. "$SRC_DIR/bench/lib.sh"
+require_sampler bench/merge_accuracy.sh "braid record samples every CPU"
 for tool in node npm jq; do
 	command -v "$tool" >/dev/null || { echo "bench/merge_accuracy.sh needs $tool (scripts/deps.sh)" >&2; exit 1; }
 done

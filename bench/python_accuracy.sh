@@ -75,20 +75,8 @@ for arg in "$@"; do
 done
 DURATION=$((RUN_SECONDS - 6))
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "skip: bench/python_accuracy.sh needs root (braid record, py-spy --pid)" >&2
-	exit 77
-fi
-if [ ! -r /sys/kernel/btf/vmlinux ]; then
-	echo "skip: no kernel BTF (/sys/kernel/btf/vmlinux): braid record cannot run here" >&2
-	exit 77
-fi
-[ -x "$BRAID" ] || { echo "no $BRAID: build first (cmake --build $BUILD_DIR)" >&2; exit 1; }
-probe=$("$BRAID" record --duration 0.1 -o /dev/null 2>&1 </dev/null || true)
-if [[ $probe == *"built without its eBPF sampler"* ]]; then
-	echo "skip: $BRAID was built without its eBPF sampler (no kernel BTF at build time)" >&2
-	exit 77
-fi
+. "$SRC_DIR/bench/lib.sh"
+require_sampler bench/python_accuracy.sh "braid record, py-spy --pid"
 command -v jq >/dev/null || { echo "bench/python_accuracy.sh needs jq (scripts/deps.sh)" >&2; exit 1; }
 
 mkdir -p "$BENCH_DIR" "$CACHE"

@@ -116,11 +116,28 @@ static inline struct profile *sdk_new(bool cpu)
 	return p;
 }
 
+/* Adds a sample of locations locs[0..n) given root first (reversed in
+ * place: pprof's are leaf first), with values and a label set (0: none). */
+static inline void sdk_add_stack(struct profile *p, uint32_t *locs, size_t n, const int64_t *values,
+				 uint32_t label_set)
+{
+	uint32_t stack;
+
+	for (size_t i = 0; i < n / 2; i++) {
+		uint32_t t = locs[i];
+
+		locs[i] = locs[n - 1 - i];
+		locs[n - 1 - i] = t;
+	}
+	assert_int_equal(profile__add_stack(p, locs, n, &stack), 0);
+	assert_int_equal(profile__add_sample(p, stack, label_set, values), 0);
+}
+
 /* sdk_add with a label set (0: none) on the sample. */
 static inline void sdk_add_labelled(struct profile *p, const char *spec, int64_t samples,
 				    int64_t wall, int64_t cpu, uint32_t label_set)
 {
-	uint32_t locs[64], stack;
+	uint32_t locs[64];
 	size_t n = 0;
 	int64_t values[3] = {samples, wall, cpu};
 	char buf[512], *save = NULL;
@@ -147,15 +164,7 @@ static inline void sdk_add_labelled(struct profile *p, const char *spec, int64_t
 		line.line = 1;
 		assert_int_equal(profile__add_location(p, &l, &locs[n++]), 0);
 	}
-	/* leaf first */
-	for (size_t i = 0; i < n / 2; i++) {
-		uint32_t t = locs[i];
-
-		locs[i] = locs[n - 1 - i];
-		locs[n - 1 - i] = t;
-	}
-	assert_int_equal(profile__add_stack(p, locs, n, &stack), 0);
-	assert_int_equal(profile__add_sample(p, stack, label_set, values), 0);
+	sdk_add_stack(p, locs, n, values, label_set);
 }
 
 static inline void sdk_add(struct profile *p, const char *spec, int64_t samples, int64_t wall,

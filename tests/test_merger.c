@@ -103,8 +103,10 @@ static void in_add(struct input *in, const char *spec, int32_t tid, int64_t coun
 	in->n++;
 }
 
-static struct profile *splice_rt(struct input *in, const struct profile *sdk, enum runtime runtime,
-				 struct merger_splice_stats *st)
+/* The splice of in's stacks with sdk for a process running runtime; with
+ * lines, reading the SDK's source lines as braid's own files. */
+static struct profile *splice_with(struct input *in, const struct profile *sdk,
+				   enum runtime runtime, bool lines, struct merger_splice_stats *st)
 {
 	struct profile *out = merger__new_profile(1, 0, 0);
 	struct merger_splice_input mi = {
@@ -117,8 +119,17 @@ static struct profile *splice_rt(struct input *in, const struct profile *sdk, en
 	};
 
 	assert_non_null(out);
+	if (lines)
+		assert_int_equal(merger__source_new(0, &mi.source), 0);
 	assert_int_equal(merger__splice(&mi, out, st), 0);
+	merger__source_free(mi.source);
 	return out;
+}
+
+static struct profile *splice_rt(struct input *in, const struct profile *sdk, enum runtime runtime,
+				 struct merger_splice_stats *st)
+{
+	return splice_with(in, sdk, runtime, false, st);
 }
 
 static struct profile *splice(struct input *in, const struct profile *sdk,
@@ -510,7 +521,7 @@ static void test_python_threads(void **state)
  * with cpu weight (and samples 1, wall = cpu). */
 static void sdk_add_py(struct profile *p, const char *path, const char *spec, int64_t cpu)
 {
-	uint32_t locs[32], stack;
+	uint32_t locs[32];
 	size_t n = 0;
 	int64_t values[3] = {1, cpu, cpu};
 	char buf[512], *save = NULL;
@@ -530,34 +541,13 @@ static void sdk_add_py(struct profile *p, const char *path, const char *spec, in
 		line.line = strtoll(colon + 1, NULL, 10);
 		assert_int_equal(profile__add_location(p, &l, &locs[n++]), 0);
 	}
-	for (size_t i = 0; i < n / 2; i++) {
-		uint32_t t = locs[i];
-
-		locs[i] = locs[n - 1 - i];
-		locs[n - 1 - i] = t;
-	}
-	assert_int_equal(profile__add_stack(p, locs, n, &stack), 0);
-	assert_int_equal(profile__add_sample(p, stack, 0, values), 0);
+	sdk_add_stack(p, locs, n, values, 0);
 }
 
 static struct profile *splice_py(struct input *in, const struct profile *sdk,
 				 struct merger_splice_stats *st)
 {
-	struct profile *out = merger__new_profile(1, 0, 0);
-	struct merger_splice_input mi = {
-		.runtime = RUNTIME_PYTHON,
-		.pid = PID,
-		.stacks = in->e,
-		.n_stacks = in->n,
-		.sdk = sdk,
-		.period = 1,
-	};
-
-	assert_non_null(out);
-	assert_int_equal(merger__source_new(0, &mi.source), 0);
-	assert_int_equal(merger__splice(&mi, out, st), 0);
-	merger__source_free(mi.source);
-	return out;
+	return splice_with(in, sdk, RUNTIME_PYTHON, true, st);
 }
 
 /* Native calls by name, within one thread: the SDK's lines say which Python

@@ -51,25 +51,15 @@ run_node_app "$SERVICE" "$RUN_SECONDS"
 # Once the grace period is over, the app's last seconds, which no SDK profile
 # covers, go as eBPF-only profiles: wait for the merger's watermark to pass
 # the app's last sampled second, so that every view of it is sent.
-emitted=
-for _ in $(seq 1 $(((GRACE + 20) * SLOW))); do
-	emitted=$(sqlite3 "file:$TMP/data/braid.db?mode=ro" "SELECT p.ebpf_emitted_s > max(b.second) FROM processes p
-		JOIN ebpf_buckets b ON b.process_id = p.id WHERE p.pid = $APP GROUP BY p.id" 2>/dev/null || true)
-	[ "$emitted" = 1 ] && break
-	sleep 1
-done
+emitted=$(wait_emitted "$TMP/data" "$APP" $(((GRACE + 20) * SLOW)))
 expect_eq "every sampled second of the app emitted within $((GRACE + 20)) s of its exit" 1 "$emitted"
 # Pyroscope v2 answers a request once its segment is written (up to 0.5 s):
 # through /ingest, one profile a request, the outbox takes a while to drain,
 # and on a busy machine other processes' profiles keep coming. Wait for the
 # app's, so that what Pyroscope stored of it is all that braid sent.
-app_queued() {
-	sqlite3 "file:$TMP/data/braid.db?mode=ro" "SELECT count(*) FROM outbox
-		WHERE series LIKE '%service_name=$SERVICE,%' OR series LIKE '%service_name=$SERVICE}'" 2>/dev/null || true
-}
 queued=
 for _ in $(seq 1 $((120 * SLOW))); do
-	queued=$(app_queued)
+	queued=$(outbox_of "$TMP/data" "$SERVICE")
 	[ "$queued" = 0 ] && break
 	sleep 1
 done
@@ -78,7 +68,7 @@ stop_agent # the final pass, and the outbox flushed
 
 # ---- 4: nothing refused ----------------------------------------------------------------------
 "$BRAID" store ls --json --limit 0 --data-dir "$TMP/data" >"$TMP/ls.json"
-expect_eq "the app's profiles in the outbox after SIGTERM" 0 "$(app_queued)"
+expect_eq "the app's profiles in the outbox after SIGTERM" 0 "$(outbox_of "$TMP/data" "$SERVICE")"
 expect_eq "dead letters (profiles Pyroscope refused)" "[]" \
 	"$(jq -c '[.dead_letters[] | {status, reason}] | .[:5]' "$TMP/ls.json")"
 upstream_get requests >"$TMP/requests.json"

@@ -60,18 +60,11 @@ if [ "$rc" -ne 0 ] || [ -z "$APP" ]; then
 fi
 # every sampled second of the app leaves (merged or, past the grace period,
 # eBPF-only), and its profiles leave the outbox
-emitted=
-for _ in $(seq 1 $(((GRACE + 20) * SLOW))); do
-	emitted=$(sqlite3 "file:$TMP/data/braid.db?mode=ro" "SELECT p.ebpf_emitted_s > max(b.second) FROM processes p
-		JOIN ebpf_buckets b ON b.process_id = p.id WHERE p.pid = $APP GROUP BY p.id" 2>/dev/null || true)
-	[ "$emitted" = 1 ] && break
-	sleep 1
-done
+emitted=$(wait_emitted "$TMP/data" "$APP" $(((GRACE + 20) * SLOW)))
 expect_eq "every sampled second of the app emitted within $((GRACE + 20)) s of its exit" 1 "$emitted"
 queued=
 for _ in $(seq 1 $((60 * SLOW))); do
-	queued=$(sqlite3 "file:$TMP/data/braid.db?mode=ro" "SELECT count(*) FROM outbox
-		WHERE series LIKE '%service_name=$SERVICE,%' OR series LIKE '%service_name=$SERVICE}'" 2>/dev/null || true)
+	queued=$(outbox_of "$TMP/data" "$SERVICE")
 	[ "$queued" = 0 ] && break
 	sleep 1
 done

@@ -414,6 +414,27 @@ start_pyroscope() {
 	exit 1
 }
 
+# wait_emitted DATA_DIR PID SECONDS: until the merger's watermark of process
+# PID passed its last sampled second in the agent's store (every view of it
+# was queued), SECONDS at most; prints 1 when it did, else what it saw.
+wait_emitted() {
+	local e=
+	for _ in $(seq 1 "$3"); do
+		e=$(sqlite3 "file:$1/braid.db?mode=ro" "SELECT p.ebpf_emitted_s > max(b.second) FROM processes p
+			JOIN ebpf_buckets b ON b.process_id = p.id WHERE p.pid = $2 GROUP BY p.id" 2>/dev/null || true)
+		[ "$e" = 1 ] && break
+		sleep 1
+	done
+	echo "$e"
+}
+
+# outbox_of DATA_DIR SERVICE: the outbox items of SERVICE's series in the
+# agent's store.
+outbox_of() {
+	sqlite3 "file:$1/braid.db?mode=ro" "SELECT count(*) FROM outbox
+		WHERE series LIKE '%service_name=$2,%' OR series LIKE '%service_name=$2}'" 2>/dev/null || true
+}
+
 # maybe_pyroscope DIR: starts a real Pyroscope (start_pyroscope DIR) when one
 # is at hand (PYROSCOPE_BIN, or pyroscope on PATH), and says so. Sets PYRO to
 # 1 then, else to "".
