@@ -34,6 +34,40 @@ int cmd_load_profile(const char *path, enum profile_format format,
 		     const struct profile_folded_opts *opts, struct profile **ret_profile,
 		     enum profile_format *ret_format);
 
+/* How to read a JFR recording (--jfr-profile, --sample-rate, --jfr-labels). */
+struct cmd_jfr {
+	const char
+		*profile; /* the profile to take ("process_cpu:cpu"; NULL: CPU, else the first) */
+	unsigned sample_rate; /* Hz; 0: 100, the Java agent's */
+	const char *labels;   /* a file holding the push's `labels` part, or NULL */
+	char names[512];      /* out: the recording's profiles, ", " between */
+};
+
+/* cmd_load_profile, reading a JFR recording (by --from jfr or its magic,
+ * gzipped or not) as jfr says. */
+int cmd_load_profile_jfr(const char *path, enum profile_format format,
+			 const struct profile_folded_opts *opts, struct cmd_jfr *jfr,
+			 struct profile **ret_profile, enum profile_format *ret_format);
+
+/* Parses --jfr-profile, --sample-rate and --jfr-labels (getopt values 'J',
+ * 'R', 'L') into jfr; 1 if c was one of them, 0 if not, -EINVAL (printed)
+ * for a bad value. */
+int cmd_parse_jfr_option(const char *cmd, int c, const char *arg, struct cmd_jfr *jfr);
+#define CMD_JFR_OPTIONS                                                                            \
+	{"jfr-profile", required_argument, NULL, 'J'},                                             \
+		{"sample-rate", required_argument, NULL, 'R'},                                     \
+	{                                                                                          \
+		"jfr-labels", required_argument, NULL, 'L'                                         \
+	}
+#define CMD_JFR_HELP                                                                               \
+	"      --jfr-profile P    a JFR recording's profile to read: process_cpu:cpu (the\n"       \
+	"                         default), wall:wall, memory:alloc_in_new_tlab_objects,\n"        \
+	"                         mutex:contentions, block:contentions, ... or a metric\n"         \
+	"      --sample-rate HZ   a JFR recording's sampling rate (default 100, the Java\n"        \
+	"                         agent's): a CPU or wall sample weighs 1e9/HZ ns\n"               \
+	"      --jfr-labels FILE  the Java agent's `labels` part of the same push: context\n"      \
+	"                         labels on the samples\n"
+
 /* What the SDK profiles read by cmd_load_sdk_profiles cover. */
 struct cmd_sdk_range {
 	int64_t from_ns, until_ns; /* the union of their time ranges; 0: unknown */

@@ -26,6 +26,8 @@ static void usage(FILE *f)
 		"\n"
 		"Converts a profile between pprof (gzipped or not) and folded stacks\n"
 		"(\"root;caller;leaf COUNT\" per line, as flamegraph.pl and Pyroscope read them).\n"
+		"IN may also be a JFR recording (the Pyroscope Java agent's, or the JDK's):\n"
+		"one of its profiles is converted, as Pyroscope reads it (--jfr-profile).\n"
 		"IN and OUT may be - for standard input and output.\n"
 		"\n"
 		"Options:\n"
@@ -34,8 +36,9 @@ static void usage(FILE *f)
 		"                         (.folded .collapsed .txt: folded; .pprof .pb .gz: "
 		"pprof),\n"
 		"                         else the other format than the input's\n"
-		"      --from FORMAT      auto (default), pprof, folded, or lines (Pyroscope's\n"
-		"                         \"a;b;c\" per line, each weighing 1); gzip is detected\n"
+		"      --from FORMAT      auto (default), pprof, folded, lines (Pyroscope's\n"
+		"                         \"a;b;c\" per line, each weighing 1) or jfr; gzip is\n"
+		"                         detected\n"
 		"      --sample-type T    pprof to folded: which sample type's values to write,\n"
 		"                         as \"type\" or \"type/unit\" (default: the profile's "
 		"default,\n"
@@ -43,8 +46,8 @@ static void usage(FILE *f)
 		"                         the counts (default samples/count)\n"
 		"      --annotate         in folded output, mark kernel frames \"_[k]\" and JIT\n"
 		"                         frames \"_[j]\" (read back as their frame kinds)\n"
-		"      --no-gzip          write pprof uncompressed (default: gzipped)\n"
-		"  -h, --help             show this help\n");
+		"      --no-gzip          write pprof uncompressed (default: "
+		"gzipped)\n" CMD_JFR_HELP "  -h, --help             show this help\n");
 }
 
 static enum profile_format format_from_extension(const char *path)
@@ -82,10 +85,12 @@ int cmd_convert(int argc, char **argv)
 		{"sample-type", required_argument, NULL, 's'},
 		{"annotate", no_argument, NULL, 'a'},
 		{"no-gzip", no_argument, NULL, 'z'},
+		CMD_JFR_OPTIONS,
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	struct config cfg = {.output = "-"};
+	struct cmd_jfr jfr = {0};
 	struct profile_folded_opts fo = {0};
 	struct profile *p = NULL;
 	struct dynbuf out;
@@ -121,6 +126,12 @@ int cmd_convert(int argc, char **argv)
 		case 'z':
 			cfg.no_gzip = true;
 			break;
+		case 'J':
+		case 'R':
+		case 'L':
+			if (cmd_parse_jfr_option("convert", c, optarg, &jfr) < 0)
+				return EXIT_USAGE;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -137,7 +148,7 @@ int cmd_convert(int argc, char **argv)
 	if (!cfg.to && strcmp(cfg.output, "-") != 0)
 		cfg.to = format_from_extension(cfg.output);
 
-	if (cfg.sample_type && cfg.from != PROFILE_FORMAT_PPROF) {
+	if (cfg.sample_type && cfg.from != PROFILE_FORMAT_PPROF && cfg.from != PROFILE_FORMAT_JFR) {
 		/* for folded input, the sample type names the counts */
 		const char *slash = strchr(cfg.sample_type, '/');
 
@@ -153,14 +164,15 @@ int cmd_convert(int argc, char **argv)
 		fo.type = type;
 	}
 	fo.annotate = cfg.annotate;
-	if (cmd_load_profile(cfg.input, cfg.from, &fo, &p, &in_format) < 0)
+	if (cmd_load_profile_jfr(cfg.input, cfg.from, &fo, &jfr, &p, &in_format) < 0)
 		goto cleanup;
 	if (!cfg.to)
 		cfg.to = in_format == PROFILE_FORMAT_PPROF ? PROFILE_FORMAT_FOLDED
 							   : PROFILE_FORMAT_PPROF;
 
 	if (cfg.to == PROFILE_FORMAT_FOLDED) {
-		int ti = in_format == PROFILE_FORMAT_PPROF && cfg.sample_type
+		int ti = (in_format == PROFILE_FORMAT_PPROF || in_format == PROFILE_FORMAT_JFR) &&
+					 cfg.sample_type
 				 ? profile__find_sample_type(p, cfg.sample_type)
 				 : profile__default_sample_type(p);
 

@@ -26,14 +26,15 @@ static void usage(FILE *f)
 		   "Prints a profile's sample types, period, time range, number of samples,\n"
 		   "locations and functions, the total of each sample type, and a table of the\n"
 		   "top functions by flat and cumulative value (as `go tool pprof -top`).\n"
-		   "FILE is pprof (gzipped or not) or folded stacks; - reads standard input.\n"
+		   "FILE is pprof (gzipped or not), folded stacks or a JFR recording (one of\n"
+		   "its profiles, as Pyroscope reads it); - reads standard input.\n"
 		   "\n"
 		   "Options:\n"
 		   "      --top N            rows in the table (default 20; 0 = all)\n"
 		   "      --sample-type T    rank by this type, \"type\" or \"type/unit\"\n"
 		   "                         (default: the profile's default, else its last type)\n"
-		   "      --from FORMAT      auto (default), pprof, folded or lines\n"
-		   "  -h, --help             show this help\n");
+		   "      --from FORMAT      auto (default), pprof, folded, lines or "
+		   "jfr\n" CMD_JFR_HELP "  -h, --help             show this help\n");
 }
 
 /* Unit scaling as pprof does it: one unit chosen for a whole column. */
@@ -216,10 +217,12 @@ int cmd_inspect(int argc, char **argv)
 		{"top", required_argument, NULL, 'n'},
 		{"sample-type", required_argument, NULL, 's'},
 		{"from", required_argument, NULL, 'f'},
+		CMD_JFR_OPTIONS,
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	struct config cfg = {.top = 20};
+	struct cmd_jfr jfr = {0};
 	struct profile *p = NULL;
 	enum profile_format format;
 	int64_t totals[PROFILE_MAX_SAMPLE_TYPES];
@@ -244,6 +247,12 @@ int cmd_inspect(int argc, char **argv)
 			if (cmd_parse_from("inspect", optarg, &cfg.from) < 0)
 				return EXIT_USAGE;
 			break;
+		case 'J':
+		case 'R':
+		case 'L':
+			if (cmd_parse_jfr_option("inspect", c, optarg, &jfr) < 0)
+				return EXIT_USAGE;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -257,8 +266,10 @@ int cmd_inspect(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (cmd_load_profile(cfg.input, cfg.from, NULL, &p, &format) < 0)
+	if (cmd_load_profile_jfr(cfg.input, cfg.from, NULL, &jfr, &p, &format) < 0)
 		goto cleanup;
+	if (format == PROFILE_FORMAT_JFR)
+		printf("JFR profiles: %s\n", jfr.names);
 	r = profile__totals(p, totals);
 	if (r < 0) {
 		cmd_error("inspect: %s: totals overflow 64 bits", cfg.input);

@@ -67,21 +67,116 @@ int cmd_load_profile(const char *path, enum profile_format format,
 		     const struct profile_folded_opts *opts, struct profile **ret_profile,
 		     enum profile_format *ret_format)
 {
-	struct dynbuf data;
+	return cmd_load_profile_jfr(path, format, opts, NULL, ret_profile, ret_format);
+}
+
+int cmd_parse_jfr_option(const char *cmd, int c, const char *arg, struct cmd_jfr *jfr)
+{
+	switch (c) {
+	case 'J':
+		jfr->profile = arg;
+		return 1;
+	case 'R':
+		return cmd_parse_uint(cmd, "--sample-rate", arg, 1, 1000000, &jfr->sample_rate) < 0
+			       ? -EINVAL
+			       : 1;
+	case 'L':
+		jfr->labels = arg;
+		return 1;
+	}
+	return 0;
+}
+
+/* A recording's profile as jfr says; data is inflated. */
+static int load_jfr(const char *path, const struct dynbuf *data, struct cmd_jfr *jfr,
+		    struct profile **ret)
+{
+	struct profile_jfr_opts opts = {.sample_rate = jfr->sample_rate ? jfr->sample_rate : 100};
+	const struct profile_jfr_entry *e = NULL;
+	struct profile_jfr *j = NULL;
+	struct errbuf err = {{0}};
+	struct dynbuf labels;
+	size_t used = 0;
+	int r = 0;
+
+	dynbuf__init(&labels, 0);
+	if (jfr->labels) {
+		r = util__read_file(jfr->labels, PROFILE_DEFAULT_MAX_DECOMPRESSED, &err, &labels);
+		if (r < 0) {
+			cmd_error("%s", err.msg);
+			goto cleanup;
+		}
+		opts.labels = labels.data;
+		opts.labels_len = labels.len;
+	}
+	r = profile__from_jfr(data->data, data->len, &opts, NULL, &err, &j);
+	if (r < 0) {
+		cmd_error("%s: %s", path, err.msg);
+		goto cleanup;
+	}
+	jfr->names[0] = '\0';
+	for (size_t i = 0; i < j->n; i++)
+		used += (size_t)snprintf(jfr->names + used,
+					 used < sizeof(jfr->names) ? sizeof(jfr->names) - used : 0,
+					 "%s%s", i ? ", " : "", j->entries[i].name);
+	e = profile_jfr__find(j, jfr->profile ? jfr->profile : "process_cpu");
+	if (!e && !jfr->profile && j->n)
+		e = &j->entries[0];
+	if (!e) {
+		cmd_error("%s: the recording has no profile '%s' (it has: %s)", path,
+			  jfr->profile ? jfr->profile : "process_cpu", j->n ? jfr->names : "none");
+		r = -ENOENT;
+		goto cleanup;
+	}
+	*ret = e->profile;
+	((struct profile_jfr_entry *)e)->profile = NULL;
+cleanup:
+	profile_jfr__free(j);
+	dynbuf__free(&labels);
+	return r;
+}
+
+int cmd_load_profile_jfr(const char *path, enum profile_format format,
+			 const struct profile_folded_opts *opts, struct cmd_jfr *jfr,
+			 struct profile **ret_profile, enum profile_format *ret_format)
+{
+	struct cmd_jfr defaults = {0};
+	struct dynbuf data, raw;
 	struct errbuf err = {{0}};
 	int r;
 
 	dynbuf__init(&data, 0);
+	dynbuf__init(&raw, 0);
 	/* a compressed file is never larger than what it inflates to */
 	r = util__read_file(path, PROFILE_DEFAULT_MAX_DECOMPRESSED, &err, &data);
 	if (r < 0) {
 		cmd_error("%s", err.msg);
 		goto cleanup;
 	}
+	if (format == PROFILE_FORMAT_AUTO || format == PROFILE_FORMAT_JFR) {
+		const struct dynbuf *in = &data;
+
+		if (util__is_gzip(data.data, data.len)) {
+			r = util__gunzip(data.data, data.len, PROFILE_DEFAULT_MAX_DECOMPRESSED,
+					 &err, &raw);
+			if (r < 0) {
+				cmd_error("%s: %s", path, err.msg);
+				goto cleanup;
+			}
+			in = &raw;
+		}
+		if (format == PROFILE_FORMAT_JFR || profile__is_jfr(in->data, in->len)) {
+			r = load_jfr(path, in, jfr ? jfr : &defaults, ret_profile);
+			if (r == 0 && ret_format)
+				*ret_format = PROFILE_FORMAT_JFR;
+			goto cleanup;
+		}
+	}
 	r = profile__decode(data.data, data.len, format, opts, NULL, &err, ret_profile, ret_format);
 	if (r < 0)
 		cmd_error("%s: %s", path, err.msg);
 cleanup:
+	dynbuf__free(&raw);
 	dynbuf__free(&data);
 	return r;
 }
@@ -138,7 +233,7 @@ int cmd_parse_from(const char *cmd, const char *arg, enum profile_format *ret_fo
 {
 	if (profile__parse_format(arg, ret_format) == 0)
 		return 0;
-	cmd_error("%s: --from takes auto, pprof, folded or lines, not '%s'", cmd, arg);
+	cmd_error("%s: --from takes auto, pprof, folded, lines or jfr, not '%s'", cmd, arg);
 	return -EINVAL;
 }
 

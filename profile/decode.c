@@ -6,10 +6,9 @@
 #include <string.h>
 
 static const char *const format_names[] = {
-	[PROFILE_FORMAT_AUTO] = "auto",
-	[PROFILE_FORMAT_PPROF] = "pprof",
-	[PROFILE_FORMAT_FOLDED] = "folded",
-	[PROFILE_FORMAT_LINES] = "lines",
+	[PROFILE_FORMAT_AUTO] = "auto",	    [PROFILE_FORMAT_PPROF] = "pprof",
+	[PROFILE_FORMAT_FOLDED] = "folded", [PROFILE_FORMAT_LINES] = "lines",
+	[PROFILE_FORMAT_JFR] = "jfr",
 };
 
 int profile__parse_format(const char *name, enum profile_format *ret_format)
@@ -43,6 +42,30 @@ static bool looks_like_text(const unsigned char *d, size_t len)
 	return n > 0;
 }
 
+/* A recording's CPU profile at the Java agent's 100 Hz, else its first. */
+static int one_of_jfr(const void *data, size_t len, const struct profile_limits *lim,
+		      struct errbuf *err, struct profile **ret)
+{
+	struct profile_jfr_opts opts = {.sample_rate = 100};
+	const struct profile_jfr_entry *e;
+	struct profile_jfr *j = NULL;
+	int r = profile__from_jfr(data, len, &opts, lim, err, &j);
+
+	if (r < 0)
+		return r;
+	e = profile_jfr__find(j, "process_cpu");
+	if (!e && j->n)
+		e = &j->entries[0];
+	if (!e) {
+		profile_jfr__free(j);
+		return errbuf__set(err, -ENODATA, "the JFR recording has no events braid reads");
+	}
+	*ret = e->profile;
+	((struct profile_jfr_entry *)e)->profile = NULL;
+	profile_jfr__free(j);
+	return 0;
+}
+
 int profile__decode(const void *data, size_t len, enum profile_format format,
 		    const struct profile_folded_opts *opts, const struct profile_limits *lim,
 		    struct errbuf *err, struct profile **ret_profile,
@@ -65,7 +88,9 @@ int profile__decode(const void *data, size_t len, enum profile_format format,
 		data = raw.data;
 		len = raw.len;
 	}
-	if (format == PROFILE_FORMAT_AUTO)
+	if (format == PROFILE_FORMAT_AUTO && profile__is_jfr(data, len))
+		format = PROFILE_FORMAT_JFR;
+	else if (format == PROFILE_FORMAT_AUTO)
 		format = looks_like_text(data, len) ? PROFILE_FORMAT_FOLDED : PROFILE_FORMAT_PPROF;
 	if (opts)
 		fo = *opts;
@@ -84,6 +109,9 @@ int profile__decode(const void *data, size_t len, enum profile_format format,
 			break;
 		}
 		r = profile__from_folded(data, len, &fo, lim, err, ret_profile);
+		break;
+	case PROFILE_FORMAT_JFR:
+		r = one_of_jfr(data, len, lim, err, ret_profile);
 		break;
 	default:
 		r = errbuf__set(err, -EINVAL, "unknown profile format");

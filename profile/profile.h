@@ -350,20 +350,77 @@ enum profile_format {
 	PROFILE_FORMAT_PPROF,
 	PROFILE_FORMAT_FOLDED,
 	PROFILE_FORMAT_LINES,
+	PROFILE_FORMAT_JFR, /* a recording: see profile__from_jfr */
 };
 
-/* "auto", "pprof", "folded" (also "collapsed"), "lines"; -EINVAL otherwise. */
+/* "auto", "pprof", "folded" (also "collapsed"), "lines", "jfr"; -EINVAL otherwise. */
 int profile__parse_format(const char *name, enum profile_format *ret_format);
 const char *profile__format_name(enum profile_format format);
 
 /* Decodes data in `format`; AUTO tells pprof from folded text by content
  * (text has no NUL or control bytes other than tab and line breaks in its
  * first 64 KiB). Gzipped input of either kind is inflated first, under
- * lim->max_decompressed. opts applies to folded/lines (may be NULL).
+ * lim->max_decompressed. opts applies to folded/lines (may be NULL). A JFR
+ * recording (AUTO knows it by its magic) gives the profile profile__from_jfr
+ * makes of it at 100 Hz (the Java agent's rate) named "process_cpu", else its
+ * first; profile__from_jfr gives them all.
  * *ret_format (may be NULL) receives the format that was decoded. */
 int profile__decode(const void *data, size_t len, enum profile_format format,
 		    const struct profile_folded_opts *opts, const struct profile_limits *lim,
 		    struct errbuf *err, struct profile **ret_profile,
 		    enum profile_format *ret_format);
+
+/* ---- JFR reader -------------------------------------------------------- */
+
+/* What a JFR push says beside its recording, as Pyroscope's converter takes
+ * it (docs/jfr.md). */
+struct profile_jfr_opts {
+	int64_t sample_rate;	/* Hz: a CPU or wall sample weighs 1e9 / rate ns (0: 0) */
+	int64_t time_nanos;	/* the push's from */
+	int64_t duration_nanos; /* until - from */
+	const void *labels;	/* the push's `labels` part (gzip detected), NULL if none */
+	size_t labels_len;
+};
+
+struct profile_jfr_entry {
+	const char *name;   /* "process_cpu:cpu", "wall:wall", "memory:alloc_in_new_tlab_objects",
+			     * "memory:alloc_outside_tlab_objects", "mutex:contentions",
+			     * "block:contentions", "memory:live", "memory:alloc_sample_objects",
+			     * "memory:malloc_objects": the metric and the first sample type */
+	const char *metric; /* Pyroscope's __name__: process_cpu, wall, memory, mutex, block */
+	struct profile *profile;
+};
+
+struct profile_jfr_stats {
+	uint64_t chunks;
+	uint64_t events;	 /* events of the kinds read */
+	uint64_t unknown_stacks; /* samples whose stack trace no pool defines (dropped) */
+	uint64_t frames_unknown; /* frames whose method or class no pool defines (dropped) */
+};
+
+struct profile_jfr {
+	size_t n;
+	struct profile_jfr_entry *entries; /* in the order of the names above */
+	char jfr_event[64];		   /* the recording's "event" setting, "" if none */
+	struct profile_jfr_stats stats;
+};
+
+/* Reads a JFR recording (gzipped or not: inflated under lim->max_decompressed),
+ * as the Pyroscope Java agent pushes it, into one profile per kind of event.
+ * Each is what Pyroscope's converter makes of the same recording: its sample
+ * types, period type, frame names ("class.method", leaf first, with line
+ * numbers), labels (the agent's context labels, profile_id, span_name,
+ * trace_id) and values. Frames carry their JFR frame type as kind (Java:
+ * interpreted; native and C++: native; kernel). lim may be NULL for the
+ * defaults. -EBADMSG with the offset on a malformed recording, -EFBIG or
+ * -E2BIG over a cap, -ENOMEM; on success *ret is the caller's to free. */
+int profile__from_jfr(const void *data, size_t len, const struct profile_jfr_opts *opts,
+		      const struct profile_limits *lim, struct errbuf *err,
+		      struct profile_jfr **ret);
+void profile_jfr__free(struct profile_jfr *j);
+/* Whether data (not gzipped) starts as a JFR recording does. */
+bool profile__is_jfr(const void *data, size_t len);
+/* The entry of that name, or of that metric if one entry alone has it. */
+const struct profile_jfr_entry *profile_jfr__find(const struct profile_jfr *j, const char *name);
 
 #endif
