@@ -9,7 +9,7 @@
 set -euo pipefail
 SRC_DIR=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=$SRC_DIR/build-fuzz
-ALL_TARGETS=(pprof folded name legacy push multipart perfmap kallsyms cfi calls)
+ALL_TARGETS=(pprof folded name legacy push multipart perfmap kallsyms cfi calls jfr)
 
 usage() {
 	echo "usage: bash scripts/fuzz.sh [--seconds N] [TARGET...]" >&2
@@ -22,6 +22,7 @@ usage() {
 max_len() {
 	case "$1" in
 	pprof | legacy | push) echo 65536 ;;
+	jfr) echo 131072 ;;
 	multipart) echo 32768 ;;
 	folded | perfmap | kallsyms | cfi) echo 16384 ;;
 	name | calls) echo 4096 ;;
