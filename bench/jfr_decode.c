@@ -6,12 +6,13 @@
  * then turned into profiles repeatedly (chunks, metadata, constant pools,
  * events, and the profiles built).
  *
- *   bench_jfr_decode [-n ITERS] [-min-seconds S] [-rate HZ] FILE...
+ *   bench_jfr_decode [-n ITERS] [-min-seconds S] [-rate HZ] [-labels FILE] FILE...
  *
  * Prints one line per file:
  *   peer=braid file=F iters=N seconds=S bytes=B profiles=P samples=K mb_s=X
  * bytes and mb_s count the inflated recording; samples are the distinct
- * samples of all its profiles.
+ * samples of all its profiles. -labels gives every recording that `labels`
+ * part (as bench/go/jfrbench does), read once.
  */
 #include "profile/profile.h"
 
@@ -28,9 +29,12 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int bench_file(const char *path, long iters, double min_seconds, long rate)
+static int bench_file(const char *path, long iters, double min_seconds, long rate,
+		      const struct dynbuf *labels)
 {
-	struct profile_jfr_opts opts = {.sample_rate = rate};
+	struct profile_jfr_opts opts = {.sample_rate = rate,
+					.labels = labels->len ? labels->data : NULL,
+					.labels_len = labels->len};
 	struct dynbuf data, raw;
 	struct errbuf err = {{0}};
 	struct profile_jfr *j = NULL;
@@ -69,9 +73,9 @@ static int bench_file(const char *path, long iters, double min_seconds, long rat
 		n++;
 		secs = now() - t0;
 	} while (n < iters || secs < min_seconds);
-	printf("peer=braid file=%s iters=%ld seconds=%.6f bytes=%zu profiles=%zu samples=%zu "
-	       "mb_s=%.2f\n",
-	       base ? base + 1 : path, n, secs, in->len, profiles, samples,
+	printf("peer=braid file=%s iters=%ld seconds=%.6f bytes=%zu ns_per_op=%.0f profiles=%zu "
+	       "samples=%zu mb_s=%.2f\n",
+	       base ? base + 1 : path, n, secs, in->len, secs * 1e9 / (double)n, profiles, samples,
 	       (double)in->len * (double)n / secs / 1e6);
 	dynbuf__free(&data);
 	dynbuf__free(&raw);
@@ -85,7 +89,9 @@ fail:
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: bench_jfr_decode [-n ITERS] [-min-seconds S] [-rate HZ] FILE...\n");
+	fprintf(stderr,
+		"usage: bench_jfr_decode [-n ITERS] [-min-seconds S] [-rate HZ] [-labels FILE] "
+		"FILE...\n");
 	return 2;
 }
 
@@ -93,7 +99,11 @@ int main(int argc, char **argv)
 {
 	long iters = 1, rate = 100;
 	double min_seconds = 1.0;
+	struct dynbuf labels;
+	struct errbuf err = {{0}};
 	int i = 1, status = 0;
+
+	dynbuf__init(&labels, 0);
 
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
@@ -102,12 +112,20 @@ int main(int argc, char **argv)
 			min_seconds = atof(argv[++i]);
 		else if (strcmp(argv[i], "-rate") == 0 && i + 1 < argc)
 			rate = atol(argv[++i]);
-		else
+		else if (strcmp(argv[i], "-labels") == 0 && i + 1 < argc) {
+			if (util__read_file(argv[++i], 1u << 26, &err, &labels) < 0) {
+				fprintf(stderr, "bench_jfr_decode: %s\n", err.msg);
+				return 1;
+			}
+		} else
 			return usage();
 	}
-	if (i == argc)
+	if (i == argc) {
+		dynbuf__free(&labels);
 		return usage();
+	}
 	for (; i < argc; i++)
-		status |= bench_file(argv[i], iters, min_seconds, rate);
+		status |= bench_file(argv[i], iters, min_seconds, rate, &labels);
+	dynbuf__free(&labels);
 	return status;
 }

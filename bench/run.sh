@@ -3,6 +3,8 @@
 # peers', each pair measured side by side in the same run:
 #
 #   pprof decode    bench/pprof.sh: braid's decoder vs Go's profile.Parse
+#   JFR decode      bench/jfr.sh: braid's JFR reader vs Pyroscope's converter
+#                   (jfr-parser's pprof.ParseJFR)
 #   store           build/bench_store: SDK profiles committed/s, bucket rows/s
 #   ingest          bench/ingest.sh: committed requests/s, p50/p99 latency
 #   record          bench/record.sh: a workload's slowdown, the profiler's CPU
@@ -109,7 +111,8 @@ commas() {
 # ---- build -------------------------------------------------------------------
 need_build=$force_build
 [ -d "$BUILD_DIR" ] || need_build=1
-for bin in braid bench_pprof_decode bench_store bench_ingest_load bench_merge bench_unwind_tables; do
+for bin in braid bench_pprof_decode bench_jfr_decode bench_store bench_ingest_load bench_merge \
+	bench_unwind_tables; do
 	[ -x "$BUILD_DIR/$bin" ] || need_build=1
 done
 if [ -n "$need_build" ]; then
@@ -243,6 +246,36 @@ if [ "$rc" -eq 0 ]; then
 	fi
 else
 	failed pprof "$rc" "$cmd" "pprof decode"
+fi
+
+# ---- JFR decode ----------------------------------------------------------------
+if [ -n "$quick" ]; then
+	cmd="BENCH_QUICK=1 bash bench/jfr.sh"
+	rc=0; run jfr env BENCH_QUICK=1 bash bench/jfr.sh || rc=$?
+else
+	cmd="bash bench/jfr.sh"
+	rc=0; run jfr bash bench/jfr.sh || rc=$?
+fi
+if [ "$rc" -eq 0 ]; then
+	# file bytes braid_MB/s go_MB/s ratio
+	read -r j_n j_bmb j_gmb m_bmb m_gmb <<<"$(awk '
+		NF == 5 && $3 + 0 > 0 && $4 + 0 > 0 {
+			if ($1 == "fixtures-together") { t = $3 " " $4; next }
+			if ($1 == "all-chunks.jfr") { a = $3 " " $4; next }
+			n++
+		}
+		END { printf "%d %s %s\n", n, t == "" ? "- -" : t, a == "" ? "- -" : a }' "$LOG/jfr.out")"
+	if [ "$j_bmb" = - ]; then
+		fail_row jfr "no fixtures-together row in $(rel "$LOG/jfr").out" "$cmd"
+		status=1
+	else
+		row "JFR decode" "MB/s, the $j_n recordings one by one" "$j_bmb" "$j_gmb" \
+			"Pyroscope's converter" ratio_min 2 "≥ 2×" "$cmd"
+		[ "$m_bmb" = - ] || row "JFR decode" "MB/s, all in one multi-chunk recording" "$m_bmb" \
+			"$m_gmb" "Pyroscope's converter" ratio_min 2 "≥ 2×" "$cmd"
+	fi
+else
+	failed jfr "$rc" "$cmd" "JFR decode"
 fi
 
 # ---- store ---------------------------------------------------------------------

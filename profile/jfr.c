@@ -9,6 +9,7 @@
  * and stacks equal its output for the same recording, tests/cli/jfr.sh
  * checks it, and docs/jfr.md lists each rule, including its quirks.
  */
+#define _GNU_SOURCE /* memmem */
 #include "jfr_int.h"
 
 #include <errno.h>
@@ -263,8 +264,8 @@ static int out_get(struct conv *cv, enum out_kind k, struct out **ret)
 
 static enum frame_kind kind_of(const struct jfr_chunk *c, uint64_t type_key)
 {
-	const struct jfr_entry *e =
-		type_key ? jfr_chunk__lookup(c, JFR_POOL_FRAMETYPE, type_key) : NULL;
+	/* key 0 is a type too (the JDK's "Interpreted") */
+	const struct jfr_entry *e = jfr_chunk__lookup(c, JFR_POOL_FRAMETYPE, type_key);
 	struct jfr_str s;
 
 	if (!e)
@@ -332,6 +333,19 @@ static int function_of(struct conv *cv, struct out *o, size_t mi, uint32_t *ret)
 	return 0;
 }
 
+/* "Native" is a native function to async-profiler, whose class is then its
+ * library ("libc.so.6", or "" when unknown), and a Java method declared
+ * native to the JDK's recorder, whose class is a Java class: that is a Java
+ * frame. */
+static bool java_native_method(const struct jfr_chunk *c, size_t mi)
+{
+	const struct jfr_entry *m = &c->pools[JFR_POOL_METHOD].v[mi];
+	const struct jfr_entry *k = jfr_chunk__lookup(c, JFR_POOL_CLASS, m->a);
+	struct jfr_str cls = k ? symbol(c, k->a) : (struct jfr_str){"", 0, 0};
+
+	return cls.len && cls.p[0] != '/' && cls.p[0] != '.' && !memmem(cls.p, cls.len, ".so", 3);
+}
+
 /* The profile's stack for stack trace entry si, built once per chunk. */
 static int stack_of(struct conv *cv, struct out *o, size_t si, uint32_t *ret)
 {
@@ -370,6 +384,8 @@ static int stack_of(struct conv *cv, struct out *o, size_t si, uint32_t *ret)
 		}
 		line.line = fr->line;
 		l.kind = kind_of(c, fr->type);
+		if (l.kind == FRAME_NATIVE && java_native_method(c, mi - 1))
+			l.kind = FRAME_INTERPRETED;
 		l.n_lines = 1;
 		l.lines = &line;
 		r = profile__add_location(o->p, &l, &locs[depth++]);

@@ -61,12 +61,20 @@ enum jfr_prim {
 	JFR_STRING,
 };
 
+/* How a field's value is read, decided once per chunk. */
+enum jfr_op {
+	JFR_OP_OTHER = 0, /* by its type (read_field) */
+	JFR_OP_VARINT,	  /* an integer or a constant key */
+	JFR_OP_BYTE,	  /* a boolean or a byte */
+};
+
 struct jfr_field {
 	struct jfr_str name;
 	uint64_t type; /* type id */
 	int32_t cls;   /* index of the type in the chunk's classes */
 	bool cpool;    /* the value is a constant pool key (a varint) */
 	bool array;    /* a varint count, then the values */
+	uint8_t op;    /* enum jfr_op */
 };
 
 struct jfr_class {
@@ -99,11 +107,14 @@ struct jfr_entry {
 	struct jfr_str s;
 };
 
-/* A u64 → u32 index, open addressing (keys of constants, of caches). */
+/* A u64 → u32 index (keys of constants, of caches): small dense keys in a
+ * direct table, the others by open addressing. */
 struct jfr_map {
 	uint64_t *keys;
 	uint32_t *vals; /* 0: empty slot */
 	size_t mask, n;
+	uint32_t *dense; /* by key, 0: not there */
+	size_t n_dense, n_dense_used;
 };
 int jfr_map__put(struct jfr_map *m, uint64_t key, uint32_t val);
 /* The value under key, 0 if none. */
@@ -119,7 +130,7 @@ struct jfr_pool {
 
 struct jfr_frame {
 	uint64_t method;
-	uint64_t type; /* frame type key, 0 if none */
+	uint64_t type; /* frame type key */
 	uint32_t line; /* as written: an int, -1 is 0xffffffff */
 };
 

@@ -21,7 +21,7 @@ struct jfr_labels {
 	struct jfr_map contexts; /* context id → 1 + index into ctx */
 	struct jfr_map strings;	 /* string id → 1 + index into str */
 	struct {
-		size_t first, n; /* into pairs, two ids a label */
+		size_t first, n; /* first: index into pairs; n labels, two ids each */
 	} * ctx;
 	size_t n_ctx;
 	int64_t *pairs;
@@ -181,7 +181,7 @@ size_t jfr_labels__context(const struct jfr_labels *l, int64_t id, const int64_t
 
 	if (!i)
 		return 0;
-	*ret_pairs = l->pairs + l->ctx[i - 1].first * 2;
+	*ret_pairs = l->pairs + l->ctx[i - 1].first;
 	return l->ctx[i - 1].n;
 }
 

@@ -49,9 +49,37 @@ static int map_grow(struct jfr_map *m)
 	return 0;
 }
 
+/* Keys below this go to a direct table when they are dense enough (the
+ * constant keys async-profiler and the JDK write mostly count from 1). */
+#define DENSE_MAX (1u << 22)
+
+static int dense_put(struct jfr_map *m, uint64_t key, uint32_t val)
+{
+	if (key >= m->n_dense) {
+		size_t n = m->n_dense ? m->n_dense : 1024;
+		uint32_t *d;
+
+		while (n <= key)
+			n *= 2;
+		d = realloc(m->dense, n * sizeof(*d));
+		if (!d)
+			return -ENOMEM;
+		memset(d + m->n_dense, 0, (n - m->n_dense) * sizeof(*d));
+		m->dense = d;
+		m->n_dense = n;
+	}
+	m->dense[key] = val;
+	return 0;
+}
+
 int jfr_map__put(struct jfr_map *m, uint64_t key, uint32_t val)
 {
 	size_t j;
+
+	if (key < m->n_dense || (key < DENSE_MAX && key < 4 * (m->n + m->n_dense_used) + 4096)) {
+		m->n_dense_used++;
+		return dense_put(m, key, val);
+	}
 
 	if ((m->n + 1) * 4 > (m->mask ? m->mask + 1 : 0) * 3) {
 		int r = map_grow(m);
@@ -72,6 +100,8 @@ int jfr_map__put(struct jfr_map *m, uint64_t key, uint32_t val)
 
 uint32_t jfr_map__get(const struct jfr_map *m, uint64_t key)
 {
+	if (key < m->n_dense && m->dense[key])
+		return m->dense[key];
 	if (!m->mask)
 		return 0;
 	for (size_t j = util__hash_u64(key) & m->mask; m->vals[j]; j = (j + 1) & m->mask)
@@ -84,13 +114,16 @@ void jfr_map__clear(struct jfr_map *m)
 {
 	if (m->mask)
 		memset(m->vals, 0, (m->mask + 1) * sizeof(*m->vals));
-	m->n = 0;
+	if (m->n_dense)
+		memset(m->dense, 0, m->n_dense * sizeof(*m->dense));
+	m->n = m->n_dense_used = 0;
 }
 
 void jfr_map__free(struct jfr_map *m)
 {
 	free(m->keys);
 	free(m->vals);
+	free(m->dense);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -536,8 +569,19 @@ static int read_metadata(struct jfr_chunk *c, const uint8_t *at)
 	memset(c->by_id, 0, c->n_by_id * sizeof(*c->by_id));
 	for (size_t i = 0; i < c->n_classes; i++)
 		c->by_id[c->classes[i].id] = (int32_t)i + 1;
-	for (size_t i = 0; i < c->n_fields; i++)
-		c->fields[i].cls = jfr_chunk__class_of(c, c->fields[i].type);
+	for (size_t i = 0; i < c->n_fields; i++) {
+		struct jfr_field *f = &c->fields[i];
+		enum jfr_prim prim;
+
+		f->cls = jfr_chunk__class_of(c, f->type);
+		prim = f->cls >= 0 ? c->classes[f->cls].prim : JFR_STRUCT;
+		f->op = JFR_OP_OTHER;
+		if (!f->array && (f->cpool || prim == JFR_CHAR || prim == JFR_SHORT ||
+				  prim == JFR_INT || prim == JFR_LONG))
+			f->op = JFR_OP_VARINT;
+		else if (!f->array && (prim == JFR_BOOLEAN || prim == JFR_BYTE))
+			f->op = JFR_OP_BYTE;
+	}
 	for (size_t i = 0; i < c->n_classes; i++) {
 		r = size_class(c, (int32_t)i, 0);
 		if (r < 0)
@@ -650,8 +694,25 @@ static int read_struct(struct jfr_chunk *c, const uint8_t **pp, const uint8_t *e
 	for (uint32_t i = 0; i < n_fields; i++) {
 		const struct jfr_field *f = &c->fields[field0 + i];
 		int slot = b ? b->slot[i] : -1;
+		uint64_t v;
 		int r;
 
+		/* the common cases inline: integers and constant keys, bytes */
+		if (f->op == JFR_OP_VARINT) {
+			if (rd_varint(pp, end, &v) < 0)
+				return -EBADMSG;
+			if (slot >= 0)
+				slots[slot].u = v;
+			continue;
+		}
+		if (f->op == JFR_OP_BYTE) {
+			if (*pp >= end)
+				return -EBADMSG;
+			if (slot >= 0)
+				slots[slot].u = **pp;
+			(*pp)++;
+			continue;
+		}
 		if (slot == SLOT_FRAMES)
 			r = read_frames(c, pp, end, f, &slots[0].u, &slots[1].u);
 		else

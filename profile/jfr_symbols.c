@@ -208,6 +208,11 @@ bool jfr__normalize_symbol(struct jfr_str s, struct arena *a, struct jfr_str *re
 
 	if (!s.p || s.len < 8)
 		return false;
+	/* what every rule needs: a '$', the accessors' package, or a library's
+	 * ".so" or ".so (deleted)" at the end */
+	if (!memchr(s.p, '$', s.len) && s.p[0] != 'j' && memcmp(s.p + s.len - 3, ".so", 3) != 0 &&
+	    (s.len < 13 || memcmp(s.p + s.len - 13, ".so (deleted)", 13) != 0))
+		return false;
 	k = accessor(nm.p, nm.len);
 	if (k)
 		set(&nm, a, nm.p, k, "_");

@@ -192,9 +192,13 @@ static void test_labels_part(void **state)
 		const struct profile_label *ls;
 		size_t n = profile__labels(p, profile__sample(p, i).labels, &ls);
 
-		for (size_t k = 0; k < n; k++)
+		for (size_t k = 0; k < n; k++) {
+			/* the app's keys: op, phase; values from its table */
+			assert_true(profile__strlen(p, ls[k].key) > 0);
+			assert_true(profile__strlen(p, ls[k].str) > 0);
 			if (strcmp(profile__str(p, ls[k].key), "op") == 0)
 				labelled++;
+		}
 	}
 	assert_true(labelled > 0);
 	p = profile_jfr__find(without, "process_cpu")->profile;
@@ -216,6 +220,17 @@ static void test_jdk_recording(void **state)
 	(void)state;
 	read_data("jdk.jfr.gz", &rec);
 	j = decode(&rec, NULL);
+	/* the JDK's "Native" frames are Java methods declared native: Java frames */
+	{
+		const struct profile *p = profile_jfr__find(j, "process_cpu")->profile;
+
+		for (uint32_t id = 1; id <= profile__n_locations(p); id++) {
+			enum frame_kind kind;
+
+			fn_name(p, id, &kind);
+			assert_int_equal(kind, FRAME_INTERPRETED);
+		}
+	}
 	/* jfr summary and print: 419 ExecutionSample (STATE_RUNNABLE), 2272
 	 * allocations outside TLABs, 606 in new TLABs, 266 ThreadPark, 73
 	 * JavaMonitorEnter of which one has no stack trace (null there too:

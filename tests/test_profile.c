@@ -955,7 +955,9 @@ static void test_decode_detects_format(void **state)
 	dynbuf__free(&z);
 	assert_int_equal(profile__parse_format("collapsed", &f), 0);
 	assert_int_equal(f, PROFILE_FORMAT_FOLDED);
-	assert_int_equal(profile__parse_format("jfr", &f), -EINVAL);
+	assert_int_equal(profile__parse_format("jfr", &f), 0);
+	assert_int_equal(f, PROFILE_FORMAT_JFR);
+	assert_int_equal(profile__parse_format("trie", &f), -EINVAL);
 }
 
 static void test_kind_of_mapping(void **state)

@@ -7,6 +7,13 @@ expect_contains "bench table" "$TMP/bench.txt" "cpu.pprof.gz"
 expect_contains "bench table" "$TMP/bench.txt" "generated.pb.gz"
 grep -Eq 'generated\.pb\.gz +[0-9]+ +[0-9]+ +[0-9.]+ +[0-9.]+ +[0-9.]+x' "$TMP/bench.txt" ||
 	fail "bench table row for the generated file is malformed"
+# The JFR decode benchmark too, on the real recordings.
+BENCH_QUICK=1 BENCH_OUT="$TMP" bash "$SRC_DIR/bench/jfr.sh" >"$TMP/jfr-bench.txt"
+cat "$TMP/jfr-bench.txt"
+for f in cpu.jfr.gz labels.jfr.gz all-chunks.jfr fixtures-together; do
+	grep -Eq "^$f +[0-9]+ +[0-9.]+ +[0-9.]+ +[0-9.]+x" "$TMP/jfr-bench.txt" ||
+		fail "JFR bench table: no well-formed row for $f"
+done
 # The store benchmark runs end to end (~0.3 s per phase): every figure row is
 # well-formed; the figures themselves are for a person to read.
 sqlite3 --version 2>/dev/null | sed 's/^/# sqlite3 /' || true
