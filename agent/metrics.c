@@ -290,18 +290,20 @@ static int merger_metrics(struct dynbuf *b, const struct snapshot *x)
 	r = r < 0 ? r
 		  : metric(b, "braid_merger_samples_total", "counter",
 			   "eBPF samples the merger emitted: in merged profiles (spliced: given "
-			   "SDK frames; by_thread: by their own thread's SDK stacks) or "
+			   "SDK frames; by_thread: by their own thread's SDK stacks; "
+			   "native_call: by the SDK stacks that call their native function) or "
 			   "eBPF-only.");
 	r = r < 0 ? r
-		  : dynbuf__printf(b,
-				   "braid_merger_samples_total{outcome=\"read\"} %" PRId64 "\n"
-				   "braid_merger_samples_total{outcome=\"merged\"} %" PRId64 "\n"
-				   "braid_merger_samples_total{outcome=\"spliced\"} %" PRId64 "\n"
-				   "braid_merger_samples_total{outcome=\"by_thread\"} %" PRId64 "\n"
-				   "braid_merger_samples_total{outcome=\"ebpf_only\"} %" PRId64
-				   "\n",
-				   m->samples_in, m->samples_merged, m->samples_spliced,
-				   m->samples_by_thread, m->samples_ebpf);
+		  : dynbuf__printf(
+			    b,
+			    "braid_merger_samples_total{outcome=\"read\"} %" PRId64 "\n"
+			    "braid_merger_samples_total{outcome=\"merged\"} %" PRId64 "\n"
+			    "braid_merger_samples_total{outcome=\"spliced\"} %" PRId64 "\n"
+			    "braid_merger_samples_total{outcome=\"by_thread\"} %" PRId64 "\n"
+			    "braid_merger_samples_total{outcome=\"native_call\"} %" PRId64 "\n"
+			    "braid_merger_samples_total{outcome=\"ebpf_only\"} %" PRId64 "\n",
+			    m->samples_in, m->samples_merged, m->samples_spliced,
+			    m->samples_by_thread, m->samples_native_calls, m->samples_ebpf);
 	r = r < 0 ? r
 		  : metric(b, "braid_merger_sdk_profiles_total", "counter",
 			   "CPU SDK profiles the merger could not splice into, by reason.");

@@ -88,10 +88,12 @@ int cmd_parse_jfr_option(const char *cmd, int c, const char *arg, struct cmd_jfr
 }
 
 /* A recording's profile as jfr says; data is inflated. */
-static int load_jfr(const char *path, const struct dynbuf *data, struct cmd_jfr *jfr,
-		    struct profile **ret)
+static int load_jfr(const char *path, const void *rec, size_t rec_len, const void *form_labels,
+		    size_t form_labels_len, struct cmd_jfr *jfr, struct profile **ret)
 {
-	struct profile_jfr_opts opts = {.sample_rate = jfr->sample_rate ? jfr->sample_rate : 100};
+	struct profile_jfr_opts opts = {.sample_rate = jfr->sample_rate ? jfr->sample_rate : 100,
+					.labels = form_labels,
+					.labels_len = form_labels_len};
 	const struct profile_jfr_entry *e = NULL;
 	struct profile_jfr *j = NULL;
 	struct errbuf err = {{0}};
@@ -109,7 +111,7 @@ static int load_jfr(const char *path, const struct dynbuf *data, struct cmd_jfr 
 		opts.labels = labels.data;
 		opts.labels_len = labels.len;
 	}
-	r = profile__from_jfr(data->data, data->len, &opts, NULL, &err, &j);
+	r = profile__from_jfr(rec, rec_len, &opts, NULL, &err, &j);
 	if (r < 0) {
 		cmd_error("%s: %s", path, err.msg);
 		goto cleanup;
@@ -165,8 +167,20 @@ int cmd_load_profile_jfr(const char *path, enum profile_format format,
 			}
 			in = &raw;
 		}
+		struct profile_jfr_parts parts = {0};
+
+		/* a JFR push as stored (braid store export): its form */
+		if (in->len > 2 && memcmp(in->data, "--", 2) == 0 &&
+		    profile__jfr_form_parts(in->data, in->len, &parts, &err) == 0) {
+			r = load_jfr(path, parts.jfr, parts.jfr_len, parts.labels, parts.labels_len,
+				     jfr ? jfr : &defaults, ret_profile);
+			if (r == 0 && ret_format)
+				*ret_format = PROFILE_FORMAT_JFR;
+			goto cleanup;
+		}
 		if (format == PROFILE_FORMAT_JFR || profile__is_jfr(in->data, in->len)) {
-			r = load_jfr(path, in, jfr ? jfr : &defaults, ret_profile);
+			r = load_jfr(path, in->data, in->len, NULL, 0, jfr ? jfr : &defaults,
+				     ret_profile);
 			if (r == 0 && ret_format)
 				*ret_format = PROFILE_FORMAT_JFR;
 			goto cleanup;

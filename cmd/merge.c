@@ -177,7 +177,7 @@ static void print_summary(const struct config *cfg, const struct merger_process 
 	if (st->native_call_samples)
 		fprintf(stderr,
 			"braid: merge: %" PRId64 " samples in %" PRId64
-			" native functions shared among the SDK stacks whose line calls them\n",
+			" native functions shared among the SDK stacks that call them\n",
 			st->native_call_samples, st->native_calls);
 	if (st->thread_groups)
 		fprintf(stderr,

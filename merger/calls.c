@@ -11,6 +11,12 @@
  * after an underscore, is a name some SDK line calls is that call (a key),
  * and the splice shares the eBPF samples below it among the SDK stacks whose
  * line calls that name (splice.c). docs/merger.md, "Native calls (Python)".
+ *
+ * The Java agent's stacks (async-profiler's) end in the native function a
+ * sample was in, right under the Java frame that called native code: the
+ * JNI function of that Java method ("Java_java_util_zip_Deflater_
+ * deflateBytesBytes" for Deflater.deflateBytesBytes) and that leaf function
+ * are what such a stack calls (merger_calls__add_names), matched the same way.
  */
 #define _GNU_SOURCE /* strncasecmp */
 #include "merger/merger_int.h"
@@ -110,6 +116,38 @@ static bool ident_char(char ch)
 	return isalnum((unsigned char)ch) || ch == '_';
 }
 
+/* Ends the list of the names added from items[first] on: *ret its id, 0
+ * when it has none. */
+static int close_list(struct merger_calls *c, size_t first, uint32_t *ret)
+{
+	int r;
+
+	if (c->n_items == first)
+		return 0;
+	r = util__grow((void **)&c->items, &c->cap_items, c->n_items + 1, sizeof(*c->items));
+	if (r == 0)
+		r = util__grow((void **)&c->lists, &c->cap_lists, c->n_lists + 1,
+			       sizeof(*c->lists));
+	if (r < 0)
+		return r;
+	c->items[c->n_items++] = -1;
+	c->lists[c->n_lists] = first;
+	*ret = (uint32_t)c->n_lists++;
+	return 0;
+}
+
+/* Adds name index idx to the list being built from items[first] on, once. */
+static int list_add(struct merger_calls *c, size_t first, int32_t idx)
+{
+	for (size_t k = first; k < c->n_items; k++)
+		if (c->items[k] == idx)
+			return 0;
+	if (util__grow((void **)&c->items, &c->cap_items, c->n_items + 2, sizeof(*c->items)) < 0)
+		return -ENOMEM;
+	c->items[c->n_items++] = idx;
+	return 0;
+}
+
 int merger_calls__add_line(struct merger_calls *c, const char *line, uint32_t *ret)
 {
 	size_t first = c->n_items;
@@ -123,7 +161,6 @@ int merger_calls__add_line(struct merger_calls *c, const char *line, uint32_t *r
 		const char *s, *q;
 		size_t len;
 		int32_t idx;
-		bool dup = false;
 
 		if (*p == '#')
 			break; /* a comment */
@@ -157,35 +194,46 @@ int merger_calls__add_line(struct merger_calls *c, const char *line, uint32_t *r
 			break;
 		if (r < 0)
 			return r;
-		for (size_t k = first; k < c->n_items && !dup; k++)
-			dup = c->items[k] == idx;
-		if (dup)
-			continue;
-		r = util__grow((void **)&c->items, &c->cap_items, c->n_items + 2,
-			       sizeof(*c->items));
+		r = list_add(c, first, idx);
 		if (r < 0)
 			return r;
-		c->items[c->n_items++] = idx;
 	}
-	if (c->n_items == first)
+	return close_list(c, first, ret);
+}
+
+int merger_calls__add_names(struct merger_calls *c, const char *const *names, const size_t *lens,
+			    size_t n, uint32_t *ret)
+{
+	size_t first = c->n_items;
+	int r;
+
+	*ret = 0;
+	if (c->n_lists > UINT32_MAX - 1)
 		return 0;
-	r = util__grow((void **)&c->items, &c->cap_items, c->n_items + 1, sizeof(*c->items));
-	if (r == 0)
-		r = util__grow((void **)&c->lists, &c->cap_lists, c->n_lists + 1,
-			       sizeof(*c->lists));
-	if (r < 0)
-		return r;
-	c->items[c->n_items++] = -1;
-	c->lists[c->n_lists] = first;
-	*ret = (uint32_t)c->n_lists++;
-	return 0;
+	for (size_t i = 0; i < n; i++) {
+		int32_t idx;
+
+		if (!names[i] || lens[i] < MIN_NAME || lens[i] > MAX_NAME ||
+		    memchr(names[i], '\0', lens[i]))
+			continue;
+		r = name_index(c, names[i], lens[i], &idx);
+		if (r == -ENOSPC)
+			break;
+		if (r < 0)
+			return r;
+		r = list_add(c, first, idx);
+		if (r < 0)
+			return r;
+	}
+	return close_list(c, first, ret);
 }
 
 /* The name index a C function name stands for: the name itself or its part
- * after any underscore, without "_impl" and a GCC clone suffix; -1 none. */
+ * after any underscore, without "_impl", a GCC clone suffix and a C++
+ * parameter list; -1 none. */
 static int32_t name_of_c(const struct merger_calls *c, const char *fn)
 {
-	size_t len = strcspn(fn, ".");
+	size_t len = strcspn(fn, ".(");
 
 	if (len > 5 && strncmp(fn + len - 5, "_impl", 5) == 0)
 		len -= 5;

@@ -23,7 +23,7 @@
  * (".constprop.0", ".isra.0", ".part.0", ".cold", ...), `prefix` ones
  * against the start of the name. Both lists end with NULL; either may be
  * NULL. */
-#define MAX_PREFIXES 64 /* per set */
+#define MAX_PREFIXES 128 /* per set */
 
 struct name_set {
 	const char *const *exact;
@@ -59,6 +59,14 @@ struct runtime_rules {
 	const char *sdk_thread_label;
 	/* the SDK's leaf frame is the guest line that called native code */
 	bool sdk_line_calls;
+	/* the SDK label is the OS thread id (the eBPF samples' tid), not
+	 * pthread_self() */
+	bool sdk_thread_is_tid;
+	/* the SDK's stacks hold native frames leafward of the guest ones
+	 * (async-profiler's): the splice takes the guest frames alone, leaves
+	 * out stacks without any (other threads: eBPF sees them whole), and the
+	 * first native frame names the native call (calls.c) */
+	bool sdk_native_leaf;
 	/* eBPF frames that tell a process runs this runtime: names, and
 	 * prefixes of a module's base name */
 	struct name_set ident;
@@ -199,6 +207,120 @@ static const char *const python_gc_prefix[] = {
 static const char *const python_ident_prefix[] = {"py::", NULL};
 static const char *const python_ident_module[] = {"libpython", NULL};
 
+/* ---- HotSpot (the JVM) ------------------------------------------------------ */
+
+/* The interpreter, the call stubs and compiled code all run from the code
+ * cache, anonymous memory: FRAME_JIT frames (named from a perf map when the
+ * JVM writes one). JavaCalls::call_helper, the native entry into Java, stays
+ * in the native prefix; JNI functions (Java_*) and the runtime's calls
+ * (OptoRuntime::new_array_C, SharedRuntime::*) are the native suffix.
+ * Collectors: G1, Parallel, Serial, ZGC, Shenandoah, and the worker threads
+ * and VM operations that run them; not the allocation paths
+ * (G1CollectedHeap::mem_allocate), which are the caller's. */
+static const char *const jvm_gc_prefix[] = {
+	"G1CollectedHeap::do_collection_pause",
+	"G1CollectedHeap::collect",
+	"G1CollectedHeap::do_full_collection",
+	"G1YoungCollector",
+	"G1FullCollector",
+	"G1FullGC",
+	"G1ConcurrentMark",
+	"G1CM",
+	"G1ParScanThreadState",
+	"G1ParEvacuateFollowersClosure",
+	"G1ParCopy",
+	"G1ScanEvacuatedObjClosure",
+	"G1EvacuateRegions",
+	"G1RemSet",
+	"G1ScanHRForRegionClosure",
+	"G1ConcurrentRefine",
+	"G1PrimaryConcurrentRefineThread",
+	"G1ServiceThread",
+	"G1BatchedTask",
+	"G1PostEvacuateCollectionSet",
+	"G1MergeHeapRootsTask",
+	"G1RebuildRemSetTask",
+	"G1ClearCardTableTask",
+	"G1RootProcessor",
+	"G1Uncommit",
+	"G1STWRefProcTaskProxy",
+	"GangWorker::",
+	"AbstractGangWorker::",
+	"WorkerThread::",
+	"WorkGang::",
+	"WorkerThreads::",
+	"ConcurrentGCThread::",
+	"VM_G1",
+	"VM_CollectForAllocation",
+	"VM_GC_Operation",
+	"VM_GenCollect",
+	"VM_ParallelGC",
+	"ParallelScavengeHeap::collect",
+	"PSScavenge",
+	"PSParallelCompact",
+	"PSPromotionManager",
+	"PSRootsClosure",
+	"ScavengeRootsTask",
+	"StealTask",
+	"SerialHeap::",
+	"GenCollectedHeap::do_collection",
+	"GenCollectedHeap::collect",
+	"DefNewGeneration::collect",
+	"TenuredGeneration::collect",
+	"GenMarkSweep",
+	"MarkSweep::",
+	"ZDriver",
+	"ZMark",
+	"ZRelocate",
+	"ZHeap::",
+	"ZWorkers",
+	"ZDirector",
+	"ShenandoahHeap::",
+	"ShenandoahControlThread",
+	"ShenandoahConcurrent",
+	"ShenandoahMark",
+	"ShenandoahEvac",
+	"ShenandoahUpdate",
+	"ReferenceProcessor::",
+	"WeakProcessor::",
+	NULL,
+};
+
+/* C2 (Compile, the Phase* passes, Matcher), C1 (Compilation, LinearScan,
+ * GraphBuilder, LIR), and the broker and ci* interface they share. */
+static const char *const jvm_jit_prefix[] = {
+	"CompileBroker::",
+	"C2Compiler::",
+	"Compile::",
+	"Compiler::compile_method",
+	"Compilation::",
+	"Parse::",
+	"GraphKit::",
+	"LibraryCallKit::",
+	"CallGenerator",
+	"InlineTree::",
+	"Phase",
+	"IdealLoopTree::",
+	"SuperWord::",
+	"Matcher::",
+	"ConnectionGraph::",
+	"LinearScan",
+	"LIR_",
+	"LIRGenerator::",
+	"GraphBuilder::",
+	"Optimizer::",
+	"Canonicalizer::",
+	"ciEnv::",
+	"ciMethod::",
+	"ciTypeFlow::",
+	"ciBytecodeStream::",
+	"CompilerThread::",
+	NULL,
+};
+
+static const char *const jvm_ident_prefix[] = {"JavaCalls::", "JVM_", "jni_", "JavaThread::", NULL};
+static const char *const jvm_ident_module[] = {"libjvm", NULL};
+
 static struct runtime_rules rules[] = {
 	{
 		.runtime = RUNTIME_NODE,
@@ -226,6 +348,19 @@ static struct runtime_rules rules[] = {
 		.sdk_line_calls = true,
 		.ident = {.exact = python_guest_exact, .prefix = python_ident_prefix},
 		.ident_module = python_ident_module,
+	},
+	{
+		.runtime = RUNTIME_JVM,
+		.jit_is_guest = true, /* the interpreter, stubs and compiled code */
+		.gc = {.prefix = jvm_gc_prefix},
+		.jit = {.prefix = jvm_jit_prefix},
+		/* braid's reading of the agent's JFR labels each sample with its
+		 * thread's OS id (profile__from_jfr, os_thread_labels) */
+		.sdk_thread_label = "os_thread_id",
+		.sdk_thread_is_tid = true,
+		.sdk_native_leaf = true,
+		.ident = {.prefix = jvm_ident_prefix},
+		.ident_module = jvm_ident_module,
 	},
 };
 
@@ -514,6 +649,20 @@ const char *merger_sdk_thread_label(enum runtime runtime)
 	const struct runtime_rules *r = rules_of(runtime);
 
 	return r ? r->sdk_thread_label : NULL;
+}
+
+bool merger_sdk_thread_is_tid(enum runtime runtime)
+{
+	const struct runtime_rules *r = rules_of(runtime);
+
+	return r && r->sdk_thread_is_tid;
+}
+
+bool merger_sdk_native_leaf(enum runtime runtime)
+{
+	const struct runtime_rules *r = rules_of(runtime);
+
+	return r && r->sdk_native_leaf;
 }
 
 bool merger_sdk_line_calls(enum runtime runtime)

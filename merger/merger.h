@@ -143,6 +143,10 @@ struct merger_splice_stats {
 	 * samples in them shared among those stacks only */
 	int64_t native_calls;
 	int64_t native_call_samples;
+	/* SDK weight of stacks without guest frames, left out: another
+	 * thread's native frames (the Java agent's GC and compiler threads),
+	 * which eBPF sees whole */
+	double sdk_native_only;
 };
 
 /* The SDK sample type whose values weigh SDK stacks: "cpu" when present,

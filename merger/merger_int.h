@@ -15,6 +15,14 @@ const char *merger_sdk_thread_label(enum runtime runtime);
 /* Whether the runtime's SDK stacks end at the guest line that called into
  * native code (py-spy's), so that the line's text says what it called. */
 bool merger_sdk_line_calls(enum runtime runtime);
+/* Whether the SDK's thread label is the OS thread id (the eBPF samples'
+ * tid) rather than pthread_self() (their thread_pointer). */
+bool merger_sdk_thread_is_tid(enum runtime runtime);
+/* Whether the SDK's stacks hold native frames leafward of the guest ones
+ * (async-profiler's, in the Java agent's JFR): the splice takes the guest
+ * frames alone, leaves out stacks without any, and keys the native call by
+ * the first native frame's function. */
+bool merger_sdk_native_leaf(enum runtime runtime);
 
 /* ---- thread groups (threads.c) ------------------------------------------- */
 
@@ -49,6 +57,12 @@ void merger_calls__free(struct merger_calls *c);
 /* The names a line of Python calls ("name(" and "x.name(", 3 characters or
  * more, outside strings and comments) as a list id (0: none). -ENOMEM. */
 int merger_calls__add_line(struct merger_calls *c, const char *line, uint32_t *ret);
+/* A list of the native functions an SDK stack shows it called (the Java
+ * method's JNI function, "Java_java_util_zip_Deflater_deflateBytesBytes",
+ * and the native leaf), names of 3 to 63 characters (others left out); 0
+ * when none is. -ENOMEM. */
+int merger_calls__add_names(struct merger_calls *c, const char *const *names, const size_t *lens,
+			    size_t n, uint32_t *ret);
 /* The key of the first native function, from the interpreter region
  * leafward, whose name stands for a name some line calls ("os_pwrite" and
  * "os_pwrite_impl" for "pwrite"; "builtin_len" for "len"; "PyObject_Str"

@@ -435,6 +435,87 @@ static int sdk_line_calls(struct splice *sp, uint32_t id, uint32_t *ret)
 		sp->calls, merger_source__line(sp->in->source, file, l.lines[0].line), ret);
 }
 
+static enum frame_kind sdk_kind(const struct profile *sdk, uint32_t id)
+{
+	struct profile_location l;
+
+	return profile__location(sdk, id, &l) < 0 ? FRAME_UNKNOWN : l.kind;
+}
+
+/* A native function async-profiler names: without the library it puts
+ * first as a class ("libc.so.6.__memmove_avx_unaligned_erms",
+ * "libjvm.so.OptoRuntime::new_array_C"); NULL for a library without a
+ * symbol ("./usr/lib/x86_64-linux-gnu/libz.so.1.2.13"). */
+static const char *native_function(const char *name)
+{
+	const char *so = strstr(name, ".so"), *fn = name;
+
+	if (so) {
+		/* past the library: ".so." or ".so.N.N." then the function */
+		fn = so + 3;
+		while (*fn == '.' && fn[1] >= '0' && fn[1] <= '9') {
+			fn++;
+			while (*fn >= '0' && *fn <= '9')
+				fn++;
+		}
+		return *fn == '.' && fn[1] ? fn + 1 : NULL;
+	}
+	return *fn == '.' ? fn + 1 : fn; /* no library: ".jint_disjoint_arraycopy" */
+}
+
+/* The JNI function of Java method "pkg/Cls.method" (JNI's short name:
+ * '/' is '_', '_' is "_1", '$' is "_00024"), into buf; 0 when the name has
+ * other characters or is too long. */
+static size_t jni_name(const char *java, char *buf, size_t size)
+{
+	const char *dot = strrchr(java, '.');
+	size_t n = 0;
+
+	if (!dot || dot == java || size < 8)
+		return 0;
+	memcpy(buf, "Java_", 5);
+	n = 5;
+	for (const char *p = java; *p; p++) {
+		const char *put = NULL;
+		char one[2] = {*p, 0};
+
+		if (*p == '/' || p == dot)
+			put = "_";
+		else if (*p == '_')
+			put = "_1";
+		else if (*p == '$')
+			put = "_00024";
+		else if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			 (*p >= '0' && *p <= '9'))
+			put = one;
+		else
+			return 0;
+		if (n + strlen(put) >= size)
+			return 0;
+		memcpy(buf + n, put, strlen(put));
+		n += strlen(put);
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+/* What an async-profiler stack calls: its Java leaf's JNI function and its
+ * native leaf; *ret 0 when neither has a name. */
+static int sdk_native_call(struct splice *sp, const char *java_leaf, const char *native_leaf,
+			   uint32_t *ret)
+{
+	char jni[128];
+	const char *names[2];
+	size_t lens[2], n = 0;
+
+	*ret = 0;
+	if (java_leaf && (lens[n] = jni_name(java_leaf, jni, sizeof(jni))))
+		names[n++] = jni;
+	if (native_leaf && (names[n] = native_function(native_leaf)))
+		lens[n] = strcspn(names[n], "("), n++;
+	return merger_calls__add_names(sp->calls, names, lens, n, ret);
+}
+
 /* One SDK stack's weight in one thread group. */
 struct stack_weight {
 	uint32_t stack, group;
@@ -458,6 +539,7 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 	const struct profile *sdk = sp->in->sdk;
 	size_t n_stacks, n_samples, n_ws = 0;
 	struct stack_weight *ws = NULL;
+	bool native_leaf = merger_sdk_native_leaf(sp->in->runtime);
 	int type, r = 0;
 
 	type = merger__sdk_weight_type(sdk);
@@ -493,8 +575,9 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 		uint32_t id = ws[i].stack, g = ws[i].group;
 		int64_t weight = 0;
 		const uint32_t *locs;
-		size_t depth, skip = 0, n;
+		size_t depth, skip = 0, n, lead;
 		enum merger_category c;
+		const char *call = NULL, *java_leaf = NULL;
 		int pool;
 		struct sdk_entry *e;
 
@@ -504,6 +587,23 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 				goto cleanup;
 			}
 		depth = profile__stack(sdk, id, &locs);
+		lead = 0;
+		if (native_leaf) {
+			/* async-profiler's native frames leafward of the Java ones:
+			 * eBPF has them, and the kernel's; a stack without Java
+			 * frames is another thread's, which eBPF sees whole */
+			while (lead < depth && sdk_kind(sdk, locs[lead]) != FRAME_INTERPRETED)
+				lead++;
+			if (lead == depth) {
+				st->sdk_native_only += (double)weight;
+				continue;
+			}
+			/* what it called: its native leaf, under its Java leaf */
+			call = lead ? sdk_name(sdk, locs[0]) : NULL;
+			java_leaf = lead ? sdk_name(sdk, locs[lead]) : NULL;
+			locs += lead;
+			depth -= lead;
+		}
 		r = util__grow((void **)&sp->names, &sp->cap_names, depth + 1, sizeof(*sp->names));
 		if (r < 0)
 			goto cleanup;
@@ -534,7 +634,11 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 		sp->n_pool += n;
 		e->group = g;
 		e->pool = pool;
-		if (pool == MERGER_CAT_GUEST && sp->calls && n) {
+		if (pool == MERGER_CAT_GUEST && sp->calls && n && native_leaf && call) {
+			r = sdk_native_call(sp, java_leaf, call, &e->calls);
+			if (r < 0)
+				goto cleanup;
+		} else if (pool == MERGER_CAT_GUEST && sp->calls && n) {
 			r = sdk_line_calls(sp, locs[0], &e->calls);
 			if (r < 0)
 				goto cleanup;
@@ -882,7 +986,8 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 		goto cleanup;
 	sp.n_groups = merger_threads__n_groups(sp.threads);
 	st.thread_groups = (int64_t)sp.n_groups - 1;
-	if (in->sdk && in->source && merger_sdk_line_calls(in->runtime)) {
+	if (in->sdk && ((in->source && merger_sdk_line_calls(in->runtime)) ||
+			merger_sdk_native_leaf(in->runtime))) {
 		r = merger_calls__new(&sp.calls);
 		if (r < 0)
 			goto cleanup;

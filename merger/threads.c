@@ -33,6 +33,13 @@ static int cmp_u64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* What names an eBPF stack's thread as the SDK's label does: its thread
+ * pointer (pthread_self()), or its OS thread id. */
+static uint64_t thread_of(const struct merger_ebpf_stack *s, bool by_tid)
+{
+	return by_tid ? (s->tid > 0 ? (uint64_t)s->tid : 0) : s->thread_pointer;
+}
+
 /* pthread_self() in a label: a number, or the decimal string pyroscope-io
  * writes. 0: none or not a number. */
 static uint64_t label_thread(const struct profile *p, uint32_t set, uint32_t key)
@@ -87,6 +94,7 @@ int merger_threads__new(enum runtime runtime, const struct merger_ebpf_stack *st
 {
 	struct merger_threads *t = calloc(1, sizeof(*t));
 	const char *label = merger_sdk_thread_label(runtime);
+	bool by_tid = merger_sdk_thread_is_tid(runtime);
 	size_t n = 0;
 	int r = 0;
 
@@ -105,8 +113,8 @@ int merger_threads__new(enum runtime runtime, const struct merger_ebpf_stack *st
 	if (!sdk || !label || type < 0 || !(t->key = profile__find_string(sdk, label)))
 		goto cleanup; /* no thread is named on the SDK side: one group */
 	for (size_t i = 0; i < n_stacks; i++)
-		if (stacks[i].thread_pointer)
-			t->pointers[n++] = stacks[i].thread_pointer;
+		if (thread_of(&stacks[i], by_tid))
+			t->pointers[n++] = thread_of(&stacks[i], by_tid);
 	qsort(t->pointers, n, sizeof(*t->pointers), cmp_u64);
 	for (size_t i = 0; i < n; i++)
 		if (t->n_pointers == 0 || t->pointers[t->n_pointers - 1] != t->pointers[i])
@@ -133,8 +141,8 @@ int merger_threads__new(enum runtime runtime, const struct merger_ebpf_stack *st
 		if (t->in_sdk[k])
 			t->rank[k] = (uint32_t)t->n_groups++;
 	for (size_t i = 0; i < n_stacks; i++) {
-		size_t k = stacks[i].thread_pointer ? find(t, stacks[i].thread_pointer)
-						    : t->n_pointers;
+		uint64_t v = thread_of(&stacks[i], by_tid);
+		size_t k = v ? find(t, v) : t->n_pointers;
 
 		t->ebpf_group[i] = k < t->n_pointers ? t->rank[k] : 0;
 	}

@@ -215,7 +215,7 @@ struct out {
 	size_t n_stack_of;
 	uint32_t *fn_of; /* method pool index → function id, 0: not yet */
 	size_t n_fn_of;
-	struct jfr_map ctx_labels; /* context id → label set id + 1 (no span) */
+	struct jfr_map ctx_labels; /* context id (or OS thread id) → label set id + 1 */
 };
 
 struct conv {
@@ -437,6 +437,7 @@ static int add_label(struct profile *p, struct profile_label *ls, size_t *n, siz
 static int labels_of(struct conv *cv, struct out *o, const union jfr_value *s, uint32_t *ret)
 {
 	bool plain = !s[S_SPAN_ID].u && !s[S_SPAN_NAME].u && !s[S_TRACE_HI].u && !s[S_TRACE_LO].u;
+	uint64_t tid = 0;
 	struct profile_label ls[PROFILE_DEFAULT_MAX_LABELS];
 	size_t max = cv->lim->max_labels < UTIL_ARRAY_SIZE(ls) ? cv->lim->max_labels
 							       : UTIL_ARRAY_SIZE(ls);
@@ -447,14 +448,27 @@ static int labels_of(struct conv *cv, struct out *o, const union jfr_value *s, u
 	uint32_t cached;
 	int r = 0;
 
+	if (cv->opts->os_thread_labels) {
+		const struct jfr_entry *t =
+			jfr_chunk__lookup(&cv->c, JFR_POOL_THREAD, s[S_THREAD].u);
+
+		tid = t ? t->a : 0;
+		/* cached by thread for the samples without a context */
+		plain = plain && !s[S_CONTEXT].u;
+	}
 	if (plain) {
-		cached = jfr_map__get(&o->ctx_labels, s[S_CONTEXT].u);
+		cached = jfr_map__get(&o->ctx_labels, tid ? tid : s[S_CONTEXT].u);
 		if (cached) {
 			*ret = cached - 1;
 			return 0;
 		}
 	}
 	memset(ls, 0, sizeof(ls));
+	if (tid) {
+		int len = snprintf(hex, sizeof(hex), "%" PRIu64, tid);
+
+		r = add_label(o->p, ls, &n, max, "os_thread_id", 12, hex, (size_t)len);
+	}
 	np = jfr_labels__context(cv->labels, (int64_t)s[S_CONTEXT].u, &pairs);
 	for (size_t i = 0; r == 0 && i < np; i++) {
 		size_t klen, vlen;
@@ -482,7 +496,7 @@ static int labels_of(struct conv *cv, struct out *o, const union jfr_value *s, u
 	if (r == 0)
 		r = profile__add_labels(o->p, ls, n, ret);
 	if (r == 0 && plain)
-		r = jfr_map__put(&o->ctx_labels, s[S_CONTEXT].u, *ret + 1);
+		r = jfr_map__put(&o->ctx_labels, tid ? tid : s[S_CONTEXT].u, *ret + 1);
 	return r;
 }
 

@@ -380,6 +380,9 @@ struct profile_jfr_opts {
 	int64_t duration_nanos; /* until - from */
 	const void *labels;	/* the push's `labels` part (gzip detected), NULL if none */
 	size_t labels_len;
+	/* also label each sample "os_thread_id": its thread's OS id (the
+	 * merger's, to match eBPF threads; Pyroscope has no such label) */
+	bool os_thread_labels;
 };
 
 struct profile_jfr_entry {
@@ -418,6 +421,18 @@ int profile__from_jfr(const void *data, size_t len, const struct profile_jfr_opt
 		      const struct profile_limits *lim, struct errbuf *err,
 		      struct profile_jfr **ret);
 void profile_jfr__free(struct profile_jfr *j);
+/* The parts of a JFR push's multipart form whose first line is its
+ * boundary ("--BOUNDARY", as the agent sends it and braid stores it):
+ * pointers into form. -EBADMSG (message in err) without a `jfr` part. */
+struct profile_jfr_parts {
+	const void *jfr;
+	size_t jfr_len;
+	const void *labels; /* NULL: none */
+	size_t labels_len;
+};
+int profile__jfr_form_parts(const void *form, size_t len, struct profile_jfr_parts *ret,
+			    struct errbuf *err);
+
 /* Whether data (not gzipped) starts as a JFR recording does. */
 bool profile__is_jfr(const void *data, size_t len);
 /* The entry of that name, or of that metric if one entry alone has it. */

@@ -39,7 +39,9 @@ static enum store_attribution attribution_parse(const char *name)
  * the 1 -> 2 migration's backfill both come here. */
 static bool cpu_time_rule(const char *profile_name, const struct store_sample_type *types, size_t n)
 {
-	static const char *const names[] = {"process_cpu", "cpu", "wall", "itimer"};
+	/* "jfr": the Java agent's push, a recording whose CPU samples (itimer,
+	 * cpu or wall events) the merger reads (profile__from_jfr) */
+	static const char *const names[] = {"process_cpu", "cpu", "wall", "itimer", "jfr"};
 
 	for (size_t i = 0; profile_name && i < UTIL_ARRAY_SIZE(names); i++)
 		if (strcmp(profile_name, names[i]) == 0)

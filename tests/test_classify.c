@@ -699,11 +699,106 @@ static void test_null_and_empty_names(void **state)
 	assert_int_equal(merger__runtime_of_frames(odd, LEN(odd)), RUNTIME_UNKNOWN);
 }
 
+/* ---- HotSpot stacks (leaf first) ---------------------------------------------------- */
+
+/* clang-format off */
+#define LIBJVM "/usr/lib/jvm/java-17-openjdk-amd64/lib/server/libjvm.so"
+#define JVM(name)  {FRAME_NATIVE, name, LIBJVM, 0}
+#define JIT	   {FRAME_JIT, NULL, "[jit]", 0}
+/* clang-format on */
+
+/* As braid record sampled `java App.java` (OpenJDK 17, the source launcher
+ * calling main by reflection): compiled Java, then Deflater's JNI method in
+ * libzip and zlib; the interpreter and compiled code are anonymous memory
+ * ([jit]), and so is the call stub JavaCalls::call_helper enters. */
+static const struct frame JVM_DEFLATE[] = {
+	{FRAME_NATIVE, NULL, "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13", 0x5f7c},
+	{FRAME_NATIVE, "deflate", "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13", 0},
+	{FRAME_NATIVE, "Java_java_util_zip_Deflater_deflateBytesBytes",
+	 "/usr/lib/jvm/java-17-openjdk-amd64/lib/libzip.so", 0},
+	JIT, /* 3: the region's leaf end */
+	JIT,
+	JVM("JavaCalls::call_helper"),
+	{FRAME_NATIVE, "invoke", LIBJVM, 0},
+	JVM("Reflection::invoke_method"),
+	JVM("JVM_InvokeMethod"),
+	JIT,
+	JIT,
+	JIT,
+	JIT,
+	JIT,
+	JIT,
+	JIT,
+	JIT, /* 16: the region's root end */
+	JVM("JavaCalls::call_helper"),
+	JVM("jni_invoke_static"),
+	JVM("jni_CallStaticVoidMethod"),
+	{FRAME_NATIVE, "JavaMain", "/usr/lib/jvm/java-17-openjdk-amd64/lib/libjli.so", 0},
+	{FRAME_NATIVE, "ThreadJavaMain", "/usr/lib/jvm/java-17-openjdk-amd64/lib/libjli.so", 0},
+	LIBC_FN("start_thread"),
+	LIBC_FN("__clone3"),
+};
+
+/* compiled code that keeps no frame pointer: the unwinder's one frame */
+static const struct frame JVM_JIT_ONLY[] = {JIT};
+
+/* a G1 worker thread, and G1 collecting inside a Java thread's allocation */
+static const struct frame JVM_GC_WORKER[] = {
+	JVM("G1ParEvacuateFollowersClosure::do_void"),
+	JVM("G1EvacuateRegionsBaseTask::work"),
+	JVM("GangWorker::loop"),
+	JVM("Thread::call_run"),
+	JVM("thread_native_entry"),
+	LIBC_FN("start_thread"),
+	LIBC_FN("__clone3"),
+};
+static const struct frame JVM_GC_IN_JAVA[] = {
+	JVM("G1CollectedHeap::do_collection_pause_at_safepoint"),
+	JVM("VM_G1CollectForAllocation::doit"),
+	JVM("G1CollectedHeap::attempt_allocation_slow"),
+	JVM("G1CollectedHeap::mem_allocate"),
+	JVM("OptoRuntime::new_array_C"),
+	JIT,
+	JIT,
+	JVM("JavaCalls::call_helper"),
+};
+
+/* C2 compiling a method in a compiler thread */
+static const struct frame JVM_C2[] = {
+	JVM("PhaseIdealLoop::build_and_optimize"),
+	JVM("Compile::Optimize"),
+	JVM("Compile::Compile"),
+	JVM("C2Compiler::compile_method"),
+	JVM("CompileBroker::invoke_compiler_on_method"),
+	JVM("CompileBroker::compiler_thread_loop"),
+	JVM("JavaThread::thread_main_inner"),
+	JVM("Thread::call_run"),
+	JVM("thread_native_entry"),
+	LIBC_FN("start_thread"),
+	LIBC_FN("__clone3"),
+};
+
+static void test_jvm(void **state)
+{
+	(void)state;
+	/* Java from the call stub down to the JNI method: libjvm's prefix above,
+	 * zlib below; the reflection frames between two Java parts are inside */
+	EXPECT(RUNTIME_JVM, JVM_DEFLATE, false, MERGER_CAT_GUEST, 3, 17, false);
+	EXPECT_NAME(JVM_DEFLATE, 2, "Java_java_util_zip_Deflater_deflateBytesBytes");
+	EXPECT_NAME(JVM_DEFLATE, 17, "JavaCalls::call_helper");
+	EXPECT(RUNTIME_JVM, JVM_JIT_ONLY, false, MERGER_CAT_GUEST, 0, 1, false);
+	EXPECT(RUNTIME_JVM, JVM_GC_WORKER, false, MERGER_CAT_GC, 7, 7, false);
+	/* GC leafward of Java: the region, with GC for its category */
+	EXPECT(RUNTIME_JVM, JVM_GC_IN_JAVA, false, MERGER_CAT_GC, 5, 7, false);
+	EXPECT(RUNTIME_JVM, JVM_C2, false, MERGER_CAT_JIT, 11, 11, false);
+	assert_int_equal(merger__runtime_of_frames(JVM_DEFLATE, LEN(JVM_DEFLATE)), RUNTIME_JVM);
+	assert_int_equal(merger__runtime_of_frames(JVM_C2, LEN(JVM_C2)), RUNTIME_JVM);
+}
+
 static void test_runtimes_without_rules(void **state)
 {
 	static const enum runtime none[] = {RUNTIME_UNKNOWN, RUNTIME_NATIVE, RUNTIME_GO,
-					    RUNTIME_JVM,     RUNTIME_RUBY,   RUNTIME_DOTNET,
-					    RUNTIME_COUNT};
+					    RUNTIME_RUBY,    RUNTIME_DOTNET, RUNTIME_COUNT};
 	static const char *const go[] = {"main.work", "main.main", "runtime.main"};
 	size_t skip;
 
@@ -911,6 +1006,7 @@ int main(void)
 		cmocka_unit_test(test_python_broken),
 		cmocka_unit_test(test_python_names),
 		cmocka_unit_test(test_null_and_empty_names),
+		cmocka_unit_test(test_jvm),
 		cmocka_unit_test(test_runtimes_without_rules),
 		cmocka_unit_test(test_sdk_node),
 		cmocka_unit_test(test_sdk_python),

@@ -643,6 +643,65 @@ static void test_python_native_calls(void **state)
 
 /* A broken stack (no frame pointers: unwinding ended in no mapping) keeps
  * its good leaf frames under the SDK's; the garbage above them goes. */
+/* The JVM: the Java agent's real recording (tests/data/jfr/cpu.jfr.gz,
+ * LabelsApp: Deflater, a file write, sorting; async-profiler's stacks end in
+ * the native function a sample was in) against eBPF stacks shaped as braid
+ * record samples a JVM (tests/test_classify.c's). Checked: the Java frames
+ * alone are spliced in, between libjvm's prefix and zlib's frames; zlib's
+ * samples go to the stacks whose Java leaf is Deflater's JNI method (by its
+ * JNI name) alone; the JFR's other threads (GC, compiler: native frames
+ * only) take no eBPF sample, which keep their own frames. */
+#define JVM_ROOT "n:__clone3;n:start_thread;n:ThreadJavaMain;n:JavaMain;n:JavaCalls::call_helper"
+
+static void test_jvm_splice(void **state)
+{
+	static struct input in;
+	struct profile_jfr_opts o = {.sample_rate = 100};
+	struct profile_jfr *j = NULL;
+	struct profile *out;
+	struct merger_splice_stats st;
+	struct errbuf err = {{0}};
+	struct dynbuf rec;
+	char *text;
+	(void)state;
+
+	dynbuf__init(&rec, 0);
+	assert_int_equal(util__read_file(TEST_DATA "/jfr/cpu.jfr.gz", 1 << 24, &err, &rec), 0);
+	assert_int_equal(profile__from_jfr(rec.data, rec.len, &o, NULL, &err, &j), 0);
+	memset(&in, 0, sizeof(in));
+	in_add(&in,
+	       JVM_ROOT ";j:;j:;j:;n:Java_java_util_zip_Deflater_deflateBytesBytes;n:deflate;"
+			"n:adler32_z",
+	       PID, 40);
+	in_add(&in, "j:", PID, 30); /* compiled code, unwinding stopped in it */
+	in_add(&in,
+	       "n:__clone3;n:start_thread;n:thread_native_entry;n:GangWorker::loop;"
+	       "n:G1ParEvacuateFollowersClosure::do_void",
+	       PID + 1, 10);
+	out = splice_rt(&in, profile_jfr__find(j, "process_cpu")->profile, RUNTIME_JVM, &st);
+	text = folded(out);
+	assert_int_equal(total_of(out), 80);
+	assert_int_equal(st.spliced, 70);
+	assert_int_equal(st.native_call_samples, 40);
+	assert_true(st.sdk_native_only > 0); /* the GC and compiler threads' */
+	/* zlib's samples: under Deflater's JNI method, its JNI function below */
+	assert_int_equal(SUM(text, "JavaCalls::call_helper;", "LabelsApp.compress;",
+			     "java/util/zip/Deflater.deflateBytesBytes;",
+			     "Java_java_util_zip_Deflater_deflateBytesBytes;", "adler32_z"),
+			 40);
+	/* async-profiler's own native frames never come in */
+	assert_int_equal(SUM(text, "libz.so.1.2.13"), 0);
+	assert_int_equal(SUM(text, "libc.so.6."), 0);
+	assert_int_equal(SUM(text, "libjvm.so."), 0);
+	/* the GC thread keeps its frames */
+	assert_int_equal(SUM(text, "GangWorker::loop;", "G1ParEvacuateFollowersClosure::do_void"),
+			 10);
+	free(text);
+	profile__free(out);
+	profile_jfr__free(j);
+	dynbuf__free(&rec);
+}
+
 static void test_broken_stack(void **state)
 {
 	static struct input in;
@@ -1181,6 +1240,7 @@ int main(void)
 		cmocka_unit_test(test_native_calls),
 		cmocka_unit_test(test_python_threads),
 		cmocka_unit_test(test_python_native_calls),
+		cmocka_unit_test(test_jvm_splice),
 		cmocka_unit_test(test_broken_stack),
 		cmocka_unit_test(test_conservation_random),
 		cmocka_unit_test(test_real_sdk_fixture),

@@ -38,7 +38,6 @@ py_sdk
 
 RUN_SECONDS=${AGENT_RUN_SECONDS:-20}
 SERVICE=braid-e2e-python
-CPU=process_cpu:cpu:nanoseconds:cpu:nanoseconds
 ORDER=$SRC_DIR/tests/tools/stack_order.py
 T0=$(date +%s)
 
@@ -60,17 +59,7 @@ if [ "$rc" -ne 0 ] || [ -z "$APP" ]; then
 fi
 # every sampled second of the app leaves (merged or, past the grace period,
 # eBPF-only), and its profiles leave the outbox
-emitted=$(wait_emitted "$TMP/data" "$APP" $(((GRACE + 20) * SLOW)))
-expect_eq "every sampled second of the app emitted within $((GRACE + 20)) s of its exit" 1 "$emitted"
-queued=
-for _ in $(seq 1 $((60 * SLOW))); do
-	queued=$(outbox_of "$TMP/data" "$SERVICE")
-	[ "$queued" = 0 ] && break
-	sleep 1
-done
-expect_eq "the app's profiles still in the outbox" 0 "$queued"
-curl -fsS "$AGENT_URL/metrics" >"$TMP/metrics"
-stop_agent
+drain_agent "$TMP/data" "$SERVICE" "$APP" "$GRACE"
 
 # ---- 1: threads ---------------------------------------------------------------------------------
 sed -n 's/^thread \([^ ]*\) \([0-9][0-9]*\)$/\1 \2/p' "$TMP/app.out" | sort >"$TMP/threads"
@@ -143,19 +132,7 @@ check_stacks() {
 check_stacks "braid's merged profiles" "$TMP/merged.folded"
 
 # ---- 3: totals -------------------------------------------------------------------------------------
-sent() {
-	jq --arg s "$SERVICE" --arg v "$1" '[.[] | select(.labels.service_name == $s and .labels.braid_view == $v)
-		| .totals[0] | tonumber] | add // 0' "$TMP/received.json"
-}
-period=$(jq -r --arg s "$SERVICE" '[.[] | select(.labels.service_name == $s and .labels.braid_view == "merged") | .period] | unique | join(",")' "$TMP/received.json")
-[[ $period =~ ^[0-9]+$ ]] || fail "the merged profiles' period is not one number: [$period]"
-store_samples=$(sqlite3 "file:$TMP/data/braid.db?mode=ro" "SELECT coalesce(sum(b.count), 0) FROM ebpf_buckets b
-	JOIN processes p ON p.id = b.process_id WHERE p.pid = $APP AND b.second < p.ebpf_emitted_s")
-merged_sent=$(sent merged)
-ebpf_sent=$(sent ebpf)
-expect_eq "the app's CPU sent (merged + eBPF-only, ns) against the store's samples x period" \
-	"$((store_samples * ${period:-0}))" "$((merged_sent + ebpf_sent))"
-echo "# the app's CPU: $store_samples eBPF samples x $period ns; merged $merged_sent ns, eBPF-only $ebpf_sent ns"
+check_cpu_totals "$TMP/data" "$SERVICE" "$APP" "$TMP/received.json"
 
 # ---- 4: the SDK's profiles, as pushed ------------------------------------------------------------
 jq -r --arg s "$SERVICE" '.[] | select(.labels.service_name == $s and .labels.braid_view == "sdk") | .sha256' \
@@ -193,12 +170,7 @@ if [ -n "$PYRO" ]; then
 	sed -E 's/(^|;)(entry_SYSCALL_64[a-z_]*|do_syscall_64|__x64_sys_pwrite64|ksys_pwrite64|vfs_write)(;| )/\1\2_[k]\3/g; s/(^|;)(entry_SYSCALL_64[a-z_]*|do_syscall_64|__x64_sys_pwrite64|ksys_pwrite64|vfs_write)(;| )/\1\2_[k]\3/g' \
 		"$TMP/pyro.folded" >"$TMP/pyro-k.folded"
 	check_stacks "Pyroscope's merged profile" "$TMP/pyro-k.folded"
-	total() {
-		pyro_query SelectMergeProfile "{\"profileTypeID\":\"$CPU\",\"labelSelector\":\"{service_name=\\\"$SERVICE\\\",braid_view=\\\"$1\\\"}\",$range}" |
-			jq -r '[.sample[]?.value[0] | tonumber] | add // 0'
-	}
-	expect_eq "the app's merged CPU (ns): Pyroscope's total against what braid sent" "$merged_sent" "$(total merged)"
-	expect_eq "the app's eBPF-only CPU (ns): Pyroscope's total against what braid sent" "$ebpf_sent" "$(total ebpf)"
+	check_pyroscope_totals "$SERVICE" "$range"
 fi
 
 finish

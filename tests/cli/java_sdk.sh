@@ -66,7 +66,10 @@ expect_eq "spy name" javaspy "$(jq -r .spy_name <<<"$first")"
 expect_eq "sample rate" 100 "$(jq -r .sample_rate <<<"$first")"
 expect_eq "units and aggregation" "samples sum" \
 	"$(jq -r '[.[] | "\(.units) \(.aggregation)"] | unique | join(",")' "$TMP/rows.json")"
-expect_eq "pass-through queued, nothing merged" "true false" \
+# queued for pass-through, and taken by the merger as the app's CPU
+# profiles: without eBPF there is nothing to splice them with, so only the
+# pass-through leaves (the upstream's views, below)
+expect_eq "pass-through queued, read by the merger" "true true" \
 	"$(jq -r '"\([.[].queued] | all) \([.[].merged] | any)"' "$TMP/rows.json")"
 
 # each stored form's jfr field, by its sha256 (the form: ingest/jfr.c)
@@ -84,6 +87,11 @@ for part in body.split(boundary)[1:]:
 PY
 done
 sort -o "$TMP/store-sha" "$TMP/store-sha"
+# braid reads a stored push (its form) as Pyroscope reads the recording
+"$BRAID" inspect --top 3 "$TMP/form-$id" >"$TMP/inspect.txt" 2>&1 ||
+	fail "braid inspect of a stored JFR push failed: $(cat "$TMP/inspect.txt")"
+expect_contains "braid inspect of a stored JFR push" "$TMP/inspect.txt" "JFR profiles: process_cpu:cpu"
+expect_contains "braid inspect of a stored JFR push" "$TMP/inspect.txt" "Sample types: cpu/nanoseconds"
 
 # ---- what the upstream received ------------------------------------------------------------------
 upstream_get received >"$TMP/received.json"

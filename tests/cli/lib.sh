@@ -435,6 +435,62 @@ outbox_of() {
 		WHERE series LIKE '%service_name=$2,%' OR series LIKE '%service_name=$2}'" 2>/dev/null || true
 }
 
+# drain_agent DATA_DIR SERVICE PID GRACE: waits until every sampled second of
+# process PID was emitted (merged or, past the grace period, eBPF-only) and
+# SERVICE's profiles left the outbox, keeps the agent's metrics in
+# $TMP/metrics, and stops the agent.
+drain_agent() {
+	local emitted queued=
+	emitted=$(wait_emitted "$1" "$3" $((($4 + 20) * SLOW)))
+	expect_eq "every sampled second of the app emitted within $(($4 + 20)) s of its exit" 1 "$emitted"
+	for _ in $(seq 1 $((60 * SLOW))); do
+		queued=$(outbox_of "$1" "$2")
+		[ "$queued" = 0 ] && break
+		sleep 1
+	done
+	expect_eq "the app's profiles still in the outbox" 0 "$queued"
+	curl -fsS "$AGENT_URL/metrics" >"$TMP/metrics"
+	stop_agent
+}
+
+# check_cpu_totals DATA_DIR SERVICE PID RECEIVED_JSON: the CPU of process
+# PID sent (SERVICE's merged + eBPF-only profiles the fake received) equals
+# the store's eBPF samples of it x the period. Sets MERGED_SENT, EBPF_SENT.
+check_cpu_totals() {
+	local period samples
+	period=$(jq -r --arg s "$2" '[.[] | select(.labels.service_name == $s and .labels.braid_view == "merged") | .period] | unique | join(",")' "$4")
+	[[ $period =~ ^[0-9]+$ ]] || fail "the merged profiles' period is not one number: [$period]"
+	samples=$(sqlite3 "file:$1/braid.db?mode=ro" "SELECT coalesce(sum(b.count), 0) FROM ebpf_buckets b
+		JOIN processes p ON p.id = b.process_id WHERE p.pid = $3 AND b.second < p.ebpf_emitted_s")
+	MERGED_SENT=$(cpu_sent "$2" merged "$4")
+	EBPF_SENT=$(cpu_sent "$2" ebpf "$4")
+	expect_eq "the app's CPU sent (merged + eBPF-only, ns) against the store's samples x period" \
+		"$((samples * ${period:-0}))" "$((MERGED_SENT + EBPF_SENT))"
+	echo "# the app's CPU: $samples eBPF samples x $period ns; merged $MERGED_SENT ns, eBPF-only $EBPF_SENT ns"
+}
+
+# cpu_sent SERVICE VIEW RECEIVED_JSON: the ns of SERVICE's VIEW profiles the fake received
+cpu_sent() {
+	jq --arg s "$1" --arg v "$2" '[.[] | select(.labels.service_name == $s and .labels.braid_view == $v)
+		| .totals[0] | tonumber] | add // 0' "$3"
+}
+
+# check_pyroscope_totals SERVICE RANGE: Pyroscope's merged and eBPF-only CPU
+# of SERVICE over RANGE (a Connect JSON "start":..,"end":.. pair) against
+# MERGED_SENT and EBPF_SENT (check_cpu_totals).
+check_pyroscope_totals() {
+	local v total
+	for v in merged ebpf; do
+		total=$(pyro_query SelectMergeProfile "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\",\"labelSelector\":\"{service_name=\\\"$1\\\",braid_view=\\\"$v\\\"}\",$2}" |
+			jq -r '[.sample[]?.value[0] | tonumber] | add // 0')
+		if [ $v = merged ]; then
+			expect_eq "the app's merged CPU (ns): Pyroscope's total against what braid sent" "$MERGED_SENT" "$total"
+		else
+			expect_eq "the app's eBPF-only CPU (ns): Pyroscope's total against what braid sent" "$EBPF_SENT" "$total"
+		fi
+	done
+}
+
 # maybe_pyroscope DIR: starts a real Pyroscope (start_pyroscope DIR) when one
 # is at hand (PYROSCOPE_BIN, or pyroscope on PATH), and says so. Sets PYRO to
 # 1 then, else to "".
