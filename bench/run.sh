@@ -18,6 +18,8 @@
 #                   the SDK alone from the eBPF truth (root)
 #   python accuracy bench/python_accuracy.sh: TVD of the merged Python profile
 #                   against py-spy --native, and OpenSSL under its caller (root)
+#   java accuracy   bench/java_accuracy.sh: per-method TVD of the merged Java
+#                   profile against eBPF with frame pointers and a perf map (root)
 #   soak            bench/soak.sh: the agent for 30 minutes (root; only with
 #                   --soak)
 #
@@ -456,6 +458,24 @@ else
 			"naive, best round" min 90 "≥ 90 %" "$cmd"
 	else
 		failed pyaccuracy "$rc" "$cmd" "python accuracy"
+	fi
+fi
+
+# ---- java accuracy ---------------------------------------------------------------
+cmd="bash bench/java_accuracy.sh${quick:+ --quick}"
+if [ -z "$is_root" ]; then
+	skip_row "java accuracy" "needs root (braid record of a JVM)" "$cmd"
+else
+	rc=0; run javaaccuracy bash bench/java_accuracy.sh --json ${quick:+--quick} || rc=$?
+	if [ "$rc" -eq 0 ]; then
+		A=$LOG/javaaccuracy.out
+		jj() { jq -r "$1 | if . == null then \"\" else tostring end" "$A"; }
+		nr=$(jj '.rounds | length')
+		row "java accuracy" "per-method TVD from eBPF with frame pointers and a perf map, the worst of $nr rounds" \
+			"$(jj '[.rounds[].tvd_merged] | max | . * 1000 | round / 1000')" \
+			"$(jj '[.rounds[].tvd_sdk] | max | . * 1000 | round / 1000')" "SDK alone" max 0.05 "≤ 0.05" "$cmd"
+	else
+		failed javaaccuracy "$rc" "$cmd" "java accuracy"
 	fi
 fi
 

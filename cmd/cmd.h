@@ -4,6 +4,7 @@
 #ifndef BRAID_CMD_H
 #define BRAID_CMD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -40,6 +41,7 @@ struct cmd_jfr {
 		*profile; /* the profile to take ("process_cpu:cpu"; NULL: CPU, else the first) */
 	unsigned sample_rate; /* Hz; 0: 100, the Java agent's */
 	const char *labels;   /* a file holding the push's `labels` part, or NULL */
+	bool thread_labels;   /* os_thread_id on each sample (the merger's) */
 	char names[512];      /* out: the recording's profiles, ", " between */
 };
 

@@ -93,7 +93,8 @@ static int load_jfr(const char *path, const void *rec, size_t rec_len, const voi
 {
 	struct profile_jfr_opts opts = {.sample_rate = jfr->sample_rate ? jfr->sample_rate : 100,
 					.labels = form_labels,
-					.labels_len = form_labels_len};
+					.labels_len = form_labels_len,
+					.os_thread_labels = jfr->thread_labels};
 	const struct profile_jfr_entry *e = NULL;
 	struct profile_jfr *j = NULL;
 	struct errbuf err = {{0}};
@@ -206,7 +207,11 @@ int cmd_load_sdk_profiles(const char *cmd, const char *const *paths, size_t n,
 		struct profile *p = NULL;
 		int64_t t, end;
 
-		r = cmd_load_profile(paths[i], PROFILE_FORMAT_AUTO, NULL, &p, NULL);
+		/* a JFR push: each sample with its OS thread, for the splice's
+		 * thread groups */
+		struct cmd_jfr jfr = {.thread_labels = true};
+
+		r = cmd_load_profile_jfr(paths[i], PROFILE_FORMAT_AUTO, NULL, &jfr, &p, NULL);
 		if (r < 0)
 			goto cleanup;
 		t = profile__time_nanos(p);

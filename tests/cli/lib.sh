@@ -204,35 +204,12 @@ py_sdk() {
 	fi
 }
 
-# java_agent: the Pyroscope Java agent's jar (tests/e2e/java/agent.txt: its
-# Maven coordinates and sha256), downloaded once from Maven Central into
-# ~/.cache/braid/e2e-java (BRAID_JAVA_CACHE overrides) and checked. Sets
-# JAVA_AGENT to its path. Needs java (scripts/deps.sh) and curl.
+# java_agent: the Pyroscope Java agent's jar (tests/tools/java_agent.sh: from
+# Maven Central once, checked against its pinned sha256). Sets JAVA_AGENT to
+# its path; exits 1 when it can't be had.
 java_agent() {
 	: "${SRC_DIR:?}"
-	local pin ga version sum dir url got
-	pin=$(grep -v '^#' "$SRC_DIR/tests/e2e/java/agent.txt" | head -1)
-	read -r ga version sum <<<"$pin"
-	dir=${BRAID_JAVA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/braid/e2e-java}/$version
-	JAVA_AGENT=$dir/${ga#*:}-$version.jar
-	if [ -f "$JAVA_AGENT" ] && [ "$(sha256sum "$JAVA_AGENT" | cut -d' ' -f1)" = "$sum" ]; then
-		return 0
-	fi
-	mkdir -p "$dir"
-	url=https://repo1.maven.org/maven2/$(echo "${ga%%:*}" | tr . /)/${ga#*:}/$version/${ga#*:}-$version.jar
-	for attempt in 1 2 3; do
-		if curl -fsSL --retry 2 -o "$JAVA_AGENT.tmp" "$url"; then
-			break
-		fi
-		[ "$attempt" -lt 3 ] && sleep $((attempt * 5))
-	done
-	got=$(sha256sum "$JAVA_AGENT.tmp" 2>/dev/null | cut -d' ' -f1 || true)
-	if [ "$got" != "$sum" ]; then
-		rm -f "$JAVA_AGENT.tmp"
-		echo "FAIL: $url: sha256 ${got:-(no file)}, expected $sum (tests/e2e/java/agent.txt)" >&2
-		exit 1
-	fi
-	mv "$JAVA_AGENT.tmp" "$JAVA_AGENT"
+	JAVA_AGENT=$(bash "$SRC_DIR/tests/tools/java_agent.sh") || exit 1
 }
 
 # start_upstream [fake options...]: starts the fake Pyroscope

@@ -24,7 +24,7 @@
 # subset. UPLOAD_INTERVAL (2s) and RUN_SECONDS (9) set the windows. Needs java
 # (17 or later: jfr, the single-file source launcher), python3, and the
 # agent's jar (downloaded once from Maven Central into ~/.cache/braid/e2e-java,
-# like tests/cli/lib.sh's java_agent).
+# by tests/tools/java_agent.sh).
 set -euo pipefail
 SRC_DIR=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$SRC_DIR/tests/data/jfr
@@ -61,21 +61,8 @@ JFR=$(dirname "$(readlink -f "$(command -v java)")")/jfr
 	exit 1
 }
 
-# the agent's jar, as tests/cli/lib.sh's java_agent gets it
-read -r ga version sum <<<"$(grep -v '^#' "$SRC_DIR/tests/e2e/java/agent.txt" | head -1)"
-JAR_DIR=${BRAID_JAVA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/braid/e2e-java}/$version
-AGENT=$JAR_DIR/${ga#*:}-$version.jar
-if ! [ -f "$AGENT" ] || [ "$(sha256sum "$AGENT" | cut -d' ' -f1)" != "$sum" ]; then
-	mkdir -p "$JAR_DIR"
-	url=https://repo1.maven.org/maven2/$(echo "${ga%%:*}" | tr . /)/${ga#*:}/$version/${ga#*:}-$version.jar
-	curl -fsSL --retry 2 -o "$AGENT.tmp" "$url"
-	if [ "$(sha256sum "$AGENT.tmp" | cut -d' ' -f1)" != "$sum" ]; then
-		rm -f "$AGENT.tmp"
-		echo "jfr_capture: $url: sha256 differs from tests/e2e/java/agent.txt" >&2
-		exit 1
-	fi
-	mv "$AGENT.tmp" "$AGENT"
-fi
+# the agent's jar, pinned and cached as the tests get it
+AGENT=$(bash "$SRC_DIR/tests/tools/java_agent.sh")
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/jfr-capture.XXXXXX")
 SERVER_PID=
