@@ -155,7 +155,7 @@ round() {
 
 # print_round FILE
 print_round() {
-	jq -r '"round \(.round): \(.java), \(.pushes) pushes; merged TVD \(.tvd_merged), SDK alone \(.tvd_sdk); truth \(.truth_samples) samples (\(.truth_interpreted * 100 | round) % interpreted)",
+	jq -r '"round \(.round): \(.java), \(.pushes) pushes; merged TVD \(.tvd_merged), SDK alone \(.tvd_sdk); truth \(.truth_ns / 1e9 * 10 | round / 10) s of Java CPU (\(.truth_interpreted * 1000 | round / 10) % interpreted)",
 		(.methods[] | "  \(.method)\ttruth \(.truth * 1000 | round / 10) %\tmerged \(.merged * 1000 | round / 10) %\tsdk \(.sdk * 1000 | round / 10) %")' "$1"
 }
 

@@ -12,7 +12,7 @@
  * The sample count read is checked against the profile written before the
  * transaction commits.
  */
-#include "merger/merger.h"
+#include "merger/merger_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -610,51 +610,11 @@ struct decoded {
 	int r;
 };
 
-/* A JFR push (its form, as ingest stored it): the recording's CPU profile,
- * as Pyroscope reads it, each sample labelled with its OS thread. */
-static int decode_jfr(const struct store_sdk_profile *p, struct errbuf *err, struct profile **ret)
-{
-	struct profile_jfr_opts o = {
-		.sample_rate = p->sample_rate > 0 ? p->sample_rate : 100,
-		.time_nanos = p->from_ns,
-		.duration_nanos = p->until_ns > p->from_ns ? p->until_ns - p->from_ns : 0,
-		.os_thread_labels = true,
-	};
-	const struct profile_jfr_entry *e;
-	struct profile_jfr_parts parts;
-	struct profile_jfr *j = NULL;
-	int r = profile__jfr_form_parts(p->payload, p->payload_len, &parts, err);
-
-	if (r < 0)
-		return r;
-	o.labels = parts.labels;
-	o.labels_len = parts.labels_len;
-	r = profile__from_jfr(parts.jfr, parts.jfr_len, &o, NULL, err, &j);
-	if (r < 0)
-		return r;
-	e = profile_jfr__find(j, "process_cpu");
-	if (!e) {
-		profile_jfr__free(j);
-		return errbuf__set(err, -ENODATA, "the JFR push holds no CPU samples");
-	}
-	*ret = e->profile;
-	((struct profile_jfr_entry *)e)->profile = NULL;
-	profile_jfr__free(j);
-	return 0;
-}
-
 static int on_sdk_payload(void *ctx, const struct store_sdk_profile *p)
 {
 	struct decoded *d = ctx;
-	enum profile_format f = PROFILE_FORMAT_AUTO;
 
-	if (p->format && strcmp(p->format, "jfr") == 0) {
-		d->r = decode_jfr(p, &d->err, &d->p);
-		return 0;
-	}
-	if (p->format)
-		profile__parse_format(p->format, &f);
-	d->r = profile__decode(p->payload, p->payload_len, f, NULL, NULL, &d->err, &d->p, NULL);
+	d->r = merger_sdk__decode(p, NULL, &d->err, &d->p);
 	return 0;
 }
 

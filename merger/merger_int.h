@@ -24,6 +24,15 @@ bool merger_sdk_thread_is_tid(enum runtime runtime);
  * the first native frame's function. */
 bool merger_sdk_native_leaf(enum runtime runtime);
 
+/* ---- stored SDK profiles (sdk_decode.c) -------------------------------------- */
+
+/* An SDK profile as stored, decoded: pprof or folded by its format, a JFR
+ * push as its recording's process_cpu profile (at the push's rate, with its
+ * labels part, each sample labelled os_thread_id). lim NULL: the defaults.
+ * A negative errno with the message in err. */
+int merger_sdk__decode(const struct store_sdk_profile *p, const struct profile_limits *lim,
+		       struct errbuf *err, struct profile **ret);
+
 /* ---- thread groups (threads.c) ------------------------------------------- */
 
 /* The threads both views name. Group 0 holds what only one side names (or

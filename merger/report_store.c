@@ -3,7 +3,7 @@
  * (or a PID) seen in a range, each with its eBPF buckets (split by whether
  * an SDK profile covers their second) and its CPU SDK profiles summed. */
 #define _GNU_SOURCE
-#include "merger.h"
+#include "merger/merger_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -72,8 +72,7 @@ static int on_sdk(void *ctx, const struct store_sdk_profile *p)
 			g->unattributed++;
 		return 0;
 	}
-	rc = profile__decode(p->payload, p->payload_len, PROFILE_FORMAT_AUTO, NULL, &g->lim, g->err,
-			     &prof, NULL);
+	rc = merger_sdk__decode(p, &g->lim, g->err, &prof);
 	if (rc < 0)
 		return 0; /* unreadable: the merge loop counted it; not this report's */
 	if (!pr->sdk) {

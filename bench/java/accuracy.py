@@ -17,8 +17,8 @@ Java method it is in: its leaf-most Java frame.
   - merged: braid merge's output: a frame is Java when the SDK has it as one.
 Samples with no Java frame (GC and compiler threads, the JVM's start) are
 left out of every view. Prints one JSON object: the TVD of the merged and of
-the SDK's distribution from the truth, the samples counted and left out, the
-truth's "(interpreted)" share, and the top methods of the truth with their
+the SDK's distribution from the truth, the CPU (ns: the folded values)
+counted and left out of each, the truth's "(interpreted)" share, and the top methods of the truth with their
 shares in each view.
 """
 import argparse
@@ -103,9 +103,9 @@ def main():
     print(json.dumps({
         "tvd_merged": round(tvd(pm, pt), 4),
         "tvd_sdk": round(tvd(ps, pt), 4),
-        "truth_samples": sum(truth.values()), "truth_left_out": t_out,
-        "merged_samples": sum(merged.values()), "merged_left_out": m_out,
-        "sdk_samples": sum(sdk.values()), "sdk_left_out": s_out,
+        "truth_ns": sum(truth.values()), "truth_left_out_ns": t_out,
+        "merged_ns": sum(merged.values()), "merged_left_out_ns": m_out,
+        "sdk_ns": sum(sdk.values()), "sdk_left_out_ns": s_out,
         "truth_interpreted": round(pt.get("(interpreted)", 0), 4),
         "methods": [{"method": k, "truth": round(pt[k], 4), "merged": round(pm.get(k, 0), 4),
                      "sdk": round(ps.get(k, 0), 4)} for k in top],

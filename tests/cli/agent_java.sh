@@ -18,7 +18,9 @@
 #   3. totals: the app's merged and eBPF-only CPU, as sent and as Pyroscope
 #      returns it, equal the store's eBPF samples of its process x period;
 #   4. the JFR pushes passed through unchanged (braid_view=sdk), and with a
-#      real Pyroscope, read by it into the app's process_cpu series.
+#      real Pyroscope, read by it into the app's process_cpu series;
+#   5. braid report on the store: the kernel's write among what only eBPF
+#      sees, the app's Java methods among what only the SDK sees.
 # Needs root and kernel BTF: exits 77 (a skip) with the reason otherwise.
 # Environment: AGENT_RUN_SECONDS (the app's run, default 20).
 . "$(dirname "$0")/lib.sh"
@@ -116,6 +118,23 @@ n_sdk=$(jq --arg s "$SERVICE" '[.sdk_profiles[] | select(.service == $s and .for
 n_up=$(jq --arg s "$SERVICE" '[.[] | select(.labels.service_name == $s and .labels.braid_view == "sdk" and .format == "jfr")] | length' "$TMP/received.json")
 expect_eq "JFR pushes passed through (upstream against store)" "$n_sdk" "$n_up"
 [ "$n_sdk" -ge 2 ] || fail "$n_sdk JFR pushes stored, expected 2 or more"
+
+# ---- 5: braid report, from the store the agent left ----------------------------------------------
+if "$BRAID" report --service "$SERVICE" --from 30m --data-dir "$TMP/data" -f json -o "$TMP/report.json" 2>"$TMP/report.err"; then
+	R=$TMP/report.json
+	kernel=$(jq -c '[.blind_spots.ebpf_only[] | select(.name | test("^(vfs_write|ksys_write)$"))][0]' "$R")
+	if [ "$kernel" = null ]; then
+		fail "braid report: the kernel's write is not among what only eBPF sees: $(jq -c '[.blind_spots.ebpf_only[].name]' "$R")"
+	else
+		echo "# braid report: only eBPF sees $(jq -r '"\(.name) (\(.share * 1000 | round / 10) % of eBPF CPU), shown by the SDK under \(.sdk_caller)"' <<<"$kernel")"
+	fi
+	java=$(jq -c '[.blind_spots.sdk_only[] | select(.name | test("^App\\.(compress|writeLog|sortWork)$"))]' "$R")
+	[ "$(jq length <<<"$java")" -ge 2 ] ||
+		fail "braid report: the app's Java methods are not among those only the SDK sees: $(jq -c '[.blind_spots.sdk_only[].name]' "$R")"
+	echo "# braid report: only the SDK sees $(jq -r '[.[].name] | join(", ")' <<<"$java"); eBPF sees them as $(jq -r '.[0].ebpf_sees' <<<"$java")"
+else
+	fail "braid report --service $SERVICE failed: $(cat "$TMP/report.err")"
+fi
 
 # ---- the same in the real Pyroscope ---------------------------------------------------------------
 if [ -n "$PYRO" ]; then
