@@ -9,8 +9,9 @@
  * Checked: every name a line's list holds is an identifier of 3 to 63
  * characters that the line has followed by "(" (spaces between); a stack's
  * key names a name some list holds, and one of the suffix's functions
- * stands for it (the function, or its part after an underscore, without
- * "_impl", case aside); a key is found again for the same stack.
+ * stands for it (the function up to a clone suffix or a parameter list, or
+ * its part after an underscore, without "_impl", case aside); a key is
+ * found again for the same stack.
  */
 #define _GNU_SOURCE /* strcasestr */
 #include <ctype.h>
@@ -56,7 +57,7 @@ static bool line_calls(const char *line, const char *name)
 /* Whether C function `fn` stands for `name`, as calls.c reads names. */
 static bool stands_for(const char *fn, const char *name)
 {
-	size_t len = strcspn(fn, "."), n = strlen(name);
+	size_t len = strcspn(fn, ".("), n = strlen(name);
 
 	if (len > 5 && strncmp(fn + len - 5, "_impl", 5) == 0)
 		len -= 5;
