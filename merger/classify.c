@@ -356,7 +356,7 @@ static struct runtime_rules rules[] = {
 		.jit = {.prefix = jvm_jit_prefix},
 		/* braid's reading of the agent's JFR labels each sample with its
 		 * thread's OS id (profile__from_jfr, os_thread_labels) */
-		.sdk_thread_label = "os_thread_id",
+		.sdk_thread_label = MERGER_OS_THREAD_LABEL,
 		.sdk_thread_is_tid = true,
 		.sdk_native_leaf = true,
 		.ident = {.prefix = jvm_ident_prefix},

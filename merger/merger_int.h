@@ -24,6 +24,11 @@ bool merger_sdk_thread_is_tid(enum runtime runtime);
  * the first native frame's function. */
 bool merger_sdk_native_leaf(enum runtime runtime);
 
+/* The label braid's reading of a JFR push gives each sample: its thread's OS
+ * id (profile__from_jfr's os_thread_labels), for the thread groups; no SDK
+ * sends it, and merged samples don't carry it. */
+#define MERGER_OS_THREAD_LABEL "os_thread_id"
+
 /* ---- stored SDK profiles (sdk_decode.c) -------------------------------------- */
 
 /* An SDK profile as stored, decoded: pprof or folded by its format, a JFR

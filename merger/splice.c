@@ -261,12 +261,13 @@ static bool api_call_frame(const char *name)
 struct sdk_entry {
 	size_t locs_off, n_locs;
 	int64_t weight;
-	int64_t quota;	/* slots of its category's eBPF samples */
-	int64_t given;	/* slots handed out so far */
-	int64_t got;	/* slots taken by the current eBPF stack */
-	uint32_t group; /* its thread group (threads.c) */
-	int pool;	/* its pool in the group: a category, POOL_NATIVE_CALL */
-	uint32_t calls; /* what its line calls by name (calls.c), 0: nothing known */
+	int64_t quota;	 /* slots of its category's eBPF samples */
+	int64_t given;	 /* slots handed out so far */
+	int64_t got;	 /* slots taken by the current eBPF stack */
+	uint32_t group;	 /* its thread group (threads.c) */
+	uint32_t labels; /* its merged samples' label set in the output */
+	int pool;	 /* its pool in the group: a category, POOL_NATIVE_CALL */
+	uint32_t calls;	 /* what its line calls by name (calls.c), 0: nothing known */
 };
 
 struct category {
@@ -518,7 +519,7 @@ static int sdk_native_call(struct splice *sp, const char *java_leaf, const char 
 
 /* One SDK stack's weight in one thread group. */
 struct stack_weight {
-	uint32_t stack, group;
+	uint32_t stack, group, labels; /* labels: the sample's label set in the SDK profile */
 	int64_t weight;
 };
 
@@ -528,12 +529,57 @@ static int cmp_stack_weight(const void *a, const void *b)
 
 	if (x->stack != y->stack)
 		return x->stack < y->stack ? -1 : 1;
-	return (x->group > y->group) - (x->group < y->group);
+	if (x->group != y->group)
+		return x->group < y->group ? -1 : 1;
+	return (x->labels > y->labels) - (x->labels < y->labels);
 }
 
-/* Reads the SDK profile: each (stack, thread group) with positive weight
- * becomes an entry of its category's pool in that group. Samples of one
- * stack and group that differ only by other labels add up. */
+/* The label set, in the output, of merged samples from SDK label set `set`:
+ * the input's labels and the SDK sample's, but for braid's own thread label
+ * (os_thread_id, from reading a JFR). The SDK's labels are what eBPF can't
+ * know: the route, the span, the tenant a sample ran for. */
+static int out_labels(struct splice *sp, uint32_t set, uint32_t *ret)
+{
+	const struct profile *sdk = sp->in->sdk;
+	const struct profile_label *base, *ls;
+	size_t nb = profile__labels(sp->out, sp->in->labels, &base);
+	size_t ns = profile__labels(sdk, set, &ls), n = 0;
+	struct profile_label *all;
+	int r = 0;
+
+	if (!ns) {
+		*ret = sp->in->labels;
+		return 0;
+	}
+	all = calloc(nb + ns, sizeof(*all));
+	if (!all)
+		return -ENOMEM;
+	for (size_t i = 0; i < nb; i++)
+		all[n++] = base[i];
+	for (size_t i = 0; i < ns && r == 0; i++) {
+		const char *key = profile__str(sdk, ls[i].key);
+		struct profile_label l = {.num = ls[i].num};
+
+		if (!key || strcmp(key, MERGER_OS_THREAD_LABEL) == 0)
+			continue;
+		r = profile__intern(sp->out, key, profile__strlen(sdk, ls[i].key), &l.key);
+		if (r == 0 && ls[i].str)
+			r = profile__intern(sp->out, profile__str(sdk, ls[i].str),
+					    profile__strlen(sdk, ls[i].str), &l.str);
+		if (r == 0 && ls[i].num_unit)
+			r = profile__intern(sp->out, profile__str(sdk, ls[i].num_unit),
+					    profile__strlen(sdk, ls[i].num_unit), &l.num_unit);
+		all[n++] = l;
+	}
+	if (r == 0)
+		r = profile__add_labels(sp->out, all, n, ret);
+	free(all);
+	return r;
+}
+
+/* Reads the SDK profile: each (stack, thread group, label set) with positive
+ * weight becomes an entry of its category's pool in that group, whose merged
+ * samples carry that label set. */
 static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 {
 	const struct profile *sdk = sp->in->sdk;
@@ -566,13 +612,14 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 		ws[n_ws++] = (struct stack_weight){
 			.stack = s.stack,
 			.group = merger_threads__sdk_group(sp->threads, s.labels),
+			.labels = s.labels,
 			.weight = v,
 		};
 	}
-	/* by stack, then group: the entries' order, which breaks ties */
+	/* by stack, group, then labels: the entries' order, which breaks ties */
 	qsort(ws, n_ws, sizeof(*ws), cmp_stack_weight);
 	for (size_t i = 0, j; i < n_ws; i = j) {
-		uint32_t id = ws[i].stack, g = ws[i].group;
+		uint32_t id = ws[i].stack, g = ws[i].group, lset = ws[i].labels;
 		int64_t weight = 0;
 		const uint32_t *locs;
 		size_t depth, skip = 0, n, lead;
@@ -581,7 +628,8 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 		int pool;
 		struct sdk_entry *e;
 
-		for (j = i; j < n_ws && ws[j].stack == id && ws[j].group == g; j++)
+		for (j = i;
+		     j < n_ws && ws[j].stack == id && ws[j].group == g && ws[j].labels == lset; j++)
 			if (__builtin_add_overflow(weight, ws[j].weight, &weight)) {
 				r = -EOVERFLOW;
 				goto cleanup;
@@ -633,6 +681,9 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 		}
 		sp->n_pool += n;
 		e->group = g;
+		r = out_labels(sp, lset, &e->labels);
+		if (r < 0)
+			goto cleanup;
 		e->pool = pool;
 		if (pool == MERGER_CAT_GUEST && sp->calls && n && native_leaf && call) {
 			r = sdk_native_call(sp, java_leaf, call, &e->calls);
@@ -831,7 +882,7 @@ static int next_slot(struct splice *sp, struct category *c, size_t *ret)
 
 /* ---- output ------------------------------------------------------------------ */
 
-static int emit(struct splice *sp, const uint32_t *locs, size_t n, int64_t count)
+static int emit(struct splice *sp, const uint32_t *locs, size_t n, int64_t count, uint32_t labels)
 {
 	uint32_t stack;
 	int64_t value;
@@ -842,7 +893,7 @@ static int emit(struct splice *sp, const uint32_t *locs, size_t n, int64_t count
 	r = profile__add_stack(sp->out, locs, n, &stack);
 	if (r < 0)
 		return r;
-	return profile__add_sample(sp->out, stack, sp->in->labels, &value);
+	return profile__add_sample(sp->out, stack, labels, &value);
 }
 
 /* One eBPF stack, shared among the SDK entries of its category. */
@@ -864,7 +915,7 @@ static int emit_stack(struct splice *sp, size_t i, struct merger_splice_stats *s
 	}
 	if (c->weight <= 0) {
 		st->kept[cl->category] += es->count;
-		return emit(sp, sp->locs, es->n_frames, es->count);
+		return emit(sp, sp->locs, es->n_frames, es->count, sp->in->labels);
 	}
 	/* take count slots; sp->touched lists the entries given some, in order */
 	for (int64_t k = 0; k < es->count; k++) {
@@ -891,7 +942,7 @@ static int emit_stack(struct splice *sp, size_t i, struct merger_splice_stats *s
 		memcpy(sp->stack + n, sp->locs + nk + cl->region_end,
 		       (es->n_frames - nk - cl->region_end) * sizeof(*sp->stack));
 		n += es->n_frames - nk - cl->region_end;
-		r = emit(sp, sp->stack, n, e->got);
+		r = emit(sp, sp->stack, n, e->got, e->labels);
 		if (r < 0)
 			return r;
 		e->got = 0;

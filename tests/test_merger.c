@@ -643,6 +643,89 @@ static void test_python_native_calls(void **state)
 
 /* A broken stack (no frame pointers: unwinding ended in no mapping) keeps
  * its good leaf frames under the SDK's; the garbage above them goes. */
+/* The value of out's samples whose label `key` is `value` (NULL: without
+ * the key) and whose stack has a frame named `frame` (NULL: any). */
+static int64_t sum_labelled(const struct profile *out, const char *key, const char *value,
+			    const char *frame)
+{
+	int64_t sum = 0;
+
+	for (size_t i = 0; i < profile__n_samples(out); i++) {
+		struct profile_sample s = profile__sample(out, i);
+		const struct profile_label *ls;
+		const uint32_t *locs;
+		size_t nl = profile__labels(out, s.labels, &ls), depth;
+		const char *got = NULL;
+		bool has = !frame;
+
+		for (size_t k = 0; k < nl; k++)
+			if (strcmp(profile__str(out, ls[k].key), key) == 0)
+				got = profile__str(out, ls[k].str);
+		if (value ? !got || strcmp(got, value) != 0 : got != NULL)
+			continue;
+		depth = profile__stack(out, s.stack, &locs);
+		for (size_t k = 0; k < depth && !has; k++) {
+			struct profile_location l;
+
+			assert_int_equal(profile__location(out, locs[k], &l), 0);
+			has = l.n_lines &&
+			      strstr(profile__str(
+					     out,
+					     profile__function(out, l.lines[0].function)->name),
+				     frame);
+		}
+		if (has)
+			sum += s.values[0];
+	}
+	return sum;
+}
+
+/* Merged samples carry their SDK sample's labels (issue: dynamic tags on
+ * merged stacks): two routes, one hashing (OpenSSL through V8's API call),
+ * one pure JS, each wrapped in its own label by the SDK. Every OpenSSL sample
+ * goes to the hashing route's stacks and carries its label; the pure JS
+ * samples carry the other route's; a stack the SDK has under both routes
+ * shares its samples between them by weight; nothing is lost. */
+static void test_labels_on_merged(void **state)
+{
+	static struct input in;
+	struct profile *sdk = sdk_new(true), *out;
+	struct merger_splice_stats st;
+	struct profile_label l = {0};
+	uint32_t login, page, both_login, both_page;
+	(void)state;
+
+	assert_int_equal(profile__intern_cstr(sdk, "route", &l.key), 0);
+	assert_int_equal(profile__intern_cstr(sdk, "/login", &l.str), 0);
+	assert_int_equal(profile__add_labels(sdk, &l, 1, &login), 0);
+	assert_int_equal(profile__intern_cstr(sdk, "/page", &l.str), 0);
+	assert_int_equal(profile__add_labels(sdk, &l, 1, &page), 0);
+	both_login = login;
+	both_page = page;
+	memset(&in, 0, sizeof(in));
+	in_add(&in, JS_CRYPTO, PID, 60);
+	in_add(&in, JS_PURE, PID, 40);
+	sdk_add_labelled(sdk, "main;handle;hashPassword;pbkdf2Sync;@run", 1, 1, 300, login);
+	sdk_add_labelled(sdk, "main;handle;pureJs", 1, 1, 200, page);
+	/* the same JS stack under both routes, 1:3 */
+	sdk_add_labelled(sdk, "main;handle;render", 1, 1, 50, both_login);
+	sdk_add_labelled(sdk, "main;handle;render", 1, 1, 150, both_page);
+	out = splice(&in, sdk, &st);
+	assert_int_equal(total_of(out), 100);
+	assert_int_equal(st.spliced, 100);
+	/* OpenSSL: all of it under the hashing route */
+	assert_int_equal(sum_labelled(out, "route", "/login", "PKCS5_PBKDF2_HMAC"), 60);
+	assert_int_equal(sum_labelled(out, "route", "/page", "PKCS5_PBKDF2_HMAC"), 0);
+	/* pure JS (40 samples by weight 200 : 50 : 150): pureJs 20, render 20
+	 * split 5 : 15 by route */
+	assert_int_equal(sum_labelled(out, "route", "/page", "pureJs"), 20);
+	assert_int_equal(sum_labelled(out, "route", "/login", "render"), 5);
+	assert_int_equal(sum_labelled(out, "route", "/page", "render"), 15);
+	assert_int_equal(sum_labelled(out, "route", NULL, NULL), 0); /* every sample has one */
+	profile__free(out);
+	profile__free(sdk);
+}
+
 /* The JVM: the Java agent's real recording (tests/data/jfr/cpu.jfr.gz,
  * LabelsApp: Deflater, a file write, sorting; async-profiler's stacks end in
  * the native function a sample was in) against eBPF stacks shaped as braid
@@ -656,7 +739,7 @@ static void test_python_native_calls(void **state)
 static void test_jvm_splice(void **state)
 {
 	static struct input in;
-	struct profile_jfr_opts o = {.sample_rate = 100};
+	struct profile_jfr_opts o = {.sample_rate = 100, .os_thread_labels = true};
 	struct profile_jfr *j = NULL;
 	struct profile *out;
 	struct merger_splice_stats st;
@@ -696,6 +779,8 @@ static void test_jvm_splice(void **state)
 	/* the GC thread keeps its frames */
 	assert_int_equal(SUM(text, "GangWorker::loop;", "G1ParEvacuateFollowersClosure::do_void"),
 			 10);
+	/* braid's own thread label stays braid's */
+	assert_int_equal(sum_labelled(out, "os_thread_id", NULL, NULL), 80);
 	free(text);
 	profile__free(out);
 	profile_jfr__free(j);
@@ -1240,6 +1325,7 @@ int main(void)
 		cmocka_unit_test(test_native_calls),
 		cmocka_unit_test(test_python_threads),
 		cmocka_unit_test(test_python_native_calls),
+		cmocka_unit_test(test_labels_on_merged),
 		cmocka_unit_test(test_jvm_splice),
 		cmocka_unit_test(test_broken_stack),
 		cmocka_unit_test(test_conservation_random),
