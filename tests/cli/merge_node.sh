@@ -18,7 +18,11 @@
 #   3. pureJsWork and sortBig are JS frames from the SDK too, each with a
 #      clear share of the process;
 #   4. the merged profile's CPU is exactly the eBPF CPU of the app's pid in
-#      the recording (both decoded with pprof-format, not braid).
+#      the recording (both decoded with pprof-format, not braid);
+#   5. the SDK's labels on merged samples: the app runs hashPassword under
+#      Pyroscope.wrapWithLabels({route: '/login'}) and pureJsWork and sortBig
+#      under route=/page; >= 90 % of OpenSSL's samples carry route=/login,
+#      >= 90 % of pureJsWork's carry route=/page.
 # Needs root and kernel BTF: exits 77 (a skip) with the reason otherwise.
 # Environment: MERGE_RUN_SECONDS (the app's run, default 12).
 . "$(dirname "$0")/lib.sh"
@@ -89,7 +93,7 @@ sleep 0.5 # the programs are attached on every CPU
 
 rc=0
 env NODE_PATH="$NPM_DIR/node_modules" PYROSCOPE_SERVER_ADDRESS="$INGEST_URL" \
-	APP_NAME=braid-merge-e2e RUN_SECONDS="$RUN_SECONDS" FLUSH_INTERVAL_MS=4000 \
+	APP_NAME=braid-merge-e2e RUN_SECONDS="$RUN_SECONDS" FLUSH_INTERVAL_MS=4000 ROUTES=1 \
 	node "$APP_DIR/merge_app.js" >"$TMP/app.out" 2>"$TMP/app.err" || rc=$?
 sleep 0.3 # the app's last samples are drained
 kill -TERM "$REC_PID" 2>/dev/null || true
@@ -221,5 +225,21 @@ v=$(jq '.funcs.hashPassword.value' "$TMP/merged.json")
 awk -v v="$v" -v t="$merged_total" 'BEGIN { exit !(t > 0 && v / t >= 0.10) }' ||
 	fail "hashPassword has $(pct "$(jq .funcs.hashPassword.share "$TMP/merged.json")") % of the app's CPU" \
 		"in the merged profile, expected >= 10 % (the app gives it ~35 %)"
+
+# ---- 5: the SDK's labels on the merged samples -------------------------------------------------
+# share LABEL_ARGS... -- STACK_ARGS: the value of the merged samples matching both
+labelled() {
+	shares --type cpu --pid "$APP" "$@" "$TMP/merged.pb.gz" | jq '.stacks[0].value'
+}
+ssl_all=$(labelled --stack '^PKCS5_PBKDF2_HMAC$')
+ssl_login=$(labelled --label route=/login --stack '^PKCS5_PBKDF2_HMAC$')
+js_all=$(labelled --stack "${JS}pureJsWork:")
+js_page=$(labelled --label route=/page --stack "${JS}pureJsWork:")
+echo "# labels: OpenSSL samples with route=/login $((ssl_login / period)) of $((ssl_all / period));" \
+	"pureJsWork samples with route=/page $((js_page / period)) of $((js_all / period))"
+awk -v a="$ssl_login" -v b="$ssl_all" 'BEGIN { exit !(b > 0 && a * 10 >= b * 9) }' ||
+	fail "fewer than 90 % of OpenSSL's merged samples carry the hashing route's label: $ssl_login of $ssl_all ns"
+awk -v a="$js_page" -v b="$js_all" 'BEGIN { exit !(b > 0 && a * 10 >= b * 9) }' ||
+	fail "fewer than 90 % of pureJsWork's merged samples carry its route's label: $js_page of $js_all ns"
 
 finish

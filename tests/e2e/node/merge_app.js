@@ -15,6 +15,9 @@
 //   FLUSH_INTERVAL_MS         the SDK's flush interval (default 5000)
 //   RUN_SECONDS               how long to work (default 10)
 //   WORK_SCALE                multiplies the work of one request (default 1)
+//   ROUTES                    1: pureJsWork and sortBig run under the SDK's
+//                             label route=/page, hashPassword under
+//                             route=/login (Pyroscope.wrapWithLabels)
 // It prints "pid N" first, then, at the end, "requests N" and the wall time
 // each function took ("time pureJsWork MS" ...); it stops the SDK (the last
 // push) before it exits 0.
@@ -101,14 +104,25 @@ const spent = { pureJsWork: 0, hashPassword: 0, sortBig: 0, writeLog: 0 };
 let requests = 0;
 let sink = 0;
 
+// A request's work under the SDK's label route=ROUTE, when ROUTES=1.
+const routes = process.env.ROUTES === '1';
+function underRoute(route, fn) {
+  if (!routes) return fn();
+  let result;
+  Pyroscope.wrapWithLabels({ route }, () => {
+    result = fn();
+  });
+  return result;
+}
+
 const now = process.hrtime.bigint;
 function handleRequest() {
   const t0 = now();
-  sink += pureJsWork(JS_ROUNDS);
+  sink += underRoute('/page', () => pureJsWork(JS_ROUNDS));
   const t1 = now();
-  sink += hashPassword(`password-${requests}`)[0];
+  sink += underRoute('/login', () => hashPassword(`password-${requests}`))[0];
   const t2 = now();
-  sink += sortBig(SORT_LENGTH);
+  sink += underRoute('/page', () => sortBig(SORT_LENGTH));
   const t3 = now();
   writeLog();
   const t4 = now();
