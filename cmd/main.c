@@ -131,8 +131,7 @@ static int load_jfr(const char *path, const void *rec, size_t rec_len, const voi
 		r = -ENOENT;
 		goto cleanup;
 	}
-	*ret = e->profile;
-	((struct profile_jfr_entry *)e)->profile = NULL;
+	*ret = profile_jfr__take(j, e);
 cleanup:
 	profile_jfr__free(j);
 	dynbuf__free(&labels);
@@ -145,6 +144,7 @@ int cmd_load_profile_jfr(const char *path, enum profile_format format,
 {
 	struct cmd_jfr defaults = {0};
 	struct dynbuf data, raw;
+	const struct dynbuf *src;
 	struct errbuf err = {{0}};
 	int r;
 
@@ -187,7 +187,9 @@ int cmd_load_profile_jfr(const char *path, enum profile_format format,
 			goto cleanup;
 		}
 	}
-	r = profile__decode(data.data, data.len, format, opts, NULL, &err, ret_profile, ret_format);
+	/* what was inflated above is not inflated again */
+	src = raw.data ? &raw : &data;
+	r = profile__decode(src->data, src->len, format, opts, NULL, &err, ret_profile, ret_format);
 	if (r < 0)
 		cmd_error("%s: %s", path, err.msg);
 cleanup:

@@ -136,9 +136,15 @@ static int close_list(struct merger_calls *c, size_t first, uint32_t *ret)
 	return 0;
 }
 
-/* Adds name index idx to the list being built from items[first] on, once. */
-static int list_add(struct merger_calls *c, size_t first, int32_t idx)
+/* Adds name s (len bytes) to the list being built from items[first] on,
+ * once; -ENOSPC when the table of names is full. */
+static int list_add(struct merger_calls *c, size_t first, const char *s, size_t len)
 {
+	int32_t idx;
+	int r = name_index(c, s, len, &idx);
+
+	if (r < 0)
+		return r;
 	for (size_t k = first; k < c->n_items; k++)
 		if (c->items[k] == idx)
 			return 0;
@@ -160,7 +166,6 @@ int merger_calls__add_line(struct merger_calls *c, const char *line, uint32_t *r
 	while (*p) {
 		const char *s, *q;
 		size_t len;
-		int32_t idx;
 
 		if (*p == '#')
 			break; /* a comment */
@@ -189,12 +194,9 @@ int merger_calls__add_line(struct merger_calls *c, const char *line, uint32_t *r
 		if ((len == 3 && strncmp(s, "def", 3) == 0) ||
 		    (len == 5 && strncmp(s, "class", 5) == 0))
 			break; /* a definition: its name is not called here */
-		r = name_index(c, s, len, &idx);
+		r = list_add(c, first, s, len);
 		if (r == -ENOSPC)
 			break;
-		if (r < 0)
-			return r;
-		r = list_add(c, first, idx);
 		if (r < 0)
 			return r;
 	}
@@ -211,17 +213,12 @@ int merger_calls__add_names(struct merger_calls *c, const char *const *names, co
 	if (c->n_lists > UINT32_MAX - 1)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
-		int32_t idx;
-
 		if (!names[i] || lens[i] < MIN_NAME || lens[i] > MAX_NAME ||
 		    memchr(names[i], '\0', lens[i]))
 			continue;
-		r = name_index(c, names[i], lens[i], &idx);
+		r = list_add(c, first, names[i], lens[i]);
 		if (r == -ENOSPC)
 			break;
-		if (r < 0)
-			return r;
-		r = list_add(c, first, idx);
 		if (r < 0)
 			return r;
 	}

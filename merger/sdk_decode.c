@@ -37,8 +37,7 @@ static int decode_jfr(const struct store_sdk_profile *p, const struct profile_li
 		profile_jfr__free(j);
 		return errbuf__set(err, -ENODATA, "the JFR push holds no CPU samples");
 	}
-	*ret = e->profile;
-	((struct profile_jfr_entry *)e)->profile = NULL;
+	*ret = profile_jfr__take(j, e);
 	profile_jfr__free(j);
 	return 0;
 }

@@ -60,8 +60,7 @@ static int one_of_jfr(const void *data, size_t len, const struct profile_limits 
 		profile_jfr__free(j);
 		return errbuf__set(err, -ENODATA, "the JFR recording has no events braid reads");
 	}
-	*ret = e->profile;
-	((struct profile_jfr_entry *)e)->profile = NULL;
+	*ret = profile_jfr__take(j, e);
 	profile_jfr__free(j);
 	return 0;
 }

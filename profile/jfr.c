@@ -713,6 +713,18 @@ const struct profile_jfr_entry *profile_jfr__find(const struct profile_jfr *j, c
 	return n_metric == 1 ? by_metric : NULL;
 }
 
+struct profile *profile_jfr__take(struct profile_jfr *j, const struct profile_jfr_entry *e)
+{
+	size_t i = (size_t)(e - j->entries);
+	struct profile *p;
+
+	if (e < j->entries || i >= j->n)
+		return NULL;
+	p = j->entries[i].profile;
+	j->entries[i].profile = NULL;
+	return p;
+}
+
 int profile__from_jfr(const void *data, size_t len, const struct profile_jfr_opts *opts,
 		      const struct profile_limits *lim, struct errbuf *err,
 		      struct profile_jfr **ret)

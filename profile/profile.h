@@ -437,5 +437,8 @@ int profile__jfr_form_parts(const void *form, size_t len, struct profile_jfr_par
 bool profile__is_jfr(const void *data, size_t len);
 /* The entry of that name, or of that metric if one entry alone has it. */
 const struct profile_jfr_entry *profile_jfr__find(const struct profile_jfr *j, const char *name);
+/* Takes entry e's profile out of j (the caller frees it; j's entry has
+ * none after). */
+struct profile *profile_jfr__take(struct profile_jfr *j, const struct profile_jfr_entry *e);
 
 #endif
