@@ -392,6 +392,18 @@ static void add_merger_stats(struct merger_stats *t, const struct merger_stats *
 	t->sdk_late += p->sdk_late;
 	t->sdk_unusable += p->sdk_unusable;
 	t->sdk_unattributed += p->sdk_unattributed;
+	t->sdk_cpu_renamed += p->sdk_cpu_renamed;
+}
+
+/* The merger's sdk_cpu_name: only where braid measures the CPU itself (eBPF)
+ * and the upstream takes a __name__ (the push API). */
+static const char *sdk_cpu_name(const struct agent_config *cfg, bool sampling)
+{
+	const char *n = cfg->sdk_cpu_name;
+
+	if (!sampling || cfg->api != FORWARD_API_PUSH || !n || strcmp(n, "process_cpu") == 0)
+		return NULL;
+	return n;
 }
 
 static void *merger_main(void *arg)
@@ -399,7 +411,8 @@ static void *merger_main(void *arg)
 	struct agent *a = arg;
 	struct merger_options mo = {.grace_s = a->cfg->grace_s,
 				    .collect_interval_s = a->cfg->collect_interval_s,
-				    .freq = a->col ? collector__freq(a->col) : a->cfg->freq};
+				    .freq = a->col ? collector__freq(a->col) : a->cfg->freq,
+				    .sdk_cpu_name = sdk_cpu_name(a->cfg, a->col != NULL)};
 	struct store *s = NULL;
 	struct merger *m = NULL;
 	struct errbuf err = {{0}};

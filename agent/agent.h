@@ -70,6 +70,9 @@ struct agent_config {
 
 	/* merger */
 	int64_t grace_s, collect_interval_s;
+	/* the __name__ of an SDK's process_cpu profile when its process is
+	 * merged (see struct merger_options); "process_cpu": as pushed */
+	const char *sdk_cpu_name;
 
 	/* forwarder: only with an upstream */
 	const char *upstream; /* NULL: profiles stay in the store */

@@ -9,6 +9,7 @@
 
 #include "collector/collector.h"
 #include "ingest/ingest.h"
+#include "merger/merger.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -62,6 +63,7 @@ enum {
 	OPT_CGROUP,
 	OPT_GRACE,
 	OPT_COLLECT_INTERVAL,
+	OPT_SDK_CPU_NAME,
 	OPT_UPSTREAM,
 	OPT_UPSTREAM_API,
 	OPT_TENANT,
@@ -114,6 +116,8 @@ static const struct opt opts[N_OPTS] = {
 	[OPT_CGROUP] = {"cgroup", O_STR, .cmds = FOR_AGENT},
 	[OPT_GRACE] = {"grace", O_DURATION, "75s", NULL, 1, 3600, FOR_AGENT},
 	[OPT_COLLECT_INTERVAL] = {"collect-interval", O_DURATION, "15s", NULL, 1, 3600, FOR_AGENT},
+	[OPT_SDK_CPU_NAME] = {"sdk-cpu-name", O_STR, MERGER_DEFAULT_SDK_CPU_NAME,
+			      .cmds = FOR_AGENT},
 	[OPT_UPSTREAM] = {"upstream", O_STR, .cmds = FOR_AGENT},
 	[OPT_UPSTREAM_API] = {"upstream-api", O_CHOICE, "push", "push|ingest", .cmds = FOR_AGENT},
 	[OPT_TENANT] = {"tenant", O_STR, .cmds = FOR_AGENT},
@@ -542,6 +546,15 @@ static int set_option(struct agent_config *cfg, int i, const char *const *text, 
 		break;
 	case OPT_COLLECT_INTERVAL:
 		cfg->collect_interval_s = d;
+		break;
+	case OPT_SDK_CPU_NAME:
+		if (!merger__valid_profile_name(t))
+			return errbuf__set(err, -EINVAL,
+					   "%s: %s takes a profile type name of letters, digits "
+					   "and '_' (at most %d, not starting with a digit or "
+					   "\"__\"), such as process_cpu_sdk, not '%s'",
+					   name, w, MERGER_MAX_PROFILE_NAME, t);
+		cfg->sdk_cpu_name = t;
 		break;
 	case OPT_UPSTREAM:
 		cfg->upstream = t[0] ? t : NULL;

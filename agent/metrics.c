@@ -315,6 +315,13 @@ static int merger_metrics(struct dynbuf *b, const struct snapshot *x)
 			    "braid_merger_sdk_profiles_total{outcome=\"unattributed\"} %" PRId64
 			    "\n",
 			    m->sdk_late, m->sdk_unusable, m->sdk_unattributed);
+	r = r < 0 ? r
+		  : metric(b, "braid_merger_sdk_cpu_renamed_total", "counter",
+			   "SDK process_cpu profiles passed on under --sdk-cpu-name, their "
+			   "process's CPU being in the merged and eBPF-only views.");
+	r = r < 0 ? r
+		  : dynbuf__printf(b, "braid_merger_sdk_cpu_renamed_total %" PRId64 "\n",
+				   m->sdk_cpu_renamed);
 	r = r < 0 ? r : metric(b, "braid_merger_errors_total", "counter", "Failed merge passes.");
 	r = r < 0 ? r
 		  : dynbuf__printf(b, "braid_merger_errors_total %" PRId64 "\n", x->merger_errors);

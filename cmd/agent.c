@@ -5,6 +5,7 @@
 #include "cmd.h"
 #include "agent/agent.h"
 #include "ingest/ingest.h"
+#include "merger/merger.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -69,6 +70,11 @@ static void usage(FILE *f)
 		"                           SDK's profile before leaving eBPF-only (default 75s)\n"
 		"      --collect-interval D eBPF-only profiles of other processes this often\n"
 		"                           (default 15s)\n"
+		"      --sdk-cpu-name NAME  the profile type of an SDK's own process_cpu profile\n"
+		"                           when eBPF samples its process (default\n"
+		"                           " MERGER_DEFAULT_SDK_CPU_NAME
+		"), so that process_cpu counts the\n"
+		"                           CPU once; process_cpu keeps it as pushed\n"
 		"Upstream (Grafana Pyroscope):\n"
 		"      --upstream URL       e.g. http://pyroscope:4040; without it profiles stay "
 		"in\n"

@@ -46,8 +46,11 @@ static void usage(FILE *f)
 		"                         for several pushes of the process: their weights add\n"
 		"  -p, --pid PID          the process the SDK profiled (default: the only\n"
 		"                         process in E whose runtime braid can splice)\n"
-		"  -r, --runtime R        node or python: the classifier to use (default: E's\n"
-		"                         runtime label, else told from the frames)\n"
+		"  -r, --runtime R        node, python, jvm or go: how to merge (default: E's\n"
+		"                         runtime label, else told from the frames). Go is\n"
+		"                         matched, not spliced: eBPF names Go's code, and the\n"
+		"                         SDK's labels go to the eBPF stacks that agree with\n"
+		"                         its stacks from the root\n"
 		"  -o, --output OUT       where to write (default braid-merged.pb.gz; - for\n"
 		"                         standard output)\n"
 		"  -f, --format F         pprof (default: cpu/nanoseconds, E's period) or\n"
@@ -115,9 +118,10 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			break;
 		case 'r':
 			cfg->runtime = profile__runtime_parse(optarg);
-			if (!merger__can_splice(cfg->runtime)) {
-				cmd_error("merge: --runtime takes node or python, not '%s'",
-					  optarg);
+			if (!merger__can_merge(cfg->runtime)) {
+				cmd_error(
+					"merge: --runtime takes node, python, jvm or go, not '%s'",
+					optarg);
 				return -EINVAL;
 			}
 			break;
@@ -179,6 +183,12 @@ static void print_summary(const struct config *cfg, const struct merger_process 
 			"braid: merge: %" PRId64 " samples in %" PRId64
 			" native functions shared among the SDK stacks that call them\n",
 			st->native_call_samples, st->native_calls);
+	if (pr->runtime == RUNTIME_GO)
+		fprintf(stderr,
+			"braid: merge: Go stacks matched with the SDK's: %" PRId64
+			" samples whole (root to leaf), %" PRId64 " from the root down to some "
+			"frame, %" PRId64 " not at all (no labels)\n",
+			st->match_exact, st->match_partial, st->match_none);
 	if (st->thread_groups)
 		fprintf(stderr,
 			"braid: merge: %" PRId64 " threads named by both views: %" PRId64
@@ -235,8 +245,9 @@ int cmd_merge(int argc, char **argv)
 	}
 	if (cfg.runtime != RUNTIME_UNKNOWN)
 		merger__recording_set_runtime(rec, pr->pid, cfg.runtime);
-	if (!merger__can_splice(pr->runtime)) {
-		cmd_error("merge: pid %d runs %s: braid splices Node.js and Python (--runtime)",
+	if (!merger__can_merge(pr->runtime)) {
+		cmd_error("merge: pid %d runs %s: braid merges Node.js, Python, the JVM and Go "
+			  "(--runtime)",
 			  pr->pid, profile__runtime_name(pr->runtime));
 		goto cleanup;
 	}

@@ -381,8 +381,8 @@ static int read_batch(struct forwarder *f, int64_t due_ns)
 		struct item *c = &f->batch[i];
 		void *ctx[2] = {c, &f->arena};
 
-		if (c->it.sdk_profile_id <= 0)
-			continue;
+		if (c->it.sdk_profile_id <= 0 || c->it.converted)
+			continue; /* pprof, made here */
 		r = store__get_sdk_profile(f->s, c->it.sdk_profile_id, sdk_meta, ctx);
 		if (r == -ENOENT) {
 			c->it.payload = NULL; /* expired meanwhile */

@@ -672,6 +672,11 @@ bool merger_sdk_line_calls(enum runtime runtime)
 	return r && r->sdk_line_calls;
 }
 
+bool merger__can_merge(enum runtime r)
+{
+	return r == RUNTIME_GO || merger__can_splice(r);
+}
+
 bool merger__can_splice(enum runtime r)
 {
 	for (size_t k = 0; k < UTIL_ARRAY_SIZE(rules); k++)

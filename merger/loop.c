@@ -14,6 +14,7 @@
  */
 #include "merger/merger_int.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -117,7 +118,7 @@ static int64_t ceil_s(int64_t ns)
 
 /* ---- labels and series ---------------------------------------------------------- */
 
-#define MAX_OUT_LABELS (STORE_MAX_LABELS + 3)
+#define MAX_OUT_LABELS (STORE_MAX_LABELS + 5)
 
 struct labels {
 	struct label l[MAX_OUT_LABELS];
@@ -548,7 +549,131 @@ static int on_sdk_row(void *ctx, const struct store_sdk_profile *p)
 	return err;
 }
 
-/* Step 1: every SDK profile not yet queued goes to the outbox as pushed. */
+bool merger__valid_profile_name(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (!n || n > MERGER_MAX_PROFILE_NAME || isdigit((unsigned char)s[0]) ||
+	    strncmp(s, "__", 2) == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_')
+			return false;
+	return true;
+}
+
+/* Whether an SDK profile's pass-through copy leaves as sdk_cpu_name: its
+ * process_cpu profile of a process whose CPU the merged and eBPF-only
+ * views already give, in a format whose __name__ the push API carries. */
+static bool renames_cpu(const struct merger *m, const struct sdk_row *row)
+{
+	const char *name = NULL;
+
+	if (!m->o.sdk_cpu_name || row->process_id <= 0 ||
+	    (row->format && strcmp(row->format, "pprof") != 0))
+		return false;
+	for (size_t i = 0; i < row->labels.n; i++)
+		if (strcmp(row->labels.l[i].name, "__name__") == 0)
+			name = row->labels.l[i].value;
+	return name && strcmp(name, "process_cpu") == 0;
+}
+
+struct jfr_read {
+	struct merger_sdk_copies copies;
+	struct errbuf err;
+	int r;
+};
+
+static int on_jfr_payload(void *ctx, const struct store_sdk_profile *p)
+{
+	struct jfr_read *j = ctx;
+
+	j->r = merger_sdk__jfr_copies(p, NULL, &j->err, &j->copies);
+	return 0;
+}
+
+/* A JFR push of a process braid samples leaves as its recording's profiles
+ * in pprof (what Pyroscope would make of it), its process_cpu as
+ * sdk_cpu_name: the push itself would give Pyroscope a second process_cpu.
+ * 1 when they are queued, 0 when the push is to pass as pushed (braid can't
+ * read it, or it holds no profile: Pyroscope gets what it would have). */
+static int queue_jfr_copies(struct merger *m, struct sdk_row *row, struct merger_stats *st)
+{
+	struct jfr_read j = {0};
+	struct dynbuf series;
+	bool renamed = false;
+	int r;
+
+	if (!m->o.sdk_cpu_name || row->process_id <= 0 || !row->format ||
+	    strcmp(row->format, "jfr") != 0)
+		return 0;
+	dynbuf__init(&series, 0);
+	r = store__get_sdk_profile(m->s, row->id, on_jfr_payload, &j);
+	if (r == -ENOENT) {
+		r = 0; /* removed by retention since it was listed */
+		goto cleanup;
+	}
+	if (r < 0) {
+		r = store_fail(m, r, "reading an SDK profile");
+		goto cleanup;
+	}
+	if (j.r < 0 || !j.copies.n)
+		goto cleanup; /* r == 0 */
+	r = store__begin(m->s);
+	if (r < 0) {
+		r = store_fail(m, r, "starting a transaction");
+		goto cleanup;
+	}
+	for (size_t i = 0; r == 0 && i < j.copies.n; i++) {
+		const struct merger_sdk_copy *c = &j.copies.c[i];
+		bool cpu = strcmp(c->metric, "process_cpu") == 0;
+		struct labels ls = row->labels; /* __name__ "jfr" replaced */
+		struct store_outbox_item it = {0};
+
+		labels_set(&ls, "__name__", cpu ? m->o.sdk_cpu_name : c->metric);
+		labels_set(&ls, MERGER_VIEW_LABEL, "sdk");
+		if (row->spy)
+			labels_set(&ls, "pyroscope_spy", row->spy);
+		if (j.copies.jfr_event[0])
+			labels_set(&ls, "jfr_event", j.copies.jfr_event);
+		r = series_key(&ls, &series);
+		if (r < 0)
+			break;
+		it.series = series.data;
+		it.tenant = row->tenant;
+		it.kind = "sdk";
+		it.labels = ls.l;
+		it.n_labels = ls.n;
+		it.from_ns = row->from_ns;
+		it.until_ns = row->until_ns;
+		it.payload = c->pprof.data;
+		it.payload_len = c->pprof.len;
+		it.sdk_profile_id = row->id;
+		r = store__outbox_add(m->s, &it, NULL);
+		if (r < 0)
+			r = store_fail(m, r, "queueing a JFR push's profile");
+		renamed |= cpu;
+	}
+	if (r == 0) {
+		r = store__commit(m->s);
+		if (r < 0)
+			r = store_fail(m, r, "committing");
+	}
+	if (r < 0) {
+		store__rollback(m->s);
+		goto cleanup;
+	}
+	st->sdk_passed += (int64_t)j.copies.n;
+	st->sdk_cpu_renamed += renamed;
+	r = 1;
+cleanup:
+	merger_sdk__copies_free(&j.copies);
+	dynbuf__free(&series);
+	return r;
+}
+
+/* Step 1: every SDK profile not yet queued goes to the outbox as pushed
+ * (its process_cpu under sdk_cpu_name when its process is merged). */
 static int pass_through(struct merger *m, struct merger_stats *st)
 {
 	struct sdk_batch batch = {0}, *b = &batch;
@@ -570,6 +695,17 @@ static int pass_through(struct merger *m, struct merger_stats *st)
 			struct sdk_row *row = &b->rows[i];
 			struct store_outbox_item it = {0};
 
+			r = queue_jfr_copies(m, row, st);
+			if (r < 0)
+				break;
+			if (r > 0) {
+				r = 0;
+				continue;
+			}
+			if (renames_cpu(m, row)) {
+				labels_set(&row->labels, "__name__", m->o.sdk_cpu_name);
+				st->sdk_cpu_renamed++;
+			}
 			labels_set(&row->labels, MERGER_VIEW_LABEL, "sdk");
 			r = series_key(&row->labels, &series);
 			if (r < 0)
@@ -888,6 +1024,7 @@ int merger__run(struct merger *m, int64_t now_ns, bool final, struct merger_stat
 	m->total.sdk_late += st.sdk_late;
 	m->total.sdk_unusable += st.sdk_unusable;
 	m->total.sdk_unattributed += st.sdk_unattributed;
+	m->total.sdk_cpu_renamed += st.sdk_cpu_renamed;
 	if (ret)
 		*ret = st;
 	return r;

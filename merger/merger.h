@@ -71,8 +71,11 @@ enum merger_category merger__classify_sdk(enum runtime runtime, const char *cons
 					  size_t *ret_root_skip);
 
 /* True for the runtimes the splice has a classifier for: a row of
- * merger/classify.c's rules (node, python). */
+ * merger/classify.c's rules (node, python, jvm). */
 bool merger__can_splice(enum runtime r);
+/* True for the runtimes merger__splice merges: those it splices, and Go,
+ * which it matches (eBPF names Go's code itself). */
+bool merger__can_merge(enum runtime r);
 
 /* The runtime a process's eBPF frames imply, for files that do not say it:
  * V8 frames (Builtins_*, v8::) -> NODE, the CPython eval loop -> PYTHON, else
@@ -147,6 +150,11 @@ struct merger_splice_stats {
 	 * thread's native frames (the Java agent's GC and compiler threads),
 	 * which eBPF sees whole */
 	double sdk_native_only;
+	/* Go (a match, not a splice): eBPF samples whose stack agrees with an
+	 * SDK stack from the root to its leaf (exact), down to some frame
+	 * (partial: the SDK's labels all the same), or not at all (none:
+	 * no label) */
+	int64_t match_exact, match_partial, match_none;
 };
 
 /* The SDK sample type whose values weigh SDK stacks: "cpu" when present,
@@ -331,13 +339,28 @@ int merger__report_write(const struct merger_report *r, enum merger_report_forma
 #define MERGER_DEFAULT_COLLECT_INTERVAL_S 15
 #define MERGER_DEFAULT_SETTLE_S		  2 /* buckets of a second are stored within it */
 #define MERGER_VIEW_LABEL		  "braid_view"
+/* The profile type an SDK's own CPU profile leaves under when braid merges
+ * its process: the merged and eBPF-only profiles are the process's
+ * process_cpu, so a query without braid_view counts its CPU once. */
+#define MERGER_DEFAULT_SDK_CPU_NAME "process_cpu_sdk"
+#define MERGER_MAX_PROFILE_NAME	    64
 
 struct merger_options {
 	int64_t grace_s;	    /* wait this long for SDK coverage; 0 = default */
 	int64_t collect_interval_s; /* eBPF-only profiles at most this often; 0 = default */
 	int64_t settle_s;	    /* 0 = default */
 	unsigned freq;		    /* eBPF sampling frequency, Hz (the period) */
+	/* NULL: SDK profiles leave with the __name__ they were pushed with.
+	 * Else the __name__ that replaces process_cpu on the pass-through copy
+	 * of an SDK profile whose process eBPF samples (attributed to a local
+	 * process) and whose format can be renamed (pprof). Only the push API
+	 * takes it: the legacy /ingest names a profile by its sample types. */
+	const char *sdk_cpu_name;
 };
+
+/* Whether s can be a __name__ braid gives: [A-Za-z_][A-Za-z0-9_]*, at most
+ * MERGER_MAX_PROFILE_NAME bytes, not starting with "__". */
+bool merger__valid_profile_name(const char *s);
 
 struct merger;
 
@@ -359,6 +382,7 @@ struct merger_stats {
 	int64_t sdk_late;	      /* SDK profiles whose range was already emitted */
 	int64_t sdk_unusable;	      /* CPU SDK profiles that failed to decode */
 	int64_t sdk_unattributed;     /* CPU SDK profiles of no known process: passed only */
+	int64_t sdk_cpu_renamed;      /* SDK profiles passed on as sdk_cpu_name */
 };
 
 /* One pass at now_ns:

@@ -29,6 +29,45 @@ bool merger_sdk_native_leaf(enum runtime runtime);
  * sends it, and merged samples don't carry it. */
 #define MERGER_OS_THREAD_LABEL "os_thread_id"
 
+/* ---- SDK stacks and labels in the output (splice.c) --------------------------- */
+
+/* The function an SDK location stands for: its outermost line's (the one
+ * the others were inlined into), by system name, else name; NULL if none. */
+const char *merger__sdk_function_name(const struct profile *sdk, uint32_t id);
+/* The label set, in out, of merged samples from SDK label set `set`: the
+ * labels of out's base_set and the SDK sample's, but for braid's own thread
+ * label (os_thread_id, from reading a JFR). The SDK's labels are what eBPF
+ * can't know: the route, the span, the tenant a sample ran for. */
+int merger__out_labels(struct profile *out, uint32_t base_set, const struct profile *sdk,
+		       uint32_t set, uint32_t *ret);
+
+/* ---- the match (match.c) ------------------------------------------------------ */
+
+/* merger__splice for runtimes whose code eBPF names itself (Go): every eBPF
+ * stack keeps its frames, and its samples are shared among the label sets
+ * of the SDK stacks that agree with it from the root (match.c's top). */
+int merger__match(const struct merger_splice_input *in, struct profile *out,
+		  struct merger_splice_stats *ret);
+
+/* ---- sharing samples by weight (apportion.c) --------------------------------- */
+
+/* n entries with weights share `slots` samples: Hamilton quotas, handed out
+ * in a stride schedule (the file's top says how). */
+struct merger_apportion {
+	int64_t *quota, *given;
+	size_t *heap; /* entries with slots left, by next slot position */
+	size_t n, n_heap;
+};
+
+/* Weights >= 0; with no weight or no slot, nothing to hand out (n_heap 0).
+ * -EINVAL for a negative weight or slot count, -ENOMEM. */
+int merger_apportion__init(struct merger_apportion *ap, const int64_t *weights, size_t n,
+			   int64_t slots);
+/* The entry (index into weights) that owns the next slot; -EPROTO when every
+ * slot was handed out. */
+int merger_apportion__next(struct merger_apportion *ap, size_t *ret);
+void merger_apportion__free(struct merger_apportion *ap);
+
 /* ---- stored SDK profiles (sdk_decode.c) -------------------------------------- */
 
 /* An SDK profile as stored, decoded: pprof or folded by its format, a JFR
@@ -37,6 +76,26 @@ bool merger_sdk_native_leaf(enum runtime runtime);
  * A negative errno with the message in err. */
 int merger_sdk__decode(const struct store_sdk_profile *p, const struct profile_limits *lim,
 		       struct errbuf *err, struct profile **ret);
+
+/* A JFR push's recording as pprof, one profile a kind of event, as
+ * Pyroscope's converter makes of the push (no os_thread_id), to forward in
+ * the push's place. */
+struct merger_sdk_copy {
+	const char *metric;  /* __name__: process_cpu, wall, memory, mutex, block */
+	struct dynbuf pprof; /* gzipped */
+};
+
+struct merger_sdk_copies {
+	struct merger_sdk_copy *c;
+	size_t n;
+	char jfr_event[64]; /* the recording's "event" setting, "" if none */
+};
+
+/* *ret is the caller's to free (merger_sdk__copies_free) also on failure;
+ * a negative errno with the message in err. */
+int merger_sdk__jfr_copies(const struct store_sdk_profile *p, const struct profile_limits *lim,
+			   struct errbuf *err, struct merger_sdk_copies *ret);
+void merger_sdk__copies_free(struct merger_sdk_copies *c);
 
 /* ---- thread groups (threads.c) ------------------------------------------- */
 

@@ -29,7 +29,6 @@
  * thread's eBPF samples are shared among its own SDK stacks; a pool that
  * thread's SDK stacks leave empty falls back to the unmatched group's.
  */
-#define _GNU_SOURCE /* qsort_r */
 #include "merger/merger_int.h"
 
 #include <errno.h>
@@ -261,8 +260,6 @@ static bool api_call_frame(const char *name)
 struct sdk_entry {
 	size_t locs_off, n_locs;
 	int64_t weight;
-	int64_t quota;	 /* slots of its category's eBPF samples */
-	int64_t given;	 /* slots handed out so far */
 	int64_t got;	 /* slots taken by the current eBPF stack */
 	uint32_t group;	 /* its thread group (threads.c) */
 	uint32_t labels; /* its merged samples' label set in the output */
@@ -274,9 +271,8 @@ struct category {
 	size_t *entries; /* indexes into splice.entries */
 	size_t n, cap;
 	__int128 weight;
-	int64_t ebpf; /* eBPF samples */
-	size_t *heap; /* entries with slots left, by next slot position */
-	size_t n_heap;
+	int64_t ebpf;		    /* eBPF samples */
+	struct merger_apportion ap; /* over entries[0 .. n) */
 };
 
 struct splice {
@@ -368,9 +364,7 @@ static int sdk_location(struct splice *sp, uint32_t id, uint32_t *ret)
 	return r;
 }
 
-/* The name a classifier sees for an SDK location: its outermost function's
- * system name, else its name. */
-static const char *sdk_name(const struct profile *sdk, uint32_t id)
+const char *merger__sdk_function_name(const struct profile *sdk, uint32_t id)
 {
 	struct profile_location l;
 	const struct profile_function *f;
@@ -534,21 +528,17 @@ static int cmp_stack_weight(const void *a, const void *b)
 	return (x->labels > y->labels) - (x->labels < y->labels);
 }
 
-/* The label set, in the output, of merged samples from SDK label set `set`:
- * the input's labels and the SDK sample's, but for braid's own thread label
- * (os_thread_id, from reading a JFR). The SDK's labels are what eBPF can't
- * know: the route, the span, the tenant a sample ran for. */
-static int out_labels(struct splice *sp, uint32_t set, uint32_t *ret)
+int merger__out_labels(struct profile *out, uint32_t base_set, const struct profile *sdk,
+		       uint32_t set, uint32_t *ret)
 {
-	const struct profile *sdk = sp->in->sdk;
 	const struct profile_label *base, *ls;
-	size_t nb = profile__labels(sp->out, sp->in->labels, &base);
+	size_t nb = profile__labels(out, base_set, &base);
 	size_t ns = profile__labels(sdk, set, &ls), n = 0;
 	struct profile_label *all;
 	int r = 0;
 
 	if (!ns) {
-		*ret = sp->in->labels;
+		*ret = base_set;
 		return 0;
 	}
 	all = calloc(nb + ns, sizeof(*all));
@@ -562,17 +552,17 @@ static int out_labels(struct splice *sp, uint32_t set, uint32_t *ret)
 
 		if (!key || strcmp(key, MERGER_OS_THREAD_LABEL) == 0)
 			continue;
-		r = profile__intern(sp->out, key, profile__strlen(sdk, ls[i].key), &l.key);
+		r = profile__intern(out, key, profile__strlen(sdk, ls[i].key), &l.key);
 		if (r == 0 && ls[i].str)
-			r = profile__intern(sp->out, profile__str(sdk, ls[i].str),
+			r = profile__intern(out, profile__str(sdk, ls[i].str),
 					    profile__strlen(sdk, ls[i].str), &l.str);
 		if (r == 0 && ls[i].num_unit)
-			r = profile__intern(sp->out, profile__str(sdk, ls[i].num_unit),
+			r = profile__intern(out, profile__str(sdk, ls[i].num_unit),
 					    profile__strlen(sdk, ls[i].num_unit), &l.num_unit);
 		all[n++] = l;
 	}
 	if (r == 0)
-		r = profile__add_labels(sp->out, all, n, ret);
+		r = profile__add_labels(out, all, n, ret);
 	free(all);
 	return r;
 }
@@ -647,8 +637,8 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 				continue;
 			}
 			/* what it called: its native leaf, under its Java leaf */
-			call = lead ? sdk_name(sdk, locs[0]) : NULL;
-			java_leaf = lead ? sdk_name(sdk, locs[lead]) : NULL;
+			call = lead ? merger__sdk_function_name(sdk, locs[0]) : NULL;
+			java_leaf = lead ? merger__sdk_function_name(sdk, locs[lead]) : NULL;
 			locs += lead;
 			depth -= lead;
 		}
@@ -656,7 +646,7 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 		if (r < 0)
 			goto cleanup;
 		for (size_t k = 0; k < depth; k++)
-			sp->names[k] = sdk_name(sdk, locs[k]);
+			sp->names[k] = merger__sdk_function_name(sdk, locs[k]);
 		c = merger__classify_sdk(sp->in->runtime, sp->names, depth, &skip);
 		if ((unsigned)c >= MERGER_CAT_COUNT)
 			c = MERGER_CAT_GUEST;
@@ -681,7 +671,7 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 		}
 		sp->n_pool += n;
 		e->group = g;
-		r = out_labels(sp, lset, &e->labels);
+		r = merger__out_labels(sp->out, sp->in->labels, sp->in->sdk, lset, &e->labels);
 		if (r < 0)
 			goto cleanup;
 		e->pool = pool;
@@ -779,105 +769,33 @@ static void move_entries(struct splice *sp, struct merger_splice_stats *st)
 
 /* ---- apportioning ------------------------------------------------------------ */
 
-/* By remainder, largest first; ties: the entry seen first. The remainder is
- * kept in `given` during the sort. */
-static int cmp_remainder(const void *a, const void *b, void *ctx)
-{
-	const struct sdk_entry *es = ctx;
-	size_t ia = *(const size_t *)a, ib = *(const size_t *)b;
-
-	if (es[ia].given != es[ib].given)
-		return es[ia].given < es[ib].given ? 1 : -1;
-	return (ia > ib) - (ia < ib);
-}
-
-/* Whether entry a's next slot comes before entry b's: positions
- * (2 given + 1) / (2 quota), compared exactly; ties by entry order. */
-static bool slot_before(const struct sdk_entry *es, size_t a, size_t b)
-{
-	__int128 x = (__int128)(2 * es[a].given + 1) * es[b].quota;
-	__int128 y = (__int128)(2 * es[b].given + 1) * es[a].quota;
-
-	return x < y || (x == y && a < b);
-}
-
-static void heap_down(struct category *c, const struct sdk_entry *es, size_t i)
-{
-	for (;;) {
-		size_t l = 2 * i + 1, m = i;
-
-		if (l < c->n_heap && slot_before(es, c->heap[l], c->heap[m]))
-			m = l;
-		if (l + 1 < c->n_heap && slot_before(es, c->heap[l + 1], c->heap[m]))
-			m = l + 1;
-		if (m == i)
-			return;
-		size_t t = c->heap[i];
-		c->heap[i] = c->heap[m];
-		c->heap[m] = t;
-		i = m;
-	}
-}
-
-/* Hamilton quotas of the category's eBPF samples, then the slot schedule. */
+/* The category's eBPF samples shared among its entries (apportion.c). Its
+ * entries are in entry order, which breaks ties. */
 static int apportion(struct splice *sp, struct category *c)
 {
-	size_t *order = NULL;
-	int64_t left = c->ebpf;
-	int r = 0;
+	int64_t *w;
+	int r;
 
 	if (!c->n || c->weight <= 0 || c->ebpf <= 0)
 		return 0;
-	order = malloc(c->n * sizeof(*order));
-	c->heap = malloc(c->n * sizeof(*c->heap));
-	if (!order || !c->heap) {
-		r = -ENOMEM;
-		goto cleanup;
-	}
-	for (size_t k = 0; k < c->n; k++) {
-		struct sdk_entry *e = &sp->entries[c->entries[k]];
-		__int128 q = (__int128)c->ebpf * e->weight;
-
-		e->quota = (int64_t)(q / c->weight);
-		e->given = (int64_t)(q % c->weight); /* the remainder, for sorting */
-		left -= e->quota;
-		order[k] = c->entries[k];
-	}
-	qsort_r(order, c->n, sizeof(*order), cmp_remainder, sp->entries);
-	for (size_t k = 0; left > 0 && k < c->n; k++, left--)
-		sp->entries[order[k]].quota++;
-	if (left != 0) {
-		r = -EPROTO; /* Hamilton leaves fewer than n slots: cannot happen */
-		goto cleanup;
-	}
-	for (size_t k = 0; k < c->n; k++) {
-		struct sdk_entry *e = &sp->entries[c->entries[k]];
-
-		e->given = 0;
-		if (e->quota > 0)
-			c->heap[c->n_heap++] = c->entries[k];
-	}
-	for (size_t k = c->n_heap / 2; k-- > 0;)
-		heap_down(c, sp->entries, k);
-cleanup:
-	free(order);
+	w = malloc(c->n * sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	for (size_t k = 0; k < c->n; k++)
+		w[k] = sp->entries[c->entries[k]].weight;
+	r = merger_apportion__init(&c->ap, w, c->n, c->ebpf);
+	free(w);
 	return r;
 }
 
 /* The entry owning the category's next slot. */
-static int next_slot(struct splice *sp, struct category *c, size_t *ret)
+static int next_slot(struct category *c, size_t *ret)
 {
-	struct sdk_entry *e;
+	size_t k = 0;
+	int r = merger_apportion__next(&c->ap, &k);
 
-	if (!c->n_heap)
-		return -EPROTO;
-	*ret = c->heap[0];
-	e = &sp->entries[*ret];
-	e->given++;
-	if (e->given == e->quota)
-		c->heap[0] = c->heap[--c->n_heap];
-	heap_down(c, sp->entries, 0);
-	return 0;
+	*ret = r == 0 ? c->entries[k] : 0;
+	return r;
 }
 
 /* ---- output ------------------------------------------------------------------ */
@@ -921,7 +839,7 @@ static int emit_stack(struct splice *sp, size_t i, struct merger_splice_stats *s
 	for (int64_t k = 0; k < es->count; k++) {
 		size_t e;
 
-		r = next_slot(sp, c, &e);
+		r = next_slot(c, &e);
 		if (r < 0)
 			return r;
 		if (!sp->entries[e].got++)
@@ -994,6 +912,8 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 	int64_t emitted = 0;
 	int r = 0;
 
+	if (in && in->runtime == RUNTIME_GO)
+		return merger__match(in, out, ret); /* Go: eBPF names the code itself */
 	if (!in || !out || in->period <= 0 || (in->n_stacks && !in->stacks))
 		return -EINVAL;
 	sp.classes = calloc(in->n_stacks + 1, sizeof(*sp.classes));
@@ -1124,7 +1044,7 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 		emitted += st.kept[c];
 	emitted += st.spliced;
 	for (size_t c = 0; c < sp.n_groups * sp.stride; c++)
-		if (sp.cats[c].n_heap)
+		if (sp.cats[c].ap.n_heap)
 			r = -EPROTO;
 	if (r == 0 && emitted != st.samples)
 		r = -EPROTO;
@@ -1133,7 +1053,7 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 cleanup:
 	for (size_t c = 0; sp.cats && c < sp.n_groups * sp.stride; c++) {
 		free(sp.cats[c].entries);
-		free(sp.cats[c].heap);
+		merger_apportion__free(&sp.cats[c].ap);
 	}
 	free(sp.cats);
 	merger_threads__free(sp.threads);

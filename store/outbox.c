@@ -27,7 +27,7 @@ int store__outbox_add(struct store *s, const struct store_outbox_item *it, int64
 	if (!it->raw_id && (r = util__uuid4(raw_id)) < 0)
 		return store_fail(s, r, "no random bytes for an outbox item's ID: %s",
 				  strerror(-r));
-	if (!!it->payload == (it->sdk_profile_id > 0))
+	if (!it->payload && it->sdk_profile_id <= 0)
 		return store_fail(s, -EINVAL,
 				  "an outbox item carries a payload or an SDK profile id");
 	if (it->payload && (!it->payload_len || it->payload_len > STORE_MAX_PAYLOAD))
@@ -74,8 +74,9 @@ int store__outbox_add(struct store *s, const struct store_outbox_item *it, int64
 		r = -EIO;
 		goto cleanup;
 	}
-	/* the payload (8) or the SDK profile (9): the other stays NULL; raw_id
-	 * (11) is the caller's, else the new one on this stack frame (copied) */
+	/* the payload (8), the SDK profile (9) or both (a conversion of it);
+	 * raw_id (11) is the caller's, else the new one on this stack frame
+	 * (copied) */
 	created_ns = it->created_ns ? it->created_ns : store__now_ns();
 	if ((r = store_bind_int64(s, q, 1, created_ns)) < 0 ||
 	    (r = store_bind_text(s, q, 2, it->series)) < 0 ||
@@ -109,7 +110,7 @@ cleanup:
 }
 
 /* Reads an outbox-shaped row (ST_OUTBOX_DUE's columns); an SDK pass-through
- * gets its profile's payload as received. */
+ * without a payload of its own gets its profile's payload as received. */
 static int read_outbox(struct store *s, sqlite3_stmt *q, struct store_outbox_item *it)
 {
 	int r;
@@ -134,6 +135,10 @@ static int read_outbox(struct store *s, sqlite3_stmt *q, struct store_outbox_ite
 	r = store_decode_labels(s, q, 4, &it->labels, &it->n_labels);
 	if (r < 0 || it->sdk_profile_id <= 0)
 		return r;
+	if (sqlite3_column_type(q, 7) != SQLITE_NULL) {
+		it->converted = true;
+		return r;
+	}
 	{
 		sqlite3_stmt *p = store_stmt(s, ST_OUTBOX_GET_SDK);
 		const void *data;

@@ -129,7 +129,9 @@ const char *const store_stmt_sql[ST_COUNT] = {
 	[ST_OUTBOX_GET_SDK] = "SELECT payload, payload_gzipped, payload_len FROM sdk_profiles "
 			      "WHERE id = ?1",
 	[ST_OUTBOX_DONE] = "DELETE FROM outbox WHERE id = ?1 RETURNING sdk_profile_id",
-	[ST_OUTBOX_FORWARDED] = "UPDATE sdk_profiles SET forwarded = 1 WHERE id = ?1",
+	/* once its last copy is delivered (a JFR push's profiles are several) */
+	[ST_OUTBOX_FORWARDED] = "UPDATE sdk_profiles SET forwarded = 1 WHERE id = ?1 AND NOT "
+				"EXISTS (SELECT 1 FROM outbox WHERE sdk_profile_id = ?1)",
 	[ST_OUTBOX_RETRY] = "UPDATE outbox SET attempts = attempts + 1, next_attempt_ns = ?2, "
 			    "last_error = ?3 WHERE id = ?1",
 	[ST_OUTBOX_TO_DEAD] =

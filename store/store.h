@@ -304,10 +304,12 @@ struct store_outbox_item {
 	int64_t from_ns, until_ns;
 	/* The profile to deliver (gzipped pprof), or, for an SDK profile sent
 	 * on unchanged, sdk_profile_id and no payload (reads fill the SDK
-	 * profile's payload as received). */
+	 * profile's payload as received). Both: a profile made from SDK
+	 * profile sdk_profile_id (one of a JFR push's), queued in its place. */
 	const void *payload;
 	size_t payload_len;
 	int64_t sdk_profile_id;
+	bool converted; /* reads: both, so the payload is pprof */
 	int64_t created_ns;
 	int64_t attempts;
 	int64_t next_attempt_ns;
@@ -319,7 +321,8 @@ struct store_outbox_item {
 
 /* Queues an item. One that passes SDK profile sdk_profile_id on marks that
  * profile queued in the same transaction: -ENOENT, and nothing written, if
- * there is no such profile. */
+ * there is no such profile. The profile is marked forwarded once the last
+ * item of it is delivered. */
 int store__outbox_add(struct store *s, const struct store_outbox_item *item, int64_t *ret_id);
 
 typedef int (*store_outbox_fn)(void *ctx, const struct store_outbox_item *item);

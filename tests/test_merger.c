@@ -1219,6 +1219,217 @@ static void test_loop_late_and_unattributed(void **state)
 	assert_int_equal(tot.samples_in, f->bucket_samples);
 }
 
+struct sdk_names {
+	char name[8][32]; /* each pass-through copy's __name__ */
+	size_t n;
+};
+
+static int on_sdk_name(void *ctx, const struct store_outbox_item *it)
+{
+	struct sdk_names *v = ctx;
+
+	if (strcmp(it->kind, "sdk") == 0 && v->n < 8)
+		snprintf(v->name[v->n++], sizeof(v->name[0]), "%s", label_of(it, "__name__"));
+	return 0;
+}
+
+static int count_name(const struct sdk_names *v, const char *name)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < v->n; i++)
+		n += strcmp(v->name[i], name) == 0;
+	return n;
+}
+
+/* With sdk_cpu_name, an SDK's process_cpu of a process braid samples leaves
+ * under that name (its CPU is in the merged and eBPF-only process_cpu);
+ * the same profile of no local process, and every other type, as pushed. */
+static void test_loop_sdk_cpu_name(void **state)
+{
+	struct fx *f = *state;
+	struct merger_options mo = {.grace_s = 75,
+				    .collect_interval_s = 15,
+				    .freq = FREQ,
+				    .sdk_cpu_name = MERGER_DEFAULT_SDK_CPU_NAME};
+	struct merger *m = merger__new(f->s, &mo);
+	struct merger_stats st, tot;
+	struct outbox_view v;
+	struct sdk_names names = {0};
+	int64_t id = put_process(f, PID, "python3", "checkout", RUNTIME_PYTHON);
+
+	assert_non_null(m);
+	assert_true(merger__valid_profile_name(MERGER_DEFAULT_SDK_CPU_NAME));
+	assert_false(merger__valid_profile_name("process_cpu:sdk"));
+	assert_false(merger__valid_profile_name("__name__"));
+	assert_false(merger__valid_profile_name("1cpu"));
+	assert_false(merger__valid_profile_name(""));
+	put_buckets(f, id, PID, T0, T0 + 20);
+	put_sdk(f, id, "process_cpu", T0, T0 + 20, false);
+	put_sdk(f, 0, "process_cpu", T0, T0 + 20, false);
+	put_sdk(f, id, "wall", T0 + 20, T0 + 30, false);
+	put_sdk(f, id, "memory", T0, T0 + 20, true);
+	assert_int_equal(merger__run(m, (T0 + 23) * NS, false, &st), 0);
+	assert_int_equal(st.sdk_passed, 4);
+	assert_int_equal(st.sdk_cpu_renamed, 1);
+	assert_int_equal(st.merged_profiles, 1);
+	assert_int_equal(store__outbox_list(f->s, 0, on_sdk_name, &names), 0);
+	assert_int_equal(names.n, 4);
+	assert_int_equal(count_name(&names, MERGER_DEFAULT_SDK_CPU_NAME), 1);
+	assert_int_equal(count_name(&names, "process_cpu"), 1); /* the unattributed one */
+	assert_int_equal(count_name(&names, "wall"), 1);
+	assert_int_equal(count_name(&names, "memory"), 1);
+	/* process_cpu is the measured CPU: every eBPF sample, once */
+	outbox(f, &v);
+	merger__stats(m, &tot);
+	assert_int_equal(tot.samples_merged + tot.samples_ebpf, v.merged_ns / (NS / FREQ));
+	assert_int_equal(v.merged_ns + v.ebpf_ns, f->bucket_samples * (NS / FREQ));
+	merger__free(m);
+}
+
+struct jfr_items {
+	size_t n, converted;
+	char name[8][32];
+	int64_t sdk[8]; /* each item's SDK profile */
+	int64_t ids[8];
+	int64_t cpu_ns; /* the process_cpu_sdk copy's total */
+};
+
+static int on_jfr_item(void *ctx, const struct store_outbox_item *it)
+{
+	struct jfr_items *v = ctx;
+	struct profile *p = NULL;
+	struct errbuf err;
+	int64_t total = 0;
+
+	if (strcmp(it->kind, "sdk") != 0 || v->n >= 8)
+		return 0;
+	snprintf(v->name[v->n], sizeof(v->name[0]), "%s", label_of(it, "__name__"));
+	v->sdk[v->n] = it->sdk_profile_id;
+	v->ids[v->n++] = it->id;
+	assert_string_equal(label_of(it, "service_name"), "shop");
+	if (!it->converted)
+		return 0;
+	v->converted++;
+	/* the series labels Pyroscope gives a JFR push's profiles */
+	assert_string_equal(label_of(it, "pyroscope_spy"), "javaspy");
+	assert_string_equal(label_of(it, "jfr_event"), "itimer");
+	/* pprof made here, with no os_thread_id of braid's own */
+	assert_int_equal(profile__from_pprof(it->payload, it->payload_len, NULL, &err, &p), 0);
+	for (size_t i = 0; i < profile__n_samples(p); i++) {
+		const struct profile_label *l;
+		size_t n = profile__labels(p, profile__sample(p, i).labels, &l);
+
+		for (size_t k = 0; k < n; k++)
+			assert_string_not_equal(profile__str(p, l[k].key), "os_thread_id");
+	}
+	if (strcmp(label_of(it, "__name__"), MERGER_DEFAULT_SDK_CPU_NAME) == 0) {
+		assert_int_equal(profile__totals(p, &total), 0);
+		v->cpu_ns += total;
+	}
+	profile__free(p);
+	return 0;
+}
+
+static int on_forwarded(void *ctx, const struct store_sdk_profile *p)
+{
+	*(bool *)ctx = p->forwarded;
+	return 0;
+}
+
+/* A JFR push of a process braid samples leaves as its recording's profiles
+ * in pprof, its process_cpu as sdk_cpu_name (the push itself would give
+ * Pyroscope a second process_cpu); one braid can't read, as pushed. The
+ * push is forwarded once its last copy is delivered. */
+static void test_loop_jfr_copies(void **state)
+{
+	struct fx *f = *state;
+	struct merger_options mo = {.grace_s = 75,
+				    .collect_interval_s = 15,
+				    .freq = FREQ,
+				    .sdk_cpu_name = MERGER_DEFAULT_SDK_CPU_NAME};
+	struct merger *m = merger__new(f->s, &mo);
+	struct merger_stats st;
+	struct jfr_items v = {0};
+	struct dynbuf form;
+	struct errbuf err;
+	struct dynbuf rec;
+	int64_t id = put_process(f, PID, "java", "shop", RUNTIME_JVM), sdk_id, bad_id;
+	struct label labels[] = {{"__name__", "jfr"}, {"service_name", "shop"}};
+	struct store_sdk_profile sp = {
+		.received_ns = (T0 + 10) * NS,
+		.service = "shop",
+		.profile_name = "jfr",
+		.labels = labels,
+		.n_labels = 2,
+		.from_ns = T0 * NS,
+		.until_ns = (T0 + 10) * NS,
+		.spy_name = "javaspy",
+		.format = "jfr",
+		.sample_rate = 100,
+		.process_id = id,
+		.attribution = STORE_ATTR_PEER_TCP,
+	};
+	static const char head[] =
+		"--B\r\nContent-Disposition: form-data; name=\"jfr\"; "
+		"filename=\"jfr\"\r\nContent-Type: application/octet-stream\r\n\r\n";
+	static const char tail[] = "\r\n--B--\r\n";
+	bool forwarded = false;
+
+	assert_non_null(m);
+	dynbuf__init(&rec, 0);
+	assert_int_equal(util__read_file(TEST_DATA "/jfr/alloc_lock.jfr.gz", 1 << 24, &err, &rec),
+			 0);
+	dynbuf__init(&form, 0);
+	assert_int_equal(dynbuf__append(&form, head, sizeof(head) - 1), 0);
+	assert_int_equal(dynbuf__append(&form, rec.data, rec.len), 0);
+	assert_int_equal(dynbuf__append(&form, tail, sizeof(tail) - 1), 0);
+	sp.payload = form.data;
+	sp.payload_len = form.len;
+	assert_int_equal(store__put_sdk_profile(f->s, &sp, &sdk_id), 0);
+	/* damaged: passed on as pushed, Pyroscope judges it */
+	sp.payload = "--B\r\nnot a form";
+	sp.payload_len = strlen(sp.payload);
+	assert_int_equal(store__put_sdk_profile(f->s, &sp, &bad_id), 0);
+	assert_int_equal(merger__run(m, (T0 + 1) * NS, false, &st), 0);
+	assert_int_equal(st.sdk_cpu_renamed, 1);
+	assert_int_equal(store__outbox_list(f->s, 0, on_jfr_item, &v), 0);
+	/* alloc_lock.jfr: CPU, allocations, monitors and parks; and the
+	 * damaged push as is */
+	assert_int_equal(v.n, 5);
+	assert_int_equal(v.converted, 4);
+	assert_int_equal(st.sdk_passed, 5);
+	{
+		struct sdk_names names = {.n = v.n};
+
+		memcpy(names.name, v.name, sizeof(names.name));
+		assert_int_equal(count_name(&names, MERGER_DEFAULT_SDK_CPU_NAME), 1);
+		assert_int_equal(count_name(&names, "memory"), 1);
+		assert_int_equal(count_name(&names, "mutex"), 1);
+		assert_int_equal(count_name(&names, "block"), 1);
+		assert_int_equal(count_name(&names, "jfr"), 1);
+		assert_int_equal(count_name(&names, "process_cpu"), 0);
+	}
+	/* the JDK's jfr tool: 205 ExecutionSample x 10 ms (test_jfr) */
+	assert_int_equal(v.cpu_ns, 205 * 10000000LL);
+	/* nothing queued twice */
+	assert_int_equal(merger__run(m, (T0 + 2) * NS, false, &st), 0);
+	assert_int_equal(st.sdk_passed, 0);
+	/* the push counts as forwarded once its last copy is delivered */
+	for (size_t i = 0, left = v.converted; i < v.n; i++) {
+		if (v.sdk[i] != sdk_id)
+			continue;
+		assert_int_equal(store__outbox_done(f->s, v.ids[i]), 0);
+		forwarded = false;
+		assert_int_equal(store__get_sdk_profile(f->s, sdk_id, on_forwarded, &forwarded), 0);
+		assert_int_equal(forwarded, --left == 0);
+	}
+	(void)bad_id;
+	dynbuf__free(&form);
+	dynbuf__free(&rec);
+	merger__free(m);
+}
+
 /* The final pass: processes without SDK leave up to now without waiting for
  * the collect interval; an SDK process within its grace period keeps its
  * samples in the store. */
@@ -1334,6 +1545,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_loop_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_heap_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_late_and_unattributed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_sdk_cpu_name, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_jfr_copies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_final, setup, teardown),
 	};
 

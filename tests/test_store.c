@@ -1161,9 +1161,11 @@ static void test_outbox(void **state)
 	assert_int_equal(store__put_sdk_profile(f->s, &sp, &sdk), 0);
 	it = (struct store_outbox_item){.series = "c{wall}", .kind = "sdk", .sdk_profile_id = sdk};
 	assert_int_equal(store__outbox_add(f->s, &it, &s1), 0);
-	it.payload = "x";
-	it.payload_len = 1;
-	assert_int_equal(store__outbox_add(f->s, &it, NULL), -EINVAL); /* both */
+	it.sdk_profile_id = 0;
+	assert_int_equal(store__outbox_add(f->s, &it, NULL), -EINVAL); /* neither */
+	it.sdk_profile_id = sdk + 1000;
+	assert_int_equal(store__outbox_add(f->s, &it, NULL), -ENOENT); /* no such profile */
+	it.sdk_profile_id = sdk;
 
 	assert_int_equal(store__outbox_due(f->s, 10, 0, 0, got_item, &g), 0);
 	assert_int_equal(g.n, 4);

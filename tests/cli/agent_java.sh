@@ -17,8 +17,11 @@
 #      the JNI function's samples under writeLog, kernel frames below);
 #   3. totals: the app's merged and eBPF-only CPU, as sent and as Pyroscope
 #      returns it, equal the store's eBPF samples of its process x period;
-#   4. the JFR pushes passed through unchanged (braid_view=sdk), and with a
-#      real Pyroscope, read by it into the app's process_cpu series;
+#   4. the JFR pushes (braid_view=sdk): each leaves as its recording's
+#      profiles in pprof, its CPU as process_cpu_sdk, so that the app's
+#      process_cpu without a braid label is the measured CPU once (with a
+#      real Pyroscope: merged + eBPF-only; process_cpu_sdk what the agent
+#      recorded);
 #   5. braid report on the store: the file write's native or kernel frames
 #      among what only eBPF sees, under FileOutputStream.writeBytes; the app's
 #      Java methods among what only the SDK sees.
@@ -113,12 +116,16 @@ check_stacks "braid's merged profiles" "$TMP/merged.folded"
 # ---- 3: totals -------------------------------------------------------------------------------------
 check_cpu_totals "$TMP/data" "$SERVICE" "$APP" "$TMP/received.json"
 
-# ---- 4: the JFR pushes, as pushed ------------------------------------------------------------------
+# ---- 4: the JFR pushes, as their recordings' profiles -------------------------------------------
 "$BRAID" store ls --json --limit 0 --data-dir "$TMP/data" >"$TMP/ls.json"
 n_sdk=$(jq --arg s "$SERVICE" '[.sdk_profiles[] | select(.service == $s and .format == "jfr")] | length' "$TMP/ls.json")
 n_up=$(jq --arg s "$SERVICE" '[.[] | select(.labels.service_name == $s and .labels.braid_view == "sdk" and .format == "jfr")] | length' "$TMP/received.json")
-expect_eq "JFR pushes passed through (upstream against store)" "$n_sdk" "$n_up"
+n_cpu=$(jq --arg s "$SERVICE" '[.[] | select(.labels.service_name == $s and .labels.__name__ == "process_cpu_sdk"
+	and .labels.jfr_event == "itimer" and .labels.pyroscope_spy == "javaspy")] | length' "$TMP/received.json")
+expect_eq "JFR pushes passed on as pushed (braid reads them all)" 0 "$n_up"
+expect_eq "the pushes' CPU profiles as process_cpu_sdk (upstream against store)" "$n_sdk" "$n_cpu"
 [ "$n_sdk" -ge 2 ] || fail "$n_sdk JFR pushes stored, expected 2 or more"
+check_sdk_cpu_once "$SERVICE" "$TMP/received.json"
 
 # ---- 5: braid report, from the store the agent left ----------------------------------------------
 if "$BRAID" report --service "$SERVICE" --from 30m --data-dir "$TMP/data" -f json -o "$TMP/report.json" 2>"$TMP/report.err"; then
@@ -149,7 +156,7 @@ if [ -n "$PYRO" ]; then
 	views=$(pyro_query Series "{\"matchers\":[\"{service_name=\\\"$SERVICE\\\"}\"],\"labelNames\":[\"braid_view\",\"__name__\"],$range}" |
 		jq -r '[.labelsSet[]?.labels | map(.value) | join(":")] | unique | join(",")')
 	echo "# Pyroscope's series of the app (braid_view:__name__): $views"
-	for v in sdk:process_cpu merged:process_cpu; do
+	for v in sdk:process_cpu_sdk merged:process_cpu; do
 		case ",$views," in *",$v,"* | *",${v#*:}:${v%%:*},"*) ;; *) fail "Pyroscope has no $v series of the app: $views" ;; esac
 	done
 	bash "$SRC_DIR/scripts/pyroscope-top.sh" "$PYRO_URL" "{service_name=\"$SERVICE\",braid_view=\"merged\"}" \
@@ -159,6 +166,7 @@ if [ -n "$PYRO" ]; then
 		"$TMP/pyro.folded" >"$TMP/pyro-k.folded"
 	check_stacks "Pyroscope's merged profile" "$TMP/pyro-k.folded"
 	check_pyroscope_totals "$SERVICE" "$range"
+	check_sdk_cpu_once "$SERVICE" "$TMP/received.json" "$range"
 fi
 
 finish

@@ -18,7 +18,10 @@
 #      though the main thread runs render_report too) and the kernel's write;
 #   3. totals: the app's merged and eBPF-only CPU, as sent and as Pyroscope
 #      returns it, equal the store's eBPF samples of its process x period;
-#   4. the SDK's own profiles passed through byte for byte (braid_view=sdk);
+#   4. the SDK's own profiles passed through byte for byte (braid_view=sdk),
+#      its process_cpu as process_cpu_sdk, so that the app's process_cpu
+#      without a braid label is the measured CPU once (in Pyroscope: merged +
+#      eBPF-only, and process_cpu_sdk what the SDK pushed);
 #   5. braid report on the store: OpenSSL among what only eBPF sees, shown by
 #      the SDK under hash_password; the app's Python functions among what only
 #      the SDK sees, which eBPF sees as the eval loop.
@@ -139,6 +142,8 @@ jq -r --arg s "$SERVICE" '.[] | select(.labels.service_name == $s and .labels.br
 	"$TMP/received.json" | sort >"$TMP/up-sha"
 sort -o "$TMP/store-sha" "$TMP/store-sha"
 expect_same_file "the SDK's profiles as pushed (store) and as the upstream got them" "$TMP/store-sha" "$TMP/up-sha"
+# its process_cpu as process_cpu_sdk: the app's process_cpu is the measured CPU, once
+check_sdk_cpu_once "$SERVICE" "$TMP/received.json"
 
 # ---- 5: braid report, from the store the agent left ---------------------------------------------
 if "$BRAID" report --service "$SERVICE" --from 30m --data-dir "$TMP/data" -f json -o "$TMP/report.json" 2>"$TMP/report.err"; then
@@ -171,6 +176,7 @@ if [ -n "$PYRO" ]; then
 		"$TMP/pyro.folded" >"$TMP/pyro-k.folded"
 	check_stacks "Pyroscope's merged profile" "$TMP/pyro-k.folded"
 	check_pyroscope_totals "$SERVICE" "$range"
+	check_sdk_cpu_once "$SERVICE" "$TMP/received.json" "$range"
 fi
 
 finish

@@ -468,6 +468,36 @@ check_pyroscope_totals() {
 	done
 }
 
+# check_sdk_cpu_once SERVICE RECEIVED_JSON [RANGE]: the SDK's own process_cpu
+# pushes left as process_cpu_sdk (--sdk-cpu-name's default), none as
+# process_cpu, so a query of SERVICE's process_cpu without braid_view counts
+# its CPU once: with a real Pyroscope (PYRO and RANGE), that query's total
+# equals MERGED_SENT + EBPF_SENT (check_cpu_totals), and process_cpu_sdk
+# holds what the SDK pushed. Sets SDK_CPU_SENT.
+check_sdk_cpu_once() {
+	local names total t
+	names=$(jq -c --arg s "$1" '[.[] | select(.labels.service_name == $s and .labels.braid_view == "sdk")
+		| .labels.__name__] | group_by(.) | map({(.[0]): length}) | add // {}' "$2")
+	echo "# the SDK's own profiles by __name__: $names"
+	[ "$(jq '.process_cpu_sdk // 0' <<<"$names")" -gt 0 ] ||
+		fail "no SDK process_cpu profile left as process_cpu_sdk: $names"
+	expect_eq "SDK profiles left as process_cpu beside the merged view" 0 "$(jq '.process_cpu // 0' <<<"$names")"
+	t=$(jq -r --arg s "$1" '[.[] | select(.labels.service_name == $s and .labels.__name__ == "process_cpu_sdk")
+		| .sample_types | map(.[0] + ":" + .[1]) | join(",")] | unique | join(" ")' "$2")
+	echo "# their sample types: $t"
+	SDK_CPU_SENT=$(jq --arg s "$1" '[.[] | select(.labels.service_name == $s and .labels.__name__ == "process_cpu_sdk")
+		| (.sample_types | map(.[0]) | index("cpu")) as $i | select($i != null) | .totals[$i] | tonumber] | add // 0' "$2")
+	[ -n "$PYRO" ] && [ -n "${3:-}" ] || return 0
+	total=$(pyro_query SelectMergeProfile "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\",\"labelSelector\":\"{service_name=\\\"$1\\\"}\",$3}" |
+		jq -r '[.sample[]?.value[0] | tonumber] | add // 0')
+	echo "# Pyroscope: process_cpu{service_name=\"$1\"} = $total ns (merged $MERGED_SENT + eBPF-only $EBPF_SENT; the SDK's own $SDK_CPU_SENT)"
+	expect_eq "Pyroscope's process_cpu of the app without a braid label (ns), against merged + eBPF-only" \
+		"$((MERGED_SENT + EBPF_SENT))" "$total"
+	total=$(pyro_query SelectMergeProfile "{\"profileTypeID\":\"process_cpu_sdk:cpu:nanoseconds:cpu:nanoseconds\",\"labelSelector\":\"{service_name=\\\"$1\\\"}\",$3}" |
+		jq -r '[.sample[]?.value[0] | tonumber] | add // 0')
+	expect_eq "Pyroscope's process_cpu_sdk of the app (ns), against the SDK's pushes" "$SDK_CPU_SENT" "$total"
+}
+
 # maybe_pyroscope DIR: starts a real Pyroscope (start_pyroscope DIR) when one
 # is at hand (PYROSCOPE_BIN, or pyroscope on PATH), and says so. Sets PYRO to
 # 1 then, else to "".
