@@ -2,7 +2,8 @@
 // is C): tests/tools/pprofdump, bench/go/genpprof and bench/go/decodebench,
 // built against Google's pprof package; tests/tools/jfrref and
 // bench/go/jfrbench, against Grafana's JFR converter (jfr-parser, the one
-// Pyroscope runs). Build through scripts/go.sh, which keeps the module and
+// Pyroscope runs); tests/e2e/go/app, with the real Pyroscope Go SDK
+// (pyroscope-go). Build through scripts/go.sh, which keeps the module and
 // build caches under ~/.cache/braid/go.
 module braid.test
 

@@ -72,7 +72,9 @@ int forward__labels(const struct label *in, size_t n, struct arena *a, struct la
 
 			if (label_rank(name) != rank)
 				continue;
-			if (name[0] == '_' && name[1] == '_' && rank != 0) {
+			/* Pyroscope drops __ labels, but for __session_id__ */
+			if (name[0] == '_' && name[1] == '_' && rank != 0 &&
+			    strcmp(name, FORWARD_SESSION_LABEL) != 0) {
 				dropped++;
 				continue;
 			}

@@ -49,6 +49,7 @@
 /* Pyroscope's limits on a series (see DESIGN.md): labels beyond are left
  * out, __name__, service_name and braid_view first kept. */
 #define FORWARD_MAX_LABELS	30
+#define FORWARD_SESSION_LABEL	"__session_id__" /* the one __ label kept, but __name__ */
 #define FORWARD_MAX_LABEL_NAME	1024
 #define FORWARD_MAX_LABEL_VALUE 2048
 /* A push that fails with a 5xx other than 502, 503 or 504 is split, each item
@@ -95,11 +96,10 @@ int forward__check_options(const struct forward_options *o, struct errbuf *err);
 
 /* The labels an item goes upstream with: names made valid for Pyroscope
  * (a character outside [A-Za-z0-9_.] becomes '_', a leading digit gets a
- * '_' before it), "__"-prefixed labels other than __name__ left out (the
- * upstream drops them), a repeated name left out (the first wins), values
- * cut to FORWARD_MAX_LABEL_VALUE bytes, at most FORWARD_MAX_LABELS labels.
- * *ret_labels is an array of *ret_n in the arena; *ret_dropped (may be
- * NULL) counts the labels left out. */
+ * '_' before it), "__"-prefixed labels other than __name__ and
+ * __session_id__ left out (the upstream drops them), a repeated name left out (the first wins),
+ * values cut to FORWARD_MAX_LABEL_VALUE bytes, at most FORWARD_MAX_LABELS labels. *ret_labels is an
+ * array of *ret_n in the arena; *ret_dropped (may be NULL) counts the labels left out. */
 int forward__labels(const struct label *in, size_t n, struct arena *a, struct label **ret_labels,
 		    size_t *ret_n, size_t *ret_dropped);
 

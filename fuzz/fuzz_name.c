@@ -55,7 +55,8 @@ static void check_name(const struct ingest_name *n, size_t max_labels)
 		for (const char *s = t->name; *s; s++)
 			if (!key_char((unsigned char)*s))
 				fail("a bad character in a tag key", t->name);
-		if (strcmp(t->name, "service_name") == 0 || strncmp(t->name, "__", 2) == 0)
+		if (strcmp(t->name, "service_name") == 0 ||
+		    (strncmp(t->name, "__", 2) == 0 && strcmp(t->name, INGEST_SESSION_LABEL) != 0))
 			fail("a reserved tag key", t->name);
 		if (strchr(t->value, ',') || strchr(t->value, '}'))
 			fail("a tag value holds ',' or '}'", t->value);

@@ -273,11 +273,17 @@ static int name_tag(const char *name, const char *ks, size_t klen, const char *v
 				   (size_t)((const char *)memchr(vs, '}', vlen) - name),
 				   ingest__quote_cstr(&q2, name));
 	if ((klen == 12 && memcmp(ks, "service_name", 12) == 0) ||
-	    (klen >= 2 && ks[0] == '_' && ks[1] == '_'))
+	    (klen == 8 && memcmp(ks, "__name__", 8) == 0))
 		return errbuf__set(err, -EINVAL,
 				   "tag '%s' is reserved: braid sets service_name and __name__ "
-				   "from the app name, and drops other __ labels",
+				   "from the app name",
 				   ingest__quote(&q1, ks, klen));
+	/* as Pyroscope: __session_id__ (the Go SDK's, on every push) is kept,
+	 * other __ tags are dropped */
+	if (klen >= 2 && ks[0] == '_' && ks[1] == '_' &&
+	    !(klen == sizeof(INGEST_SESSION_LABEL) - 1 &&
+	      memcmp(ks, INGEST_SESSION_LABEL, klen) == 0))
+		return 0;
 	if (!ingest__utf8_valid(vs, vlen))
 		return errbuf__set(err, -EINVAL, "tag '%s' has a value that is not UTF-8: '%s'",
 				   ingest__quote(&q1, ks, klen), ingest__quote(&q2, vs, vlen));

@@ -58,7 +58,10 @@
 #define INGEST_MAX_LABELS      30
 #define INGEST_MAX_LABEL_NAME  1024
 #define INGEST_MAX_LABEL_VALUE 2048
-#define INGEST_MAX_APP_NAME    1024
+/* The one __ label Pyroscope keeps from a push (the Go SDK sends it on
+ * every push, an id of the process's session); braid keeps it too. */
+#define INGEST_SESSION_LABEL "__session_id__"
+#define INGEST_MAX_APP_NAME  1024
 /* Caps on one push request. */
 #define INGEST_MAX_SERIES	      1024	  /* series in one request */
 #define INGEST_MAX_SAMPLES	      4096	  /* raw profiles in one request, all series */

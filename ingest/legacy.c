@@ -17,14 +17,30 @@
 
 /* ---- sample_type_config ---------------------------------------------------- */
 
+/* A sample type's display name, from a sample_type_config. */
+struct display_name {
+	const char *type, *name;
+};
+
+#define MAX_DISPLAY_NAMES 64
+
+/* The display names a config gives (the profile type's name comes from
+ * them, as Pyroscope names it), or NULL: no config. */
+struct display_names {
+	struct display_name d[MAX_DISPLAY_NAMES];
+	size_t n;
+};
+
 /* Validates a multipart sample_type_config (a JSON object mapping a sample
  * type to {"units", "aggregation", "display-name", "sampled",
- * "cumulative"}) and returns in *ret_agg the aggregation it gives for the
- * sample type `want` (NULL if none). Pyroscope uses the rest to relabel the
+ * "cumulative"}), returns in *ret_agg the aggregation it gives for the
+ * sample type `want` (NULL if none) and in *ret_names the display names
+ * (the first MAX_DISPLAY_NAMES). Pyroscope uses the rest to relabel the
  * profiles it converts; braid stores the pprof as received, so the rest is
  * only validated. Unknown members are ignored, as Go's encoding/json does. */
 static int sample_type_config(const char *data, size_t len, const char *want, struct arena *a,
-			      struct errbuf *err, const char **ret_agg)
+			      struct errbuf *err, const char **ret_agg,
+			      struct display_names *ret_names)
 {
 	struct ingest_json j;
 	const char *agg = NULL;
@@ -71,6 +87,9 @@ static int sample_type_config(const char *data, size_t len, const char *want, st
 				r = ingest_json__opt_string(&j, a, "units", &s, &slen);
 			} else if (ingest_json__key_is(key, klen, "display-name")) {
 				r = ingest_json__opt_string(&j, a, "display-name", &s, &slen);
+				if (r == 0 && s && *s && ret_names->n < MAX_DISPLAY_NAMES)
+					ret_names->d[ret_names->n++] =
+						(struct display_name){type, s};
 			} else if (ingest_json__key_is(key, klen, "aggregation")) {
 				r = ingest_json__opt_string(&j, a, "aggregation", &s, &slen);
 				if (r == 0 && s && strcmp(s, "sum") != 0 &&
@@ -101,35 +120,56 @@ static int sample_type_config(const char *data, size_t len, const char *want, st
 
 /* ---- the profile type ------------------------------------------------------- */
 
-static bool has_type(const struct profile *p, const char *name)
+/* Pyroscope's display name of a sample type: the push's sample_type_config
+ * when it has one (cfg), else Pyroscope's defaults for Go's types. */
+static const char *display_of(const char *type, const struct display_names *cfg)
 {
-	for (size_t i = 0; i < profile__n_sample_types(p); i++)
-		if (strcmp(ingest__profile_str(p, profile__sample_type(p, i).type), name) == 0)
-			return true;
-	return false;
+	static const struct display_name defaults[] = {{"samples", "cpu"},
+						       {"goroutine", "goroutines"},
+						       {"contentions", "mutex_count"},
+						       {"delay", "mutex_duration"}};
+
+	if (cfg) {
+		for (size_t i = 0; i < cfg->n; i++)
+			if (strcmp(cfg->d[i].type, type) == 0)
+				return cfg->d[i].name;
+		return type;
+	}
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(defaults); i++)
+		if (strcmp(defaults[i].type, type) == 0)
+			return defaults[i].name;
+	return type;
 }
 
-/* Pyroscope's __name__ for a legacy profile whose app name has no known
- * suffix, from its sample types; else the default sample type's name. */
-static const char *profile_name_of(const struct profile *p)
+/* Pyroscope's __name__ for a pprof profile whose app name has no known
+ * suffix (its RawProfile.metricName): "wall" if a sample type is wall;
+ * else by the first display name that holds cpu, alloc_ or inuse_ (or is
+ * space or objects), mutex_, block_ or goroutines; else the last display
+ * name. The Go SDK's goroutine profile, whose config names it "goroutine",
+ * is "goroutine" so. */
+static const char *profile_name_of(const struct profile *p, const struct display_names *cfg)
 {
-	static const char *const memory[] = {"inuse_space",   "inuse_objects", "alloc_space",
-					     "alloc_objects", "space",	       "objects"};
-	int d;
+	size_t n = profile__n_sample_types(p);
+	const char *st = "";
 
-	if (has_type(p, "wall"))
-		return "wall";
-	if (has_type(p, "cpu") || has_type(p, "samples"))
-		return "process_cpu";
-	for (size_t i = 0; i < UTIL_ARRAY_SIZE(memory); i++)
-		if (has_type(p, memory[i]))
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(ingest__profile_str(p, profile__sample_type(p, i).type), "wall") == 0)
+			return "wall";
+	for (size_t i = 0; i < n; i++) {
+		st = display_of(ingest__profile_str(p, profile__sample_type(p, i).type), cfg);
+		if (strstr(st, "cpu"))
+			return "process_cpu";
+		if (strstr(st, "alloc_") || strstr(st, "inuse_") || strcmp(st, "space") == 0 ||
+		    strcmp(st, "objects") == 0)
 			return "memory";
-	if (has_type(p, "goroutine") || has_type(p, "goroutines"))
-		return "goroutines";
-	if (has_type(p, "contentions") || has_type(p, "delay"))
-		return "mutex";
-	d = profile__default_sample_type(p);
-	return d < 0 ? "" : ingest__profile_str(p, profile__sample_type(p, (size_t)d).type);
+		if (strstr(st, "mutex_"))
+			return "mutex";
+		if (strstr(st, "block_"))
+			return "block";
+		if (strstr(st, "goroutines"))
+			return "goroutines";
+	}
+	return st;
 }
 
 /* ---- the legacy /ingest --------------------------------------------------- */
@@ -228,6 +268,8 @@ int ingest__decode_legacy(const struct ingest_query *q, const struct ingest_body
 	struct profile *p = NULL;
 	enum profile_format fmt = PROFILE_FORMAT_FOLDED;
 	const char *agg = NULL, *cfg_agg = NULL, *pname;
+	struct display_names names = {0};
+	bool have_cfg = false;
 	struct ingest_quoted q1;
 	size_t n_types, i;
 	int r;
@@ -272,9 +314,11 @@ int ingest__decode_legacy(const struct ingest_query *q, const struct ingest_body
 			}
 			v = v * 10 + (q->sample_rate[i] - '0');
 		}
-		if (v < 1 || v > MAX_SAMPLE_RATE) {
+		/* 0 as Pyroscope takes it: the Go SDK's goroutine profile says
+		 * it is not sampled */
+		if (v < 0 || v > MAX_SAMPLE_RATE) {
 			r = errbuf__set(err, -EINVAL,
-					"bad sampleRate '%s': expected a whole number of Hz from 1 "
+					"bad sampleRate '%s': expected a whole number of Hz from 0 "
 					"to %d",
 					ingest__quote_cstr(&q1, q->sample_rate), MAX_SAMPLE_RATE);
 			goto cleanup;
@@ -370,15 +414,16 @@ int ingest__decode_legacy(const struct ingest_query *q, const struct ingest_body
 	if (b->sample_type_config && b->sample_type_config_len) {
 		int d = profile__default_sample_type(p);
 
+		have_cfg = true;
 		r = sample_type_config(b->sample_type_config, b->sample_type_config_len,
-				       d < 0 ? NULL : types[d].type, a, err, &cfg_agg);
+				       d < 0 ? NULL : types[d].type, a, err, &cfg_agg, &names);
 		if (r < 0)
 			goto cleanup;
 		if (!agg)
 			agg = cfg_agg;
 	}
 
-	pname = nm.profile_name ? nm.profile_name : profile_name_of(p);
+	pname = nm.profile_name ? nm.profile_name : profile_name_of(p, have_cfg ? &names : NULL);
 	if (!*pname || strlen(pname) > INGEST_MAX_LABEL_VALUE) {
 		r = errbuf__set(err, -EBADMSG,
 				"cannot name the profile type from its sample types ('%s'): give "

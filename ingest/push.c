@@ -511,8 +511,9 @@ static int push_labels(const struct raw_series *s, size_t si, const struct inges
 					   "'%s'",
 					   si, ingest__quote(&q1, ln, nl),
 					   ingest__quote(&q2, lv, vl));
-		/* Pyroscope drops these */
-		if (nl >= 2 && ln[0] == '_' && ln[1] == '_' && strcmp(ln, "__name__") != 0)
+		/* Pyroscope drops these, but for __session_id__ */
+		if (nl >= 2 && ln[0] == '_' && ln[1] == '_' && strcmp(ln, "__name__") != 0 &&
+		    strcmp(ln, INGEST_SESSION_LABEL) != 0)
 			continue;
 		if (!vl)
 			continue;

@@ -53,8 +53,8 @@ static void test_labels(void **state)
 	(void)state;
 	assert_int_equal(forward__labels(in, 9, &a, &out, &n, &dropped), 0);
 	/* the kind and the service first, then the rest in order */
-	assert_int_equal(n, 7);
-	assert_int_equal(dropped, 2);
+	assert_int_equal(n, 8);
+	assert_int_equal(dropped, 1);
 	assert_string_equal(out[0].name, "__name__");
 	assert_string_equal(out[1].name, "service_name");
 	assert_string_equal(out[2].name, "region");
@@ -62,8 +62,10 @@ static void test_labels(void **state)
 	assert_string_equal(out[3].name, "otel.scope.name");
 	assert_string_equal(out[4].name, "bad_name_x");
 	assert_string_equal(out[5].name, "_9lives");
-	assert_string_equal(out[6].name, "_");
-	assert_null(label_value(out, n, "__session_id__"));
+	/* the one __ label Pyroscope keeps */
+	assert_string_equal(label_value(out, n, "__session_id__"), "s");
+	assert_string_equal(out[6].name, "__session_id__");
+	assert_string_equal(out[7].name, "_");
 
 	/* at most 30: the view survives however many tags come before it */
 	for (int i = 0; i < 40; i++) {

@@ -288,6 +288,17 @@ static void test_name_suffixes(void **state)
 	assert_int_equal(parse_name("app{}", 30, &a, &err, &n), 0);
 	assert_int_equal(n.n_tags, 0);
 	assert_string_equal(n.service, "app");
+	/* as Pyroscope: the Go SDK's __session_id__ is kept, other __ tags go
+	 * (pyroscope-go v1.5.0's name, as captured) */
+	assert_int_equal(parse_name("braid-e2e-go{__session_id__=77e425ea48b3919f,__meta=x,"
+				    "otel.scope.name=com.grafana.pyroscope/go,version=1.0.0}",
+				    30, &a, &err, &n),
+			 0);
+	assert_int_equal(n.n_tags, 3);
+	assert_string_equal(n.tags[0].name, "__session_id__");
+	assert_string_equal(n.tags[0].value, "77e425ea48b3919f");
+	assert_string_equal(n.tags[1].name, "otel.scope.name");
+	assert_string_equal(n.tags[2].name, "version");
 	arena__free(&a);
 }
 
@@ -320,7 +331,6 @@ static void test_name_errors(void **state)
 		{"app{a=1,a=2}", "duplicate tag 'a'"},
 		{"app{service_name=x}", "tag 'service_name' is reserved"},
 		{"app{__name__=x}", "tag '__name__' is reserved"},
-		{"app{__meta=x}", "tag '__meta' is reserved"},
 		{".cpu", "only a profile type"},
 	};
 	struct arena a = {0};
@@ -756,10 +766,14 @@ static void test_legacy_errors(void **state)
 	q.from = q.until = NULL;
 	assert_int_equal(legacy(&q, &b, NULL, &a, &err, &r), 0);
 	assert_true(r.sdk.from_ns == NOW_NS && r.sdk.until_ns == NOW_NS);
+	/* 0, as Pyroscope takes it (the Go SDK's goroutine profile) */
 	q.sample_rate = "0";
-	assert_int_equal(legacy(&q, &b, NULL, &a, &err, &r), -EINVAL);
-	assert_msg_has(&err, "bad sampleRate '0'");
+	assert_int_equal(legacy(&q, &b, NULL, &a, &err, &r), 0);
+	assert_int_equal(r.sdk.sample_rate, 0);
 	q.sample_rate = "1000000001";
+	assert_int_equal(legacy(&q, &b, NULL, &a, &err, &r), -EINVAL);
+	assert_msg_has(&err, "bad sampleRate '1000000001'");
+	q.sample_rate = "-1";
 	assert_int_equal(legacy(&q, &b, NULL, &a, &err, &r), -EINVAL);
 	q.sample_rate = "99x";
 	assert_int_equal(legacy(&q, &b, NULL, &a, &err, &r), -EINVAL);
@@ -964,17 +978,19 @@ static void assert_reference(const struct ingest_profile *p, size_t n, const str
 		assert_null(s->spy_name);
 		assert_true(s->from_ns > 0 && s->until_ns >= s->from_ns);
 	}
-	/* series 0: labels in push order, __ labels and empty values dropped */
+	/* series 0: labels in push order, __ labels (but __session_id__, as
+	 * Pyroscope) and empty values dropped */
 	for (size_t i = 0; i < 2; i++) {
 		s = &p[i].sdk;
 		assert_string_equal(s->service, "checkout");
 		assert_string_equal(s->profile_name, "process_cpu");
-		assert_int_equal(s->n_labels, 4);
+		assert_int_equal(s->n_labels, 5);
 		assert_string_equal(s->labels[0].name, "__name__");
 		assert_string_equal(s->labels[1].name, "service_name");
-		assert_string_equal(s->labels[2].name, "region");
-		assert_string_equal(s->labels[2].value, "eu-1 \xc3\xa9\xf0\x9f\x98\x80");
-		assert_string_equal(s->labels[3].name, "pid");
+		assert_string_equal(s->labels[2].name, "__session_id__");
+		assert_string_equal(s->labels[3].name, "region");
+		assert_string_equal(s->labels[3].value, "eu-1 \xc3\xa9\xf0\x9f\x98\x80");
+		assert_string_equal(s->labels[4].name, "pid");
 		assert_int_equal(p[i].pid_label, 1234);
 	}
 	/* Go's CPU profile: period 10 ms of cpu/nanoseconds = 100 Hz */

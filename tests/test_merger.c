@@ -726,6 +726,109 @@ static void test_labels_on_merged(void **state)
 	profile__free(sdk);
 }
 
+/* A Go-SDK-like sample: locations root first, "inner|outer" for a location
+ * whose first function was inlined into the second (pprof's lines, the
+ * inlined first); cpu weight w, label set ls. */
+static void go_add(struct profile *p, const char *spec, int64_t w, uint32_t ls)
+{
+	uint32_t locs[64];
+	size_t n = 0;
+	int64_t values[3] = {w / 10, w, w};
+	char buf[512], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", spec);
+	for (char *t = strtok_r(buf, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+		struct profile_line lines[2] = {{0}};
+		struct profile_location l = {.n_lines = 0, .lines = lines};
+		char *bar = strchr(t, '|'), *names[2] = {t, bar ? bar + 1 : NULL};
+
+		if (bar)
+			*bar = '\0';
+		for (int k = 0; k < 2 && names[k]; k++) {
+			struct profile_function f = {0};
+
+			assert_int_equal(profile__intern_cstr(p, names[k], &f.name), 0);
+			assert_int_equal(profile__intern_cstr(p, names[k], &f.system_name), 0);
+			assert_int_equal(profile__add_function(p, &f, &lines[k].function), 0);
+			l.n_lines++;
+		}
+		assert_int_equal(profile__add_location(p, &l, &locs[n++]), 0);
+	}
+	sdk_add_stack(p, locs, n, values, ls);
+}
+
+/* Go: eBPF names Go's code itself, so nothing is spliced. Each eBPF stack
+ * keeps every frame and takes the labels of the SDK stacks that agree with
+ * it from the root: by the function each SDK location stands for (the one
+ * others were inlined into), past eBPF's runtime.goexit root and Go's
+ * ".abi0" names, down to where a frame-pointer unwind missed a frame; the
+ * kernel's frames under a labelled function keep its label. */
+static void test_go_match(void **state)
+{
+	static struct input in;
+	struct profile *sdk = sdk_new(true), *out;
+	struct merger_splice_stats st;
+	struct profile_label l = {0};
+	uint32_t login, page;
+	(void)state;
+
+	assert_int_equal(profile__intern_cstr(sdk, "route", &l.key), 0);
+	assert_int_equal(profile__intern_cstr(sdk, "/login", &l.str), 0);
+	assert_int_equal(profile__add_labels(sdk, &l, 1, &login), 0);
+	assert_int_equal(profile__intern_cstr(sdk, "/page", &l.str), 0);
+	assert_int_equal(profile__add_labels(sdk, &l, 1, &page), 0);
+#define GO_MAIN "runtime.main;pyroscope-go.TagWrapper|main.main;runtime/pprof.Do"
+	go_add(sdk,
+	       GO_MAIN ";main.writeAudit;os.(*File).pwrite|os.(*File).WriteAt;syscall.Syscall6", 30,
+	       login);
+	go_add(sdk, GO_MAIN ";main.renderPage;slices.Sort|sort.Ints", 10, page);
+	go_add(sdk, GO_MAIN ";main.shared", 10, login);
+	go_add(sdk, GO_MAIN ";main.shared", 30, page);
+	go_add(sdk, "runtime.gcBgMarkWorker", 5, 0);
+	memset(&in, 0, sizeof(in));
+#define GO_EBPF "n:runtime.goexit.abi0;n:runtime.main;n:main.main;n:runtime/pprof.Do"
+	in_add(&in,
+	       GO_EBPF ";n:main.writeAudit;n:os.(*File).WriteAt;n:syscall.Syscall6;"
+		       "k:entry_SYSCALL_64;k:vfs_write",
+	       PID, 20);
+	/* the unwind missed WriteAt: the walk stops at writeAudit */
+	in_add(&in, GO_EBPF ";n:main.writeAudit;n:syscall.Syscall6.abi0", PID, 4);
+	in_add(&in, GO_EBPF ";n:main.renderPage;n:sort.Ints", PID, 8);
+	in_add(&in, GO_EBPF ";n:main.shared", PID, 8);
+	in_add(&in, "n:runtime.goexit.abi0;n:runtime.gcBgMarkWorker", PID, 3);
+	in_add(&in, "n:start_thread;n:cgo_worker", PID + 1, 5);
+	out = splice_rt(&in, sdk, RUNTIME_GO, &st);
+	assert_int_equal(total_of(out), 48);
+	assert_int_equal(st.samples, 48);
+	assert_int_equal(st.match_exact, 20 + 8 + 8 + 3);
+	assert_int_equal(st.match_partial, 4);
+	assert_int_equal(st.match_none, 5);
+	/* the kernel's write under writeAudit: all /login */
+	assert_int_equal(sum_labelled(out, "route", "/login", "vfs_write"), 20);
+	assert_int_equal(sum_labelled(out, "route", "/login", "main.writeAudit"), 24);
+	assert_int_equal(sum_labelled(out, "route", "/page", "main.renderPage"), 8);
+	/* a stack under both routes, 10 : 30 */
+	assert_int_equal(sum_labelled(out, "route", "/login", "main.shared"), 2);
+	assert_int_equal(sum_labelled(out, "route", "/page", "main.shared"), 6);
+	/* GC and the cgo thread: no route */
+	assert_int_equal(sum_labelled(out, "route", NULL, NULL), 8);
+	/* eBPF's frames, not the SDK's */
+	assert_int_equal(sum_labelled(out, "route", NULL, "runtime.goexit.abi0"), 3);
+	assert_int_equal(sum_labelled(out, "route", "/login", "TagWrapper"), 0);
+	assert_int_equal(sum_labelled(out, "route", "/login", "runtime.goexit.abi0"), 26);
+	profile__free(out);
+	/* deterministic: the same input, the same output */
+	out = splice_rt(&in, sdk, RUNTIME_GO, &st);
+	assert_int_equal(sum_labelled(out, "route", "/login", "main.shared"), 2);
+	profile__free(out);
+	/* without an SDK profile: every stack as it is */
+	out = splice_rt(&in, NULL, RUNTIME_GO, &st);
+	assert_int_equal(st.match_none, 48);
+	assert_int_equal(sum_labelled(out, "route", NULL, NULL), 48);
+	profile__free(out);
+	profile__free(sdk);
+}
+
 /* The JVM: the Java agent's real recording (tests/data/jfr/cpu.jfr.gz,
  * LabelsApp: Deflater, a file write, sorting; async-profiler's stacks end in
  * the native function a sample was in) against eBPF stacks shaped as braid
@@ -1541,6 +1644,7 @@ int main(void)
 		cmocka_unit_test(test_broken_stack),
 		cmocka_unit_test(test_conservation_random),
 		cmocka_unit_test(test_real_sdk_fixture),
+		cmocka_unit_test(test_go_match),
 		cmocka_unit_test_setup_teardown(test_loop_ebpf_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_heap_only, setup, teardown),

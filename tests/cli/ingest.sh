@@ -98,6 +98,19 @@ expect_eq "multipart: service, __name__, env, spy" "goapp memory prod gospy" \
 expect_eq "multipart: the ns range, exactly" "1700000000123456789|1700000010123456789" \
 	"$(sqlite3 "$DATA/braid.db" "SELECT from_ns, until_ns FROM sdk_profiles WHERE service = 'goapp'")"
 
+# the real pyroscope-go v1.5.0's pushes, as captured (tests/data/go-sdk): its
+# name carries __session_id__, its goroutine profile sampleRate=0 and a
+# config naming the type "goroutine"; Pyroscope v2.2.1 took all three, and
+# names them goroutine, process_cpu and memory
+GOSDK=$SRC_DIR/tests/data/go-sdk
+for k in goroutine cpu heap; do
+	post "pyroscope-go v1.5.0's $k push" 200 "$(cat "$GOSDK/$k.path")" \
+		-H "Content-Type: $(cat "$GOSDK/$k.content-type")" --data-binary @"$GOSDK/$k.body"
+done
+"$BRAID" store ls --json --service braid-e2e-go --limit 0 --data-dir "$DATA" >"$TMP/gosdk.json"
+expect_eq "pyroscope-go: __name__, sampleRate, session of each push" \
+	"goroutine 0 77e425ea48b3919f|memory 100 77e425ea48b3919f|process_cpu 100 77e425ea48b3919f" \
+	"$(jq -r '[.sdk_profiles[] | "\(.profile_name) \(.sample_rate) \(.labels.__session_id__)"] | sort | join("|")' "$TMP/gosdk.json")"
 printf 'main;work;fib 30\nmain;work;hash 12\nmain;idle 8\n' >"$TMP/folded.txt"
 post "folded" 200 "/ingest?name=folded-app.cpu&from=1700000000&until=1700000010" \
 	--data-binary @"$TMP/folded.txt"
