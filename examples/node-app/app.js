@@ -4,13 +4,17 @@
 // the SDK pushes by default (http://localhost:4040), so the profiling code below
 // is the stock SDK set-up and nothing in it knows about braid.
 //
-// Every "request" does four kinds of work, so that braid's merged profile shows
-// all three layers of a stack: JavaScript (renderReport, jsonRoundTrip), native
-// code under JS (crypto.pbkdf2Sync -> OpenSSL's PKCS5_PBKDF2_HMAC), and the
-// kernel (writeAuditRecord -> open/write/close on a temporary file).
+// Two routes, each run under the SDK's label route=... (Pyroscope.wrapWithLabels),
+// so that braid's merged profile shows all three layers of a stack, each with
+// the route it ran for:
+//   /report  JavaScript only (renderReport, jsonRoundTrip);
+//   /login   native code under JS (crypto.pbkdf2Sync -> OpenSSL's
+//            PKCS5_PBKDF2_HMAC) and the kernel (writeAuditRecord ->
+//            open/write/close on a temporary file).
 //
-// A built-in load loop runs LOAD requests per second, so the app works without
-// an external client; the HTTP server answers the same handler on GET /.
+// A built-in load loop runs LOAD requests per second, each one of both routes,
+// so the app works without an external client; the HTTP server answers
+// GET /report, GET /login, and GET / (both).
 //
 // Environment:
 //   PORT                        HTTP port (default 3000; 0 = no HTTP server)
@@ -129,14 +133,27 @@ function remember(result) {
   if (recent.length > 256) recent.splice(0, 128);
 }
 
+// One request of a route, under the SDK's label route=ROUTE: the samples the
+// SDK takes meanwhile carry it, and braid's merged samples of them too, kernel
+// and OpenSSL frames included.
 let served = 0;
-function handleRequest() {
+const routes = {
+  '/report': (seq) => {
+    const { bytes, back } = jsonRoundTrip(renderReport(seq));
+    return { primes: back.primes, bytes };
+  },
+  '/login': (seq) => {
+    const digest = hashPassword(seq);
+    writeAuditRecord(seq, digest);
+    return { digest: digest.slice(0, 16) };
+  },
+};
+function handleRequest(route) {
   const seq = served++;
-  const report = renderReport(seq);
-  const digest = hashPassword(seq);
-  const { bytes, back } = jsonRoundTrip(report);
-  writeAuditRecord(seq, digest);
-  const result = { seq, primes: back.primes, bytes, digest: digest.slice(0, 16) };
+  let result;
+  Pyroscope.wrapWithLabels({ route }, () => {
+    result = { seq, route, ...routes[route](seq) };
+  });
   remember(result);
   return result;
 }
@@ -149,7 +166,10 @@ if (load > 0) {
   const perTick = Math.max(1, Math.round(load / 10));
   let next = Date.now();
   const tick = () => {
-    for (let i = 0; i < perTick; i++) handleRequest();
+    for (let i = 0; i < perTick; i++) {
+      handleRequest('/report');
+      handleRequest('/login');
+    }
     // A late tick is not caught up: the loop never asks for more than one core.
     next = Math.max(next + tickMs, Date.now());
     loadTimer = setTimeout(tick, next - Date.now());
@@ -162,9 +182,10 @@ if (load > 0) {
 let server;
 if (port > 0) {
   server = http.createServer((req, res) => {
-    if (req.method === 'GET' && req.url === '/') {
+    if (req.method === 'GET' && (req.url === '/' || routes[req.url])) {
+      const done = req.url === '/' ? ['/report', '/login'].map(handleRequest) : handleRequest(req.url);
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(handleRequest()) + '\n');
+      res.end(JSON.stringify(done) + '\n');
     } else if (req.method === 'GET' && req.url === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end('ok\n');

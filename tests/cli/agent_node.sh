@@ -8,6 +8,8 @@
 #   1. merged process_cpu profiles of the app's service (braid_view=merged,
 #      cpu/nanoseconds), with the SDK's JavaScript functions and kernel
 #      frames in the same profile;
+#   1b. the app's routes (Pyroscope.wrapWithLabels): >= 90 % of OpenSSL's
+#      merged CPU carries route=/login, >= 90 % of renderReport's route=/report;
 #   2. eBPF-only process_cpu profiles of other processes (braid_view=ebpf);
 #   3. the SDK's own wall and heap profiles, byte for byte as the SDK pushed
 #      them (the store's copies), with braid_view=sdk;
@@ -137,6 +139,28 @@ if [ "$n_merged" -ge 1 ]; then
 		and (.functions | map(select(test("^(entry_SYSCALL_64|do_syscall_64)"))) | length) > 0)] | length' "$TMP/merged.json")
 	[ "$both" -gt 0 ] || fail "no merged profile holds both JS and kernel frames"
 	echo "# $n_merged merged profiles of $SERVICE; $both hold both JS and kernel frames"
+fi
+
+# ---- 1b: the routes' labels on the merged samples ------------------------------------------
+# the app runs /login (OpenSSL, the kernel) and /report (JS only) under the
+# SDK's route label; pprof_shares.js (npm's pprof-format) reads the merged
+# profiles the upstream got
+mapfile -t dumps < <(jq -r '.[] | .dump' "$TMP/merged.json")
+routed() {
+	NODE_PATH="$NPM_DIR/node_modules" node "$SRC_DIR/tests/e2e/node/pprof_shares.js" --type cpu "$@" \
+		"${dumps[@]}" | jq '.stacks[0].value'
+}
+if [ "${#dumps[@]}" -gt 0 ]; then
+	ssl_all=$(routed --stack '^PKCS5_PBKDF2_HMAC$')
+	ssl_login=$(routed --label route=/login --stack '^PKCS5_PBKDF2_HMAC$')
+	js_all=$(routed --stack 'renderReport')
+	js_report=$(routed --label route=/report --stack 'renderReport')
+	echo "# routes: OpenSSL's merged CPU with route=/login $ssl_login of $ssl_all ns;" \
+		"renderReport's with route=/report $js_report of $js_all ns"
+	awk -v a="$ssl_login" -v b="$ssl_all" 'BEGIN { exit !(b > 0 && a * 10 >= b * 9) }' ||
+		fail "fewer than 90 % of OpenSSL's merged CPU carries route=/login: $ssl_login of $ssl_all ns"
+	awk -v a="$js_report" -v b="$js_all" 'BEGIN { exit !(b > 0 && a * 10 >= b * 9) }' ||
+		fail "fewer than 90 % of renderReport's merged CPU carries route=/report: $js_report of $js_all ns"
 fi
 
 # ---- 2: eBPF-only profiles of other processes -------------------------------------------------

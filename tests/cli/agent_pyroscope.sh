@@ -9,7 +9,9 @@
 #      other processes;
 #   2. the merged process_cpu profile (SelectMergeProfile) has the app's
 #      JavaScript functions in the same stacks as OpenSSL's, and in the same
-#      stacks as kernel frames;
+#      stacks as kernel frames; by route (the SDK's wrapWithLabels), >= 90 %
+#      of OpenSSL's merged CPU is in the route=/login series and >= 90 % of
+#      renderReport's in route=/report;
 #   3. totals: what Pyroscope returns for each view of the app (merged, and
 #      eBPF-only for its last seconds, which no SDK profile covers) equals
 #      what braid sent, to the nanosecond, and that equals the eBPF samples
@@ -101,6 +103,8 @@ pyro_query Series "{\"matchers\":[\"{service_name=\\\"$SERVICE\\\"}\"],$range}" 
 echo "# the app's series in Pyroscope:"
 jq -r '.[] | "#   \(.)"' "$TMP/series.json"
 for want in "__profile_type__=$CPU braid_view=merged example=node-app service_name=$SERVICE version=1.0.0" \
+	"__profile_type__=$CPU braid_view=merged example=node-app route=/login service_name=$SERVICE version=1.0.0" \
+	"__profile_type__=$CPU braid_view=merged example=node-app route=/report service_name=$SERVICE version=1.0.0" \
 	"__profile_type__=wall:wall:nanoseconds:wall:nanoseconds braid_view=sdk example=node-app service_name=$SERVICE version=1.0.0" \
 	"__profile_type__=wall:cpu:nanoseconds:wall:nanoseconds braid_view=sdk example=node-app service_name=$SERVICE version=1.0.0" \
 	"__profile_type__=memory:inuse_space:bytes:inuse_space:bytes braid_view=sdk example=node-app service_name=$SERVICE version=1.0.0"; do
@@ -135,6 +139,25 @@ echo "# Pyroscope's merged profile of the app: $(wc -l <"$TMP/merged.folded") st
 [ "$kernel" -gt 0 ] || fail "no stack of Pyroscope's merged profile has the app's JS and kernel frames"
 grep -E "$js" "$TMP/merged.folded" | grep -E ';PKCS5_PBKDF2_HMAC' | sort -t' ' -k2 -n | tail -1 |
 	sed 's/^/#   e.g. /' | cut -c1-400
+# the routes (the app's Pyroscope.wrapWithLabels): each route's merged series
+# holds its own work, OpenSSL's under /login, renderReport's under /report
+for route in /login /report; do
+	bash "$SRC_DIR/scripts/pyroscope-top.sh" "$PYRO_URL" \
+		"{service_name=\"$SERVICE\",braid_view=\"merged\",route=\"$route\"}" \
+		--minutes 30 --folded >"$TMP/route$(tr / _ <<<"$route").folded" 2>"$TMP/top.err" ||
+		fail "scripts/pyroscope-top.sh --folded (route=$route) failed: $(cat "$TMP/top.err")"
+done
+sum_of() { awk -v re="$2" '$0 ~ re { t += $NF } END { printf "%.0f\n", t }' "$1"; }
+ssl_all=$(sum_of "$TMP/merged.folded" ';PKCS5_PBKDF2_HMAC(;| )')
+ssl_login=$(sum_of "$TMP/route_login.folded" ';PKCS5_PBKDF2_HMAC(;| )')
+js_all=$(sum_of "$TMP/merged.folded" ':renderReport:')
+js_report=$(sum_of "$TMP/route_report.folded" ':renderReport:')
+echo "# Pyroscope, by route: OpenSSL's merged CPU under route=/login $ssl_login of $ssl_all ns;" \
+	"renderReport's under route=/report $js_report of $js_all ns"
+awk -v a="$ssl_login" -v b="$ssl_all" 'BEGIN { exit !(b > 0 && a * 10 >= b * 9) }' ||
+	fail "Pyroscope: fewer than 90 % of OpenSSL's merged CPU in the route=/login series: $ssl_login of $ssl_all ns"
+awk -v a="$js_report" -v b="$js_all" 'BEGIN { exit !(b > 0 && a * 10 >= b * 9) }' ||
+	fail "Pyroscope: fewer than 90 % of renderReport's merged CPU in the route=/report series: $js_report of $js_all ns"
 # the README's command: the top functions, as braid inspect prints them
 if bash "$SRC_DIR/scripts/pyroscope-top.sh" "$PYRO_URL" "{service_name=\"$SERVICE\"}" --minutes 30 --top 5 \
 	>"$TMP/top.txt" 2>"$TMP/top.err"; then
