@@ -275,6 +275,9 @@ struct merger_report_numbers {
 	double ebpf_category[MERGER_CAT_COUNT], sdk_category[MERGER_CAT_COUNT];
 	int64_t spliced, uncovered, no_sdk; /* eBPF samples */
 	int64_t kept[MERGER_CAT_COUNT];	    /* covered, but kept their eBPF frames */
+	/* Go (matched, not spliced; spliced counts the matched): eBPF samples
+	 * whose stack agrees with an SDK stack whole, to some frame, or not */
+	int64_t match_exact, match_partial, match_none;
 	size_t n_warnings;
 };
 

@@ -508,6 +508,17 @@ static int by_top(const void *a, const void *b, void *ctx)
 	return cmp_desc(top_key(ctx, *(const uint32_t *)a), top_key(ctx, *(const uint32_t *)b));
 }
 
+/* Whether a Go function is the program's rather than the standard
+ * library's: package main, or a package whose path starts with a domain
+ * (github.com/...); the standard library's first path element has no dot. */
+static bool go_user_function(const char *name)
+{
+	size_t first = strcspn(name, "/.");
+
+	return strncmp(name, "main.", 5) == 0 ||
+	       (name[first] == '.' && strchr(name + first + 1, '/') != NULL);
+}
+
 /* The SDK frame each blind eBPF function runs under most in the merged
  * view: its nearest interpreted ancestor with a source file (":run:0" is
  * V8's name for the native call itself), application code before the
@@ -547,6 +558,11 @@ static int find_callers(struct merger_report *r)
 		loc_name[id] = name;
 		if (f.kind == FRAME_INTERPRETED && f.name[0] != ':' && !r->fns[name].pseudo)
 			loc_caller[id] = strncmp(f.name, "node:", 5) == 0 ? RUNTIME : USER;
+		/* Go: eBPF's own frames, those the SDK shows too; the program's
+		 * before the standard library's */
+		else if (r->runtime == RUNTIME_GO && f.kind != FRAME_KERNEL &&
+			 r->fns[name].cum[V_SDK] > 0)
+			loc_caller[id] = go_user_function(f.name) ? USER : RUNTIME;
 	}
 	for (size_t i = 0; i < n_samples && r->n_ebpf_only; i++) {
 		struct profile_sample s = profile__sample(r->merged, i);
@@ -594,6 +610,13 @@ cleanup:
 	return rc;
 }
 
+/* The root frame of every goroutine's stack, which eBPF shows and Go's
+ * profiler leaves out: nothing the SDK misses. */
+static bool go_root_frame(const char *name)
+{
+	return name && strncmp(name, "runtime.goexit", 14) == 0;
+}
+
 static int rank(struct merger_report *r)
 {
 	size_t n_names = r->names.n, n = 0;
@@ -606,7 +629,8 @@ static int rank(struct merger_report *r)
 	n = 0;
 	for (uint32_t id = 1; id < n_names; id++)
 		if (r->fns[id].hidden > 0 && r->fns[id].cum[V_SDK] == 0 &&
-		    share_of(r, V_EBPF, r->fns[id].hidden) >= 0.001)
+		    share_of(r, V_EBPF, r->fns[id].hidden) >= 0.001 &&
+		    !(r->runtime == RUNTIME_GO && go_root_frame(strtab__get(&r->names, id))))
 			ids[n++] = id;
 	qsort_r(ids, n, sizeof(*ids), by_hidden, r);
 	/* a call chain (V8's API call, node's binding, OpenSSL's entry) has one
@@ -794,6 +818,9 @@ static int compute(struct merger_report *r, const struct merger_report_input *in
 		if (rc < 0)
 			goto cleanup;
 		r->num.spliced += st.spliced;
+		r->num.match_exact += st.match_exact;
+		r->num.match_partial += st.match_partial;
+		r->num.match_none += p->sdk ? st.match_none : 0;
 		r->broken += st.broken;
 		r->to_guest += st.to_guest;
 		for (int c = 0; c < MERGER_CAT_COUNT; c++) {
@@ -1119,8 +1146,11 @@ static int json_tree(struct dynbuf *b, const struct merger_report *r, enum view 
 	return json_tree_flat(b, r, &r->trees[v], diff);
 }
 
-static const char *reason_text(enum merger_category c)
+static const char *reason_text(enum runtime rt, enum merger_category c)
 {
+	if (rt == RUNTIME_GO)
+		return "Go code no SDK stack agrees with from the root (a thread the SDK does "
+		       "not see, or a stack unwound short of its root)";
 	switch (c) {
 	case MERGER_CAT_GUEST:
 		return "guest code, but the SDK profile has no guest stacks to share it with";
@@ -1285,10 +1315,26 @@ static int json_body(const struct merger_report *r, struct dynbuf *b)
 	for (int c = 0; rc == 0 && c < MERGER_CAT_COUNT; c++)
 		rc = json_reason(b, r, &first, "no_sdk_weight",
 				 merger__category_name((enum merger_category)c), n->kept[c],
-				 reason_text((enum merger_category)c));
+				 reason_text(r->runtime, (enum merger_category)c));
 	rc = rc < 0 ? rc
-		    : dynbuf__printf(b, "],\"broken\":%" PRId64 ",\"gc_jit_to_guest\":%" PRId64 "}",
+		    : dynbuf__printf(b, "],\"broken\":%" PRId64 ",\"gc_jit_to_guest\":%" PRId64,
 				     r->broken, r->to_guest);
+	/* Go: matched, not spliced (docs/merger.md, "Go: the match") */
+	rc = rc < 0 ? rc : dynbuf__printf(b, ",\"match\":");
+	if (rc == 0 && r->runtime == RUNTIME_GO) {
+		int64_t all = n->match_exact + n->match_partial + n->match_none;
+
+		rc = dynbuf__printf(b, "{\"whole\":");
+		rc = rc < 0 ? rc : json_share(b, all ? (double)n->match_exact / (double)all : 0);
+		rc = rc < 0 ? rc : dynbuf__printf(b, ",\"partial\":");
+		rc = rc < 0 ? rc : json_share(b, all ? (double)n->match_partial / (double)all : 0);
+		rc = rc < 0 ? rc : dynbuf__printf(b, ",\"none\":");
+		rc = rc < 0 ? rc : json_share(b, all ? (double)n->match_none / (double)all : 0);
+		rc = rc < 0 ? rc : dynbuf__putc(b, '}');
+	} else if (rc == 0) {
+		rc = dynbuf__printf(b, "null");
+	}
+	rc = rc < 0 ? rc : dynbuf__putc(b, '}');
 	/* top */
 	rc = rc < 0 ? rc : dynbuf__printf(b, ",\"top\":[");
 	for (size_t i = 0; rc == 0 && i < r->n_top; i++) {
@@ -1512,13 +1558,31 @@ int merger__report_markdown(const struct merger_report *r, struct dynbuf *b)
 					    : dynbuf__printf(b, "—");
 		rc = rc < 0 ? rc : dynbuf__printf(b, " |\n");
 	}
+	if (rc == 0 && r->runtime == RUNTIME_GO) {
+		int64_t all = n->match_exact + n->match_partial + n->match_none;
+
+		rc = dynbuf__printf(
+			b,
+			"\n## Match\n\nGo is matched, not spliced: eBPF names Go's code itself, "
+			"and "
+			"each eBPF stack takes the labels of the SDK stacks that agree with it "
+			"from "
+			"the root. Of the eBPF samples the SDK covers, %.1f %% agree with an SDK "
+			"stack "
+			"root to leaf, %.1f %% down to some frame (the kernel's, cgo's or a frame "
+			"the unwinding missed below it), %.1f %% not at all.\n",
+			all ? 100.0 * (double)n->match_exact / (double)all : 0,
+			all ? 100.0 * (double)n->match_partial / (double)all : 0,
+			all ? 100.0 * (double)n->match_none / (double)all : 0);
+	}
 	rc = rc < 0 ? rc
 		    : dynbuf__printf(
 			      b,
 			      "\n## Splice coverage\n\n%.1f %% of the eBPF samples were given "
-			      "SDK frames; %.1f %% kept their eBPF frames:\n\n",
+			      "SDK %s; %.1f %% kept their eBPF frames alone:\n\n",
 			      n->ebpf_samples ? 100.0 * (double)n->spliced / (double)n->ebpf_samples
 					      : 0,
+			      r->runtime == RUNTIME_GO ? "labels" : "frames",
 			      n->ebpf_samples
 				      ? 100.0 - 100.0 * (double)n->spliced / (double)n->ebpf_samples
 				      : 0);
@@ -1531,7 +1595,7 @@ int merger__report_markdown(const struct merger_report *r, struct dynbuf *b)
 	for (int c = 0; rc == 0 && c < MERGER_CAT_COUNT; c++)
 		if (n->kept[c])
 			rc = dynbuf__printf(b, "- %" PRId64 " samples: %s\n", n->kept[c],
-					    reason_text((enum merger_category)c));
+					    reason_text(r->runtime, (enum merger_category)c));
 	rc = rc < 0 ? rc
 		    : dynbuf__printf(b, "\n## Top functions\n\n| function | kind | eBPF self | "
 					"eBPF total | SDK self | SDK total | merged self | merged "

@@ -18,7 +18,10 @@
 #      route=/page;
 #   3. totals: the app's merged and eBPF-only CPU equal the store's eBPF
 #      samples of its process x period;
-#   4. the SDK's CPU leaves as process_cpu_sdk, so the app's process_cpu
+#   4. braid report says where the views disagree: most samples match an SDK
+#      stack whole, the kernel's write is what only eBPF sees, shown by the
+#      SDK under main.writeAudit;
+#   5. the SDK's CPU leaves as process_cpu_sdk, so the app's process_cpu
 #      without a braid label is the measured CPU once; with a real
 #      Pyroscope, read back: that total, each route's series with its own
 #      function and the kernel frames under it.
@@ -121,6 +124,25 @@ check_route "braid's merged profiles" /page '^main\.renderPage$'
 expect_eq "merged samples through the SDK's inlined TagWrapper" 0 "$(labelled --stack 'pyroscope-go\.TagWrapper')"
 [ "$(labelled --stack '^runtime\.goexit')" -gt 0 ] || fail "no merged stack starts at eBPF's runtime.goexit"
 grep -E '^braid_merger_samples_total' "$TMP/metrics" | sed 's/^/# /'
+
+# ---- braid report: where the two views disagree ---------------------------------------------------
+if "$BRAID" report --service "$SERVICE" --from 30m --data-dir "$TMP/data" -f json -o "$TMP/report.json" 2>"$TMP/report.err"; then
+	R=$TMP/report.json
+	echo "# braid report: Go stacks matched whole $(jq '.coverage.match.whole' "$R"), partly $(jq '.coverage.match.partial' "$R"), not at all $(jq '.coverage.match.none' "$R")"
+	jq -e '.coverage.match.whole >= 0.5' "$R" >/dev/null ||
+		fail "braid report: fewer than half of the app's eBPF samples match an SDK stack whole: $(jq -c .coverage.match "$R")"
+	write=$(jq -c '[.blind_spots.ebpf_only[] | select(.name | test("^(vfs_write|ksys_pwrite64|__x64_sys_pwrite64|do_syscall_64)$"))][0]' "$R")
+	if [ "$write" = null ]; then
+		fail "braid report: the kernel's write is not among what only eBPF sees: $(jq -c '[.blind_spots.ebpf_only[].name]' "$R")"
+	else
+		echo "# braid report: only eBPF sees $(jq -r '"\(.name) (\(.share * 1000 | round / 10) % of eBPF CPU), shown by the SDK under \(.sdk_caller)"' <<<"$write")"
+		expect_eq "braid report: the Go function the kernel's write is shown under" main.writeAudit "$(jq -r .sdk_caller <<<"$write")"
+	fi
+	expect_eq "braid report: Go's goroutine root among the blind spots" 0 \
+		"$(jq '[.blind_spots.ebpf_only[] | select(.name | startswith("runtime.goexit"))] | length' "$R")"
+else
+	fail "braid report --service $SERVICE failed: $(cat "$TMP/report.err")"
+fi
 
 # ---- 3 and 4: totals, and the CPU once -------------------------------------------------------------
 check_cpu_totals "$TMP/data" "$SERVICE" "$APP" "$TMP/received.json"
