@@ -650,9 +650,16 @@ static int queue_jfr_copies(struct merger *m, struct sdk_row *row, struct merger
 		it.payload_len = c->pprof.len;
 		it.sdk_profile_id = row->id;
 		r = store__outbox_add(m->s, &it, NULL);
+		if (r == -ENOENT)
+			break; /* removed by retention since it was listed */
 		if (r < 0)
 			r = store_fail(m, r, "queueing a JFR push's profile");
 		renamed |= cpu;
+	}
+	if (r == -ENOENT) {
+		store__rollback(m->s);
+		r = 1; /* nothing left to pass on */
+		goto cleanup;
 	}
 	if (r == 0) {
 		r = store__commit(m->s);
