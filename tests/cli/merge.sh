@@ -91,7 +91,7 @@ expect_fail() {
 expect_fail 2 "needs --ebpf FILE and --sdk FILE"
 expect_fail 2 "needs --ebpf FILE and --sdk FILE" --ebpf "$REC"
 expect_fail 2 "format takes pprof or folded, not 'svg'" --ebpf "$REC" --sdk "$SDK" -f svg
-expect_fail 2 "runtime takes node or python, not 'go'" --ebpf "$REC" --sdk "$SDK" --runtime go
+expect_fail 2 "runtime takes node, python, jvm or go, not 'ruby'" --ebpf "$REC" --sdk "$SDK" --runtime ruby
 expect_fail 2 "pid takes a whole number" --ebpf "$REC" --sdk "$SDK" --pid abc
 expect_fail 2 "unexpected argument 'extra'" --ebpf "$REC" --sdk "$SDK" extra
 expect_fail 1 "has no samples of pid 1" --ebpf "$REC" --sdk "$SDK" --pid 1
