@@ -1,7 +1,8 @@
-// The peer agent of bench/peer.sh, built from the Go module proxy at a pinned
-// version (go.sum): the OpenTelemetry eBPF profiler, the engine of Grafana
-// Alloy's pyroscope.ebpf and of Parca Agent. Never part of braid. Build
-// through scripts/go.sh -C bench/peer, which caches under ~/.cache/braid/go.
+// The peer agent for braid's side-by-side benchmark (docs/peer.md), built
+// from the Go module proxy at a pinned version (go.sum): the OpenTelemetry
+// eBPF profiler, the engine of Grafana Alloy's pyroscope.ebpf and of Parca
+// Agent. Never part of braid. Build through scripts/go.sh -C bench/peer,
+// which caches under ~/.cache/braid/go.
 module braid.bench.peer
 
 go 1.26.0
