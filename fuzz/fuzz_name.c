@@ -55,6 +55,7 @@ static void check_name(const struct ingest_name *n, size_t max_labels)
 		for (const char *s = t->name; *s; s++)
 			if (!key_char((unsigned char)*s))
 				fail("a bad character in a tag key", t->name);
+		/* service_name names the service instead of staying a tag */
 		if (strcmp(t->name, "service_name") == 0 ||
 		    (strncmp(t->name, "__", 2) == 0 && strcmp(t->name, INGEST_SESSION_LABEL) != 0))
 			fail("a reserved tag key", t->name);

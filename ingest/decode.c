@@ -272,11 +272,10 @@ static int name_tag(const char *name, const char *ks, size_t klen, const char *v
 				   "cannot hold ',' or '}'",
 				   (size_t)((const char *)memchr(vs, '}', vlen) - name),
 				   ingest__quote_cstr(&q2, name));
-	if ((klen == 12 && memcmp(ks, "service_name", 12) == 0) ||
-	    (klen == 8 && memcmp(ks, "__name__", 8) == 0))
+	if (klen == 8 && memcmp(ks, "__name__", 8) == 0)
 		return errbuf__set(err, -EINVAL,
-				   "tag '%s' is reserved: braid sets service_name and __name__ "
-				   "from the app name",
+				   "tag '%s' is reserved: braid sets __name__ from the app name "
+				   "and the profile",
 				   ingest__quote(&q1, ks, klen));
 	/* as Pyroscope: __session_id__ (the Go SDK's, on every push) is kept,
 	 * other __ tags are dropped */
@@ -423,6 +422,15 @@ int ingest__parse_name(const char *name, size_t max_labels, struct arena *a, str
 		r = errbuf__set(err, -ENOMEM, "out of memory");
 		goto cleanup;
 	}
+	/* a service_name tag names the service, as in Pyroscope: it is the
+	 * series' service_name, not a second one */
+	for (i = 0; i < n_kept; i++)
+		if (strcmp(tags[i].name, "service_name") == 0) {
+			n.service = tags[i].value;
+			memmove(&tags[i], &tags[i + 1], (n_kept - i - 1) * sizeof(*tags));
+			n_kept--;
+			break;
+		}
 	if (sfx) {
 		n.profile_name = sfx->name;
 		n.sample_type = sfx->type;

@@ -90,12 +90,13 @@ const char *ingest__error_code(int status);
  * bytes but ',' and '}' (spaces around keys and values are trimmed). */
 struct ingest_name {
 	const char *app;     /* as given, e.g. "checkout.cpu" */
-	const char *service; /* app without a known profile-type suffix: "checkout" */
+	const char *service; /* a service_name tag's value, else the app without a known
+			      * profile-type suffix: "checkout" */
 	const char
 		*profile_name; /* __name__ the suffix implies ("process_cpu", ...), NULL if none */
 	const char *sample_type; /* the suffix's sample type ("cpu", "inuse_space", ...), NULL */
 	const char *sample_unit; /* its unit ("samples", "bytes", ...), NULL */
-	struct label *tags;	 /* the labels in braces, in order */
+	struct label *tags;	 /* the labels in braces, in order, but service_name */
 	size_t n_tags;
 };
 /* Parses and validates a name; every string in ret is allocated from a.

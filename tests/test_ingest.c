@@ -299,6 +299,14 @@ static void test_name_suffixes(void **state)
 	assert_string_equal(n.tags[0].value, "77e425ea48b3919f");
 	assert_string_equal(n.tags[1].name, "otel.scope.name");
 	assert_string_equal(n.tags[2].name, "version");
+	/* a service_name tag names the service, as in Pyroscope */
+	assert_int_equal(parse_name("app.cpu{region=eu,service_name=checkout}", 30, &a, &err, &n),
+			 0);
+	assert_string_equal(n.service, "checkout");
+	assert_string_equal(n.app, "app.cpu");
+	assert_string_equal(n.profile_name, "process_cpu");
+	assert_int_equal(n.n_tags, 1);
+	assert_string_equal(n.tags[0].name, "region");
 	arena__free(&a);
 }
 
@@ -329,7 +337,6 @@ static void test_name_errors(void **state)
 		{"app{=v}", "empty key"},
 		{"app{a-b=1}", "bad character '-' at offset 5 of name 'app{a-b=1}'"},
 		{"app{a=1,a=2}", "duplicate tag 'a'"},
-		{"app{service_name=x}", "tag 'service_name' is reserved"},
 		{"app{__name__=x}", "tag '__name__' is reserved"},
 		{".cpu", "only a profile type"},
 	};
