@@ -214,20 +214,6 @@ static uint32_t walk(struct match *m, const struct merger_ebpf_stack *es, bool *
 	return node;
 }
 
-static int emit(struct match *m, const uint32_t *locs, size_t n, int64_t count, uint32_t labels)
-{
-	uint32_t stack;
-	int64_t value;
-	int r;
-
-	if (__builtin_mul_overflow(count, m->in->period, &value))
-		return -EOVERFLOW;
-	r = profile__add_stack(m->out, locs, n, &stack);
-	if (r < 0)
-		return r;
-	return profile__add_sample(m->out, stack, labels, &value);
-}
-
 /* eBPF stack i with its own frames: shared among the label sets of its
  * node, or alone with the input's labels. */
 static int emit_stack(struct match *m, size_t i)
@@ -246,7 +232,8 @@ static int emit_stack(struct match *m, size_t i)
 			return r;
 	}
 	if (!m->stop[i] || !nd->ap.n)
-		return emit(m, m->locs, es->n_frames, es->count, m->in->labels);
+		return merger__emit(m->out, m->locs, es->n_frames, es->count, m->in->period,
+				    m->in->labels);
 	r = util__grow((void **)&m->touched, &m->cap_touched, nd->n + 1, sizeof(*m->touched));
 	if (r < 0)
 		return r;
@@ -269,7 +256,7 @@ static int emit_stack(struct match *m, size_t i)
 			if (r < 0)
 				return r;
 		}
-		r = emit(m, m->locs, es->n_frames, e->got, e->labels);
+		r = merger__emit(m->out, m->locs, es->n_frames, e->got, m->in->period, e->labels);
 		if (r < 0)
 			return r;
 		e->got = 0;

@@ -41,6 +41,12 @@ const char *merger__sdk_function_name(const struct profile *sdk, uint32_t id);
 int merger__out_labels(struct profile *out, uint32_t base_set, const struct profile *sdk,
 		       uint32_t set, uint32_t *ret);
 
+/* Adds count samples of the stack locs[0..n) (leaf first) with label set
+ * labels to out, each worth period: the splice's and the match's output.
+ * -EOVERFLOW if count x period does not fit. */
+int merger__emit(struct profile *out, const uint32_t *locs, size_t n, int64_t count, int64_t period,
+		 uint32_t labels);
+
 /* ---- the match (match.c) ------------------------------------------------------ */
 
 /* merger__splice for runtimes whose code eBPF names itself (Go): every eBPF

@@ -800,18 +800,19 @@ static int next_slot(struct category *c, size_t *ret)
 
 /* ---- output ------------------------------------------------------------------ */
 
-static int emit(struct splice *sp, const uint32_t *locs, size_t n, int64_t count, uint32_t labels)
+int merger__emit(struct profile *out, const uint32_t *locs, size_t n, int64_t count, int64_t period,
+		 uint32_t labels)
 {
 	uint32_t stack;
 	int64_t value;
 	int r;
 
-	if (__builtin_mul_overflow(count, sp->in->period, &value))
+	if (__builtin_mul_overflow(count, period, &value))
 		return -EOVERFLOW;
-	r = profile__add_stack(sp->out, locs, n, &stack);
+	r = profile__add_stack(out, locs, n, &stack);
 	if (r < 0)
 		return r;
-	return profile__add_sample(sp->out, stack, labels, &value);
+	return profile__add_sample(out, stack, labels, &value);
 }
 
 /* One eBPF stack, shared among the SDK entries of its category. */
@@ -833,7 +834,8 @@ static int emit_stack(struct splice *sp, size_t i, struct merger_splice_stats *s
 	}
 	if (c->weight <= 0) {
 		st->kept[cl->category] += es->count;
-		return emit(sp, sp->locs, es->n_frames, es->count, sp->in->labels);
+		return merger__emit(sp->out, sp->locs, es->n_frames, es->count, sp->in->period,
+				    sp->in->labels);
 	}
 	/* take count slots; sp->touched lists the entries given some, in order */
 	for (int64_t k = 0; k < es->count; k++) {
@@ -860,7 +862,7 @@ static int emit_stack(struct splice *sp, size_t i, struct merger_splice_stats *s
 		memcpy(sp->stack + n, sp->locs + nk + cl->region_end,
 		       (es->n_frames - nk - cl->region_end) * sizeof(*sp->stack));
 		n += es->n_frames - nk - cl->region_end;
-		r = emit(sp, sp->stack, n, e->got, e->labels);
+		r = merger__emit(sp->out, sp->stack, n, e->got, sp->in->period, e->labels);
 		if (r < 0)
 			return r;
 		e->got = 0;

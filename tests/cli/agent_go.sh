@@ -42,12 +42,7 @@ if [ ! -x "$GO_APP" ]; then
 	echo "FAIL: $GO_APP is not built: run tests/cli/go-tools.sh (ctest -R go_tools)" >&2
 	exit 1
 fi
-APP_DIR=$SRC_DIR/tests/e2e/node
-npm_modules # sets NPM_DIR: pprof-format reads the merged profiles (pprof_shares.js)
-# shares ARGS...: tests/e2e/node/pprof_shares.js (JSON on stdout)
-shares() {
-	NODE_PATH="$NPM_DIR/node_modules" node "$APP_DIR/pprof_shares.js" "$@"
-}
+npm_modules # sets NPM_DIR: pprof-format reads the merged profiles (pprof_shares)
 
 RUN_SECONDS=${AGENT_RUN_SECONDS:-20}
 SERVICE=braid-e2e-go
@@ -87,7 +82,7 @@ jq -e '[.[] | select(.profile_name == "process_cpu") | .from_ns, .until_ns] | al
 	fail "the CPU pushes' from/until are not nanoseconds: $(jq -c '[.[] | [.from_ns, .until_ns]]' "$TMP/sdk.json")"
 id=$(jq -r '[.[] | select(.profile_name == "process_cpu")][0].id' "$TMP/sdk.json")
 "$BRAID" store export "$id" -o "$TMP/sdk-cpu.pb" --data-dir "$TMP/data"
-cpu=$(shares --type cpu --label route=/login --stack 'main\.writeAudit' "$TMP/sdk-cpu.pb")
+cpu=$(pprof_shares --type cpu --label route=/login --stack 'main\.writeAudit' "$TMP/sdk-cpu.pb")
 expect_eq "the SDK's CPU sample types" '"nanoseconds"' "$(jq .unit <<<"$cpu")"
 [ "$(jq '.stacks[0].value' <<<"$cpu")" -gt 0 ] ||
 	fail "the SDK's CPU profile has no writeAudit sample labelled route=/login: $(head -c 300 <<<"$cpu")"
@@ -99,7 +94,7 @@ mapfile -t merged < <(jq -r --arg s "$SERVICE" '.[] | select(.labels.service_nam
 [ "${#merged[@]}" -gt 0 ] || fail "no merged profile of the app reached the upstream"
 # labelled LABEL_ARGS... -- the value of the merged samples matching them
 labelled() {
-	shares --type cpu "$@" "${merged[@]}" | jq '.stacks[0].value'
+	pprof_shares --type cpu "$@" "${merged[@]}" | jq '.stacks[0].value'
 }
 # check_route WHERE ROUTE STACK...: >= 90 % of the samples through STACK carry ROUTE
 check_route() {
@@ -165,12 +160,11 @@ if [ -n "$PYRO" ]; then
 			--minutes 30 --folded >"$TMP/pyro$(tr / _ <<<"$route").folded" 2>"$TMP/top.err" ||
 			fail "scripts/pyroscope-top.sh --folded failed: $(cat "$TMP/top.err")"
 	done
-	sum_of() { awk -v re="$2" '$0 ~ re { t += $NF } END { printf "%.0f\n", t }' "$1"; }
-	login_write=$(sum_of "$TMP/pyro_login.folded" 'main\.writeAudit;.*vfs_write')
-	login_all=$(sum_of "$TMP/pyro_login.folded" 'main\.writeAudit')
-	page_render=$(sum_of "$TMP/pyro_page.folded" 'main\.renderPage')
-	page_write=$(sum_of "$TMP/pyro_page.folded" 'main\.writeAudit')
-	login_render=$(sum_of "$TMP/pyro_login.folded" 'main\.renderPage')
+	login_write=$(folded_sum "$TMP/pyro_login.folded" 'main\.writeAudit;.*vfs_write')
+	login_all=$(folded_sum "$TMP/pyro_login.folded" 'main\.writeAudit')
+	page_render=$(folded_sum "$TMP/pyro_page.folded" 'main\.renderPage')
+	page_write=$(folded_sum "$TMP/pyro_page.folded" 'main\.writeAudit')
+	login_render=$(folded_sum "$TMP/pyro_login.folded" 'main\.renderPage')
 	echo "# Pyroscope, route=/login: writeAudit $login_all (with the kernel's vfs_write below it: $login_write), renderPage $login_render;" \
 		"route=/page: renderPage $page_render, writeAudit $page_write"
 	[ "$login_write" -gt 0 ] || fail "Pyroscope's route=/login series has no kernel write under main.writeAudit"

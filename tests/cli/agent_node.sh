@@ -147,8 +147,7 @@ fi
 # profiles the upstream got
 mapfile -t dumps < <(jq -r '.[] | .dump' "$TMP/merged.json")
 routed() {
-	NODE_PATH="$NPM_DIR/node_modules" node "$SRC_DIR/tests/e2e/node/pprof_shares.js" --type cpu "$@" \
-		"${dumps[@]}" | jq '.stacks[0].value'
+	pprof_shares --type cpu "$@" "${dumps[@]}" | jq '.stacks[0].value'
 }
 if [ "${#dumps[@]}" -gt 0 ]; then
 	ssl_all=$(routed --stack '^PKCS5_PBKDF2_HMAC$')

@@ -147,11 +147,10 @@ for route in /login /report; do
 		--minutes 30 --folded >"$TMP/route$(tr / _ <<<"$route").folded" 2>"$TMP/top.err" ||
 		fail "scripts/pyroscope-top.sh --folded (route=$route) failed: $(cat "$TMP/top.err")"
 done
-sum_of() { awk -v re="$2" '$0 ~ re { t += $NF } END { printf "%.0f\n", t }' "$1"; }
-ssl_all=$(sum_of "$TMP/merged.folded" ';PKCS5_PBKDF2_HMAC(;| )')
-ssl_login=$(sum_of "$TMP/route_login.folded" ';PKCS5_PBKDF2_HMAC(;| )')
-js_all=$(sum_of "$TMP/merged.folded" ':renderReport:')
-js_report=$(sum_of "$TMP/route_report.folded" ':renderReport:')
+ssl_all=$(folded_sum "$TMP/merged.folded" ';PKCS5_PBKDF2_HMAC(;| )')
+ssl_login=$(folded_sum "$TMP/route_login.folded" ';PKCS5_PBKDF2_HMAC(;| )')
+js_all=$(folded_sum "$TMP/merged.folded" ':renderReport:')
+js_report=$(folded_sum "$TMP/route_report.folded" ':renderReport:')
 echo "# Pyroscope, by route: OpenSSL's merged CPU under route=/login $ssl_login of $ssl_all ns;" \
 	"renderReport's under route=/report $js_report of $js_all ns"
 awk -v a="$ssl_login" -v b="$ssl_all" 'BEGIN { exit !(b > 0 && a * 10 >= b * 9) }' ||

@@ -468,6 +468,18 @@ check_pyroscope_totals() {
 	done
 }
 
+# pprof_shares ARGS...: tests/e2e/node/pprof_shares.js, npm's pprof-format
+# reading pprof files (JSON on stdout); NPM_DIR from npm_modules
+pprof_shares() {
+	NODE_PATH="$NPM_DIR/node_modules" node "$SRC_DIR/tests/e2e/node/pprof_shares.js" "$@"
+}
+
+# folded_sum FILE REGEX: the sum of the counts of FILE's folded stacks that
+# match REGEX (awk's)
+folded_sum() {
+	awk -v re="$2" '$0 ~ re { t += $NF } END { printf "%.0f\n", t }' "$1"
+}
+
 # check_sdk_cpu_once SERVICE RECEIVED_JSON [RANGE]: the SDK's own process_cpu
 # pushes left as process_cpu_sdk (--sdk-cpu-name's default), none as
 # process_cpu, so a query of SERVICE's process_cpu without braid_view counts

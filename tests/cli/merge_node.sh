@@ -55,10 +55,6 @@ cleanup() {
 	rm -rf "$TMP"
 }
 
-# shares FILE... [OPTIONS]: tests/e2e/node/pprof_shares.js (JSON on stdout)
-shares() {
-	NODE_PATH="$NPM_DIR/node_modules" node "$APP_DIR/pprof_shares.js" "$@"
-}
 # folded_total FILE: the sum of the counts of a folded file
 folded_total() {
 	awk '{ t += $NF } END { printf "%.0f\n", t }' "$1"
@@ -158,8 +154,8 @@ fi
 
 # ---- 4 first: totals conserved, as pprof-format reads both files ----------------------------
 JS='merge_app[.]js:'
-shares --type cpu --pid "$APP" "$TMP/rec.pb.gz" >"$TMP/rec.json"
-shares --type cpu --pid "$APP" --top 15 \
+pprof_shares --type cpu --pid "$APP" "$TMP/rec.pb.gz" >"$TMP/rec.json"
+pprof_shares --type cpu --pid "$APP" --top 15 \
 	--func handleRequest --func pureJsWork --func hashPassword --func sortBig \
 	--stack "^node::(Start|NodeMainInstance::Run)\$,${JS}handleRequest:,${JS}hashPassword:,^(node::crypto::|PKCS5_PBKDF2_HMAC\$)" \
 	--stack "^node::(Start|NodeMainInstance::Run)\$,${JS}handleRequest:,${JS}pureJsWork:" \
@@ -229,7 +225,7 @@ awk -v v="$v" -v t="$merged_total" 'BEGIN { exit !(t > 0 && v / t >= 0.10) }' ||
 # ---- 5: the SDK's labels on the merged samples -------------------------------------------------
 # share LABEL_ARGS... -- STACK_ARGS: the value of the merged samples matching both
 labelled() {
-	shares --type cpu --pid "$APP" "$@" "$TMP/merged.pb.gz" | jq '.stacks[0].value'
+	pprof_shares --type cpu --pid "$APP" "$@" "$TMP/merged.pb.gz" | jq '.stacks[0].value'
 }
 ssl_all=$(labelled --stack '^PKCS5_PBKDF2_HMAC$')
 ssl_login=$(labelled --label route=/login --stack '^PKCS5_PBKDF2_HMAC$')
