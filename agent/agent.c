@@ -273,6 +273,14 @@ static int write_drain(struct agent *a, struct store *s, struct drain *d, int64_
 	return 0;
 }
 
+/* A name for the calling thread, as top -H, perf and /proc/PID/task/TID/comm
+ * show it (15 characters at most). Only a label: a failure changes nothing
+ * else. */
+static void name_thread(const char *name)
+{
+	(void)pthread_setname_np(pthread_self(), name);
+}
+
 static void *collector_main(void *arg)
 {
 	struct agent *a = arg;
@@ -283,6 +291,7 @@ static void *collector_main(void *arg)
 	int64_t last_log = 0;
 	int efd = -1, r;
 
+	name_thread("braid-collect");
 	r = store__open(&a->so, &err, &s);
 	if (r < 0) {
 		agent__log(a, "collector: %s", err.msg);
@@ -419,6 +428,7 @@ static void *merger_main(void *arg)
 	int64_t last_log = 0;
 	int r;
 
+	name_thread("braid-merge");
 	r = store__open(&a->so, &err, &s);
 	if (r < 0) {
 		agent__log(a, "merger: %s", err.msg);
@@ -466,6 +476,7 @@ static void *forward_main(void *arg)
 	char last_err[1024] = "";
 	int r;
 
+	name_thread("braid-forward");
 	for (;;) {
 		bool stop = wait_tick(a, &a->stop_forward);
 
@@ -792,7 +803,7 @@ int agent__run(const struct agent_config *cfg, struct errbuf *err)
 			struct store_stats ss;
 
 			last_stats = now;
-			if (store__stats(maint, false, &ss) == 0) {
+			if (store__row_stats(maint, &ss) == 0) {
 				pthread_mutex_lock(&a.lock);
 				a.store_st = ss;
 				a.have_store = true;
@@ -871,7 +882,7 @@ stop:
 	if (cfg->upstream) {
 		struct store_stats ss;
 
-		if (store__stats(maint, false, &ss) == 0 && ss.tables[STORE_TABLE_OUTBOX].rows)
+		if (store__row_stats(maint, &ss) == 0 && ss.tables[STORE_TABLE_OUTBOX].rows)
 			agent__log(&a,
 				   "%" PRId64 " profiles wait in the store's outbox: they are sent "
 				   "at the next start",

@@ -15,7 +15,11 @@
 # a busy minute may open one more ingest connection (up to its pool's cap).
 # So: RSS without SQLite's heap may not grow by more than 10 % from minute 5
 # to the end, nor RSS by more than 5 % over the second half; open fds may
-# not grow over the second half. Prints a JSON line of the figures last.
+# not grow over the second half; the agent's CPU a minute may not move by
+# more than 15 % from minute 5 to the end (the median of the last five
+# minutes against that of minutes 5-9). Each minute's CPU is also shown per
+# thread (ingest: the HTTP server's threads; main: the agent's loop, the
+# store's statistics and cleanup). Prints a JSON line of the figures last.
 #
 #   bash bench/soak.sh                 # 30 minutes, as root, after a build
 #   MINUTES=3 bash bench/soak.sh       # a short one
@@ -60,9 +64,24 @@ APP_PID=$!
 PUSHER=$!
 
 clk=$(getconf CLK_TCK)
-printf '%-6s %10s %10s %6s %8s %10s %12s %10s\n' minute rss_kib sqlite_kib fds threads cpu_s \
-	store_kib pushes_ok
-rss=() fds=() sqlite=()
+printf '%-6s %10s %10s %6s %8s %10s %8s %12s %10s  %s\n' minute rss_kib sqlite_kib fds threads cpu_s \
+	cpu_min_s store_kib pushes_ok "CPU s a minute per thread"
+rss=() fds=() sqlite=() cpu_min=()
+declare -A thread_prev=()
+# thread_cpu: "name=s" for each thread's CPU since the last call (its comm;
+# the agent names its threads)
+thread_cpu() {
+	local t name ticks out=() st
+	for t in /proc/"$AGENT_PID"/task/*; do
+		read -r -a st <"$t/stat" 2>/dev/null || continue
+		name=$(cat "$t/comm" 2>/dev/null) || continue
+		ticks=$((st[13] + st[14]))
+		out+=("$name=$(awk -v d="$((ticks - ${thread_prev[${t##*/}]:-0}))" -v hz="$clk" 'BEGIN { printf "%.2f", d / hz }')")
+		thread_prev[${t##*/}]=$ticks
+	done
+	echo "${out[*]}"
+}
+prev_cpu=0
 for m in $(seq 1 "$MINUTES"); do
 	sleep 60
 	kill -0 "$AGENT_PID" 2>/dev/null || {
@@ -74,14 +93,18 @@ for m in $(seq 1 "$MINUTES"); do
 	t=$(awk '/^Threads/ { print $2 }' "/proc/$AGENT_PID/status")
 	read -r -a st <"/proc/$AGENT_PID/stat"
 	cpu=$(awk -v t="$((st[13] + st[14]))" -v hz="$clk" 'BEGIN { printf "%.1f", t / hz }')
+	cm=$(awk -v t="$((st[13] + st[14] - prev_cpu))" -v hz="$clk" 'BEGIN { printf "%.2f", t / hz }')
+	prev_cpu=$((st[13] + st[14]))
+	threads_cpu=$(thread_cpu)
 	db=$(($(stat -c %s "$TMP/data/braid.db") / 1024))
 	sq=$(curl -s --max-time 10 "$AGENT_URL/metrics" |
 		awk '$1 == "braid_store_memory_bytes" { printf "%d", $2 / 1024 }')
 	rss+=("$r")
 	fds+=("$f")
 	sqlite+=("${sq:-0}")
-	printf '%-6s %10s %10s %6s %8s %10s %12s %10s\n' "$m" "$r" "${sq:-?}" "$f" "$t" "$cpu" \
-		"$db" "$(cut -d' ' -f1 "$TMP/pushes" 2>/dev/null || echo 0)"
+	cpu_min+=("$cm")
+	printf '%-6s %10s %10s %6s %8s %10s %8s %12s %10s  %s\n' "$m" "$r" "${sq:-?}" "$f" "$t" "$cpu" \
+		"$cm" "$db" "$(cut -d' ' -f1 "$TMP/pushes" 2>/dev/null || echo 0)" "$threads_cpu"
 done
 wait "$APP_PID" || echo "# the app exited non-zero: $(tail -3 "$TMP/app.out")"
 wait "$PUSHER" || true
@@ -138,6 +161,17 @@ awk -v g="$g_half" 'BEGIN { exit !(g <= 5) }' || {
 	echo "FAIL: RSS grew by $g_half % over the second half" >&2
 	failed=1
 }
+# the CPU a minute: minutes 5-9 against the last five
+if [ "$MINUTES" -ge 10 ]; then
+	c_early=$(printf '%s\n' "${cpu_min[@]:4:5}" | sort -g | sed -n 3p)
+	c_late=$(printf '%s\n' "${cpu_min[@]:$((MINUTES - 5)):5}" | sort -g | sed -n 3p)
+	g_cpu=$(pct "$c_early" "$c_late")
+	echo "# the agent's CPU a minute (median): minutes 5-9 $c_early s, minutes $((MINUTES - 4))-$MINUTES $c_late s (${g_cpu} %)"
+	awk -v g="$g_cpu" 'BEGIN { exit !(g <= 15 && g >= -15) }' || {
+		echo "FAIL: the agent's CPU a minute moved by $g_cpu % after warm-up (at most 15 %)" >&2
+		failed=1
+	}
+fi
 [ "$f1" -le "$fmax" ] || {
 	echo "FAIL: open fds grew from $fmax to $f1 over the second half" >&2
 	failed=1
@@ -147,8 +181,9 @@ jq -cn --argjson minutes "$MINUTES" --argjson rss "$(printf '%s\n' "${rss[@]}" |
 	--argjson sqlite "$(printf '%s\n' "${sqlite[@]}" | jq -s .)" \
 	--argjson stored "$stored_synthetic" --argjson app "$stored_app" --argjson sdk "$sent_sdk" \
 	--argjson merged "$sent_merged" --argjson ebpf "$sent_ebpf" --argjson outbox "$outbox" \
-	--argjson dead "$dead" \
-	'{minutes: $minutes, rss_kib: $rss, sqlite_kib: $sqlite, fds: $fds, synthetic_ok: $ok, synthetic_stored: $stored,
+	--argjson dead "$dead" --argjson cpu "$(printf '%s\n' "${cpu_min[@]}" | jq -s .)" \
+	'{minutes: $minutes, rss_kib: $rss, sqlite_kib: $sqlite, fds: $fds, cpu_s_per_minute: $cpu,
+	  synthetic_ok: $ok, synthetic_stored: $stored,
 	  app_stored: $app, upstream_sdk: $sdk, upstream_merged: $merged, upstream_ebpf: $ebpf,
 	  outbox: $outbox, dead_letters: $dead}'
 exit "$failed"

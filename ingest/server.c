@@ -631,7 +631,7 @@ static enum MHD_Result handle_metrics(struct ingest *in, struct MHD_Connection *
 
 	/* the store's size and what it refused or dropped, when it answers */
 	if (pool_take(in, &err, &s) == 0) {
-		r = store__stats(s, false, &st);
+		r = store__row_stats(s, &st);
 		pool_give(in, s, r == -EIO);
 		have_st = r == 0;
 	}

@@ -237,7 +237,9 @@ static uint64_t file_size(const char *path, const char *suffix)
 	return stat(p, &sb) == 0 ? (uint64_t)sb.st_size : 0;
 }
 
-static int stats_locked(struct store *s, bool detailed, struct store_stats *st_out)
+/* depth: 0 rows and the cheap figures (metrics), 1 all but the bytes per
+ * table, 2 those too */
+static int stats_locked(struct store *s, int depth, struct store_stats *st_out)
 {
 	static const char *const time_sql[STORE_TABLE_COUNT][2] = {
 		[STORE_TABLE_PROCESSES] = {"SELECT min(first_seen_ns) FROM processes",
@@ -267,21 +269,24 @@ static int stats_locked(struct store *s, bool detailed, struct store_stats *st_o
 	for (int t = 0; t < STORE_TABLE_COUNT; t++) {
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table_names[t]);
 		r = store_scalar(s, sql, 0, &r0.tables[t].rows);
-		for (int k = 0; r >= 0 && k < 2 && time_sql[t][0]; k++)
+		for (int k = 0; r >= 0 && depth > 0 && k < 2 && time_sql[t][0]; k++)
 			r = store_scalar(s, time_sql[t][k], 0,
 					 k ? &r0.tables[t].newest_ns : &r0.tables[t].oldest_ns);
 		if (r < 0)
 			return r;
 	}
-	if ((r = store_scalar(s, "SELECT total(count) FROM ebpf_buckets", 0, &r0.ebpf_samples)) <
-		    0 ||
-	    (r = store_scalar(s, "SELECT count(*) FROM sdk_profiles WHERE merged = 0", 0,
-			      &r0.sdk_unmerged)) < 0 ||
-	    (r = store_scalar(s, "SELECT count(*) FROM sdk_profiles WHERE forwarded = 0", 0,
-			      &r0.sdk_unforwarded)) < 0 ||
-	    (r = store_scalar(s, "SELECT count(*) FROM sdk_profiles WHERE queued = 0", 0,
-			      &r0.sdk_unqueued)) < 0 ||
-	    (r = store_scalar(s, "SELECT count(*) FROM outbox WHERE next_attempt_ns <= ?1",
+	/* what reads every row of a table: not for metrics, every few seconds */
+	if (depth > 0 &&
+	    ((r = store_scalar(s, "SELECT total(count) FROM ebpf_buckets", 0, &r0.ebpf_samples)) <
+		     0 ||
+	     (r = store_scalar(s, "SELECT count(*) FROM sdk_profiles WHERE merged = 0", 0,
+			       &r0.sdk_unmerged)) < 0 ||
+	     (r = store_scalar(s, "SELECT count(*) FROM sdk_profiles WHERE forwarded = 0", 0,
+			       &r0.sdk_unforwarded)) < 0 ||
+	     (r = store_scalar(s, "SELECT count(*) FROM sdk_profiles WHERE queued = 0", 0,
+			       &r0.sdk_unqueued)) < 0))
+		return r;
+	if ((r = store_scalar(s, "SELECT count(*) FROM outbox WHERE next_attempt_ns <= ?1",
 			      store__now_ns(), &r0.outbox_due)) < 0)
 		return r;
 	rc = sqlite3_prepare_v2(s->db, "SELECT name, value FROM counters", -1, &q, NULL);
@@ -293,7 +298,7 @@ static int stats_locked(struct store *s, bool detailed, struct store_stats *st_o
 	sqlite3_finalize(q);
 	if (rc != SQLITE_DONE)
 		return store_db_fail(s, rc, "reading the counters");
-	if (detailed) {
+	if (depth > 1) {
 		/* dbstat walks every page: only for `braid store stats` */
 		rc = sqlite3_prepare_v2(
 			s->db,
@@ -314,7 +319,7 @@ static int stats_locked(struct store *s, bool detailed, struct store_stats *st_o
 	return 0;
 }
 
-int store__stats(struct store *s, bool detailed, struct store_stats *ret)
+static int stats(struct store *s, int depth, struct store_stats *ret)
 {
 	bool own = !s->user_tx;
 	int r;
@@ -322,7 +327,7 @@ int store__stats(struct store *s, bool detailed, struct store_stats *ret)
 	/* one read transaction: the figures are one snapshot */
 	if (own && (r = store_exec_sql(s, "BEGIN", "reading statistics")) < 0)
 		return r;
-	r = stats_locked(s, detailed, ret);
+	r = stats_locked(s, depth, ret);
 	if (own) {
 		int c = store_exec_sql(s, "COMMIT", "ending the statistics read");
 
@@ -331,6 +336,16 @@ int store__stats(struct store *s, bool detailed, struct store_stats *ret)
 	if (r >= 0)
 		ret->memory_bytes = (uint64_t)sqlite3_memory_used();
 	return r;
+}
+
+int store__stats(struct store *s, bool detailed, struct store_stats *ret)
+{
+	return stats(s, detailed ? 2 : 1, ret);
+}
+
+int store__row_stats(struct store *s, struct store_stats *ret)
+{
+	return stats(s, 0, ret);
 }
 
 /* ---- cleanup ------------------------------------------------------------------------------- */

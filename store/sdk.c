@@ -295,14 +295,18 @@ int store__sdk_profiles(struct store *s, const struct store_sdk_query *qy, store
 	 * next to reading the rows. Only the filters asked for are written
 	 * out, so the planner sees plain terms: process_id = ?1 AND from_ns <
 	 * ?4 takes sdk_profiles_process, a lone queued = 0 the partial index
-	 * sdk_profiles_unqueued (a term hidden in an OR takes neither). */
+	 * sdk_profiles_unqueued (a term hidden in an OR takes neither). The
+	 * merger's question, unmerged CPU profiles, names its partial index:
+	 * the planner, with no statistics, would rather walk every CPU profile
+	 * of sdk_profiles_cover and read each row's merged, past its payload. */
 	snprintf(sql, sizeof(sql),
 		 "SELECT id, received_ns, service, profile_name, labels, tenant, sample_types, "
 		 "from_ns, until_ns, spy_name, format, sample_rate, units, aggregation, "
 		 "process_id, attribution, %s, payload_gzipped, payload_len, merged, forwarded, "
-		 "cpu_time, queued FROM sdk_profiles WHERE 1%s%s%s%s%s%s "
+		 "cpu_time, queued FROM sdk_profiles%s WHERE 1%s%s%s%s%s%s "
 		 "ORDER BY from_ns, id LIMIT ?5",
 		 qy->with_payload ? "payload" : "NULL",
+		 qy->unmerged_only && qy->cpu_time_only ? " INDEXED BY sdk_profiles_unmerged" : "",
 		 qy->process_id ? " AND process_id = ?1" : "",
 		 qy->service ? " AND service = ?2" : "",
 		 qy->from_ns || qy->until_ns ? " AND from_ns < ?4 AND until_ns > ?3" : "",

@@ -106,7 +106,7 @@ const char *const store_stmt_sql[ST_COUNT] = {
 	 * this way, sqlite3's own startup included). */
 	[ST_UNCOVERED] =
 		"SELECT p.id, min(b.second), max(b.second), count(*), total(b.count), "
-		"(SELECT count(*) FROM sdk_profiles s WHERE s.process_id = p.id "
+		"EXISTS (SELECT 1 FROM sdk_profiles s WHERE s.process_id = p.id "
 		"AND s.cpu_time = 1) "
 		"FROM processes p CROSS JOIN ebpf_buckets b "
 		"ON b.process_id = p.id AND b.second >= p.ebpf_emitted_s AND b.second < ?1 "

@@ -37,7 +37,7 @@
 
 struct store;
 
-#define STORE_SCHEMA_VERSION	5
+#define STORE_SCHEMA_VERSION	6
 #define STORE_DB_NAME		"braid.db"
 #define STORE_DEFAULT_MAX_BYTES (1ull << 30)		   /* 1 GiB */
 #define STORE_DEFAULT_RETENTION (24ll * 3600 * 1000000000) /* 24 h in ns */
@@ -280,7 +280,7 @@ struct store_uncovered {
 	const struct store_process *process;
 	int64_t first_s, last_s; /* uncovered seconds in [watermark, before_s) */
 	int64_t rows, samples;
-	int64_t sdk_profiles; /* CPU SDK profiles ever attributed to the process */
+	int64_t sdk_profiles; /* 1: a CPU SDK profile was attributed to it, else 0 */
 };
 typedef int (*store_uncovered_fn)(void *ctx, const struct store_uncovered *u);
 /* Processes with buckets at or past their watermark and before before_s in
@@ -411,8 +411,14 @@ struct store_stats {
 };
 
 /* Fills *ret. `detailed` adds bytes per table, which reads every page (for
- * `braid store stats`); without it the call is cheap (for metrics). */
+ * `braid store stats`). Without it, ebpf_samples and sdk_unforwarded still
+ * read a whole table: not for a loop. */
 int store__stats(struct store *s, bool detailed, struct store_stats *ret);
+
+/* The figures that cost no more than walking each table's smallest index
+ * (for metrics, every few seconds): the rows per table, the counters, the
+ * files' sizes, outbox_due and memory_bytes; the rest of *ret is 0. */
+int store__row_stats(struct store *s, struct store_stats *ret);
 
 /* What one cleanup pass removed. */
 struct store_maintenance {
