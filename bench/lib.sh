@@ -21,3 +21,36 @@ require_sampler() {
 		exit 77
 	fi
 }
+
+# cpu_ms PID: the CPU PID used so far (utime + stime of all its threads), in
+# ms, in the kernel's ticks (10 ms here)
+cpu_ms() {
+	sed 's/^.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{ printf "%d\n", ($12 + $13) * 1000 / hz }'
+}
+
+# fdinfo_sum PID ID_KEY VALUE_KEY: the sum of VALUE_KEY over the BPF objects
+# (programs and maps) PID holds a descriptor of, each object (ID_KEY) once
+fdinfo_sum() {
+	local files=() fd
+	for fd in /proc/"$1"/fd/*; do
+		case $(readlink "$fd" 2>/dev/null) in
+		anon_inode:bpf-prog | anon_inode:bpf-map) files+=("/proc/$1/fdinfo/${fd##*/}") ;;
+		esac
+	done
+	[ "${#files[@]}" -gt 0 ] || { echo 0; return; }
+	awk -v ik="$2:" -v vk="$3:" '
+		function flush() { if (id != "" && !(id in seen)) { seen[id] = 1; t += v } id = ""; v = 0 }
+		FNR == 1 { flush() }
+		$1 == ik { id = $2 }
+		$1 == vk { v = $2 }
+		END { flush(); printf "%.0f\n", t }' "${files[@]}" 2>/dev/null || echo 0
+}
+
+# bpf_ns PID: the run time of the BPF programs PID holds, in ns (the
+# kernel's run_time_ns, counted while kernel.bpf_stats_enabled is 1). A
+# tail call's time is counted in its caller's run, so each program once
+# counts nothing twice.
+bpf_ns() { fdinfo_sum "$1" prog_id run_time_ns; }
+
+# maps_kib PID: the kernel memory of the BPF maps PID holds (their memlock)
+maps_kib() { echo $(($(fdinfo_sum "$1" map_id memlock) / 1024)); }

@@ -60,6 +60,8 @@ set -euo pipefail
 SRC_DIR=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$SRC_DIR/build}
 BRAID=${BRAID:-$BUILD_DIR/braid}
+# bpf_ns (and the others' helpers)
+. "$SRC_DIR/bench/lib.sh"
 PYTHON=${PYTHON:-/usr/bin/python3.11}
 ROUNDS=${ROUNDS:-5}
 WORK_SECONDS=${WORK_SECONDS:-5}
@@ -240,17 +242,6 @@ perf_fds() {
 	echo "$n"
 }
 
-# bpf_ns PID: the run time of the BPF programs PID holds, in ns (the
-# kernel's run_time_ns, counted while kernel.bpf_stats_enabled is 1)
-bpf_ns() {
-	local fd t=0 v
-	for fd in /proc/"$1"/fd/*; do
-		[ "$(readlink "$fd" 2>/dev/null)" = anon_inode:bpf-prog ] || continue
-		v=$(sed -n 's/^run_time_ns:[[:space:]]*\([0-9]*\)$/\1/p' /proc/"$1"/fdinfo/"${fd##*/}" 2>/dev/null)
-		t=$((t + ${v:-0}))
-	done
-	echo "$t"
-}
 
 now_ns() {
 	date +%s%N

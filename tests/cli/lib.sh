@@ -530,13 +530,19 @@ stop_pyroscope() {
 	[ -n "${PYRO_PID:-}" ] || return 0
 	local pid=$PYRO_PID
 	PYRO_PID=
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 1 300); do
-		kill -0 "$pid" 2>/dev/null || break
+	stop_pid "$pid" 30
+}
+
+# stop_pid PID SECONDS: SIGTERM, then SIGKILL when PID is still there after
+# SECONDS; reaps it (a child of this shell).
+stop_pid() {
+	kill -TERM "$1" 2>/dev/null || true
+	for _ in $(seq 1 $(($2 * 10))); do
+		kill -0 "$1" 2>/dev/null || break
 		sleep 0.1
 	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
 }
 
 # pyro_query METHOD JSON: a Connect JSON call to Pyroscope's querier

@@ -18,7 +18,7 @@ expect_eq "database mode" 600 "$(stat -c %a "$D/braid.db")"
 "$BRAID" store stats --json --data-dir "$D" >"$TMP/stats.json"
 jq -e . "$TMP/stats.json" >/dev/null || fail "stats --json is not JSON"
 q() { jq -r "$1" "$TMP/stats.json"; }
-expect_eq "stats schema" 5 "$(q .schema_version)"
+expect_eq "stats schema" 6 "$(q .schema_version)"
 expect_eq "stats path" "$D/braid.db" "$(q .path)"
 expect_eq "stats sdk rows" 2 "$(q .tables.sdk_profiles.rows)"
 expect_eq "stats process rows" 1 "$(q .tables.processes.rows)"
@@ -41,7 +41,7 @@ expect_eq "stats retention" 86400 "$(q .retention_seconds)"
 [ "$(q .used_bytes)" -le "$(q .file_bytes)" ] || fail "stats: used bytes over the file size"
 
 "$BRAID" store stats --data-dir "$D" >"$TMP/stats.txt"
-expect_contains "stats text" "$TMP/stats.txt" "store       $D/braid.db (schema 5)"
+expect_contains "stats text" "$TMP/stats.txt" "store       $D/braid.db (schema 6)"
 expect_contains "stats text" "$TMP/stats.txt" "SDK profiles unqueued    0"
 expect_contains "stats text" "$TMP/stats.txt" "retention   24h"
 grep -Eq '^sdk_profiles +2 +[0-9.]+ (B|KiB) +2023-11-14T22:14:21.000Z +2023-11-14T22:14:22.000Z' \
