@@ -68,8 +68,9 @@ printf '%-6s %10s %10s %6s %8s %10s %8s %12s %10s  %s\n' minute rss_kib sqlite_k
 	cpu_min_s store_kib pushes_ok "CPU s a minute per thread"
 rss=() fds=() sqlite=() cpu_min=()
 declare -A thread_prev=()
-# thread_cpu: "name=s" for each thread's CPU since the last call (its comm;
-# the agent names its threads)
+# thread_cpu: sets threads_cpu to "name=s" for each thread's CPU since the
+# last call (its comm; the agent names its threads). Not in a subshell: it
+# keeps each thread's last figure in thread_prev.
 thread_cpu() {
 	local t name ticks out=() st
 	for t in /proc/"$AGENT_PID"/task/*; do
@@ -79,7 +80,7 @@ thread_cpu() {
 		out+=("$name=$(awk -v d="$((ticks - ${thread_prev[${t##*/}]:-0}))" -v hz="$clk" 'BEGIN { printf "%.2f", d / hz }')")
 		thread_prev[${t##*/}]=$ticks
 	done
-	echo "${out[*]}"
+	threads_cpu="${out[*]}"
 }
 prev_cpu=0
 for m in $(seq 1 "$MINUTES"); do
@@ -95,7 +96,7 @@ for m in $(seq 1 "$MINUTES"); do
 	cpu=$(awk -v t="$((st[13] + st[14]))" -v hz="$clk" 'BEGIN { printf "%.1f", t / hz }')
 	cm=$(awk -v t="$((st[13] + st[14] - prev_cpu))" -v hz="$clk" 'BEGIN { printf "%.2f", t / hz }')
 	prev_cpu=$((st[13] + st[14]))
-	threads_cpu=$(thread_cpu)
+	thread_cpu
 	db=$(($(stat -c %s "$TMP/data/braid.db") / 1024))
 	sq=$(curl -s --max-time 10 "$AGENT_URL/metrics" |
 		awk '$1 == "braid_store_memory_bytes" { printf "%d", $2 / 1024 }')
