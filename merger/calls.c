@@ -17,6 +17,11 @@
  * JNI function of that Java method ("Java_java_util_zip_Deflater_
  * deflateBytesBytes" for Deflater.deflateBytesBytes) and that leaf function
  * are what such a stack calls (merger_calls__add_names), matched the same way.
+ *
+ * V8's profiler (the Node SDK's) shows a native function JS called as a
+ * file-less leaf named after the C++ callback behind it: ":run:0" for
+ * crypto's CryptoJob<...>::Run, ":writeFileUtf8:0" for
+ * node::fs::WriteFileUtf8. So a C++ method's last part is a name too.
  */
 #define _GNU_SOURCE /* strncasecmp */
 #include "merger/merger_int.h"
@@ -225,13 +230,40 @@ int merger_calls__add_names(struct merger_calls *c, const char *const *names, co
 	return close_list(c, first, ret);
 }
 
+/* Where the last part of a C++ name begins: past its last "::" outside
+ * template arguments ("node::crypto::CryptoJob<node::crypto::X>::Run":
+ * "Run"); 0 when it has none. */
+static size_t cxx_last_part(const char *fn, size_t len)
+{
+	size_t at = 0;
+	int depth = 0;
+
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (fn[i] == '<')
+			depth++;
+		else if (fn[i] == '>' && depth > 0)
+			depth--;
+		else if (!depth && fn[i] == ':' && fn[i + 1] == ':')
+			at = i + 2;
+	}
+	return at;
+}
+
 /* The name index a C function name stands for: the name itself or its part
- * after any underscore, without "_impl", a GCC clone suffix and a C++
- * parameter list; -1 none. */
+ * after any underscore, or a C++ method's last part ("WriteFileUtf8" of
+ * node::fs::WriteFileUtf8; names compare without case), without "_impl", a
+ * GCC clone suffix and a C++ parameter list; -1 none. */
 static int32_t name_of_c(const struct merger_calls *c, const char *fn)
 {
-	size_t len = strcspn(fn, ".(");
+	size_t len = strcspn(fn, ".("), last;
 
+	last = cxx_last_part(fn, len);
+	if (last && len - last >= MIN_NAME) {
+		int32_t i = find_name(c, fn + last, len - last);
+
+		if (i >= 0)
+			return i;
+	}
 	if (len > 5 && strncmp(fn + len - 5, "_impl", 5) == 0)
 		len -= 5;
 	for (size_t at = 0; at < len; at++) {

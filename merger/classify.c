@@ -67,6 +67,11 @@ struct runtime_rules {
 	 * out stacks without any (other threads: eBPF sees them whole), and the
 	 * first native frame names the native call (calls.c) */
 	bool sdk_native_leaf;
+	/* the SDK names a native function guest code called as a file-less
+	 * leaf after the C++ callback behind it (V8's profiler: ":run:0" for
+	 * CryptoJob<...>::Run, ":writeFileUtf8:0" for node::fs::WriteFileUtf8):
+	 * those leaves are call names (calls.c) */
+	bool sdk_api_calls;
 	/* eBPF frames that tell a process runs this runtime: names, and
 	 * prefixes of a module's base name */
 	struct name_set ident;
@@ -334,6 +339,7 @@ static struct runtime_rules rules[] = {
 		.idle = {.exact = node_idle_exact, .prefix = node_idle_prefix},
 		.sdk_pseudo = node_sdk_pseudo,
 		.sdk_root_skip = node_sdk_root_skip,
+		.sdk_api_calls = true,
 		.ident = {.prefix = node_ident_prefix},
 	},
 	{
@@ -663,6 +669,13 @@ bool merger_sdk_native_leaf(enum runtime runtime)
 	const struct runtime_rules *r = rules_of(runtime);
 
 	return r && r->sdk_native_leaf;
+}
+
+bool merger_sdk_api_calls(enum runtime runtime)
+{
+	const struct runtime_rules *r = rules_of(runtime);
+
+	return r && r->sdk_api_calls;
 }
 
 bool merger_sdk_line_calls(enum runtime runtime)

@@ -15,6 +15,9 @@ const char *merger_sdk_thread_label(enum runtime runtime);
 /* Whether the runtime's SDK stacks end at the guest line that called into
  * native code (py-spy's), so that the line's text says what it called. */
 bool merger_sdk_line_calls(enum runtime runtime);
+/* The SDK's file-less native leaves name the C++ callback guest code called
+ * (Node.js): the splice's native-call pool is split by those names. */
+bool merger_sdk_api_calls(enum runtime runtime);
 /* Whether the SDK's thread label is the OS thread id (the eBPF samples'
  * tid) rather than pthread_self() (their thread_pointer). */
 bool merger_sdk_thread_is_tid(enum runtime runtime);

@@ -675,7 +675,16 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 		if (r < 0)
 			goto cleanup;
 		e->pool = pool;
-		if (pool == MERGER_CAT_GUEST && sp->calls && n && native_leaf && call) {
+		if (pool == POOL_NATIVE_CALL && sp->calls && n) {
+			/* the leaf names the C++ callback it called */
+			const char *leaf = merger__sdk_function_name(sdk, locs[0]);
+			size_t len = leaf ? strlen(leaf) : 0;
+
+			r = merger_calls__add_names(sp->calls, &leaf, &len, leaf ? 1 : 0,
+						    &e->calls);
+			if (r < 0)
+				goto cleanup;
+		} else if (pool == MERGER_CAT_GUEST && sp->calls && n && native_leaf && call) {
 			r = sdk_native_call(sp, java_leaf, call, &e->calls);
 			if (r < 0)
 				goto cleanup;
@@ -729,41 +738,48 @@ static int place_entries(struct splice *sp)
 	return 0;
 }
 
+/* The entries of pool c whose line or leaf calls a native function that got
+ * eBPF samples in group g leave it (move_entries). */
+static void move_out(struct splice *sp, struct category *c, uint32_t g)
+{
+	__int128 moved = 0;
+	size_t n = 0;
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t j = 0; j < c->n; j++) {
+			const struct sdk_entry *e = &sp->entries[c->entries[j]];
+			bool out = false;
+
+			for (size_t k = N_POOLS; e->calls && k < sp->stride && !out; k++)
+				out = cat_of(sp, g, (int)k)->ebpf > 0 &&
+				      merger_calls__calls(sp->calls, e->calls, (int)(k - N_POOLS));
+			if (pass == 0 && out)
+				moved += e->weight;
+			else if (pass == 1 && !out)
+				c->entries[n++] = c->entries[j];
+		}
+		if (pass == 0 && (moved == 0 || (c->ebpf > 0 && c->weight - moved <= 0)))
+			break;
+		if (pass == 1) {
+			c->n = n;
+			c->weight -= moved;
+		}
+	}
+}
+
 /* Takes the guest entries whose line calls a native function that got eBPF
- * samples out of their group's general guest pool: their weight is the time
- * in that call, which the call's pool now holds. Not when that would leave
- * the general pool's eBPF samples without any weight. */
+ * samples out of their group's general guest pool (Node.js: the entries whose
+ * native leaf names one, out of the native-call pool): their weight is the
+ * time in that call, which the call's pool now holds. Not when that would
+ * leave the general pool's eBPF samples without any weight. */
 static void move_entries(struct splice *sp, struct merger_splice_stats *st)
 {
 	for (uint32_t g = 0; g < sp->n_groups; g++) {
-		struct category *c = cat_of(sp, g, MERGER_CAT_GUEST);
-		__int128 moved = 0;
-		size_t n = 0;
-
 		for (size_t k = N_POOLS; k < sp->stride; k++)
 			if (cat_of(sp, g, (int)k)->ebpf > 0)
 				st->native_calls++;
-		for (int pass = 0; pass < 2; pass++) {
-			for (size_t j = 0; j < c->n; j++) {
-				const struct sdk_entry *e = &sp->entries[c->entries[j]];
-				bool out = false;
-
-				for (size_t k = N_POOLS; e->calls && k < sp->stride && !out; k++)
-					out = cat_of(sp, g, (int)k)->ebpf > 0 &&
-					      merger_calls__calls(sp->calls, e->calls,
-								  (int)(k - N_POOLS));
-				if (pass == 0 && out)
-					moved += e->weight;
-				else if (pass == 1 && !out)
-					c->entries[n++] = c->entries[j];
-			}
-			if (pass == 0 && (moved == 0 || (c->ebpf > 0 && c->weight - moved <= 0)))
-				break;
-			if (pass == 1) {
-				c->n = n;
-				c->weight -= moved;
-			}
-		}
+		move_out(sp, cat_of(sp, g, MERGER_CAT_GUEST), g);
+		move_out(sp, cat_of(sp, g, POOL_NATIVE_CALL), g);
 	}
 }
 
@@ -911,6 +927,7 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 {
 	struct merger_splice_stats st = {.sdk_type = -1};
 	struct splice sp = {.in = in, .out = out};
+	bool api_calls = false;
 	int64_t emitted = 0;
 	int r = 0;
 
@@ -960,7 +977,7 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 	sp.n_groups = merger_threads__n_groups(sp.threads);
 	st.thread_groups = (int64_t)sp.n_groups - 1;
 	if (in->sdk && ((in->source && merger_sdk_line_calls(in->runtime)) ||
-			merger_sdk_native_leaf(in->runtime))) {
+			merger_sdk_native_leaf(in->runtime) || merger_sdk_api_calls(in->runtime))) {
 		r = merger_calls__new(&sp.calls);
 		if (r < 0)
 			goto cleanup;
@@ -987,6 +1004,7 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 				sp.calls, in->stacks[i].frames + sp.n_kernel[i], cl->region_begin);
 	}
 	sp.stride = N_POOLS + merger_calls__n_keys(sp.calls);
+	api_calls = merger_sdk_api_calls(in->runtime);
 	sp.cats = calloc(sp.n_groups * sp.stride, sizeof(*sp.cats));
 	if (!sp.cats) {
 		r = -ENOMEM;
@@ -1011,9 +1029,11 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 			sp.classes[i].category = MERGER_CAT_GUEST;
 			st.to_guest += in->stacks[i].count;
 		}
-		/* a native call some of the group's SDK lines make by name */
-		if (pool == MERGER_CAT_GUEST && !to_guest && sp.stack_key[i] >= 0 &&
-		    cat_of(&sp, g, N_POOLS + sp.stack_key[i])->weight > 0) {
+		/* a native call some of the group's SDK stacks make by name: their
+		 * lines (Python), their native leaves (JVM; Node.js, of the
+		 * stacks that went through V8's API call) */
+		if (pool == (api_calls ? POOL_NATIVE_CALL : MERGER_CAT_GUEST) && !to_guest &&
+		    sp.stack_key[i] >= 0 && cat_of(&sp, g, N_POOLS + sp.stack_key[i])->weight > 0) {
 			pool = N_POOLS + sp.stack_key[i];
 			st.native_call_samples += in->stacks[i].count;
 		}

@@ -417,6 +417,57 @@ static void test_native_calls(void **state)
 	profile__free(sdk);
 }
 
+/* Native calls by name (Node.js): V8's profiler names the native leaf after
+ * the C++ callback JS called (":run:0" for CryptoJob<...>::Run,
+ * ":writeFileUtf8:0" for node::fs::WriteFileUtf8), so each callback's eBPF
+ * samples go to the SDK stacks ending in its name. The SDK weighs the two
+ * leaves alike here; shared by weight, half of OpenSSL's samples would land
+ * under writeAuditRecord, as bench/peer.sh found. */
+static void test_node_api_calls(void **state)
+{
+	static struct input in;
+	struct profile *sdk = sdk_new(true), *out;
+	struct merger_splice_stats st;
+	char *text;
+	(void)state;
+
+	memset(&in, 0, sizeof(in));
+	in_add(&in,
+	       NODE_ROOT
+	       ";j:;j:;n:Builtins_CallApiCallbackOptimizedNoProfiling;"
+	       "n:v8::internal::InvokeFunctionCallback(v8::FunctionCallbackInfo<v8::Value> "
+	       "const&);n:node::crypto::CryptoJob<node::crypto::PBKDF2Traits>::Run;"
+	       "n:node::crypto::PBKDF2Traits::DeriveBits;n:PKCS5_PBKDF2_HMAC",
+	       PID, 18);
+	in_add(&in,
+	       NODE_ROOT
+	       ";j:;j:;n:Builtins_CallApiCallbackOptimizedNoProfiling;"
+	       "n:v8::internal::InvokeFunctionCallback(v8::FunctionCallbackInfo<v8::Value> "
+	       "const&);n:node::fs::WriteFileUtf8;n:uv_fs_write;n:__write;k:ksys_write",
+	       PID, 2);
+	in_add(&in, JS_PURE, PID, 10);
+	sdk_add(sdk, "main;handle;hashPassword;pbkdf2Sync;@run", 1, 1, 100);
+	sdk_add(sdk, "main;handle;writeAuditRecord;writeFileSync;@writeFileUtf8", 1, 1, 100);
+	sdk_add(sdk, "main;handle;pureJs", 1, 1, 300);
+	out = splice(&in, sdk, &st);
+	text = folded(out);
+	assert_int_equal(st.spliced, 30);
+	assert_int_equal(st.native_call_samples, 20);
+	assert_int_equal(SUM(text, "./app.js:hashPassword:1;./app.js:pbkdf2Sync:1;:run:0;",
+			     "PKCS5_PBKDF2_HMAC"),
+			 18);
+	assert_int_equal(SUM(text, "./app.js:writeAuditRecord:1;", "PKCS5_PBKDF2_HMAC"), 0);
+	assert_int_equal(SUM(text,
+			     "./app.js:writeAuditRecord:1;./app.js:writeFileSync:1;"
+			     ":writeFileUtf8:0;",
+			     "ksys_write"),
+			 2);
+	assert_int_equal(SUM(text, "./app.js:pureJs:1"), 10);
+	free(text);
+	profile__free(out);
+	profile__free(sdk);
+}
+
 /* The label set {thread_id: tp} (a string, as pyroscope-io writes it),
  * plus route when not NULL. */
 static uint32_t thread_labels(struct profile *p, uint64_t tp, const char *route)
@@ -1637,6 +1688,7 @@ int main(void)
 		cmocka_unit_test(test_category_without_sdk_weight),
 		cmocka_unit_test(test_gc_without_sdk_gc),
 		cmocka_unit_test(test_native_calls),
+		cmocka_unit_test(test_node_api_calls),
 		cmocka_unit_test(test_python_threads),
 		cmocka_unit_test(test_python_native_calls),
 		cmocka_unit_test(test_labels_on_merged),
