@@ -10,8 +10,8 @@
  * characters that the line has followed by "(" (spaces between); a stack's
  * key names a name some list holds, and one of the suffix's functions
  * stands for it (the function up to a clone suffix or a parameter list, or
- * its part after an underscore, without "_impl", case aside); a key is
- * found again for the same stack.
+ * its part after an underscore, without "_impl", or a C++ method's last
+ * part, case aside); a key is found again for the same stack.
  */
 #define _GNU_SOURCE /* strcasestr */
 #include <ctype.h>
@@ -57,8 +57,20 @@ static bool line_calls(const char *line, const char *name)
 /* Whether C function `fn` stands for `name`, as calls.c reads names. */
 static bool stands_for(const char *fn, const char *name)
 {
-	size_t len = strcspn(fn, ".("), n = strlen(name);
+	size_t len = strcspn(fn, ".("), n = strlen(name), last = 0;
+	int depth = 0;
 
+	/* a C++ method's last part: past the last "::" outside <...> */
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (fn[i] == '<')
+			depth++;
+		else if (fn[i] == '>' && depth > 0)
+			depth--;
+		else if (!depth && fn[i] == ':' && fn[i + 1] == ':')
+			last = i + 2;
+	}
+	if (last && len - last == n && strncasecmp(fn + last, name, n) == 0)
+		return true;
 	if (len > 5 && strncmp(fn + len - 5, "_impl", 5) == 0)
 		len -= 5;
 	for (size_t at = 0; at < len; at++)
