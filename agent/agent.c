@@ -397,6 +397,7 @@ static void add_merger_stats(struct merger_stats *t, const struct merger_stats *
 	t->samples_spliced += p->samples_spliced;
 	t->samples_by_thread += p->samples_by_thread;
 	t->samples_native_calls += p->samples_native_calls;
+	t->samples_remembered += p->samples_remembered;
 	t->samples_ebpf += p->samples_ebpf;
 	t->sdk_late += p->sdk_late;
 	t->sdk_unusable += p->sdk_unusable;

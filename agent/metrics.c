@@ -291,7 +291,8 @@ static int merger_metrics(struct dynbuf *b, const struct snapshot *x)
 		  : metric(b, "braid_merger_samples_total", "counter",
 			   "eBPF samples the merger emitted: in merged profiles (spliced: given "
 			   "SDK frames; by_thread: by their own thread's SDK stacks; "
-			   "native_call: by the SDK stacks that call their native function) or "
+			   "native_call: by the SDK stacks that call their native function; "
+			   "remembered: by such stacks of the process's earlier profiles) or "
 			   "eBPF-only.");
 	r = r < 0 ? r
 		  : dynbuf__printf(
@@ -301,9 +302,11 @@ static int merger_metrics(struct dynbuf *b, const struct snapshot *x)
 			    "braid_merger_samples_total{outcome=\"spliced\"} %" PRId64 "\n"
 			    "braid_merger_samples_total{outcome=\"by_thread\"} %" PRId64 "\n"
 			    "braid_merger_samples_total{outcome=\"native_call\"} %" PRId64 "\n"
+			    "braid_merger_samples_total{outcome=\"remembered\"} %" PRId64 "\n"
 			    "braid_merger_samples_total{outcome=\"ebpf_only\"} %" PRId64 "\n",
 			    m->samples_in, m->samples_merged, m->samples_spliced,
-			    m->samples_by_thread, m->samples_native_calls, m->samples_ebpf);
+			    m->samples_by_thread, m->samples_native_calls, m->samples_remembered,
+			    m->samples_ebpf);
 	r = r < 0 ? r
 		  : metric(b, "braid_merger_sdk_profiles_total", "counter",
 			   "CPU SDK profiles the merger could not splice into, by reason.");

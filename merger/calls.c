@@ -327,3 +327,26 @@ const char *merger_calls__key_name(const struct merger_calls *c, int key)
 		return NULL;
 	return c->names[c->key_name[key]];
 }
+
+size_t merger_calls__n_names(const struct merger_calls *c)
+{
+	return c ? c->n_names : 0;
+}
+
+void merger_calls__mark(const struct merger_calls *c, uint32_t list, uint8_t *marks)
+{
+	if (!c || list == 0 || list >= c->n_lists)
+		return;
+	for (size_t k = c->lists[list]; c->items[k] >= 0; k++)
+		marks[c->items[k]] = 1;
+}
+
+bool merger_calls__all_marked(const struct merger_calls *c, uint32_t list, const uint8_t *marks)
+{
+	if (!c || list == 0 || list >= c->n_lists)
+		return true;
+	for (size_t k = c->lists[list]; c->items[k] >= 0; k++)
+		if (!marks[c->items[k]])
+			return false;
+	return true;
+}

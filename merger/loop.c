@@ -33,6 +33,7 @@ struct merger {
 	int64_t next_collect_s;
 	struct merger_stats total;
 	char errmsg[512];
+	struct merger_reserves *reserves; /* SDK stacks remembered per process */
 
 	/* the buckets of one emission, frames interned so equal frames share
 	 * their strings (the splice's frame cache keys on that) */
@@ -84,7 +85,8 @@ struct merger *merger__new(struct store *s, const struct merger_options *opts)
 	if (!m->o.freq)
 		m->o.freq = MERGER_DEFAULT_FREQ;
 	m->period = NS / m->o.freq;
-	if (strtab__init(&m->strings) < 0) {
+	if (merger_reserves__new(&m->reserves) < 0 || strtab__init(&m->strings) < 0) {
+		merger_reserves__free(m->reserves);
 		free(m);
 		return NULL;
 	}
@@ -96,6 +98,7 @@ void merger__free(struct merger *m)
 	if (!m)
 		return;
 	strtab__free(&m->strings);
+	merger_reserves__free(m->reserves);
 	free(m->frames);
 	free(m->stacks);
 	free(m);
@@ -318,11 +321,18 @@ static int queue_profile(struct merger *m, const struct emission *e, struct merg
 		r = -ENOMEM;
 		goto cleanup;
 	}
-	/* the SDK's Python lines, read under the process's root */
+	/* the SDK's Python lines, read under the process's root; the stacks
+	 * remembered from the process's earlier profiles */
 	if (e->sdk) {
 		r = merger__source_new(e->proc->pid, &in.source);
 		if (r < 0)
 			goto cleanup;
+		in.reserve = merger_reserves__get(m->reserves, e->proc->id, e->until_s);
+		in.reserve_out = profile__new();
+		if (!in.reserve_out) {
+			r = -ENOMEM;
+			goto cleanup;
+		}
 	}
 	r = merger__splice(&in, out, &ss);
 	if (r < 0) {
@@ -370,12 +380,16 @@ static int queue_profile(struct merger *m, const struct emission *e, struct merg
 		st->samples_spliced += ss.spliced;
 		st->samples_by_thread += ss.thread_samples;
 		st->samples_native_calls += ss.native_call_samples;
+		st->samples_remembered += ss.remembered_samples;
+		merger_reserves__put(m->reserves, e->proc->id, in.reserve_out, e->until_s);
+		in.reserve_out = NULL;
 	} else {
 		st->ebpf_profiles++;
 		st->samples_ebpf += m->samples;
 	}
 cleanup:
 	merger__source_free(in.source);
+	profile__free(in.reserve_out);
 	profile__free(out);
 	dynbuf__free(&pprof);
 	dynbuf__free(&series);
@@ -1027,6 +1041,7 @@ int merger__run(struct merger *m, int64_t now_ns, bool final, struct merger_stat
 	m->total.samples_spliced += st.samples_spliced;
 	m->total.samples_by_thread += st.samples_by_thread;
 	m->total.samples_native_calls += st.samples_native_calls;
+	m->total.samples_remembered += st.samples_remembered;
 	m->total.samples_ebpf += st.samples_ebpf;
 	m->total.sdk_late += st.sdk_late;
 	m->total.sdk_unusable += st.sdk_unusable;

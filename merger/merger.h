@@ -124,6 +124,16 @@ struct merger_splice_input {
 	int64_t period;		      /* ns per eBPF sample: values are count * period */
 	uint32_t labels;	      /* label set id in `out` for every sample, 0 = none */
 	struct merger_source *source; /* NULL: no source lines read */
+	/* Python: SDK samples of the process's earlier profiles whose line calls
+	 * native code by name. A native call eBPF saw that none of this
+	 * profile's SDK stacks makes is shared among the remembered stacks that
+	 * make it (py-spy skips threads without the GIL, as the Python SDK asks,
+	 * so a profile can lack every caller of a call that releases it).
+	 * NULL: none. */
+	const struct profile *reserve;
+	/* not NULL (an empty profile): the splice leaves there the reserve for
+	 * the process's next profile (docs/merger.md, "Native calls (Python)") */
+	struct profile *reserve_out;
 };
 
 struct merger_splice_stats {
@@ -146,6 +156,8 @@ struct merger_splice_stats {
 	 * samples in them shared among those stacks only */
 	int64_t native_calls;
 	int64_t native_call_samples;
+	/* ... of which shared among stacks remembered from earlier profiles */
+	int64_t remembered_samples;
 	/* SDK weight of stacks without guest frames, left out: another
 	 * thread's native frames (the Java agent's GC and compiler threads),
 	 * which eBPF sees whole */
@@ -381,6 +393,8 @@ struct merger_stats {
 	int64_t samples_by_thread;    /* ... of which by their own thread's SDK stacks */
 	int64_t samples_native_calls; /* ... of which by the SDK lines calling their
 				       * native function by name */
+	int64_t samples_remembered;   /* ... of which by such lines remembered from
+				       * the process's earlier profiles */
 	int64_t samples_ebpf;	      /* ... emitted in eBPF-only profiles */
 	int64_t sdk_late;	      /* SDK profiles whose range was already emitted */
 	int64_t sdk_unusable;	      /* CPU SDK profiles that failed to decode */

@@ -32,6 +32,13 @@ bool merger_sdk_native_leaf(enum runtime runtime);
  * sends it, and merged samples don't carry it. */
 #define MERGER_OS_THREAD_LABEL "os_thread_id"
 
+/* The label that marks a remembered SDK sample (merger_splice_input's
+ * reserve) in the splice's copy of the SDK profile; merged samples don't
+ * carry it. A dot: no Pyroscope label name has one. */
+#define MERGER_RESERVE_LABEL "braid.remembered"
+/* SDK stacks remembered a process */
+#define MERGER_MAX_REMEMBERED 64
+
 /* ---- SDK stacks and labels in the output (splice.c) --------------------------- */
 
 /* The function an SDK location stands for: its outermost line's (the one
@@ -156,6 +163,27 @@ size_t merger_calls__n_keys(const struct merger_calls *c);
 /* Whether line list `list` calls key's name. */
 bool merger_calls__calls(const struct merger_calls *c, uint32_t list, int key);
 const char *merger_calls__key_name(const struct merger_calls *c, int key);
+/* The distinct names lines call so far; marks[] below has one byte each. */
+size_t merger_calls__n_names(const struct merger_calls *c);
+/* Sets marks[n] for every name n of list `list`. */
+void merger_calls__mark(const struct merger_calls *c, uint32_t list, uint8_t *marks);
+/* Whether every name of list `list` is marked (an empty list: true). */
+bool merger_calls__all_marked(const struct merger_calls *c, uint32_t list, const uint8_t *marks);
+
+/* ---- remembered SDK stacks per process (reserves.c) ------------------------ */
+
+struct merger_reserves;
+int merger_reserves__new(struct merger_reserves **ret);
+void merger_reserves__free(struct merger_reserves *rs);
+/* Process process_id's remembered stacks, NULL when it has none renewed in
+ * the last 15 minutes (now_s: the time of the profile being merged). */
+const struct profile *merger_reserves__get(const struct merger_reserves *rs, int64_t process_id,
+					   int64_t now_s);
+/* Takes p (NULL or empty: forgets the process) as process_id's reserve,
+ * replacing the one before; drops the least recently renewed one beyond
+ * 256 processes, and those not renewed for 15 minutes. */
+void merger_reserves__put(struct merger_reserves *rs, int64_t process_id, struct profile *p,
+			  int64_t now_s);
 
 /* ---- source lines (source.c) --------------------------------------------- */
 

@@ -259,6 +259,8 @@ static bool api_call_frame(const char *name)
  * frames left out). */
 struct sdk_entry {
 	size_t locs_off, n_locs;
+	size_t sample; /* its sample in the SDK profile (sp->sdk) */
+	bool reserve;  /* remembered from an earlier profile (merger_splice_input) */
 	int64_t weight;
 	int64_t got;	 /* slots taken by the current eBPF stack */
 	uint32_t group;	 /* its thread group (threads.c) */
@@ -270,6 +272,7 @@ struct sdk_entry {
 struct category {
 	size_t *entries; /* indexes into splice.entries */
 	size_t n, cap;
+	bool remembered; /* its entries are remembered ones (place_entry) */
 	__int128 weight;
 	int64_t ebpf;		    /* eBPF samples */
 	struct merger_apportion ap; /* over entries[0 .. n) */
@@ -277,6 +280,9 @@ struct category {
 
 struct splice {
 	const struct merger_splice_input *in;
+	const struct profile *sdk; /* in->sdk, or `work`: it and in->reserve */
+	struct profile *work;
+	uint32_t reserve_key; /* MERGER_RESERVE_LABEL's string in sdk, 0 none */
 	struct profile *out;
 	struct fcache frames;
 	uint32_t *sloc_map, *sfunc_map; /* SDK location / function id -> out id */
@@ -304,7 +310,7 @@ struct splice {
 
 static int sdk_function(struct splice *sp, uint32_t id, uint32_t *ret)
 {
-	const struct profile *sdk = sp->in->sdk;
+	const struct profile *sdk = sp->sdk;
 	const struct profile_function *f;
 	struct profile_function nf = {0};
 	int r;
@@ -343,7 +349,7 @@ static int sdk_location(struct splice *sp, uint32_t id, uint32_t *ret)
 		*ret = sp->sloc_map[id];
 		return 0;
 	}
-	if (id >= sp->n_sloc || profile__location(sp->in->sdk, id, &l) < 0)
+	if (id >= sp->n_sloc || profile__location(sp->sdk, id, &l) < 0)
 		return -EINVAL;
 	r = util__grow((void **)&sp->lines, &sp->cap_lines, l.n_lines + 1, sizeof(*sp->lines));
 	if (r < 0)
@@ -412,7 +418,7 @@ static bool sdk_native_leaf(const struct profile *sdk, uint32_t id)
  * can be read: *ret 0 else. */
 static int sdk_line_calls(struct splice *sp, uint32_t id, uint32_t *ret)
 {
-	const struct profile *sdk = sp->in->sdk;
+	const struct profile *sdk = sp->sdk;
 	const struct profile_function *f;
 	struct profile_location l;
 	char file[4096];
@@ -515,7 +521,23 @@ static int sdk_native_call(struct splice *sp, const char *java_leaf, const char 
 struct stack_weight {
 	uint32_t stack, group, labels; /* labels: the sample's label set in the SDK profile */
 	int64_t weight;
+	size_t sample;
 };
+
+/* Whether SDK label set `set` marks a remembered sample. */
+static bool reserve_set(const struct splice *sp, uint32_t set)
+{
+	const struct profile_label *ls;
+	size_t n;
+
+	if (!sp->reserve_key || !set)
+		return false;
+	n = profile__labels(sp->sdk, set, &ls);
+	for (size_t i = 0; i < n; i++)
+		if (ls[i].key == sp->reserve_key)
+			return true;
+	return false;
+}
 
 static int cmp_stack_weight(const void *a, const void *b)
 {
@@ -550,7 +572,8 @@ int merger__out_labels(struct profile *out, uint32_t base_set, const struct prof
 		const char *key = profile__str(sdk, ls[i].key);
 		struct profile_label l = {.num = ls[i].num};
 
-		if (!key || strcmp(key, MERGER_OS_THREAD_LABEL) == 0)
+		if (!key || strcmp(key, MERGER_OS_THREAD_LABEL) == 0 ||
+		    strcmp(key, MERGER_RESERVE_LABEL) == 0)
 			continue;
 		r = profile__intern(out, key, profile__strlen(sdk, ls[i].key), &l.key);
 		if (r == 0 && ls[i].str)
@@ -572,7 +595,7 @@ int merger__out_labels(struct profile *out, uint32_t base_set, const struct prof
  * samples carry that label set. */
 static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 {
-	const struct profile *sdk = sp->in->sdk;
+	const struct profile *sdk = sp->sdk;
 	size_t n_stacks, n_samples, n_ws = 0;
 	struct stack_weight *ws = NULL;
 	bool native_leaf = merger_sdk_native_leaf(sp->in->runtime);
@@ -604,6 +627,7 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 			.group = merger_threads__sdk_group(sp->threads, s.labels),
 			.labels = s.labels,
 			.weight = v,
+			.sample = i,
 		};
 	}
 	/* by stack, group, then labels: the entries' order, which breaks ties */
@@ -615,6 +639,8 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 		size_t depth, skip = 0, n, lead;
 		enum merger_category c;
 		const char *call = NULL, *java_leaf = NULL;
+		bool reserve = reserve_set(sp, lset);
+		uint32_t reserve_calls;
 		int pool;
 		struct sdk_entry *e;
 
@@ -655,6 +681,17 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 		    sdk_native_leaf(sdk, locs[0]))
 			pool = POOL_NATIVE_CALL;
 		n = skip < depth ? depth - skip : 0;
+		/* a remembered stack only stands for the native call its line makes */
+		reserve_calls = 0;
+		if (reserve) {
+			if (pool != MERGER_CAT_GUEST || !n || !sp->calls || native_leaf)
+				continue;
+			r = sdk_line_calls(sp, locs[0], &reserve_calls);
+			if (r < 0)
+				goto cleanup;
+			if (!reserve_calls)
+				continue;
+		}
 		r = util__grow((void **)&sp->entries, &sp->cap_entries, sp->n_entries + 1,
 			       sizeof(*sp->entries));
 		if (r == 0)
@@ -663,7 +700,13 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 		if (r < 0)
 			goto cleanup;
 		e = &sp->entries[sp->n_entries];
-		*e = (struct sdk_entry){.locs_off = sp->n_pool, .n_locs = n, .weight = weight};
+		*e = (struct sdk_entry){
+			.locs_off = sp->n_pool,
+			.n_locs = n,
+			.weight = weight,
+			.sample = ws[i].sample,
+			.reserve = reserve,
+		};
 		for (size_t k = 0; k < n; k++) {
 			r = sdk_location(sp, locs[k], &sp->pool[sp->n_pool + k]);
 			if (r < 0)
@@ -671,11 +714,13 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 		}
 		sp->n_pool += n;
 		e->group = g;
-		r = merger__out_labels(sp->out, sp->in->labels, sp->in->sdk, lset, &e->labels);
+		r = merger__out_labels(sp->out, sp->in->labels, sp->sdk, lset, &e->labels);
 		if (r < 0)
 			goto cleanup;
 		e->pool = pool;
-		if (pool == POOL_NATIVE_CALL && sp->calls && n) {
+		if (reserve) {
+			e->calls = reserve_calls;
+		} else if (pool == POOL_NATIVE_CALL && sp->calls && n) {
 			/* the leaf names the C++ callback it called */
 			const char *leaf = merger__sdk_function_name(sdk, locs[0]);
 			size_t len = leaf ? strlen(leaf) : 0;
@@ -694,50 +739,82 @@ static int sdk_prepare(struct splice *sp, struct merger_splice_stats *st)
 				goto cleanup;
 		}
 		sp->n_entries++;
-		st->sdk_weight[c] += (double)weight;
+		if (!reserve)
+			st->sdk_weight[c] += (double)weight;
 	}
 cleanup:
 	free(ws);
 	return r;
 }
 
-/* Puts every SDK entry into its group's pool, and a copy of each guest entry
- * whose line calls a native call key's name into that key's pool. */
-static int place_entries(struct splice *sp)
+/* Entry i into its pool (a remembered one: none) and into the pool of each
+ * native call key its line calls (a remembered one: those had[] says this
+ * profile's entries leave without weight). */
+static int place_entry(struct splice *sp, size_t i, const bool *had)
 {
-	size_t n0 = sp->n_entries;
+	const struct sdk_entry *e = &sp->entries[i];
+	uint32_t g = e->group;
+	struct category *c;
 	int r;
 
-	for (size_t i = 0; i < n0; i++) {
-		struct sdk_entry *e = &sp->entries[i];
-		struct category *c = cat_of(sp, e->group, e->pool);
-
+	if (!e->reserve) {
+		c = cat_of(sp, g, e->pool);
 		r = cat_add(c, i);
 		if (r < 0)
 			return r;
 		c->weight += e->weight;
-		if (!e->calls)
+	}
+	if (!e->calls)
+		return 0;
+	for (size_t k = 0; k < merger_calls__n_keys(sp->calls); k++) {
+		size_t at = (size_t)g * sp->stride + N_POOLS + k;
+
+		if (!merger_calls__calls(sp->calls, sp->entries[i].calls, (int)k) ||
+		    (sp->entries[i].reserve && had[at]))
 			continue;
-		for (size_t k = 0; k < merger_calls__n_keys(sp->calls); k++) {
-			if (!merger_calls__calls(sp->calls, sp->entries[i].calls, (int)k))
-				continue;
-			r = util__grow((void **)&sp->entries, &sp->cap_entries, sp->n_entries + 1,
-				       sizeof(*sp->entries));
-			if (r < 0)
-				return r;
-			sp->entries[sp->n_entries] = sp->entries[i];
-			sp->entries[sp->n_entries].pool = N_POOLS + (int)k;
-			c = cat_of(sp, sp->entries[i].group, N_POOLS + (int)k);
-			r = cat_add(c, sp->n_entries);
-			if (r < 0)
-				return r;
-			c->weight += sp->entries[i].weight;
-			sp->n_entries++;
-		}
+		r = util__grow((void **)&sp->entries, &sp->cap_entries, sp->n_entries + 1,
+			       sizeof(*sp->entries));
+		if (r < 0)
+			return r;
+		sp->entries[sp->n_entries] = sp->entries[i];
+		sp->entries[sp->n_entries].pool = N_POOLS + (int)k;
+		c = &sp->cats[at];
+		r = cat_add(c, sp->n_entries);
+		if (r < 0)
+			return r;
+		c->weight += sp->entries[i].weight;
+		c->remembered = sp->entries[i].reserve;
+		sp->n_entries++;
 	}
 	return 0;
 }
 
+/* Puts every SDK entry into its group's pool, and a copy of each guest entry
+ * whose line calls a native call key's name into that key's pool. A
+ * remembered entry goes into the key pools alone, and only those that this
+ * profile's entries leave without weight. */
+static int place_entries(struct splice *sp)
+{
+	size_t n0 = sp->n_entries;
+	bool *had = NULL;
+	int r = 0;
+
+	for (int pass = 0; pass < 2 && r == 0; pass++) {
+		if (pass == 1) {
+			/* the pools this profile's SDK stacks weigh */
+			had = malloc(sp->n_groups * sp->stride * sizeof(*had) + 1);
+			if (!had)
+				return -ENOMEM;
+			for (size_t c = 0; c < sp->n_groups * sp->stride; c++)
+				had[c] = sp->cats[c].weight > 0;
+		}
+		for (size_t i = 0; i < n0 && r == 0; i++)
+			if (sp->entries[i].reserve == (pass == 1))
+				r = place_entry(sp, i, had);
+	}
+	free(had);
+	return r;
+}
 /* The entries of pool c whose line or leaf calls a native function that got
  * eBPF samples in group g leave it (move_entries). */
 static void move_out(struct splice *sp, struct category *c, uint32_t g)
@@ -922,6 +999,123 @@ static int choose_pool(struct splice *sp, uint32_t g, size_t i, bool *to_guest)
 	return pool;
 }
 
+/* ---- remembered stacks (Python) --------------------------------------------- */
+
+/* The SDK profile the splice reads: in->sdk and the remembered samples of
+ * in->reserve, each marked with MERGER_RESERVE_LABEL (sp->work). A reserve
+ * of other sample types is left out. */
+static int with_reserve(struct splice *sp)
+{
+	const struct merger_splice_input *in = sp->in;
+	int r;
+
+	if (!in->reserve || !profile__n_samples(in->reserve))
+		return 0;
+	sp->work = profile__new();
+	if (!sp->work)
+		return -ENOMEM;
+	r = profile__merge(sp->work, in->sdk);
+	if (r == 0) {
+		r = profile__copy_samples(sp->work, in->reserve, NULL, 0, NULL, NULL);
+		if (r == -EINVAL) {
+			/* another kind of profile than the one remembered */
+			profile__free(sp->work);
+			sp->work = NULL;
+			return 0;
+		}
+	}
+	if (r < 0)
+		return r;
+	sp->sdk = sp->work;
+	sp->reserve_key = profile__find_string(sp->sdk, MERGER_RESERVE_LABEL);
+	return 0;
+}
+
+struct kept {
+	size_t sample;
+	int64_t weight;
+};
+
+static int cmp_kept(const void *a, const void *b)
+{
+	const struct kept *x = a, *y = b;
+
+	if (x->weight != y->weight)
+		return x->weight > y->weight ? -1 : 1;
+	return (x->sample > y->sample) - (x->sample < y->sample);
+}
+
+/* Copies the first n (at most max) of ks, heaviest first, into dst. */
+static int keep_some(struct profile *dst, const struct profile *src, struct kept *ks, size_t n,
+		     size_t max, const char *label, size_t *ret_n)
+{
+	size_t *idx;
+	int r;
+
+	*ret_n = 0;
+	if (!n || !max)
+		return 0;
+	qsort(ks, n, sizeof(*ks), cmp_kept);
+	if (n > max)
+		n = max;
+	idx = malloc(n * sizeof(*idx));
+	if (!idx)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		idx[i] = ks[i].sample;
+	r = profile__copy_samples(dst, src, idx, n, label, label ? "1" : NULL);
+	free(idx);
+	if (r == 0)
+		*ret_n = n;
+	return r;
+}
+
+/* What the process's next profile remembers (in->reserve_out): the
+ * remembered stacks whose line calls a name none of this profile's stacks
+ * calls (half of MERGER_MAX_REMEMBERED at most), then this profile's stacks
+ * whose line calls native code by name, heaviest first. */
+static int keep_reserve(struct splice *sp)
+{
+	struct profile *dst = sp->in->reserve_out;
+	struct kept *live = NULL, *old = NULL;
+	size_t n_live = 0, n_old = 0, n_kept = 0, n_more = 0;
+	uint8_t *called = NULL;
+	int r = 0;
+
+	if (!dst || !sp->calls || !merger_sdk_line_calls(sp->in->runtime))
+		return 0;
+	called = calloc(merger_calls__n_names(sp->calls) + 1, 1);
+	live = malloc((sp->n_entries + 1) * sizeof(*live));
+	old = malloc((sp->n_entries + 1) * sizeof(*old));
+	if (!called || !live || !old) {
+		r = -ENOMEM;
+		goto cleanup;
+	}
+	for (size_t i = 0; i < sp->n_entries; i++) {
+		const struct sdk_entry *e = &sp->entries[i];
+
+		if (e->calls && !e->reserve) {
+			merger_calls__mark(sp->calls, e->calls, called);
+			live[n_live++] = (struct kept){e->sample, e->weight};
+		}
+	}
+	for (size_t i = 0; i < sp->n_entries; i++) {
+		const struct sdk_entry *e = &sp->entries[i];
+
+		if (e->reserve && !merger_calls__all_marked(sp->calls, e->calls, called))
+			old[n_old++] = (struct kept){e->sample, e->weight};
+	}
+	r = keep_some(dst, sp->sdk, old, n_old, MERGER_MAX_REMEMBERED / 2, NULL, &n_kept);
+	if (r == 0)
+		r = keep_some(dst, sp->sdk, live, n_live, MERGER_MAX_REMEMBERED - n_kept,
+			      MERGER_RESERVE_LABEL, &n_more);
+cleanup:
+	free(called);
+	free(live);
+	free(old);
+	return r;
+}
+
 int merger__splice(const struct merger_splice_input *in, struct profile *out,
 		   struct merger_splice_stats *ret)
 {
@@ -970,8 +1164,14 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 		if (sp.classes[i].broken)
 			st.broken += es->count;
 	}
-	r = merger_threads__new(in->runtime, in->stacks, in->n_stacks, in->sdk,
-				in->sdk ? merger__sdk_weight_type(in->sdk) : -1, &sp.threads);
+	sp.sdk = in->sdk;
+	if (in->sdk && in->source && merger_sdk_line_calls(in->runtime)) {
+		r = with_reserve(&sp);
+		if (r < 0)
+			goto cleanup;
+	}
+	r = merger_threads__new(in->runtime, in->stacks, in->n_stacks, sp.sdk,
+				sp.sdk ? merger__sdk_weight_type(sp.sdk) : -1, &sp.threads);
 	if (r < 0)
 		goto cleanup;
 	sp.n_groups = merger_threads__n_groups(sp.threads);
@@ -984,6 +1184,8 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 	}
 	if (in->sdk) {
 		r = sdk_prepare(&sp, &st);
+		if (r == 0)
+			r = keep_reserve(&sp);
 		if (r < 0)
 			goto cleanup;
 	}
@@ -1019,8 +1221,11 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 		int pool = choose_pool(&sp, g, i, &to_guest);
 
 		/* a pool the thread's own SDK stacks leave empty: the unmatched
-		 * threads' */
-		if (g && cat_of(&sp, g, pool)->weight <= 0) {
+		 * threads' (but for a native call the thread's remembered stacks
+		 * make) */
+		if (g && cat_of(&sp, g, pool)->weight <= 0 &&
+		    !(sp.stack_key[i] >= 0 &&
+		      cat_of(&sp, g, N_POOLS + sp.stack_key[i])->weight > 0)) {
 			g = 0;
 			to_guest = false;
 			pool = choose_pool(&sp, g, i, &to_guest);
@@ -1036,6 +1241,8 @@ int merger__splice(const struct merger_splice_input *in, struct profile *out,
 		    sp.stack_key[i] >= 0 && cat_of(&sp, g, N_POOLS + sp.stack_key[i])->weight > 0) {
 			pool = N_POOLS + sp.stack_key[i];
 			st.native_call_samples += in->stacks[i].count;
+			if (cat_of(&sp, g, pool)->remembered)
+				st.remembered_samples += in->stacks[i].count;
 		}
 		if (g)
 			st.thread_samples += in->stacks[i].count;
@@ -1094,5 +1301,6 @@ cleanup:
 	free(sp.lines);
 	free(sp.names);
 	free(sp.touched);
+	profile__free(sp.work);
 	return r;
 }

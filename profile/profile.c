@@ -958,11 +958,17 @@ static int remap_location(struct profile *dst, const struct profile *src, struct
 	return profile__add_location(dst, &l, &m->loc[id]);
 }
 
-int profile__merge(struct profile *dst, const struct profile *src)
+/* Adds src's samples which[0 .. n) (which NULL: every sample) into dst, each
+ * with the string label key=value added when key is not NULL (and src's
+ * label of that key left out); dst takes src's sample types when it has
+ * none and no samples, and its period type and period when unset. */
+static int merge_samples(struct profile *dst, const struct profile *src, const size_t *which,
+			 size_t n_which, const char *key, const char *value)
 {
 	struct remap m = {0};
 	struct vec scratch = {0}, ids = {0}, lbl = {0};
-	int64_t end_dst, end_src;
+	uint32_t add_key = 0, add_value = 0;
+	size_t n_samples = which ? n_which : src->samples.n;
 	int r = 0;
 
 	if (dst->sample_types.n == 0 && dst->samples.n == 0) {
@@ -988,9 +994,22 @@ int profile__merge(struct profile *dst, const struct profile *src)
 		r = -ENOMEM;
 		goto cleanup;
 	}
-	for (size_t i = 0; i < src->samples.n; i++) {
-		struct profile_sample s = profile__sample(src, i);
+	if (key) {
+		r = profile__intern_cstr(dst, key, &add_key);
+		if (r == 0)
+			r = profile__intern_cstr(dst, value ? value : "", &add_value);
+		if (r < 0)
+			goto cleanup;
+	}
+	for (size_t w = 0; w < n_samples; w++) {
+		size_t i = which ? which[w] : w;
+		struct profile_sample s;
 
+		if (i >= src->samples.n) {
+			r = -EINVAL;
+			goto cleanup;
+		}
+		s = profile__sample(src, i);
 		if (!m.stack[s.stack]) {
 			const uint32_t *locs;
 			size_t n = profile__stack(src, s.stack, &locs);
@@ -1007,24 +1026,29 @@ int profile__merge(struct profile *dst, const struct profile *src)
 			if (r < 0)
 				goto cleanup;
 		}
-		if (s.labels && !m.lset[s.labels]) {
-			const struct profile_label *l;
-			size_t n = profile__labels(src, s.labels, &l);
+		if ((s.labels || key) && !m.lset[s.labels]) {
+			const struct profile_label *l = NULL;
+			size_t n = s.labels ? profile__labels(src, s.labels, &l) : 0, k = 0;
 			struct profile_label *out;
 
 			lbl.n = 0;
-			if ((r = vec_reserve(&lbl, sizeof(*out), n)) < 0)
+			if ((r = vec_reserve(&lbl, sizeof(*out), n + 1)) < 0)
 				goto cleanup;
 			out = lbl.data;
 			for (size_t j = 0; j < n; j++) {
-				out[j] = l[j];
-				if ((r = remap_str(dst, src, &m, l[j].key, &out[j].key)) < 0 ||
-				    (r = remap_str(dst, src, &m, l[j].str, &out[j].str)) < 0 ||
-				    (r = remap_str(dst, src, &m, l[j].num_unit, &out[j].num_unit)) <
+				if (key && strcmp(profile__str(src, l[j].key), key) == 0)
+					continue;
+				out[k] = l[j];
+				if ((r = remap_str(dst, src, &m, l[j].key, &out[k].key)) < 0 ||
+				    (r = remap_str(dst, src, &m, l[j].str, &out[k].str)) < 0 ||
+				    (r = remap_str(dst, src, &m, l[j].num_unit, &out[k].num_unit)) <
 					    0)
 					goto cleanup;
+				k++;
 			}
-			if ((r = profile__add_labels(dst, out, n, &m.lset[s.labels])) < 0)
+			if (key)
+				out[k++] = (struct profile_label){.key = add_key, .str = add_value};
+			if ((r = profile__add_labels(dst, out, k, &m.lset[s.labels])) < 0)
 				goto cleanup;
 		}
 		r = profile__add_sample(dst, m.stack[s.stack], m.lset[s.labels], s.values);
@@ -1039,16 +1063,6 @@ int profile__merge(struct profile *dst, const struct profile *src)
 	} else if (!dst->period) {
 		dst->period = src->period;
 	}
-	if (src->time_nanos) {
-		/* the union of [time, time + duration] of both */
-		end_src = src->time_nanos + src->duration_nanos;
-		end_dst = dst->time_nanos + dst->duration_nanos;
-		if (!dst->time_nanos || src->time_nanos < dst->time_nanos)
-			dst->time_nanos = src->time_nanos;
-		if (!end_dst || end_src > end_dst)
-			end_dst = end_src;
-		dst->duration_nanos = end_dst - dst->time_nanos;
-	}
 cleanup:
 	free(m.str);
 	free(m.fn);
@@ -1060,6 +1074,34 @@ cleanup:
 	vec_free(&ids, sizeof(uint32_t));
 	vec_free(&lbl, sizeof(struct profile_label));
 	return r;
+}
+
+int profile__copy_samples(struct profile *dst, const struct profile *src, const size_t *samples,
+			  size_t n, const char *label_key, const char *label_value)
+{
+	if (!dst || !src)
+		return -EINVAL;
+	return merge_samples(dst, src, samples, samples ? n : 0, label_key, label_value);
+}
+
+int profile__merge(struct profile *dst, const struct profile *src)
+{
+	int64_t end_dst, end_src;
+	int r = merge_samples(dst, src, NULL, 0, NULL, NULL);
+
+	if (r < 0)
+		return r;
+	if (src->time_nanos) {
+		/* the union of [time, time + duration] of both */
+		end_src = src->time_nanos + src->duration_nanos;
+		end_dst = dst->time_nanos + dst->duration_nanos;
+		if (!dst->time_nanos || src->time_nanos < dst->time_nanos)
+			dst->time_nanos = src->time_nanos;
+		if (!end_dst || end_src > end_dst)
+			end_dst = end_src;
+		dst->duration_nanos = end_dst - dst->time_nanos;
+	}
+	return 0;
 }
 
 int profile__scale(struct profile *p, const double *ratios)

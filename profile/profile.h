@@ -283,6 +283,14 @@ int profile__totals(const struct profile *p, int64_t *ret_totals);
  * union of both. -EINVAL on mismatched types (dst unchanged). */
 int profile__merge(struct profile *dst, const struct profile *src);
 
+/* Adds samples samples[0 .. n) of src (indexes, as profile__sample's;
+ * samples NULL: every one) into dst as profile__merge does, each with the string label label_key =
+ * label_value added when label_key is not NULL (src's own label of that key
+ * left out). The time range of dst is kept. -EINVAL for an index out of
+ * range or mismatched types. */
+int profile__copy_samples(struct profile *dst, const struct profile *src, const size_t *samples,
+			  size_t n, const char *label_key, const char *label_value);
+
 /* Multiplies every value of sample type i by ratios[i], rounding to the
  * nearest integer. -EINVAL for a ratio that is negative or not finite,
  * -EOVERFLOW if a result leaves int64 (dst unchanged in both cases). */

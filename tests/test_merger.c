@@ -569,8 +569,9 @@ static void test_python_threads(void **state)
 }
 
 /* A py-spy-like SDK stack: "name:LINE;name:LINE" root first, in file path,
- * with cpu weight (and samples 1, wall = cpu). */
-static void sdk_add_py(struct profile *p, const char *path, const char *spec, int64_t cpu)
+ * with cpu weight (and samples 1, wall = cpu) and label set `set`. */
+static void sdk_add_py_set(struct profile *p, const char *path, const char *spec, int64_t cpu,
+			   uint32_t set)
 {
 	uint32_t locs[32];
 	size_t n = 0;
@@ -592,13 +593,32 @@ static void sdk_add_py(struct profile *p, const char *path, const char *spec, in
 		line.line = strtoll(colon + 1, NULL, 10);
 		assert_int_equal(profile__add_location(p, &l, &locs[n++]), 0);
 	}
-	sdk_add_stack(p, locs, n, values, 0);
+	sdk_add_stack(p, locs, n, values, set);
+}
+
+static void sdk_add_py(struct profile *p, const char *path, const char *spec, int64_t cpu)
+{
+	sdk_add_py_set(p, path, spec, cpu, 0);
 }
 
 static struct profile *splice_py(struct input *in, const struct profile *sdk,
 				 struct merger_splice_stats *st)
 {
 	return splice_with(in, sdk, RUNTIME_PYTHON, true, st);
+}
+
+/* Writes text as DIR/app.py in a new temporary directory: dir gets the
+ * directory, path the file. */
+static void py_file(char *dir, char *path, size_t size, const char *text)
+{
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, size, "%s/app.py", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_true(fputs(text, f) >= 0);
+	assert_int_equal(fclose(f), 0);
 }
 
 /* Native calls by name, within one thread: the SDK's lines say which Python
@@ -611,23 +631,17 @@ static void test_python_native_calls(void **state)
 	char dir[] = "/tmp/braid-test-py.XXXXXX", path[64], *text;
 	struct profile *sdk, *out;
 	struct merger_splice_stats st;
-	FILE *f;
 	(void)state;
 
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/app.py", dir);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs("import hashlib, os\n"					  /* 1 */
-	      "def hash_password():\n"					  /* 2 */
-	      "    return hashlib.pbkdf2_hmac('sha256', b'p', b's', 9)\n" /* 3 */
-	      "def write_audit(fd):\n"					  /* 4 */
-	      "    os.pwrite(fd, b'x' * 64, 0)  # not write( here\n"	  /* 5 */
-	      "def render():\n"						  /* 6 */
-	      "    return sum(len(str(i)) for i in range(9))\n"		  /* 7 */
-	      "main()\n",						  /* 8 */
-	      f);
-	assert_int_equal(fclose(f), 0);
+	py_file(dir, path, sizeof(path),
+		"import hashlib, os\n"					    /* 1 */
+		"def hash_password():\n"				    /* 2 */
+		"    return hashlib.pbkdf2_hmac('sha256', b'p', b's', 9)\n" /* 3 */
+		"def write_audit(fd):\n"				    /* 4 */
+		"    os.pwrite(fd, b'x' * 64, 0)  # not write( here\n"	    /* 5 */
+		"def render():\n"					    /* 6 */
+		"    return sum(len(str(i)) for i in range(9))\n"	    /* 7 */
+		"main()\n" /* 8 */);
 
 	memset(&in, 0, sizeof(in));
 	in_add(&in,
@@ -729,6 +743,141 @@ static int64_t sum_labelled(const struct profile *out, const char *key, const ch
 			sum += s.values[0];
 	}
 	return sum;
+}
+
+/* A Python splice with the stacks remembered from earlier profiles
+ * (reserve, NULL: none); *reserve_out (when not NULL) gets what the next
+ * splice remembers. */
+static struct profile *splice_remembering(struct input *in, const struct profile *sdk,
+					  const struct profile *reserve,
+					  struct profile **reserve_out,
+					  struct merger_splice_stats *st)
+{
+	struct profile *out = merger__new_profile(1, 0, 0);
+	struct merger_splice_input mi = {
+		.runtime = RUNTIME_PYTHON,
+		.pid = PID,
+		.stacks = in->e,
+		.n_stacks = in->n,
+		.sdk = sdk,
+		.period = 1,
+		.reserve = reserve,
+	};
+
+	assert_non_null(out);
+	if (reserve_out) {
+		*reserve_out = profile__new();
+		assert_non_null(*reserve_out);
+		mi.reserve_out = *reserve_out;
+	}
+	assert_int_equal(merger__source_new(0, &mi.source), 0);
+	assert_int_equal(merger__splice(&mi, out, st), 0);
+	merger__source_free(mi.source);
+	return out;
+}
+
+/* py-spy samples only the thread holding the GIL (the Python SDK's
+ * gil_only), and pbkdf2_hmac releases it: a profile can lack every stack
+ * that calls it while eBPF has samples in it. The stacks an earlier profile
+ * showed calling it stand for it then, with their labels, on the thread
+ * they name; a profile that has such a stack again uses its own. */
+static void test_python_remembered(void **state)
+{
+	static struct input in;
+	char dir[] = "/tmp/braid-test-py.XXXXXX", path[64], *text;
+	struct profile *sdk, *out, *kept = NULL, *kept2 = NULL, *kept3 = NULL;
+	struct merger_splice_stats st;
+	(void)state;
+
+	py_file(dir, path, sizeof(path),
+		"import hashlib, os\n"					    /* 1 */
+		"def hash_password():\n"				    /* 2 */
+		"    return hashlib.pbkdf2_hmac('sha256', b'p', b's', 9)\n" /* 3 */
+		"def render():\n"					    /* 4 */
+		"    return sum(len(str(i)) for i in range(9))\n"	    /* 5 */
+		"main()\n" /* 6 */);
+
+	memset(&in, 0, sizeof(in));
+	in_add(&in,
+	       PY_THREAD ";n:cfunction_vectorcall_FASTCALL_KEYWORDS;n:pbkdf2_hmac;"
+			 "n:pbkdf2_hmac_impl;n:PKCS5_PBKDF2_HMAC",
+	       PID + 1, 40);
+	in.e[in.n - 1].thread_pointer = TP_HASHER;
+	in_add(&in, PY_ROOT ";n:PyObject_Str;n:long_to_decimal_string", PID, 30);
+	in.e[in.n - 1].thread_pointer = TP_MAIN;
+	in_add(&in, PY_ROOT, PID, 20);
+	in.e[in.n - 1].thread_pointer = TP_MAIN;
+
+	/* 1: the SDK caught the hasher in Python once */
+	sdk = sdk_new(true);
+	sdk_add_py_set(sdk, path, "<module>:6;render:5", 100, thread_labels(sdk, TP_MAIN, "/a"));
+	sdk_add_py_set(sdk, path, "<thread>:6;hash_password:3", 1,
+		       thread_labels(sdk, TP_HASHER, "/login"));
+	out = splice_remembering(&in, sdk, NULL, &kept, &st);
+	text = folded(out);
+	assert_int_equal(SUM(text, "hash_password;", "PKCS5_PBKDF2_HMAC"), 40);
+	assert_int_equal(st.remembered_samples, 0);
+	assert_int_equal(profile__n_samples(kept), 2);
+	free(text);
+	profile__free(out);
+	profile__free(sdk);
+
+	/* 2: it did not: without what 1 showed, the hasher's samples keep
+	 * their eBPF frames (no SDK stack of its thread, none unmatched) */
+	sdk = sdk_new(true);
+	sdk_add_py_set(sdk, path, "<module>:6;render:5", 100, thread_labels(sdk, TP_MAIN, "/a"));
+	out = splice_remembering(&in, sdk, NULL, NULL, &st);
+	text = folded(out);
+	assert_int_equal(SUM(text, "hash_password;"), 0);
+	assert_int_equal(st.kept[MERGER_CAT_GUEST], 40);
+	free(text);
+	profile__free(out);
+
+	/* ... with it, they go to the remembered stack, its labels and not
+	 * the mark; the main thread's samples stay with its own stacks */
+	out = splice_remembering(&in, sdk, kept, &kept2, &st);
+	text = folded(out);
+	assert_int_equal(st.samples, 90);
+	assert_int_equal(st.spliced, 90);
+	assert_int_equal(st.remembered_samples, 40);
+	assert_int_equal(SUM(text, "hash_password;", "PKCS5_PBKDF2_HMAC"), 40);
+	assert_int_equal(SUM(text, "render"), 50);
+	assert_int_equal(sum_labelled(out, "route", "/login", "PKCS5_PBKDF2_HMAC"), 40);
+	assert_int_equal(sum_labelled(out, "braid.remembered", NULL, NULL), 90);
+	assert_int_equal(total_of(out), 90);
+	/* the remembered caller of pbkdf2_hmac stays, render is this one's */
+	assert_int_equal(profile__n_samples(kept2), 2);
+	free(text);
+	profile__free(out);
+	profile__free(sdk);
+
+	/* 3: a profile with its own caller uses it, not the remembered one */
+	sdk = sdk_new(true);
+	sdk_add_py_set(sdk, path, "<module>:6;render:5", 100, thread_labels(sdk, TP_MAIN, "/a"));
+	sdk_add_py_set(sdk, path, "<thread>:6;hash_password:3", 2,
+		       thread_labels(sdk, TP_HASHER, "/signup"));
+	out = splice_remembering(&in, sdk, kept2, &kept3, &st);
+	assert_int_equal(st.remembered_samples, 0);
+	assert_int_equal(sum_labelled(out, "route", "/signup", "PKCS5_PBKDF2_HMAC"), 40);
+	assert_int_equal(sum_labelled(out, "route", "/login", NULL), 0);
+	assert_int_equal(profile__n_samples(kept3), 2);
+	profile__free(out);
+	profile__free(sdk);
+
+	/* a reserve of other sample types is left out */
+	sdk = sdk_new(false);
+	sdk_add_py(sdk, path, "<module>:6;render:5", 100);
+	out = splice_remembering(&in, sdk, kept3, NULL, &st);
+	assert_int_equal(st.remembered_samples, 0);
+	assert_int_equal(total_of(out), 90);
+	profile__free(out);
+	profile__free(sdk);
+
+	profile__free(kept);
+	profile__free(kept2);
+	profile__free(kept3);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
 }
 
 /* Merged samples carry their SDK sample's labels (issue: dynamic tags on
@@ -1691,6 +1840,7 @@ int main(void)
 		cmocka_unit_test(test_node_api_calls),
 		cmocka_unit_test(test_python_threads),
 		cmocka_unit_test(test_python_native_calls),
+		cmocka_unit_test(test_python_remembered),
 		cmocka_unit_test(test_labels_on_merged),
 		cmocka_unit_test(test_jvm_splice),
 		cmocka_unit_test(test_broken_stack),

@@ -289,6 +289,49 @@ static void test_merge(void **state)
 	profile__free(c);
 }
 
+/* Some samples of one profile into another, with a label added (the
+ * source's own label of that key replaced); the time range stays. */
+static void test_copy_samples(void **state)
+{
+	struct profile *a = cpu_profile(), *b = profile__new();
+	struct profile_label l = {0};
+	const struct profile_label *got;
+	size_t which[3] = {2, 0, 3}, bad = 4;
+	int64_t v[2] = {8, 80};
+	uint32_t set;
+	struct dynbuf out;
+
+	(void)state;
+	add(a, "main;fib", 1, 10);
+	add(a, "main;sort", 2, 20);
+	add(a, "main;hash", 4, 40);
+	assert_int_equal(profile__intern_cstr(a, "mark", &l.key), 0);
+	assert_int_equal(profile__intern_cstr(a, "old", &l.str), 0);
+	assert_int_equal(profile__add_labels(a, &l, 1, &set), 0);
+	/* sample 3: main;hash again, labelled mark=old */
+	assert_int_equal(profile__add_sample(a, profile__sample(a, 2).stack, set, v), 0);
+	profile__set_time(a, 1000, 500);
+	assert_non_null(b);
+	assert_int_equal(profile__copy_samples(b, a, which, 3, "mark", "new"), 0);
+	folded(b, 1, false, &out);
+	assert_string_equal(out.data, "main;fib 10\nmain;hash 120\n");
+	dynbuf__free(&out);
+	assert_int_equal(profile__time_nanos(b), 0);
+	for (size_t i = 0; i < profile__n_samples(b); i++) {
+		struct profile_sample smp = profile__sample(b, i);
+
+		assert_int_equal(profile__labels(b, smp.labels, &got), 1);
+		assert_string_equal(profile__str(b, got[0].key), "mark");
+		assert_string_equal(profile__str(b, got[0].str), "new");
+	}
+	/* NULL: every sample, labels as they are; an index out of range */
+	assert_int_equal(profile__copy_samples(b, a, NULL, 0, NULL, NULL), 0);
+	assert_int_equal(profile__n_samples(b), 6);
+	assert_int_equal(profile__copy_samples(b, a, &bad, 1, NULL, NULL), -EINVAL);
+	profile__free(a);
+	profile__free(b);
+}
+
 static void test_scale(void **state)
 {
 	struct profile *p = cpu_profile();
@@ -983,6 +1026,7 @@ int main(void)
 		cmocka_unit_test(test_dedup_and_hash_consing),
 		cmocka_unit_test(test_samples_sum_per_stack_and_labels),
 		cmocka_unit_test(test_merge),
+		cmocka_unit_test(test_copy_samples),
 		cmocka_unit_test(test_scale),
 		cmocka_unit_test(test_top),
 		cmocka_unit_test(test_folded_read_write),
