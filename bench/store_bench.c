@@ -68,6 +68,8 @@ static struct config {
 	const char *dir;      /* parent of the run directory */
 	const char *fixture;  /* NULL: searched for */
 	double seconds;
+	const char *fill; /* --fill DATA_DIR: the store to fill */
+	double hours;	  /* --hours H of it */
 } cfg = {
 	.dir = "/var/tmp",
 	.seconds = 5.0,
@@ -1082,17 +1084,141 @@ out:
 	return r;
 }
 
+/* ---- --fill: a store as an agent leaves it after H hours ------------------- */
+
+#define FILL_APPS	     10 /* SDK apps, a push each every 10 s */
+#define FILL_PUSH_S	     10
+#define FILL_ROWS_PER_S	     100 /* eBPF bucket rows a second */
+#define FILL_SECONDS_PER_TXN 60
+
+/* H hours ending now, as the agent leaves them: FILL_APPS processes whose
+ * SDK profiles (the fixture) are merged and forwarded, and FILL_ROWS_PER_S
+ * bucket rows a second over the stack pool's processes, emitted. Writes a
+ * minute a transaction. */
+static int fill_store(const struct fixture *fx, struct pool *pl)
+{
+	struct store_options opts = {.data_dir = cfg.fill, .skip_check = true};
+	struct errbuf err = {{0}};
+	struct store *s = NULL;
+	struct store_bucket *tmpl = NULL;
+	struct store_stats st;
+	int64_t now_s = store__now_ns() / 1000000000, secs = (int64_t)(cfg.hours * 3600);
+	int64_t first_s = now_s - secs, app_ids[FILL_APPS], t0 = mono_ns();
+	size_t n_sdk = 0, n_rows = 0, p;
+	int r;
+
+	r = store__open(&opts, &err, &s);
+	if (r < 0) {
+		fprintf(stderr, "bench_store: store__open %s: %s\n", cfg.fill, err.msg);
+		return r;
+	}
+	for (p = 0; p < FILL_APPS + N_PROCS; p++) {
+		bool app = p < FILL_APPS;
+		struct store_process proc = {
+			.pid = app ? (int32_t)(900 + p) : pl->pids[p - FILL_APPS],
+			.start_time_ns = (first_s - 60 - (int64_t)p) * 1000000000,
+			.comm = "node",
+			.exe = "/usr/bin/node",
+			.cmdline = "node /app/src/app.js",
+			.service = app ? "bench-app" : NULL,
+			.runtime = RUNTIME_NODE,
+		};
+
+		r = store__put_process(s, &proc, now_s * 1000000000,
+				       app ? &app_ids[p] : &pl->process_ids[p - FILL_APPS]);
+		if (r < 0)
+			goto store_failed;
+	}
+	r = make_templates(pl, &tmpl);
+	if (r < 0)
+		goto out;
+	for (int64_t t = first_s; t < now_s; t += FILL_SECONDS_PER_TXN) {
+		r = store__begin(s);
+		for (int64_t sec = t; r == 0 && sec < t + FILL_SECONDS_PER_TXN && sec < now_s;
+		     sec++) {
+			struct store_bucket *b =
+				tmpl + (size_t)(sec % N_TEMPLATES) * ROWS_PER_BATCH;
+			size_t dropped = 0;
+
+			for (size_t i = 0; i < FILL_ROWS_PER_S; i++)
+				b[i].second = sec;
+			r = store__put_buckets(s, b, FILL_ROWS_PER_S, &dropped);
+			n_rows += FILL_ROWS_PER_S - dropped;
+			for (size_t a = 0; r == 0 && a < FILL_APPS && sec % FILL_PUSH_S == 0; a++) {
+				struct sdk_shared sh = {.fx = fx, .process_id = app_ids[a]};
+				struct store_sdk_profile sp;
+				struct store_outbox_item it = {
+					.series = "bench-app",
+					.kind = "sdk",
+					.labels = sdk_labels,
+					.n_labels = UTIL_ARRAY_SIZE(sdk_labels),
+				};
+				int64_t id, item;
+
+				sdk_fill(&sh, &sp);
+				sp.received_ns = sec * 1000000000;
+				sp.from_ns = (sec - FILL_PUSH_S) * 1000000000;
+				sp.until_ns = sec * 1000000000;
+				r = store__put_sdk_profile(s, &sp, &id);
+				if (r == 0)
+					r = store__sdk_mark_merged(s, id);
+				it.sdk_profile_id = id;
+				it.from_ns = sp.from_ns;
+				it.until_ns = sp.until_ns;
+				if (r == 0)
+					r = store__outbox_add(s, &it, &item);
+				if (r == 0)
+					r = store__outbox_done(s, item);
+				n_sdk++;
+			}
+		}
+		for (p = 0; r == 0 && p < N_PROCS; p++)
+			r = store__mark_emitted(s, pl->process_ids[p], t + FILL_SECONDS_PER_TXN);
+		for (p = 0; r == 0 && p < FILL_APPS; p++)
+			r = store__mark_emitted(s, app_ids[p], t + FILL_SECONDS_PER_TXN);
+		if (r == 0)
+			r = store__commit(s);
+		else
+			store__rollback(s);
+		if (r < 0)
+			goto store_failed;
+	}
+	r = store__row_stats(s, &st);
+	if (r < 0)
+		goto store_failed;
+	printf("# filled %s with %.1f h in %.1f s: %zu SDK profiles, %zu bucket rows; "
+	       "%lld buckets, %lld SDK profiles stored; db %.1f MiB, wal %.1f MiB\n",
+	       cfg.fill, cfg.hours, (double)(mono_ns() - t0) / 1e9, n_sdk, n_rows,
+	       (long long)st.tables[STORE_TABLE_EBPF_BUCKETS].rows,
+	       (long long)st.tables[STORE_TABLE_SDK_PROFILES].rows,
+	       (double)st.file_bytes / 1048576.0, (double)st.wal_bytes / 1048576.0);
+	goto out;
+store_failed:
+	fprintf(stderr, "bench_store: filling %s: %s (%s)\n", cfg.fill, store__errmsg(s),
+		strerror(-r));
+out:
+	free(tmpl);
+	store__close(s);
+	return r;
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: bench_store [--quick] [--dir DIR] [--seconds S] [--fixture FILE] "
 		   "[--only sdk|ebpf] [--keep]\n"
+		   "       bench_store --fill DATA_DIR --hours H [--fixture FILE]\n"
 		   "  --dir DIR      parent of the run's data directory (default /var/tmp)\n"
 		   "  --seconds S    length of each timed phase (default 5; --quick 0.3)\n"
 		   "  --fixture FILE the SDK payload (default: the Node SDK fixture)\n"
 		   "  --only PHASE   run only the SDK or only the eBPF phase (for profiling)\n"
 		   "  --keep         leave the databases in place\n"
+		   "  --fill DATA_DIR --hours H\n"
+		   "                 no figures: fill the store at DATA_DIR with H hours (at most\n"
+		   "                 48) ending now, as an agent leaves them: 10 SDK apps pushing\n"
+		   "                 every 10 s (merged, forwarded) and 100 eBPF bucket rows a\n"
+		   "                 second (emitted)\n"
 		   "  BENCH_QUICK=1  as --quick\n");
 }
 
@@ -1127,6 +1253,16 @@ int main(int argc, char **argv)
 				usage(stderr);
 				return 2;
 			}
+		} else if (strcmp(argv[i], "--fill") == 0 && i + 1 < (size_t)argc) {
+			cfg.fill = argv[++i];
+		} else if (strcmp(argv[i], "--hours") == 0 && i + 1 < (size_t)argc) {
+			char *end;
+
+			cfg.hours = strtod(argv[++i], &end);
+			if (*end || !(cfg.hours > 0 && cfg.hours <= 48)) {
+				fprintf(stderr, "bench_store: --hours wants (0, 48]\n");
+				return 2;
+			}
 		} else if (strcmp(argv[i], "--fixture") == 0 && i + 1 < (size_t)argc) {
 			cfg.fixture = argv[++i];
 		} else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < (size_t)argc) {
@@ -1151,6 +1287,20 @@ int main(int argc, char **argv)
 
 	if (fixture__load(&fx) < 0)
 		goto out;
+	if (cfg.fill) {
+		if (!(cfg.hours > 0)) {
+			usage(stderr);
+			status = 2;
+			goto out;
+		}
+		pl = malloc(sizeof(*pl));
+		if (!pl || pool__init(pl) < 0) {
+			fprintf(stderr, "bench_store: building the stack pool: out of memory\n");
+			goto out;
+		}
+		status = fill_store(&fx, pl) < 0 ? 1 : 0;
+		goto out;
+	}
 	if (mkdir(cfg.dir, 0700) == 0)
 		made_dir = true;
 	else if (errno != EEXIST) {
