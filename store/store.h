@@ -415,9 +415,11 @@ struct store_stats {
  * read a whole table: not for a loop. */
 int store__stats(struct store *s, bool detailed, struct store_stats *ret);
 
-/* The figures that cost no more than walking each table's smallest index
- * (for metrics, every few seconds): the rows per table, the counters, the
- * files' sizes, outbox_due and memory_bytes; the rest of *ret is 0. */
+/* The cheap figures (for metrics, every few seconds): the rows per table,
+ * the counters, the files' sizes, outbox_due and memory_bytes; the rest of
+ * *ret is 0. The rows of a table walk its smallest index, so a table that
+ * had more than 100,000 rows at this connection's last count is counted
+ * again once a minute, its last count given in between. */
 int store__row_stats(struct store *s, struct store_stats *ret);
 
 /* What one cleanup pass removed. */

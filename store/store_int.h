@@ -103,6 +103,9 @@ struct store {
 	struct dynbuf buf1, buf2, buf3; /* scratch */
 	struct arena read_arena;	/* strings handed to callbacks */
 	struct arena proc_arena;	/* strings of store__get_process */
+	/* store__row_stats's last count of each table, and when (a large
+	 * table is counted once a minute: maintain.c) */
+	int64_t rows_counted[STORE_TABLE_COUNT], rows_counted_ns[STORE_TABLE_COUNT];
 	char errmsg[512];
 };
 

@@ -902,6 +902,45 @@ static int got_bucket(void *ctx, const struct store_bucket *b)
 	return 0;
 }
 
+/* store__row_stats counts a table of more than 100,000 rows once a minute
+ * (count(*) walks a whole index: docs/store.md, "Statistics"); store__stats
+ * always counts. A small table is counted every time. */
+static void test_row_stats_large(void **state)
+{
+	struct fx *f = *state;
+	struct store_stats st;
+	struct store_bucket *rows = calloc(1000, sizeof(*rows));
+	int64_t p1;
+
+	assert_non_null(rows);
+	assert_int_equal(store__put_process(f->s,
+					    &(struct store_process){.pid = 10, .start_time_ns = 1},
+					    1, &p1),
+			 0);
+	for (int64_t sec = 0; sec < 101; sec++) {
+		for (size_t i = 0; i < 1000; i++)
+			rows[i] = (struct store_bucket){
+				p1, (int32_t)(100 + i), T0 + sec, stack_a, 5, 1, 0};
+		assert_int_equal(store__put_buckets(f->s, rows, 1000, NULL), 0);
+	}
+	assert_int_equal(store__row_stats(f->s, &st), 0);
+	assert_int_equal(st.tables[STORE_TABLE_EBPF_BUCKETS].rows, 101000);
+	assert_int_equal(st.tables[STORE_TABLE_PROCESSES].rows, 1);
+	assert_int_equal(store__put_buckets(f->s, rows, 1, NULL), 0); /* adds to a bucket */
+	rows[0].second = T0 + 200;
+	assert_int_equal(store__put_buckets(f->s, rows, 1, NULL), 0); /* a new one */
+	assert_int_equal(store__put_process(f->s,
+					    &(struct store_process){.pid = 11, .start_time_ns = 1},
+					    1, &p1),
+			 0);
+	assert_int_equal(store__row_stats(f->s, &st), 0);
+	assert_int_equal(st.tables[STORE_TABLE_EBPF_BUCKETS].rows, 101000); /* the last count */
+	assert_int_equal(st.tables[STORE_TABLE_PROCESSES].rows, 2);
+	assert_int_equal(store__stats(f->s, false, &st), 0);
+	assert_int_equal(st.tables[STORE_TABLE_EBPF_BUCKETS].rows, 101001);
+	free(rows);
+}
+
 static void test_buckets(void **state)
 {
 	struct fx *f = *state;
@@ -1598,6 +1637,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sdk_cpu_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_buckets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_row_stats_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uncovered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uncovered_cpu_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
