@@ -20,6 +20,10 @@
 #                   against py-spy --native, and OpenSSL under its caller (root)
 #   java accuracy   bench/java_accuracy.sh: per-method TVD of the merged Java
 #                   profile against eBPF with frame pointers and a perf map (root)
+#   peer            bench/peer.sh: braid agent beside the OpenTelemetry eBPF
+#                   profiler, both sending to a real Pyroscope: CPU, RSS +
+#                   maps, and the TVD of what each sees (root, and a Pyroscope
+#                   binary in PYROSCOPE_BIN: skipped without; ~25 minutes)
 #   soak            bench/soak.sh: the agent for 30 minutes (root; only with
 #                   --soak)
 #
@@ -29,7 +33,7 @@
 # merge_accuracy.sh, python_accuracy.sh and soak.sh are skipped with the
 # reason.
 #
-#   bash bench/run.sh                    # from anywhere; ~10 minutes
+#   bash bench/run.sh                    # from anywhere; ~10 minutes (+25 with the peer)
 #   bash bench/run.sh --quick            # each benchmark's smoke run (~30 s)
 #   bash bench/run.sh --json out.json    # the table as JSON too
 #
@@ -158,7 +162,7 @@ status=0
 # appends one figure. BRAID and PEER are plain numbers or empty; the ratio is
 # BRAID / PEER when both are positive (or BRAID is 0). TARGET_KIND: min (BRAID
 # >= value), max (BRAID <= value), lt (BRAID < value), ratio_min (ratio >=
-# value), lt_peer (BRAID < PEER), none.
+# value), ratio_max (ratio <= value), lt_peer (BRAID < PEER), none.
 row() {
 	local v
 	v=$(awk -v b="$3" -v p="$4" -v k="$6" -v t="$7" 'BEGIN {
@@ -168,6 +172,7 @@ row() {
 		else if (k == "max") v = (b + 0 <= t + 0) ? "ok" : "ABOVE"
 		else if (k == "lt") v = (b + 0 < t + 0) ? "ok" : "ABOVE"
 		else if (k == "ratio_min") v = (r == "") ? "-" : (r + 0 >= t + 0) ? "ok" : "BELOW"
+		else if (k == "ratio_max") v = (r == "") ? "-" : (r + 0 <= t + 0) ? "ok" : "ABOVE"
 		else if (k == "lt_peer") v = (p == "") ? "-" : (b + 0 < p + 0) ? "ok" : "ABOVE"
 		else v = "-"
 		printf "%s\t%s", r, v
@@ -476,6 +481,39 @@ else
 			"$(jj '[.rounds[].tvd_sdk] | max | . * 1000 | round / 1000')" "SDK alone" max 0.05 "≤ 0.05" "$cmd"
 	else
 		failed javaaccuracy "$rc" "$cmd" "java accuracy"
+	fi
+fi
+
+# ---- beside the OTel eBPF profiler -----------------------------------------------
+cmd="PYROSCOPE_BIN=... bash bench/peer.sh${quick:+ --quick}"
+if [ -z "$is_root" ]; then
+	skip_row peer "needs root (both agents sample every CPU)" "$cmd"
+elif [ -z "${PYROSCOPE_BIN:-}" ] && ! command -v pyroscope >/dev/null; then
+	skip_row peer "no Grafana Pyroscope binary: set PYROSCOPE_BIN (docs/peer.md)" "$cmd"
+else
+	rc=0; run peer bash bench/peer.sh --json ${quick:+--quick} || rc=$?
+	if [ "$rc" -eq 0 ]; then
+		A=$LOG/peer.out
+		pe() { jq -r "$1 | if . == null then \"\" else tostring end" "$A"; }
+		for hz in $(pe '.cost | keys[]'); do
+			h=".cost[\"$hz\"].setups"
+			row peer "total CPU (process + BPF) in the window, ms, $hz Hz" \
+				"$(pe "$h.braid.braid.total_cpu_ms")" "$(pe "$h.otel.otel.total_cpu_ms")" \
+				"OTel profiler" ratio_max 1 "≤ 1×" "$cmd"
+			row peer "RSS + BPF maps, MiB, $hz Hz" \
+				"$(pe "$h.braid.braid.memory_kib / 1024 | . * 10 | round / 10")" \
+				"$(pe "$h.otel.otel.memory_kib / 1024 | . * 10 | round / 10")" \
+				"OTel profiler" ratio_max 0.5 "≤ 0.5×" "$cmd"
+		done
+		for app in node python; do
+			s=".seen[] | select(.app == \"$app\") | .sources"
+			row peer "$app: TVD of the function shares from the truth" \
+				"$(pe "$s.braid.tvd | . * 1000 | round / 1000")" \
+				"$(pe "$s.otel.tvd | . * 1000 | round / 1000")" "OTel profiler" lt_peer "" \
+				"< OTel's" "$cmd"
+		done
+	else
+		failed peer "$rc" "$cmd"
 	fi
 fi
 
