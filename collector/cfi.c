@@ -96,6 +96,7 @@ struct cfi_ctx {
 	size_t len;
 	uint64_t addr; /* where the section is loaded */
 	bool debug;    /* .debug_frame: other CIE ids, absolute CIE pointers */
+	bool go;       /* COLLECTOR_CFI_GO */
 	struct errbuf *err;
 	struct cfi_range *ranges;
 	size_t n_ranges, cap_ranges;
@@ -786,6 +787,28 @@ static int read_cie(struct cfi_ctx *x, size_t off)
 
 /* Reads the FDE whose body (after the CIE pointer) is [p, end) and emits
  * its ranges. */
+/* A Go function's ranges, x->ranges[first ..): when its CFA ever goes past
+ * rsp+8 it sets up a frame, and with it a frame pointer, which the unwinder
+ * follows without a rule (COLLECTOR_CFI_GO). Only in the prologue, before
+ * rbp is pushed and set, does that lose the caller of a sample's leaf. */
+static void go_frame(struct cfi_ctx *x, size_t first)
+{
+	bool framed = false;
+
+	for (size_t i = first; i < x->n_ranges && !framed; i++)
+		framed = x->ranges[i].kind == COLLECTOR_CFI_RBP ||
+			 (x->ranges[i].kind == COLLECTOR_CFI_RSP && x->ranges[i].cfa_off > 8);
+	for (size_t i = first; framed && i < x->n_ranges; i++) {
+		struct cfi_range *r = &x->ranges[i];
+
+		if (r->kind != COLLECTOR_CFI_RSP && r->kind != COLLECTOR_CFI_RBP)
+			continue;
+		r->kind = COLLECTOR_CFI_NONE;
+		r->cfa_off = r->rbp_off = 0;
+		x->stats->none[COLLECTOR_CFI_GO_FRAME]++;
+	}
+}
+
 static int read_fde(struct cfi_ctx *x, const uint8_t *p, const uint8_t *end)
 {
 	const struct cfi_cie *cie = &x->cie;
@@ -794,6 +817,7 @@ static int read_fde(struct cfi_ctx *x, const uint8_t *p, const uint8_t *end)
 	uint64_t start, range, aug_len, loc;
 	uint8_t enc = cie->fde_enc == PE_OMIT ? PE_ABSPTR : cie->fde_enc;
 	bool bad_insn = cie->bad_insn;
+	size_t first;
 	int r;
 
 	if (!cie->usable) {
@@ -819,7 +843,11 @@ static int read_fde(struct cfi_ctx *x, const uint8_t *p, const uint8_t *end)
 		return 0;
 	}
 	loc = start;
-	return run(x, cie, c.p, c.end, &s, &loc, start + range, &bad_insn);
+	first = x->n_ranges;
+	r = run(x, cie, c.p, c.end, &s, &loc, start + range, &bad_insn);
+	if (r == 0 && x->go && x->debug)
+		go_frame(x, first);
+	return r;
 }
 
 /* Walks one section's entries. */
@@ -1028,8 +1056,8 @@ cleanup:
 }
 
 int collector_cfi__parse(const void *eh_frame, size_t eh_len, uint64_t eh_addr,
-			 const void *debug_frame, size_t debug_len, const char *name,
-			 struct errbuf *err, struct collector_cfi **ret)
+			 const void *debug_frame, size_t debug_len, unsigned flags,
+			 const char *name, struct errbuf *err, struct collector_cfi **ret)
 {
 	struct collector_cfi *t = NULL;
 	struct cfi_ctx x = {0};
@@ -1043,6 +1071,7 @@ int collector_cfi__parse(const void *eh_frame, size_t eh_len, uint64_t eh_addr,
 	x.name = name;
 	x.err = err;
 	x.stats = &t->stats;
+	x.go = flags & COLLECTOR_CFI_GO;
 	if (eh_len > COLLECTOR_CFI_MAX_SECTION || debug_len > COLLECTOR_CFI_MAX_SECTION) {
 		r = errbuf__set(err, -EFBIG, "%s: %s larger than %u bytes", name,
 				eh_len > COLLECTOR_CFI_MAX_SECTION ? ".eh_frame" : ".debug_frame",
@@ -1124,6 +1153,7 @@ static int read_elf(Elf *elf, const char *name, struct errbuf *err, struct colle
 	GElf_Shdr eh_sh = {0}, dbg_sh = {0};
 	Elf_Data *eh_data = NULL, *dbg_data = NULL;
 	size_t shstrndx, n_sections = 0, i = 0;
+	unsigned flags = 0;
 	GElf_Ehdr ehdr;
 	int r;
 
@@ -1150,6 +1180,9 @@ static int read_elf(Elf *elf, const char *name, struct errbuf *err, struct colle
 		} else if (!dbg && strcmp(sname, ".debug_frame") == 0) {
 			dbg = scn;
 			dbg_sh = sh;
+		} else if (strcmp(sname, ".gopclntab") == 0 ||
+			   strcmp(sname, ".go.buildinfo") == 0) {
+			flags |= COLLECTOR_CFI_GO;
 		}
 	}
 	if (eh) {
@@ -1164,7 +1197,7 @@ static int read_elf(Elf *elf, const char *name, struct errbuf *err, struct colle
 	}
 	return collector_cfi__parse(eh_data ? eh_data->d_buf : NULL, eh_data ? eh_data->d_size : 0,
 				    eh_sh.sh_addr, dbg_data ? dbg_data->d_buf : NULL,
-				    dbg_data ? dbg_data->d_size : 0, name, err, ret);
+				    dbg_data ? dbg_data->d_size : 0, flags, name, err, ret);
 }
 
 int collector_cfi__read(int fd, const char *name, struct errbuf *err, struct collector_cfi **ret)
@@ -1278,7 +1311,7 @@ const char *collector_cfi__reason_name(unsigned reason)
 {
 	static const char *const names[COLLECTOR_CFI_REASONS] = {
 		"no-fde",   "cfa-register", "cfa-expression",  "rbp-rule",     "ra-rule",
-		"rsp-rule", "bad-cie",	    "bad-instruction", "offset-range",
+		"rsp-rule", "bad-cie",	    "bad-instruction", "offset-range", "go-frame",
 	};
 
 	return reason < COLLECTOR_CFI_REASONS ? names[reason] : "?";

@@ -363,6 +363,8 @@ enum collector_cfi_reason {
 					  augmentation, or no CFA-8 return address */
 	COLLECTOR_CFI_BAD_INSTRUCTION, /* an instruction this reader does not know */
 	COLLECTOR_CFI_OFFSET_RANGE,    /* an offset that does not fit 32 bits */
+	COLLECTOR_CFI_GO_FRAME,	       /* a Go function that sets up a frame: Go keeps frame
+					  pointers there (COLLECTOR_CFI_GO) */
 	COLLECTOR_CFI_REASONS
 };
 
@@ -389,12 +391,20 @@ int collector_cfi__read(int fd, const char *name, struct errbuf *err, struct col
 /* The same on ELF bytes in memory (the vDSO). */
 int collector_cfi__read_memory(const void *data, size_t len, const char *name, struct errbuf *err,
 			       struct collector_cfi **ret);
+/* collector_cfi__parse's flags. COLLECTOR_CFI_GO: the file is a Go binary
+ * (collector_cfi__read tells by its .gopclntab or .go.buildinfo section).
+ * The Go compiler keeps a frame pointer in every function that sets up a
+ * frame, so the .debug_frame rules of those functions give nothing a
+ * frame-pointer step does not, but weigh the most: they are left out (NONE,
+ * COLLECTOR_CFI_GO_FRAME), and only frameless functions (leaves, whose
+ * caller a frame-pointer walk would lose) keep theirs. */
+#define COLLECTOR_CFI_GO 1u
 /* The same on the raw bytes of the two sections (either may be NULL/0),
  * each with the virtual address it is loaded at (pc-relative pointers are
  * relative to it). For tests and the fuzzer. */
 int collector_cfi__parse(const void *eh_frame, size_t eh_len, uint64_t eh_addr,
-			 const void *debug_frame, size_t debug_len, const char *name,
-			 struct errbuf *err, struct collector_cfi **ret);
+			 const void *debug_frame, size_t debug_len, unsigned flags,
+			 const char *name, struct errbuf *err, struct collector_cfi **ret);
 void collector_cfi__free(struct collector_cfi *t);
 /* The row that holds vaddr (the last with row->vaddr <= vaddr); NULL before
  * the first row. It lives as long as t. */

@@ -2,7 +2,8 @@
 /*
  * fuzz_cfi: unwind rules (collector_cfi__parse) from an .eh_frame or
  * .debug_frame section. The first byte chooses: bit 0 set, the rest is
- * .debug_frame; clear, .eh_frame loaded at 0x1000. A refusal must be
+ * .debug_frame (bit 1 set too: a Go binary's, COLLECTOR_CFI_GO); clear,
+ * .eh_frame loaded at 0x1000. A refusal must be
  * -EBADMSG, -E2BIG or -EFBIG with a message; a table must be sorted with no
  * two neighbours alike, end with NONE, and find each row at its own vaddr.
  */
@@ -29,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const struct collector_cfi_row *rows;
 	struct collector_cfi_stats st;
 	struct errbuf err;
-	bool debug;
+	bool debug, go;
 	uint8_t *sec;
 	size_t n;
 	int r;
@@ -37,6 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	debug = data[0] & 1;
+	go = data[0] & 2;
 	/* a copy of exactly the section's size, so that ASan sees any read past it */
 	n = size - 1;
 	sec = malloc(n ? n : 1);
@@ -44,8 +46,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	memcpy(sec, data + 1, n);
 	memset(err.msg, 'X', sizeof(err.msg));
-	r = debug ? collector_cfi__parse(NULL, 0, 0, sec, n, "fuzz", &err, &t)
-		  : collector_cfi__parse(sec, n, 0x1000, NULL, 0, "fuzz", &err, &t);
+	r = debug ? collector_cfi__parse(NULL, 0, 0, sec, n, go ? COLLECTOR_CFI_GO : 0, "fuzz",
+					 &err, &t)
+		  : collector_cfi__parse(sec, n, 0x1000, NULL, 0, 0, "fuzz", &err, &t);
 	if (r < 0) {
 		if (r != -EBADMSG && r != -E2BIG && r != -EFBIG && r != -ENOMEM)
 			fail("an unexpected error", (size_t)-r);

@@ -261,8 +261,8 @@ static void test_instruction_forms(void **state)
 	memset(&dbg, 0, sizeof(dbg));
 	build_eh(&eh);
 	build_debug(&dbg);
-	assert_int_equal(collector_cfi__parse(eh.b, eh.n, EH_ADDR, dbg.b, dbg.n, "hand", &err, &t),
-			 0);
+	assert_int_equal(
+		collector_cfi__parse(eh.b, eh.n, EH_ADDR, dbg.b, dbg.n, 0, "hand", &err, &t), 0);
 	assert_null(collector_cfi__find(t, S - 1));
 	expect_row(t, S, COLLECTOR_CFI_RSP, 8, 0);
 	expect_row(t, S + 1, COLLECTOR_CFI_RSP, 16, -16);
@@ -332,7 +332,7 @@ static void expect_bad(const struct sec *s, const char *what)
 {
 	struct collector_cfi *t = NULL;
 	struct errbuf err = {{0}};
-	int r = collector_cfi__parse(s->b, s->n, EH_ADDR, NULL, 0, "bad", &err, &t);
+	int r = collector_cfi__parse(s->b, s->n, EH_ADDR, NULL, 0, 0, "bad", &err, &t);
 
 	if (r != -EBADMSG || !strstr(err.msg, "bad: .eh_frame at offset 0x") ||
 	    !strstr(err.msg, what))
@@ -375,11 +375,36 @@ static void test_go_data_alignment(void **state)
 	u64(&dbg, 0x20);
 	put(&dbg, insns, sizeof(insns));
 	end(&dbg, at, false);
-	assert_int_equal(collector_cfi__parse(NULL, 0, 0, dbg.b, dbg.n, "go", &err, &t), 0);
+	/* a frameless function (a leaf): CFA rsp+8 throughout */
+	at = begin(&dbg, false);
+	u32(&dbg, 0);
+	u64(&dbg, S + 0x40);
+	u64(&dbg, 0x10);
+	end(&dbg, at, false);
+	assert_int_equal(collector_cfi__parse(NULL, 0, 0, dbg.b, dbg.n, 0, "go", &err, &t), 0);
 	expect_row(t, S, COLLECTOR_CFI_RSP, 16, 0);
 	expect_row(t, S + 5, COLLECTOR_CFI_RSP, 32, -24);
 	expect_row(t, S + 0x10, COLLECTOR_CFI_RSP, 8, 0);
+	expect_row(t, S + 0x40, COLLECTOR_CFI_RSP, 8, 0);
 	collector_cfi__free(t);
+	t = NULL;
+
+	/* as a Go binary's: the function with a frame is left to its frame
+	 * pointer, the leaf keeps its rule */
+	{
+		struct collector_cfi_stats st;
+
+		assert_int_equal(collector_cfi__parse(NULL, 0, 0, dbg.b, dbg.n, COLLECTOR_CFI_GO,
+						      "go", &err, &t),
+				 0);
+		expect_row(t, S, COLLECTOR_CFI_NONE, 0, 0);
+		expect_row(t, S + 0x1f, COLLECTOR_CFI_NONE, 0, 0);
+		expect_row(t, S + 0x40, COLLECTOR_CFI_RSP, 8, 0);
+		expect_row(t, S + 0x50, COLLECTOR_CFI_NONE, 0, 0);
+		collector_cfi__stats(t, &st);
+		assert_int_equal(st.none[COLLECTOR_CFI_GO_FRAME], 3);
+		collector_cfi__free(t);
+	}
 }
 
 static void test_malformed(void **state)
@@ -444,8 +469,8 @@ static void test_malformed(void **state)
 		for (int i = 0; i < COLLECTOR_CFI_MAX_DEPTH; i++)
 			u8(&s, 0x0a);
 		end(&s, at, false);
-		assert_int_equal(collector_cfi__parse(s.b, s.n, EH_ADDR, NULL, 0, "ok", NULL, &t),
-				 0);
+		assert_int_equal(
+			collector_cfi__parse(s.b, s.n, EH_ADDR, NULL, 0, 0, "ok", NULL, &t), 0);
 		expect_row(t, S, COLLECTOR_CFI_RSP, 8, 0);
 		collector_cfi__free(t);
 	}
