@@ -324,6 +324,17 @@ seen() {
 	python3 "$SRC_DIR/bench/peer/seen.py" fold-perf "$TMP/node.script" "/tmp/perf-$node.map" \
 		>"$TMP/node.truth"
 	rm -f "/tmp/perf-$node.map"
+	# an app that barely ran (it happens: node once served nothing for the
+	# whole window) voids the round rather than giving shares of nothing
+	local app n
+	for app in node python; do
+		n=$(awk '{ s += $NF } END { print s + 0 }' "$TMP/$app.truth")
+		if [ "$n" -lt $((SEEN * 97 / 4)) ]; then
+			echo "bench/peer.sh: the $app app barely ran: $n samples in its truth over $SEEN s (see $app.out in $OUT); run again" >&2
+			mkdir -p "$OUT" && cp "$TMP/$app.out" "$OUT/" 2>/dev/null || true
+			exit 1
+		fi
+	done
 	sleep 5
 	# the OTel profiler's series is the whole host's (docs/peer.md: Pyroscope
 	# keeps none of its process attributes): each app's stacks are those that
