@@ -28,6 +28,12 @@
  * name too (threads.c), every category and pool is kept per thread, and a
  * thread's eBPF samples are shared among its own SDK stacks; a pool that
  * thread's SDK stacks leave empty falls back to the unmatched group's.
+ *
+ * Remembered stacks (Python): the merge loop passes the stacks earlier
+ * profiles of the process showed calling native code by name (reserves.c);
+ * they join a copy of the SDK profile, marked, and weigh only in the native
+ * call pools this profile's own stacks leave empty. The splice leaves the
+ * next profile's reserve in reserve_out (keep_reserve).
  */
 #include "merger/merger_int.h"
 
