@@ -181,6 +181,12 @@ row() {
 		"$8" "${v#*$'\t'}" "$9" >>"$ROWS"
 }
 
+# jq_value FILE EXPR: EXPR of the JSON in FILE as text, "" for null (row's
+# "no figure")
+jq_value() {
+	jq -r "$2 | if . == null then \"\" else tostring end" "$1"
+}
+
 # skip_row BENCH REASON COMMAND / fail_row BENCH WHAT COMMAND
 skip_row() {
 	printf '%s\tskipped: %s\t\t\t\t\t\tskip\t%s\n' "$1" "$2" "$3" >>"$ROWS"
@@ -336,7 +342,7 @@ else
 	rc=0; run record bash bench/record.sh --json ${quick:+--quick} || rc=$?
 	if [ "$rc" -eq 0 ]; then
 		R=$LOG/record.out
-		j() { jq -r "$1 | if . == null then \"\" else tostring end" "$R"; }
+		j() { jq_value "$R" "$1"; }
 		freq=$(j .freq_hz)
 		wl=$(j .workload.name)
 		row record "workload ($wl) slowdown, wall %, $freq Hz" "$(j .modes.braid.slowdown_pct)" \
@@ -430,7 +436,7 @@ else
 	rc=0; run accuracy bash bench/merge_accuracy.sh --json ${quick:+--quick} || rc=$?
 	if [ "$rc" -eq 0 ]; then
 		A=$LOG/accuracy.out
-		j() { jq -r "$1 | if . == null then \"\" else tostring end" "$A"; }
+		j() { jq_value "$A" "$1"; }
 		nr=$(j .rounds)
 		what="median of $nr rounds"
 		[ "$nr" = 1 ] && what="1 round"
@@ -452,7 +458,7 @@ else
 	rc=0; run pyaccuracy bash bench/python_accuracy.sh --json ${quick:+--quick} || rc=$?
 	if [ "$rc" -eq 0 ]; then
 		A=$LOG/pyaccuracy.out
-		pj() { jq -r "$1 | if . == null then \"\" else tostring end" "$A"; }
+		pj() { jq_value "$A" "$1"; }
 		nr=$(pj length)
 		row "python accuracy" "TVD from py-spy --native, the worst of $nr rounds" \
 			"$(pj '[.[].tvd.merged] | max | . * 1000 | round / 1000')" \
@@ -474,7 +480,7 @@ else
 	rc=0; run javaaccuracy bash bench/java_accuracy.sh --json ${quick:+--quick} || rc=$?
 	if [ "$rc" -eq 0 ]; then
 		A=$LOG/javaaccuracy.out
-		jj() { jq -r "$1 | if . == null then \"\" else tostring end" "$A"; }
+		jj() { jq_value "$A" "$1"; }
 		nr=$(jj '.rounds | length')
 		row "java accuracy" "per-method TVD from eBPF with frame pointers and a perf map, the worst of $nr rounds" \
 			"$(jj '[.rounds[].tvd_merged] | max | . * 1000 | round / 1000')" \
@@ -494,7 +500,7 @@ else
 	rc=0; run peer bash bench/peer.sh --json ${quick:+--quick} || rc=$?
 	if [ "$rc" -eq 0 ]; then
 		A=$LOG/peer.out
-		pe() { jq -r "$1 | if . == null then \"\" else tostring end" "$A"; }
+		pe() { jq_value "$A" "$1"; }
 		for hz in $(pe '.cost | keys[]'); do
 			h=".cost[\"$hz\"].setups"
 			row peer "total CPU (process + BPF) in the window, ms, $hz Hz" \

@@ -1222,6 +1222,21 @@ static void usage(FILE *f)
 		   "  BENCH_QUICK=1  as --quick\n");
 }
 
+/* Option opt's value s, a number in (0, max], into *ret; false (with a
+ * message) for anything else. */
+static bool interval_arg(const char *opt, const char *s, double max, double *ret)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (*end || !(v > 0 && v <= max)) {
+		fprintf(stderr, "bench_store: %s wants (0, %g]\n", opt, max);
+		return false;
+	}
+	*ret = v;
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	static const enum store_sync syncs[] = {STORE_SYNC_NORMAL, STORE_SYNC_FULL};
@@ -1256,23 +1271,13 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--fill") == 0 && i + 1 < (size_t)argc) {
 			cfg.fill = argv[++i];
 		} else if (strcmp(argv[i], "--hours") == 0 && i + 1 < (size_t)argc) {
-			char *end;
-
-			cfg.hours = strtod(argv[++i], &end);
-			if (*end || !(cfg.hours > 0 && cfg.hours <= 48)) {
-				fprintf(stderr, "bench_store: --hours wants (0, 48]\n");
+			if (!interval_arg("--hours", argv[++i], 48, &cfg.hours))
 				return 2;
-			}
 		} else if (strcmp(argv[i], "--fixture") == 0 && i + 1 < (size_t)argc) {
 			cfg.fixture = argv[++i];
 		} else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < (size_t)argc) {
-			char *end;
-
-			cfg.seconds = strtod(argv[++i], &end);
-			if (*end || !(cfg.seconds > 0 && cfg.seconds <= 3600)) {
-				fprintf(stderr, "bench_store: --seconds wants (0, 3600]\n");
+			if (!interval_arg("--seconds", argv[++i], 3600, &cfg.seconds))
 				return 2;
-			}
 			seconds_given = true;
 		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);

@@ -322,11 +322,14 @@ static int queue_profile(struct merger *m, const struct emission *e, struct merg
 		goto cleanup;
 	}
 	/* the SDK's Python lines, read under the process's root; the stacks
-	 * remembered from the process's earlier profiles */
+	 * remembered from the process's earlier profiles (runtimes whose SDK
+	 * lines say what they call: the splice uses them for no other) */
 	if (e->sdk) {
 		r = merger__source_new(e->proc->pid, &in.source);
 		if (r < 0)
 			goto cleanup;
+	}
+	if (e->sdk && merger_sdk_line_calls(e->runtime)) {
 		in.reserve = merger_reserves__get(m->reserves, e->proc->id, e->until_s);
 		in.reserve_out = profile__new();
 		if (!in.reserve_out) {
@@ -381,8 +384,10 @@ static int queue_profile(struct merger *m, const struct emission *e, struct merg
 		st->samples_by_thread += ss.thread_samples;
 		st->samples_native_calls += ss.native_call_samples;
 		st->samples_remembered += ss.remembered_samples;
-		merger_reserves__put(m->reserves, e->proc->id, in.reserve_out, e->until_s);
-		in.reserve_out = NULL;
+		if (in.reserve_out) {
+			merger_reserves__put(m->reserves, e->proc->id, in.reserve_out, e->until_s);
+			in.reserve_out = NULL;
+		}
 	} else {
 		st->ebpf_profiles++;
 		st->samples_ebpf += m->samples;
